@@ -8,8 +8,10 @@ Cases (each in its own subprocess, so peak resident memory is per case):
 * ``darts2``: one second-order DARTS step;
 * ``lstm_train``: the LSTM LM training step at the evaluation size;
 * ``genotype_train``: the DARTS_V2 GenotypeCell LM training step (the Trainer's step);
-* ``score_keras`` / ``score_savedmodel`` / ``score_onnx``: scoring throughput of
-  an exported DARTS_V2 model (needs ``tfnas.export``).
+* ``score`` (reported as ``score_keras`` / ``score_savedmodel`` / ``score_onnx``):
+  scoring throughput of an exported DARTS_V2 model, ``ExportedModel.log_probs``
+  of one window computed inside each runtime as ``tfnas score`` does; the
+  three formats run in one process, in interleaved rounds (median reported).
 
 Every figure is printed with its ratio to the baseline measured in the same
 run (the LSTM of the same hidden size and batch), with achieved GFLOP/s from
@@ -48,6 +50,8 @@ QUICK = {"vocab": 10_000, "bptt": 35, "search_nhid": 128, "search_batch": 64, "t
 #: Targets of the speed issue, as (case, baseline case, maximum ratio).
 TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype_train", "lstm_train", 2.2)]
 PEAK_TARGET_GB = 4.0
+#: Scoring steps are short (under a second) and noisy: time this many times more of them.
+SCORE_REPEAT = 4
 
 
 # ------------------------------------------------------------------ FLOPs
@@ -134,30 +138,71 @@ def _darts_step(order: int, s: dict, jit: bool = False):
     return lambda: search._step(train, valid, lr, arch)[0]["loss"].numpy()
 
 
-def _score_step(fmt: str, s: dict):
-    """Forward pass of an exported DARTS_V2 LM (random weights) on one [batch, bptt] window."""
-    import tempfile
-
+def export_scoring_model(folder: Path, s: dict) -> None:
+    """Trains a DARTS_V2 LM one step on synthetic data and exports it to every format under ``folder``."""
     from tfnas.config import ModelConfig, TrainConfig
-    from tfnas.export import export_run, load_export
+    from tfnas.export import FORMATS, export_run
     from tfnas.genotype import resolve_genotype
     from tfnas.lm.trainer import Trainer
 
     nhid, batch = s["train_nhid"], s["train_batch"]
-    work = Path(tempfile.mkdtemp())
     config = TrainConfig(model=ModelConfig(emsize=nhid, nhid=nhid), batch_size=batch, eval_batch_size=batch,
                          test_batch_size=batch, bptt=s["bptt"], max_steps=1, max_eval_batches=1)
     corpus = _synthetic_corpus(s["vocab"], batch * (s["bptt"] + 1) * 2)
-    Trainer(config, resolve_genotype("darts_v2"), work / "run", corpus=corpus).fit(evaluate_test=False)
-    export_run(work / "run", work / "export", formats=fmt, check=False)
-    model = load_export(work / "export" / fmt)
-    ids = _batch(batch, s["bptt"], s["vocab"], 0)[0].numpy()
-    states = model.initial_state(batch)
-    return lambda: model.step(ids, states)
+    Trainer(config, resolve_genotype("darts_v2"), folder / "run", corpus=corpus).fit(evaluate_test=False)
+    export_run(folder / "run", folder / "export", formats=",".join(FORMATS), check=False)
 
 
-def run_case(case: str, s: dict) -> dict:
-    """Times one case in this process; returns its figures."""
+def run_scoring(s: dict, quick: bool) -> dict[str, dict]:
+    """Scoring throughput of the three formats (``log_probs`` of one window), timed in interleaved rounds.
+
+    The exports are made in a separate process (the conversion's memory is
+    not counted); the three models are loaded side by side and timed in turn,
+    round after round, so that a slow phase of a noisy machine hits all three
+    alike. The median round is reported; the peak memory is that of this
+    process, holding all three.
+    """
+    import tempfile
+
+    import numpy as np
+
+    from tfnas.export import FORMATS, load_export
+    from tfnas.genotype import resolve_genotype
+
+    folder = Path(tempfile.mkdtemp())
+    cmd = [sys.executable, __file__, "--export-to", str(folder)] + (["--quick"] if quick else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"export for scoring failed:\n{proc.stderr[-3000:]}")
+    batch = s["train_batch"]
+    ids, targets = (t.numpy() for t in _batch(batch, s["bptt"], s["vocab"], 0))
+    models = {fmt: load_export(folder / "export" / fmt) for fmt in FORMATS}
+    times: dict[str, list[float]] = {fmt: [] for fmt in FORMATS}
+    for round_ in range(s["warmup"] + s["timed"] * SCORE_REPEAT):
+        for fmt, model in models.items():
+            start = time.perf_counter()
+            model.log_probs(ids, targets, model.initial_state(batch))
+            if round_ >= s["warmup"]:
+                times[fmt].append(time.perf_counter() - start)
+    flops = genotype_forward_flops(s["train_nhid"], s["vocab"], resolve_genotype("darts_v2").steps)
+    return {f"score_{fmt}": _figures(f"score_{fmt}", float(np.median(times[fmt])), batch * s["bptt"], flops)
+            for fmt in FORMATS}
+
+
+def _figures(case: str, seconds: float, tokens: int, flops_per_token: float) -> dict:
+    return {"case": case, "s_per_step": seconds, "tokens_per_s": tokens / seconds,
+            "gflops": flops_per_token * tokens / seconds / 1e9,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+
+
+def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
+    """Times one case in this process; returns its figures by case name (``score`` gives three)."""
+    if case == "score":
+        return run_scoring(s, quick)
+    return {case: _time_case(case, s)}
+
+
+def _time_case(case: str, s: dict) -> dict:
     from tfnas.genotype import resolve_genotype
 
     v2 = resolve_genotype("darts_v2")
@@ -177,19 +222,13 @@ def run_case(case: str, s: dict) -> dict:
         fwd = darts_search_forward_flops(s["search_nhid"], s["vocab"], s["steps"])
         # order 1: arch fwd+bwd on valid + weight fwd+bwd; order 2 adds the unrolled pass and two HVP passes.
         step, batch, flops = _darts_step(order, s, jit), s["search_batch"], (6 if order == 1 else 15) * fwd
-    elif case.startswith("score_"):
-        step, batch = _score_step(case.removeprefix("score_"), s), s["train_batch"]
-        flops = genotype_forward_flops(s["train_nhid"], s["vocab"], v2.steps)
     else:
         raise ValueError(f"unknown case {case!r}")
     seconds = _time(step, s["warmup"], s["timed"])
-    tokens = batch * s["bptt"]
-    return {"case": case + ("_xla" if jit else ""), "s_per_step": seconds, "tokens_per_s": tokens / seconds,
-            "gflops": flops * tokens / seconds / 1e9,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+    return _figures(case + ("_xla" if jit else ""), seconds, batch * s["bptt"], flops)
 
 
-def run_in_subprocess(case: str, quick: bool) -> dict:
+def run_in_subprocess(case: str, quick: bool) -> dict[str, dict]:
     cmd = [sys.executable, __file__, "--case", case] + (["--quick"] if quick else [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -249,8 +288,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--case", help="run one case in this process and print its JSON")
-    parser.add_argument("--cases", default="lstm_search,darts1,darts2,lstm_train,genotype_train,"
-                                           "score_keras,score_savedmodel,score_onnx")
+    parser.add_argument("--cases", default="lstm_search,darts1,darts2,lstm_train,genotype_train,score")
+    parser.add_argument("--export-to", type=Path, help=argparse.SUPPRESS)  # the exports of the score case
     parser.add_argument("--table", action="store_true", help="print the README table of the latest full run")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
@@ -260,13 +299,17 @@ def main(argv=None) -> int:
             raise SystemExit(f"no results in {RESULTS}: run the benchmark first")
         print(markdown_table(runs[-1]))
         return 0
+    if args.export_to:
+        export_scoring_model(args.export_to, settings)
+        return 0
     if args.case:
-        print(json.dumps(run_case(args.case, settings)))
+        print(json.dumps(run_case(args.case, settings, args.quick)))
         return 0
     results = {}
     for case in args.cases.split(","):
-        results[case] = run_in_subprocess(case, args.quick)
-        print(f"measured {case}: {results[case]['s_per_step']:.3f} s/step", flush=True)
+        for name, figures in run_in_subprocess(case, args.quick).items():
+            results[name] = figures
+            print(f"measured {name}: {figures['s_per_step']:.3f} s/step", flush=True)
     lines = report(results)
     print("\n".join(lines))
     RESULTS.mkdir(parents=True, exist_ok=True)

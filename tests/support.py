@@ -18,6 +18,18 @@ def sigmoid(v):
     return 1 / (1 + np.exp(-v))
 
 
+def log_softmax(logits):
+    """``log softmax`` over the last axis, in float64 (the reference of the scoring heads)."""
+    x = np.asarray(logits, np.float64)
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def picked_log_probs(logits, targets):
+    """``log_softmax(logits)[b, t, targets[b, t]]`` in float64."""
+    return np.take_along_axis(log_softmax(logits), np.asarray(targets)[..., None].astype(np.int64), -1)[..., 0]
+
+
 def numpy_norm(s, norm, eps=1e-5):
     """BatchNorm1d(affine=False) with batch statistics, LayerNorm without affine, or nothing."""
     if norm == "none":

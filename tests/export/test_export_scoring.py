@@ -11,6 +11,8 @@ import pytest
 from tfnas.cli import main
 from tfnas.export import FORMATS, load_export, load_keras_model, score_file
 
+from support import picked_log_probs
+
 KINDS = ("darts_v2", "attention", "lstm")  # as in conftest.py
 
 
@@ -66,3 +68,20 @@ def test_step_carries_state_like_one_long_call(runs):
     first, states = model.step(ids[:, :5])
     second, _ = model.step(ids[:, 5:], states)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["darts_v2", "lstm"])
+def test_log_probs_of_each_format_are_the_log_softmax_of_its_logits(runs, kind):
+    """Each format scores inside its runtime; the result is log_softmax(logits)[target] (float64 reference)."""
+    rng = np.random.default_rng(3)
+    ids, targets = rng.integers(0, 31, (3, 9)), rng.integers(0, 31, (3, 9))
+    for fmt in FORMATS:
+        model = load_export(runs.exports(kind) / fmt)
+        states = [np.full(s.shape, 0.3, np.float32) for s in model.initial_state(3)]
+        logits, step_states = model.step(ids, states)
+        log_probs, score_states = model.log_probs(ids, targets, states)
+        assert log_probs.shape == (3, 9) and log_probs.dtype == np.float64
+        np.testing.assert_allclose(log_probs, picked_log_probs(logits, targets), atol=1e-5, err_msg=fmt)
+        for a, b in zip(step_states, score_states):
+            np.testing.assert_allclose(a, b, atol=1e-6, err_msg=fmt)
+        assert np.ptp(log_probs) > 0.1  # a constant would not test the gather

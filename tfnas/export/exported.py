@@ -24,13 +24,6 @@ from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, ExportMetadata, state_o
 States = list  # list of float32 arrays [batch, *shape], in the order of metadata.states
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """``log softmax`` over the last axis, in float64."""
-    x = np.asarray(logits, np.float64)
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
-
-
 class ExportedModel(abc.ABC):
     """A language model loaded from an export.
 
@@ -90,11 +83,16 @@ class ExportedModel(abc.ABC):
         """Runs the model (``ids`` int32, states complete)."""
 
     def log_probs(self, ids, targets, states: States | None = None) -> tuple[np.ndarray, States]:
-        """``log p(targets[b, t] | ids[b, :t+1])`` (float64 ``[batch, time]``) and the final states."""
-        logits, states = self.step(ids, states)
-        targets = np.asarray(targets)
-        picked = np.take_along_axis(log_softmax(logits), targets[..., None].astype(np.int64), axis=-1)
-        return picked[..., 0], states
+        """``log p(targets[b, t] | ids[b, :t+1])`` (float64 ``[batch, time]``) and the final states.
+
+        Computed inside the format's runtime (the logits never leave it).
+        """
+        ids = self._ids(ids)
+        return self._log_probs(ids, self._ids(targets), self._states(ids, states))
+
+    @abc.abstractmethod
+    def _log_probs(self, ids: np.ndarray, targets: np.ndarray, states: States) -> tuple[np.ndarray, States]:
+        """Runs the model and its scoring head (``ids`` and ``targets`` int32, states complete)."""
 
     # ------------------------------------------------------- vocabulary
     def encode(self, words: Sequence[str]) -> np.ndarray:
@@ -137,10 +135,8 @@ class SavedModelExport(ExportedModel):
         out = self.loaded.signatures["serving_default"](**self._inputs(ids, states))
         return out["logits"].numpy(), self._finals(out)
 
-    def log_probs(self, ids, targets, states=None):
-        ids = self._ids(ids)
-        inputs = self._inputs(ids, self._states(ids, states))
-        out = self.loaded.signatures["score"](targets=self._tf.constant(self._ids(targets)), **inputs)
+    def _log_probs(self, ids, targets, states):
+        out = self.loaded.signatures["score"](targets=self._tf.constant(targets), **self._inputs(ids, states))
         return out["log_probs"].numpy().astype(np.float64), self._finals(out)
 
     def encode(self, words):
@@ -158,15 +154,32 @@ class OnnxExport(ExportedModel):
     format = "onnx"
 
     def __init__(self, path: Path, metadata: ExportMetadata, vocab: Vocabulary):
+        from tfnas.export.onnx_graph import log_prob_head
         from tfnas.export.parity import ort_session
 
         super().__init__(path, metadata, vocab)
         self.session = ort_session(path / ONNX_FILE)
+        self.head = ort_session(log_prob_head(metadata.opset or 17))
         self._outputs = ["logits"] + [state_output_name(i) for i in range(len(self.state_names))]
 
+    def _feeds(self, ids, states) -> dict:
+        return {IDS_INPUT: ids, **dict(zip(self.state_names, states))}
+
     def _step(self, ids, states):
-        got = self.session.run(self._outputs, {IDS_INPUT: ids, **dict(zip(self.state_names, states))})
+        got = self.session.run(self._outputs, self._feeds(ids, states))
         return got[0], list(got[1:])
+
+    def _log_probs(self, ids, targets, states):
+        from onnxruntime import OrtValue
+
+        from tfnas.export.onnx_graph import HEAD_LOG_PROBS, HEAD_LOGITS, HEAD_TARGETS
+
+        # The logits stay an onnxruntime value between the model and the head: no copy.
+        feeds = {name: OrtValue.ortvalue_from_numpy(value) for name, value in self._feeds(ids, states).items()}
+        got = self.session.run_with_ort_values(self._outputs, feeds)
+        feeds = {HEAD_LOGITS: got[0], HEAD_TARGETS: OrtValue.ortvalue_from_numpy(targets.astype(np.int64))}
+        log_probs = self.head.run([HEAD_LOG_PROBS], feeds)[0]
+        return log_probs.astype(np.float64), [v.numpy() for v in got[1:]]
 
 
 class KerasExport(ExportedModel):
@@ -177,16 +190,24 @@ class KerasExport(ExportedModel):
     def __init__(self, path: Path, metadata: ExportMetadata, vocab: Vocabulary):
         import tensorflow as tf
 
-        from tfnas.export.graphs import forward_fn
+        from tfnas.export.graphs import forward_fn, score_fn
         from tfnas.export.keras_format import load_keras_model
 
         super().__init__(path, metadata, vocab)
         self.model = load_keras_model(path / KERAS_FILE)
         self._forward = tf.function(forward_fn(self.model), reduce_retracing=True)
+        self._score = tf.function(score_fn(self.model), reduce_retracing=True)
+
+    def _finals(self, out, n: int) -> States:
+        return [out[state_output_name(i)].numpy() for i in range(n)]
 
     def _step(self, ids, states):
         out = self._forward(ids, *states)
-        return out["logits"].numpy(), [out[state_output_name(i)].numpy() for i in range(len(states))]
+        return out["logits"].numpy(), self._finals(out, len(states))
+
+    def _log_probs(self, ids, targets, states):
+        out = self._score(ids, targets, *states)
+        return out["log_probs"].numpy().astype(np.float64), self._finals(out, len(states))
 
 
 _BACKENDS: dict[str, type[ExportedModel]] = {"savedmodel": SavedModelExport, "onnx": OnnxExport,

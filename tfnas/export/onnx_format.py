@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import onnx
 import tensorflow as tf
@@ -20,6 +19,7 @@ from tfnas.export.errors import OnnxConversionError, ParityError
 from tfnas.export.graphs import forward_fn, ids_spec, state_specs
 from tfnas.export.layout import ONNX_FILE, metadata_path, prepare_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
+from tfnas.export.onnx_graph import hoist_loop_invariants, nonstandard_nodes
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = 17
@@ -51,21 +51,6 @@ class _DropTableWarning(logging.Filter):
         return not record.getMessage().startswith("Issue encountered when serializing table_initializer")
 
 
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _all_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _all_nodes(sub)
-
-
-def nonstandard_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    """Nodes (in subgraphs too) whose op is not in the ONNX standard: TensorFlow ops tf2onnx could not map."""
-    return [n for n in _all_nodes(model.graph) if not onnx.defs.has(n.op_type, n.domain or "")]
-
-
 def _name_dims(model: onnx.ModelProto) -> None:
     """Symbolic names for the dynamic axes: ``batch`` and ``time``."""
     for value in list(model.graph.input) + list(model.graph.output):
@@ -78,6 +63,10 @@ def _name_dims(model: onnx.ModelProto) -> None:
 
 def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Converts ``model.forward`` (inference) to ONNX.
+
+    The time loop's captured weights are read from the outer scope
+    (`tfnas.export.onnx_graph.hoist_loop_invariants`), so onnxruntime
+    pre-packs them once instead of carrying them through every step.
 
     Args:
         model: a built `LanguageModel` (any cell, any head).
@@ -116,6 +105,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             f"{'s' if len(ops) > 1 else ''} {', '.join(ops)} at opset {opset} (node{'s' if len(nodes) > 1 else ''} "
             f"{', '.join(nodes[:5])}{', ...' if len(nodes) > 5 else ''}); rewrite that part of the model "
             "with supported ops or try a newer --opset", ops=ops, nodes=nodes)
+    hoist_loop_invariants(proto)
     _name_dims(proto)
     return proto
 

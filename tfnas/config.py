@@ -19,7 +19,10 @@ class ModelConfig:
     ``dropout`` is the locked dropout on the RNN output, ``dropouth`` and
     ``dropoutx`` the cell's variational masks on h and x, ``dropouti`` the
     locked dropout on the embedded input and ``dropoute`` the embedding
-    (word) dropout.
+    (word) dropout. ``recompute`` recomputes each time step of the cell in
+    the backward pass instead of storing its intermediates (`CellRNN`):
+    about half the memory of a step for a few per cent of time, the same
+    gradients; the search presets turn it on.
     """
 
     emsize: int = 850
@@ -33,6 +36,7 @@ class ModelConfig:
     cell_init_range: float = 0.04
     emb_init_range: float = 0.1
     attention: str | None = None
+    recompute: bool = False
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`RecurrentCell`: what every tfnas cell shares (dropout masks, the Keras step, config)."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf

@@ -19,6 +19,14 @@ class CellRNN(keras.layers.Layer):
     variational dropout masks of the cell (on the input and on the hidden
     state) are drawn once per call, so they are fixed over the sequence.
 
+    With ``recompute=True`` each time step is wrapped in `tf.recompute_grad`
+    while training: the forward pass keeps only the step inputs (the state
+    and the projected input) instead of every intermediate of the cell, and
+    the backward pass recomputes one step at a time. For a search cell (a
+    DARTS supernet evaluates every op on every edge) this cuts the memory of
+    a training step by about half at a few per cent of time (see
+    ``scripts/bench.py``); the gradients are the same.
+
     A cell used here provides ``project_inputs(x)``, ``prepare()``,
     ``transition(x_proj_t, states, prepared, h_mask)`` returning
     ``(output, new_states)``, ``state_size`` and the ``dropout`` /
@@ -27,6 +35,8 @@ class CellRNN(keras.layers.Layer):
 
     Args:
         cell: the cell (e.g. `GenotypeCell`).
+        recompute: recompute each step's intermediates in the backward pass
+            (training only) instead of storing them.
 
     Call arguments:
         inputs: ``[batch, time, features]``.
@@ -37,9 +47,10 @@ class CellRNN(keras.layers.Layer):
         ``(outputs [batch, time, units], final_states list)``.
     """
 
-    def __init__(self, cell: keras.layers.Layer, **kwargs):
+    def __init__(self, cell: keras.layers.Layer, recompute: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
+        self.recompute = bool(recompute)
 
     def build(self, input_shape):
         if not self.cell.built:
@@ -72,16 +83,37 @@ class CellRNN(keras.layers.Layer):
         inputs_ta = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
         outputs_ta = tf.TensorArray(self.compute_dtype, size=steps)
 
+        transition = self._transition(h_mask, len(states), training)
+
         def body(t, prev_states, outputs_ta):
-            output, new_states = cell.transition(inputs_ta.read(t), prev_states, prepared, h_mask)
+            output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
             return t + 1, list(new_states), outputs_ta.write(t, output)
 
         _, finals, outputs_ta = tf.while_loop(lambda t, *_: t < steps, body, (0, states, outputs_ta),
                                               maximum_iterations=steps)
         return tf.transpose(outputs_ta.stack(), [1, 0, 2]), finals
 
+    def _transition(self, h_mask, n_states: int, training):
+        """``f(x_proj_t, states, prepared) -> (output, new_states)``, recomputed in backprop if asked."""
+        cell = self.cell
+        if not (self.recompute and training):
+            return lambda x, states, prepared: cell.transition(x, states, prepared, h_mask)
+
+        # Every tensor the step differentiates through is an argument (captured ones would get no gradient).
+        @tf.recompute_grad
+        def step(x, *tensors):
+            output, new_states = cell.transition(x, list(tensors[:n_states]), list(tensors[n_states:]), h_mask)
+            return [output, *new_states]
+
+        def run(x, states, prepared):
+            output, *new_states = step(x, *states, *prepared)
+            return output, new_states
+
+        return run
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "cell": keras.saving.serialize_keras_object(self.cell)}
+        return {**super().get_config(), "cell": keras.saving.serialize_keras_object(self.cell),
+                "recompute": self.recompute}
 
     @classmethod
     def from_config(cls, config):

@@ -49,8 +49,9 @@ class LanguageModel(keras.Model):
         vocab_size: number of words.
         genotype: a `Genotype` / `TreeGenotype` (or dict) for a `GenotypeCell` / `TreeCell`, or None for LSTM.
         emsize, nhid, dropout, dropouth, dropoutx, dropouti, dropoute,
-        tie_weights, cell_init_range, emb_init_range, attention: see
-            `tfnas.config.ModelConfig`.
+        tie_weights, cell_init_range, emb_init_range, attention, recompute:
+            see `tfnas.config.ModelConfig` (``recompute`` does not apply to the
+            LSTM baseline).
         seed: seed of all initialisers and dropout masks.
 
     Call arguments:
@@ -64,7 +65,7 @@ class LanguageModel(keras.Model):
                  emsize: int = 850, nhid: int = 850, dropout: float = 0.75, dropouth: float = 0.25,
                  dropoutx: float = 0.75, dropouti: float = 0.2, dropoute: float = 0.1,
                  tie_weights: bool = True, cell_init_range: float = 0.04, emb_init_range: float = 0.1,
-                 attention: str | None = None, seed: int | None = None, **kwargs):
+                 attention: str | None = None, recompute: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
             raise ValueError(f"Argument `vocab_size` must be an integer >= 2; received: {vocab_size!r}")
@@ -77,7 +78,7 @@ class LanguageModel(keras.Model):
         self.hparams = ModelConfig(emsize=emsize, nhid=nhid, dropout=dropout, dropouth=dropouth,
                                    dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute,
                                    tie_weights=tie_weights, cell_init_range=cell_init_range,
-                                   emb_init_range=emb_init_range, attention=attention)
+                                   emb_init_range=emb_init_range, attention=attention, recompute=bool(recompute))
         self.seed = seed
         self.embedding = DroppedEmbedding(vocab_size, emsize, dropoute, emb_init_range, seed=_seed(seed, 0),
                                           name="embedding")
@@ -99,7 +100,7 @@ class LanguageModel(keras.Model):
         cell_class = TreeCell if isinstance(self.genotype, TreeGenotype) else GenotypeCell
         cell = cell_class(self.genotype, h.nhid, dropout_x=h.dropoutx, dropout_h=h.dropouth,
                           init_range=h.cell_init_range, seed=_seed(self.seed, 2), name="cell")
-        return CellRNN(cell, name="rnn")
+        return CellRNN(cell, recompute=h.recompute, name="rnn")
 
     def _make_attention(self) -> keras.layers.Layer | None:
         """The attention head on the RNN outputs, or None."""

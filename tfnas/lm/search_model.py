@@ -37,7 +37,7 @@ class CellSearchLM(LanguageModel):
         raise TypeError(f"{type(self).__name__} must define make_cell()")
 
     def _make_rnn(self) -> keras.layers.Layer:
-        return CellRNN(self.make_cell(), name="rnn")
+        return CellRNN(self.make_cell(), recompute=self.hparams.recompute, name="rnn")
 
     @property
     def cell(self) -> keras.layers.Layer:

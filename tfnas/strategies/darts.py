@@ -11,7 +11,7 @@ training), against the drift towards parameter-free ops.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import keras
@@ -32,7 +32,7 @@ from tfnas.viz.heatmap import alpha_heatmap
 
 def _search_model() -> ModelConfig:
     return ModelConfig(emsize=300, nhid=300, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
-                       dropoute=0.0)
+                       dropoute=0.0, recompute=True)
 
 
 @dataclass
@@ -90,10 +90,7 @@ class DartsSearch(OneShotSearch):
         m = c.model
         self.model = SupernetLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm,
                                 search_attention=c.search_attention, attention_candidates=c.attention_candidates,
-                                emsize=m.emsize, nhid=m.nhid, dropout=m.dropout, dropouth=m.dropouth,
-                                dropoutx=m.dropoutx, dropouti=m.dropouti, dropoute=m.dropoute,
-                                tie_weights=m.tie_weights, cell_init_range=m.cell_init_range,
-                                emb_init_range=m.emb_init_range, seed=c.seed)
+                                seed=c.seed, **asdict(m))
         self.model.build_weights()
         model = self.model
         self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from tfnas.strategies.registry import StrategySpec, register
 
 def _enas_model() -> ModelConfig:
     return ModelConfig(emsize=1000, nhid=1000, dropout=0.4, dropouth=0.25, dropoutx=0.25, dropouti=0.2,
-                       dropoute=0.1, cell_init_range=0.05)
+                       dropoute=0.1, cell_init_range=0.05, recompute=True)
 
 
 @dataclass
@@ -124,10 +124,7 @@ class EnasSearch(OneShotSearch):
         c, m = self.config, self.config.model
         self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
         self.model = SharedLM(vocab_size, steps=c.steps, first_node=c.first_node, output=c.output,
-                              emsize=m.emsize, nhid=m.nhid, dropout=m.dropout, dropouth=m.dropouth,
-                              dropoutx=m.dropoutx, dropouti=m.dropouti, dropoute=m.dropoute,
-                              tie_weights=m.tie_weights, cell_init_range=m.cell_init_range,
-                              emb_init_range=m.emb_init_range, seed=c.seed)
+                              seed=c.seed, **asdict(m))
         self.model.build_weights()
         self.controller = Controller(self.space.token_choices(), units=c.controller_units,
                                      layers=c.controller_layers, init_range=c.controller_init_range,

@@ -57,7 +57,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -106,7 +106,7 @@ def zero_state_live(genotype: Genotype) -> bool:
 
 def _search_model() -> ModelConfig:
     return ModelConfig(emsize=200, nhid=200, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
-                       dropoute=0.0)
+                       dropoute=0.0, recompute=True)
 
 
 @dataclass
@@ -213,10 +213,8 @@ class WenetRound(OneShotSearch):
     def build(self, vocab_size: int) -> None:
         c = self.config
         m = c.model
-        self.model = WeightedLM(vocab_size, self.genotypes, norm=c.norm, init_noise=c.init_noise, emsize=m.emsize, nhid=m.nhid,
-                                dropout=m.dropout, dropouth=m.dropouth, dropoutx=m.dropoutx, dropouti=m.dropouti,
-                                dropoute=m.dropoute, tie_weights=m.tie_weights, cell_init_range=m.cell_init_range,
-                                emb_init_range=m.emb_init_range, seed=c.seed)
+        self.model = WeightedLM(vocab_size, self.genotypes, norm=c.norm, init_noise=c.init_noise, seed=c.seed,
+                                **asdict(m))
         self.model.build_weights()
         self.optimizer = keras.optimizers.Adam(c.lr, beta_1=c.adam_beta1, beta_2=c.adam_beta2,
                                                epsilon=c.adam_epsilon)

@@ -1,21 +1,25 @@
 """Speed and memory of tfnas' hot paths, as ratios to a same-run keras.layers.LSTM baseline.
 
-Cases, each in its own subprocess (so peak resident memory is per case):
+Cases, each group in a subprocess of its own:
 
-* ``lstm_search``: keras.layers.LSTM language model, training step, at the search size;
-* ``darts1``: one first-order DARTS search step (architecture update on a
-  validation batch, then the weight update on a training batch);
-* ``darts2``: one second-order DARTS step;
+* ``search``, reported as ``lstm_search`` (keras.layers.LSTM language model,
+  training step, at the search size), ``darts1`` (one first-order DARTS
+  search step: architecture update on a validation batch, then the weight
+  update on a training batch) and ``darts2`` (one second-order step);
+* ``darts1_memory``: the peak resident memory of the first-order step, in a
+  process that runs nothing else (it replaces the ``darts1`` figure of the
+  group, whose process also holds the second-order model);
 * ``train``, reported as ``lstm_train`` (the LSTM LM training step at the
   evaluation size) and ``genotype_train`` (the DARTS_V2 GenotypeCell LM
-  training step, the Trainer's own); the two are timed in one process in
-  interleaved rounds, since their ratio is close to its target and the
-  machines drift; the median round is reported and the peak memory is that
-  of the process holding both;
+  training step, the Trainer's own);
 * ``score``, reported as ``score_keras`` / ``score_savedmodel`` / ``score_onnx``:
   scoring throughput of an exported DARTS_V2 model, ``ExportedModel.log_probs``
-  of one window computed inside each runtime as ``tfnas score`` does; the
-  three formats run in one process in interleaved rounds as well.
+  of one window computed inside each runtime as ``tfnas score`` does.
+
+The cases of a group are timed in one process in interleaved rounds (one
+step of each in turn, round after round), since the machines drift and the
+targets are ratios; the median round is reported, and the peak memory is
+that of the group's process unless a case has a process of its own.
 
 Single cases (``--cases lstm_train,genotype_train_xla`` ...) can also be run
 on their own; ``_xla`` compiles the step with XLA.
@@ -62,10 +66,11 @@ TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype
 PEAK_TARGET_GB = 4.0
 #: Scoring steps are short (under a second) and noisy: time this many times more of them.
 SCORE_REPEAT = 4
-#: Cases timed together in one process, in interleaved rounds (close ratios need a common phase of the
-#: machine), each round ``GROUP_REPEAT`` times as many as a single case's timed steps.
-GROUPS = {"train": ("lstm_train", "genotype_train")}
-GROUP_REPEAT = 2
+#: Cases timed together in one process, in interleaved rounds (ratios need a common phase of the
+#: machine), with the number of timed rounds as a multiple of a single case's timed steps.
+GROUPS = {"search": (("lstm_search", "darts1", "darts2"), 1), "train": (("lstm_train", "genotype_train"), 2)}
+#: Cases whose peak memory is measured in a process of their own (a group's process holds all its models).
+MEMORY_CASES = ("darts1",)
 
 
 # ------------------------------------------------------------------ FLOPs
@@ -221,10 +226,18 @@ def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
     if case == "score":
         return run_scoring(s, quick)
     if case in GROUPS:
-        made = {name: _make_case(name, s) for name in GROUPS[case]}
-        seconds = _interleaved({name: m[0] for name, m in made.items()}, s["warmup"], s["timed"] * GROUP_REPEAT)
+        names, repeat = GROUPS[case]
+        made = {name: _make_case(name, s) for name in names}
+        seconds = _interleaved({name: m[0] for name, m in made.items()}, s["warmup"], s["timed"] * repeat)
         return {name: _figures(name, seconds[name], batch * s["bptt"], flops)
                 for name, (_, batch, flops) in made.items()}
+    if case.removesuffix("_memory") in MEMORY_CASES:
+        name = case.removesuffix("_memory")
+        step = _make_case(name, s)[0]
+        for _ in range(s["warmup"]):
+            step()
+        return {name: {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+                       "peak_rss_own_process": True}}
     step, batch, flops = _make_case(case, s)
     return {case: _figures(case, _time(step, s["warmup"], s["timed"]), batch * s["bptt"], flops)}
 
@@ -274,16 +287,18 @@ def report(results: dict[str, dict]) -> list[str]:
                 "genotype_train_xla": "lstm_train", "score_keras": "score_keras",
                 "score_savedmodel": "score_keras", "score_onnx": "score_keras"}
     lines = [f"{'case':16s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} {'x baseline':>11s}"]
-    for case, r in results.items():
-        base = results.get(baseline.get(case, ""), None)
+    timed = {case: r for case, r in results.items() if "s_per_step" in r}
+    for case, r in timed.items():
+        base = timed.get(baseline.get(case, ""), None)
         ratio = f"{r['s_per_step'] / base['s_per_step']:.2f}x" if base else "-"
+        peak = f"{r['peak_rss_gb']:.2f}" + ("*" if r.get("peak_rss_own_process") else "")
         lines.append(f"{case:16s} {r['s_per_step']:9.3f} {r['tokens_per_s']:10.0f} {r['gflops']:8.2f} "
-                     f"{r['peak_rss_gb']:8.2f} {ratio:>11s}")
+                     f"{peak:>8s} {ratio:>11s}")
     for case, base, limit in TARGETS:
-        if case in results and base in results:
+        if case in timed and base in timed:
             ratio = results[case]["s_per_step"] / results[base]["s_per_step"]
             lines.append(f"target {case} <= {limit}x {base}: {ratio:.2f}x -> {'met' if ratio <= limit else 'NOT met'}")
-    if "score_onnx" in results and "score_keras" in results:
+    if "score_onnx" in timed and "score_keras" in timed:
         faster = results["score_onnx"]["s_per_step"] < results["score_keras"]["s_per_step"]
         lines.append(f"target ONNX Runtime scoring faster than Keras: {'met' if faster else 'NOT met'}")
     if "darts1" in results:
@@ -304,7 +319,8 @@ def markdown_table(path: Path) -> str:
            f"settings {json.dumps(data['settings'])}):", "",
            "| case | s/step | tokens/s | GFLOP/s | peak RSS GB | x same-run baseline |", "|---|---|---|---|---|---|"]
     out += [f"| {' | '.join(r)} |" for r in rows]
-    out += [""] + [f"- {t}" for t in targets]
+    out += ["", "Peak RSS is that of the process that ran the case's group; * marks a process that ran only "
+            "that case.", ""] + [f"- {t}" for t in targets]
     del header
     return "\n".join(out)
 
@@ -313,7 +329,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--case", help="run one case in this process and print its JSON")
-    parser.add_argument("--cases", default="lstm_search,darts1,darts2,train,score")
+    parser.add_argument("--cases", default="search,darts1_memory,train,score")
     parser.add_argument("--export-to", type=Path, help=argparse.SUPPRESS)  # the exports of the score case
     parser.add_argument("--table", action="store_true", help="print the README table of the latest full run")
     args = parser.parse_args(argv)
@@ -333,8 +349,11 @@ def main(argv=None) -> int:
     results = {}
     for case in args.cases.split(","):
         for name, figures in run_in_subprocess(case, args.quick).items():
-            results[name] = figures
-            print(f"measured {name}: {figures['s_per_step']:.3f} s/step", flush=True)
+            results.setdefault(name, {}).update(figures)
+            if "s_per_step" in figures:
+                print(f"measured {name}: {figures['s_per_step']:.3f} s/step", flush=True)
+            else:
+                print(f"measured {name}: peak {figures['peak_rss_gb']:.2f} GB in a process of its own", flush=True)
     lines = report(results)
     print("\n".join(lines))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -85,3 +85,15 @@ def test_log_probs_of_each_format_are_the_log_softmax_of_its_logits(runs, kind):
         for a, b in zip(step_states, score_states):
             np.testing.assert_allclose(a, b, atol=1e-6, err_msg=fmt)
         assert np.ptp(log_probs) > 0.1  # a constant would not test the gather
+
+
+def test_log_probs_refuses_targets_that_do_not_fit(runs):
+    ids = np.zeros((2, 4), np.int32)
+    for fmt in FORMATS:
+        model = load_export(runs.exports("darts_v2") / fmt)
+        with pytest.raises(ValueError, match=r"targets must have the shape of ids \(2, 4\); received \(2, 3\)"):
+            model.log_probs(ids, np.zeros((2, 3), np.int32))
+        with pytest.raises(ValueError, match=r"word ids in \[0, 31\); received values from 0 to 31"):
+            model.log_probs(ids, np.eye(2, 4, dtype=np.int32) * 31)
+        with pytest.raises(ValueError, match=r"received values from -1 to 0"):
+            model.log_probs(ids, -np.eye(2, 4, dtype=np.int32))

@@ -87,8 +87,13 @@ class ExportedModel(abc.ABC):
 
         Computed inside the format's runtime (the logits never leave it).
         """
-        ids = self._ids(ids)
-        return self._log_probs(ids, self._ids(targets), self._states(ids, states))
+        ids, targets = self._ids(ids), self._ids(targets)
+        if targets.shape != ids.shape:
+            raise ValueError(f"targets must have the shape of ids {ids.shape}; received {targets.shape}")
+        if targets.size and not 0 <= targets.min() <= targets.max() < len(self.vocab):
+            raise ValueError(f"targets must be word ids in [0, {len(self.vocab)}); received values from "
+                             f"{targets.min()} to {targets.max()}")
+        return self._log_probs(ids, targets, self._states(ids, states))
 
     @abc.abstractmethod
     def _log_probs(self, ids: np.ndarray, targets: np.ndarray, states: States) -> tuple[np.ndarray, States]:

@@ -22,7 +22,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from tfnas.data.checksums import (
     CHECKSUMS,
@@ -65,23 +65,24 @@ def _copy_stream(stream: BinaryIO | None, dest: Path) -> None:
 
 def _extract_members(archive: Path, official: dict[str, str], workdir: Path) -> dict[str, Path]:
     """Extract the split files (found by official base name) from a .zip or .tgz."""
-    out: dict[str, Path] = {}
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            members = {Path(n).name: n for n in zf.namelist() if not n.endswith("/")}
-            for split, base in official.items():
-                if base not in members:
-                    raise ChecksumMismatchError(f"archive {archive.name} has no member {base}")
-                out[split] = workdir / f"{split}.txt"
-                _copy_stream(zf.open(members[base]), out[split])
-        return out
+            openers = {Path(n).name: (lambda n=n: zf.open(n)) for n in zf.namelist() if not n.endswith("/")}
+            return _copy_members(archive, openers, official, workdir)
     with tarfile.open(archive, mode="r:*") as tf:
-        members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
-        for split, base in official.items():
-            if base not in members:
-                raise ChecksumMismatchError(f"archive {archive.name} has no member {base}")
-            out[split] = workdir / f"{split}.txt"
-            _copy_stream(tf.extractfile(members[base]), out[split])
+        openers = {Path(m.name).name: (lambda m=m: tf.extractfile(m)) for m in tf.getmembers() if m.isfile()}
+        return _copy_members(archive, openers, official, workdir)
+
+
+def _copy_members(archive: Path, openers: dict[str, Callable[[], BinaryIO | None]], official: dict[str, str],
+                  workdir: Path) -> dict[str, Path]:
+    """Copies each split's member (``openers`` by base name) to ``workdir/<split>.txt``."""
+    out: dict[str, Path] = {}
+    for split, base in official.items():
+        if base not in openers:
+            raise ChecksumMismatchError(f"archive {archive.name} has no member {base}")
+        out[split] = workdir / f"{split}.txt"
+        _copy_stream(openers[base](), out[split])
     return out
 
 

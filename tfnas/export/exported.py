@@ -12,6 +12,7 @@ the vocabulary and the metadata, so they run the same on every format::
 from __future__ import annotations
 
 import abc
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -66,6 +67,10 @@ class ExportedModel(abc.ABC):
             raise ValueError(f"ids must be an integer array [batch, time]; received shape {ids.shape}, "
                              f"dtype {ids.dtype}")
         return ids.astype(np.int32)
+
+    def _finals(self, out: dict) -> States:
+        """The final states (NumPy) from a TensorFlow output dict (``final_hidden_i``)."""
+        return [out[state_output_name(i)].numpy() for i in range(len(self.state_names))]
 
     # ------------------------------------------------------------ model
     def step(self, ids, states: States | None = None) -> tuple[np.ndarray, States]:
@@ -133,8 +138,6 @@ class SavedModelExport(ExportedModel):
         return {IDS_INPUT: tf.constant(ids),
                 **{name: tf.constant(s) for name, s in zip(self.state_names, states)}}
 
-    def _finals(self, out) -> States:
-        return [out[state_output_name(i)].numpy() for i in range(len(self.state_names))]
 
     def _step(self, ids, states):
         out = self.loaded.signatures["serving_default"](**self._inputs(ids, states))
@@ -159,13 +162,19 @@ class OnnxExport(ExportedModel):
     format = "onnx"
 
     def __init__(self, path: Path, metadata: ExportMetadata, vocab: Vocabulary):
-        from tfnas.export.onnx_graph import log_prob_head
         from tfnas.export.parity import ort_session
 
         super().__init__(path, metadata, vocab)
         self.session = ort_session(path / ONNX_FILE)
-        self.head = ort_session(log_prob_head(metadata.opset or 17))
         self._outputs = ["logits"] + [state_output_name(i) for i in range(len(self.state_names))]
+
+    @functools.cached_property
+    def head(self):
+        """The onnxruntime session of `tfnas.export.onnx_graph.log_prob_head` (made on first scoring)."""
+        from tfnas.export.onnx_graph import log_prob_head
+        from tfnas.export.parity import ort_session
+
+        return ort_session(log_prob_head())
 
     def _feeds(self, ids, states) -> dict:
         return {IDS_INPUT: ids, **dict(zip(self.state_names, states))}
@@ -203,16 +212,13 @@ class KerasExport(ExportedModel):
         self._forward = tf.function(forward_fn(self.model), reduce_retracing=True)
         self._score = tf.function(score_fn(self.model), reduce_retracing=True)
 
-    def _finals(self, out, n: int) -> States:
-        return [out[state_output_name(i)].numpy() for i in range(n)]
-
     def _step(self, ids, states):
         out = self._forward(ids, *states)
-        return out["logits"].numpy(), self._finals(out, len(states))
+        return out["logits"].numpy(), self._finals(out)
 
     def _log_probs(self, ids, targets, states):
         out = self._score(ids, targets, *states)
-        return out["log_probs"].numpy().astype(np.float64), self._finals(out, len(states))
+        return out["log_probs"].numpy().astype(np.float64), self._finals(out)
 
 
 _BACKENDS: dict[str, type[ExportedModel]] = {"savedmodel": SavedModelExport, "onnx": OnnxExport,

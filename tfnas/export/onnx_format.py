@@ -19,11 +19,10 @@ from tfnas.export.errors import OnnxConversionError, ParityError
 from tfnas.export.graphs import forward_fn, ids_spec, state_specs
 from tfnas.export.layout import ONNX_FILE, metadata_path, prepare_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
-from tfnas.export.onnx_graph import hoist_loop_invariants, nonstandard_nodes
+from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
 
 #: Default and lowest supported ONNX opset.
-DEFAULT_OPSET = 17
-MIN_OPSET = 17
+DEFAULT_OPSET = MIN_OPSET
 #: Default bound of ``max |logits_onnx - logits_keras|`` checked after an export.
 DEFAULT_TOLERANCE = 1e-5
 

@@ -6,6 +6,8 @@ from typing import Iterator
 import onnx
 from onnx import TensorProto, helper
 
+#: Lowest ONNX opset tfnas exports (and the opset of `log_prob_head`).
+MIN_OPSET = 17
 #: Input and output names of `log_prob_head`.
 HEAD_LOGITS, HEAD_TARGETS, HEAD_LOG_PROBS = "logits", "targets", "log_probs"
 
@@ -80,7 +82,7 @@ def hoist_loop_invariants(model: onnx.ModelProto) -> int:
     return removed
 
 
-def log_prob_head(opset: int) -> onnx.ModelProto:
+def log_prob_head(opset: int = MIN_OPSET) -> onnx.ModelProto:
     """``log_probs[b, t] = log_softmax(logits[b, t])[targets[b, t]]`` as a standalone ONNX model.
 
     Inputs ``logits`` (float32 ``[batch, time, vocab]``) and ``targets``

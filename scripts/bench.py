@@ -120,19 +120,24 @@ def _time(step, warmup: int, timed: int) -> float:
     return (time.perf_counter() - start) / timed
 
 
+def _synthetic_trainer(genotype, nhid: int, batch: int, s: dict, out_dir: Path, **settings):
+    """A Trainer of an ``nhid``-unit LM on a synthetic corpus of two batches (``settings``: TrainConfig fields)."""
+    from tfnas.config import ModelConfig, TrainConfig
+    from tfnas.lm.trainer import Trainer
+
+    config = TrainConfig(model=ModelConfig(emsize=nhid, nhid=nhid), batch_size=batch, eval_batch_size=batch,
+                         test_batch_size=batch, bptt=s["bptt"], **settings)
+    corpus = _synthetic_corpus(s["vocab"], batch * (s["bptt"] + 1) * 2)
+    return Trainer(config, genotype, out_dir, corpus=corpus)
+
+
 def _trainer_step(genotype, nhid: int, batch: int, s: dict, jit: bool = False):
     """The Trainer's own compiled step on synthetic data."""
     import tempfile
 
     import tensorflow as tf
 
-    from tfnas.config import ModelConfig, TrainConfig
-    from tfnas.lm.trainer import Trainer
-
-    config = TrainConfig(model=ModelConfig(emsize=nhid, nhid=nhid), batch_size=batch, eval_batch_size=batch,
-                         test_batch_size=batch, bptt=s["bptt"], jit_compile=jit)
-    corpus = _synthetic_corpus(s["vocab"], batch * (s["bptt"] + 1) * 2)
-    trainer = Trainer(config, genotype, Path(tempfile.mkdtemp()), corpus=corpus)
+    trainer = _synthetic_trainer(genotype, nhid, batch, s, Path(tempfile.mkdtemp()), jit_compile=jit)
     x, y = _batch(batch, s["bptt"], s["vocab"], 0)
     lr, avg = tf.constant(1.0), tf.constant(False)
     return lambda: trainer._train_step(x, y, trainer.hidden, lr, avg)[0].numpy()
@@ -159,16 +164,12 @@ def _darts_step(order: int, s: dict, jit: bool = False):
 
 def export_scoring_model(folder: Path, s: dict) -> None:
     """Trains a DARTS_V2 LM one step on synthetic data and exports it to every format under ``folder``."""
-    from tfnas.config import ModelConfig, TrainConfig
     from tfnas.export import FORMATS, export_run
     from tfnas.genotype import resolve_genotype
-    from tfnas.lm.trainer import Trainer
 
-    nhid, batch = s["train_nhid"], s["train_batch"]
-    config = TrainConfig(model=ModelConfig(emsize=nhid, nhid=nhid), batch_size=batch, eval_batch_size=batch,
-                         test_batch_size=batch, bptt=s["bptt"], max_steps=1, max_eval_batches=1)
-    corpus = _synthetic_corpus(s["vocab"], batch * (s["bptt"] + 1) * 2)
-    Trainer(config, resolve_genotype("darts_v2"), folder / "run", corpus=corpus).fit(evaluate_test=False)
+    trainer = _synthetic_trainer(resolve_genotype("darts_v2"), s["train_nhid"], s["train_batch"], s, folder / "run",
+                                 max_steps=1, max_eval_batches=1)
+    trainer.fit(evaluate_test=False)
     export_run(folder / "run", folder / "export", formats=",".join(FORMATS), check=False)
 
 

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from tfnas.genotype import ACTIVATIONS, FIRST_NODES, OUTPUT_RULES, Genotype
+from tfnas.spaces.base import SearchSpace
 
 __all__ = ["DagSpace"]
 
@@ -45,7 +46,7 @@ def _as_rng(rng: Any) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
-class DagSpace:
+class DagSpace(SearchSpace):
     """All DAG genotypes with ``steps`` nodes over ``activations``.
 
     Args:
@@ -157,19 +158,8 @@ class DagSpace:
                 return f"node {i} uses {act!r}, not in {list(self.activations)}"
         return None
 
-    def contains(self, genotype: Genotype) -> bool:
-        """Whether ``genotype`` is a cell of this space (see `why_not`)."""
-        return self.why_not(genotype) is None
-
     def __contains__(self, genotype: object) -> bool:
         return isinstance(genotype, Genotype) and self.contains(genotype)
-
-    def validate(self, genotype: Genotype) -> Genotype:
-        """Returns ``genotype`` or raises ``ValueError`` saying why it is outside."""
-        why = self.why_not(genotype)
-        if why is not None:
-            raise ValueError(f"genotype is not in {self!r}: {why}")
-        return genotype
 
     # -------------------------------------------------------- choices/tokens
     def encode(self, genotype: Genotype) -> list[int]:

@@ -35,6 +35,7 @@ import numpy as np
 
 from tfnas.genotype import (ATTENTIONS, FORMAT, VERSION, Genotype, GenotypeError, JsonGenotypeMixin,
                             check_envelope, find_genotype_file, read_genotype_file)
+from tfnas.spaces.base import SearchSpace
 
 #: How a tree node combines its two inputs.
 COMBINATIONS: tuple[str, ...] = ("add", "elem_mult")
@@ -223,7 +224,7 @@ def tree_token_choices(base: int = DEFAULT_BASE) -> list[int]:
     return [len(COMBINATIONS), len(TREE_ACTIVATIONS)] * (n + 1) + [n, n]
 
 
-class TreeSpace:
+class TreeSpace(SearchSpace):
     """The base-N tree space of Zoph & Le: sampling, size, choices, membership.
 
     Every token sequence of `token_choices` is a valid, distinct genotype,
@@ -285,17 +286,8 @@ class TreeSpace:
             return f"has base {genotype.base}, the space has base {self.base}"
         return None
 
-    def contains(self, genotype: Any) -> bool:
-        return self.why_not(genotype) is None
-
     def __contains__(self, genotype: object) -> bool:
         return self.contains(genotype)
-
-    def validate(self, genotype: TreeGenotype) -> TreeGenotype:
-        why = self.why_not(genotype)
-        if why is not None:
-            raise ValueError(f"genotype is not in {self!r}: {why}")
-        return genotype
 
     # -------------------------------------------------------- choices/tokens
     def encode(self, genotype: TreeGenotype) -> list[int]:

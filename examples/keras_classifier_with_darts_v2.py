@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from tfnas.cells import GenotypeCell  # importing tfnas.cells registers the cell with Keras
-from tfnas.genotype import resolve_genotype
+from tfnas.genotypes.files import resolve_genotype
 
 VOCAB, MARKER = 20, 7
 

@@ -146,7 +146,7 @@ def _trainer_step(genotype, nhid: int, batch: int, s: dict, jit: bool = False):
 def _darts_step(order: int, s: dict, jit: bool = False):
     import tensorflow as tf
 
-    from tfnas.strategies.darts import DartsConfig, DartsSearch
+    from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch
 
     nhid, batch = s["search_nhid"], s["search_batch"]
     # The search preset's model (dropouts, per-step recomputation) at the benchmark's size.
@@ -165,7 +165,7 @@ def _darts_step(order: int, s: dict, jit: bool = False):
 def export_scoring_model(folder: Path, s: dict) -> None:
     """Trains a DARTS_V2 LM one step on synthetic data and exports it to every format under ``folder``."""
     from tfnas.export import FORMATS, export_run
-    from tfnas.genotype import resolve_genotype
+    from tfnas.genotypes.files import resolve_genotype
 
     trainer = _synthetic_trainer(resolve_genotype("darts_v2"), s["train_nhid"], s["train_batch"], s, folder / "run",
                                  max_steps=1, max_eval_batches=1)
@@ -185,7 +185,7 @@ def run_scoring(s: dict, quick: bool) -> dict[str, dict]:
     import tempfile
 
     from tfnas.export import FORMATS, load_export
-    from tfnas.genotype import resolve_genotype
+    from tfnas.genotypes.files import resolve_genotype
 
     folder = Path(tempfile.mkdtemp())
     cmd = [sys.executable, __file__, "--export-to", str(folder)] + (["--quick"] if quick else [])
@@ -245,7 +245,7 @@ def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
 
 def _make_case(case: str, s: dict):
     """``(step, batch size, FLOPs per token)`` of one case."""
-    from tfnas.genotype import resolve_genotype
+    from tfnas.genotypes.files import resolve_genotype
 
     v2 = resolve_genotype("darts_v2")
     jit = case.endswith("_xla")

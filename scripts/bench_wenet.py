@@ -56,7 +56,7 @@ def run_variant(variant: str, s: dict) -> dict:
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
     from tfnas.cells import CellRNN
-    from tfnas.cells.weighted_cells import WeightedCells
+    from tfnas.cells.search.weighted_cells import WeightedCells
     from tfnas.spaces import DagSpace
 
     class SequentialCells(keras.layers.Layer, DropoutRNNCell):

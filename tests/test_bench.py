@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tfnas.genotype import resolve_genotype
+from tfnas.genotypes.files import resolve_genotype
 from tfnas.lm import LanguageModel
-from tfnas.lm.supernet import SupernetLM
+from tfnas.lm.search_models import MixedLM
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 
@@ -21,7 +21,7 @@ def bench():
 
 def test_flop_counts_are_twice_the_multiply_adds_of_the_weights(bench):
     units, vocab, steps = 12, 50, 4
-    supernet = SupernetLM(vocab, steps=steps, emsize=units, nhid=units, seed=0)
+    supernet = MixedLM(vocab, steps=steps, emsize=units, nhid=units, seed=0)
     supernet.build_weights()
     cell = supernet.cell
     # Node 0 reads [x, h] once; node i's matrix Ws[i-1] is applied to each of its i predecessors.

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfnas.callbacks import FLOAT32_MAX, History, ProgressPrinter, TensorBoardLogger, ThroughputMeter
-from tfnas.lm.trainer import perplexity
+from tfnas.metrics import perplexity
 
 
 def test_tensorboard_logger_writes_scalars_and_clips_diverged_values(tmp_path):

@@ -91,9 +91,9 @@ def _callbacks(out: Path, quiet: bool = False):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tfnas.lm.trainer import Trainer
-    from tfnas.spaces.tree import resolve_any_genotype
+    from tfnas.genotypes.files import resolve_genotype
 
-    genotype = None if args.genotype == "lstm" else resolve_any_genotype(args.genotype)
+    genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
     config = _train_config(args)
     out = Path(args.out)
     trainer = Trainer(config, genotype, out, callbacks=_callbacks(out, args.quiet))
@@ -130,7 +130,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     config = _search_config(args, spec)
     out = Path(args.out)
     corpus = load_corpus(config.dataset, config.data_dir)
-    result = spec.factory(config).search(corpus, out, _callbacks(out, args.quiet))
+    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
     print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
@@ -144,9 +144,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from tfnas.spaces.tree import TreeGenotype, resolve_any_genotype
+    from tfnas.genotypes.tree import TreeGenotype
+    from tfnas.genotypes.files import resolve_genotype
 
-    g = resolve_any_genotype(args.genotype)
+    g = resolve_genotype(args.genotype)
     print(f"genotype: {args.genotype}")
     if isinstance(g, TreeGenotype):
         if args.draw:

@@ -8,8 +8,8 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-#: Folder with the paper presets (``configs/`` of the repository, linked into the package).
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+from tfnas.resources import resource_dir
+
 
 
 @dataclass
@@ -97,10 +97,11 @@ def find_preset(name_or_path: str) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.exists():
         return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    folder = resource_dir("configs")
+    candidate = folder / f"{name_or_path}.yaml"
     if candidate.exists():
         return candidate
-    names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
     raise FileNotFoundError(f"config {name_or_path!r} is neither a YAML file nor a preset; presets: {names}")
 
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.cells.attention import (ATTENTION_HEADS, AdditiveAttention, DotAttention, GeneralAttention,
-                                   MixedAttention, MultiHeadSelfAttention, NoAttention, make_attention)
-from tfnas.genotype import ATTENTIONS
+from tfnas.cells.attention import (ATTENTION_HEADS, AdditiveAttention, DotAttention, GeneralAttention, MultiHeadSelfAttention, NoAttention, make_attention)
+from tfnas.cells.search.mixed_attention import MixedAttention
+from tfnas.genotypes.base import ATTENTIONS
 
 U, B, T = 8, 2, 6
 

@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from tfnas.cells import CellRNN, GenotypeCell, node_schedule
-from tfnas.genotype import Genotype, load_genotype
+from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.files import load_genotype
 
 from support import ACT, sigmoid
 

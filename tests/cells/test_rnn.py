@@ -5,11 +5,10 @@ import pytest
 import tensorflow as tf
 
 from tfnas.cells import CellRNN, GenotypeCell
-from tfnas.cells.mixed_cell import MixedCell
-from tfnas.cells.shared_cell import SharedCell
+from tfnas.cells.search.mixed_cell import MixedCell
+from tfnas.cells.search.shared_cell import SharedCell
 from tfnas.cells.tree_cell import TreeCell
-from tfnas.genotype import resolve_genotype
-from tfnas.spaces.tree import resolve_any_genotype
+from tfnas.genotypes.files import resolve_genotype
 
 
 def make_cell(kind: str):
@@ -20,7 +19,7 @@ def make_cell(kind: str):
     elif kind == "mixed":
         cell = MixedCell(3, 6, norm="batch", **masks)
     elif kind == "tree":
-        cell = TreeCell(resolve_any_genotype("nascell"), 6, **masks)
+        cell = TreeCell(resolve_genotype("nascell"), 6, **masks)
     else:
         cell = SharedCell(3, 6, **masks)
     cell.build((None, 4))

@@ -5,7 +5,8 @@ import pytest
 
 from tfnas.cells import CellRNN
 from tfnas.cells.tree_cell import TreeCell
-from tfnas.spaces.tree import TreeSpace, load_any_genotype
+from tfnas.spaces.tree import TreeSpace
+from tfnas.genotypes.files import load_genotype
 
 from support import sigmoid
 
@@ -39,7 +40,7 @@ def randomise(cell, rng, scale=0.6):
 
 @pytest.mark.parametrize("use_bias", [False, True])
 def test_nascell_sequence_matches_numpy(exported_cells, use_bias):
-    g = load_any_genotype(exported_cells / "nascell.json")
+    g = load_genotype(exported_cells / "nascell.json")
     rng = np.random.default_rng(0)
     cell = TreeCell.from_genotype(g, units=6, input_dim=5, use_bias=use_bias)
     randomise(cell, rng)
@@ -63,7 +64,7 @@ def test_nascell_sequence_matches_numpy(exported_cells, use_bias):
 
 
 def test_parameter_count_and_layout(exported_cells):
-    g = load_any_genotype(exported_cells / "nascell.json")
+    g = load_genotype(exported_cells / "nascell.json")
     cell = TreeCell.from_genotype(g, units=10, input_dim=7)
     assert cell.state_size == [10, 10]
     assert tuple(cell.kernel.shape) == (7, 80) and tuple(cell.recurrent_kernel.shape) == (10, 80)
@@ -72,7 +73,7 @@ def test_parameter_count_and_layout(exported_cells):
 
 def test_generic_tree_rules_leaf_cell_index_and_root_inject():
     """c_t is the pre-activation of a leaf; c_{t-1} injected at the root (general wiring, base 2)."""
-    from tfnas.spaces.tree import TreeGenotype
+    from tfnas.genotypes.tree import TreeGenotype
 
     g = TreeGenotype((("elem_mult", "relu"), ("add", "sigmoid"), ("add", "tanh")), inject=("elem_mult", "identity"),
                      inject_node=2, cell_node=0)
@@ -92,7 +93,7 @@ def test_generic_tree_rules_leaf_cell_index_and_root_inject():
 
 
 def test_keras_round_trip(tmp_path, exported_cells):
-    g = load_any_genotype(exported_cells / "nascell.json")
+    g = load_genotype(exported_cells / "nascell.json")
     inputs = keras.Input((None, 5))
     outputs = keras.layers.RNN(TreeCell(g, units=6, seed=1), return_sequences=True)(inputs)
     model = keras.Model(inputs, outputs)

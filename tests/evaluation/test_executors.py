@@ -9,8 +9,8 @@ import pytest
 
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.data import load_corpus
-from tfnas.evaluation import (FailingEvaluator, LocalExecutor, ShortTrainingEvaluator, SyntheticEvaluator,
-                              genotype_key, import_ray, make_executor)
+from support import FailingEvaluator, SyntheticEvaluator
+from tfnas.evaluation import LocalExecutor, ShortTrainingEvaluator, genotype_key, import_ray, make_executor
 from tfnas.spaces.dag import DagSpace
 from tfnas.spaces.tree import TreeSpace
 
@@ -53,6 +53,7 @@ def test_ray_executor_on_a_local_two_cpu_instance():
     evaluator = PidEvaluator(space, space.encode(genotypes[0]))
     # Workers cannot import this test module: ship PidEvaluator's class by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["support"])  # nor the test doubles
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         assert ray.cluster_resources()["CPU"] == 2

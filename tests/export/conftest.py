@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tfnas.config import ModelConfig, TrainConfig
-from tfnas.genotype import resolve_genotype
+from tfnas.genotypes.files import resolve_genotype
 
 #: The models the export tests cover: a genotype cell, an attention LM and the LSTM baseline.
 KINDS = ("darts_v2", "attention", "lstm")

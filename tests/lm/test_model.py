@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfnas.config import ModelConfig
-from tfnas.genotype import load_genotype
+from tfnas.genotypes.files import load_genotype
 from tfnas.lm import (DroppedEmbedding, LanguageModel, LockedDropout, activation_regularization,
                       temporal_activation_regularization)
 

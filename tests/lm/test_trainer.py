@@ -12,8 +12,9 @@ import pytest
 from tfnas.callbacks import Callback, History
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.data import load_corpus
-from tfnas.genotype import load_genotype
-from tfnas.lm.trainer import Trainer, perplexity
+from tfnas.genotypes.files import load_genotype
+from tfnas.lm.trainer import Trainer
+from tfnas.metrics import perplexity
 
 from support import Kill, latest_checkpoint_arrays
 

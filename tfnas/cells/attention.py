@@ -1,4 +1,4 @@
-"""Causal attention heads on top of a recurrent layer, and their NASABN mixture.
+"""Causal attention heads on top of a recurrent layer (their NASABN mixture is `tfnas.cells.search.mixed_attention`).
 
 NASABN (Neural Architecture Search for Attention-Based Networks) places a
 searchable attention layer on the output sequence ``H = [h_1 .. h_T]`` of a
@@ -26,9 +26,6 @@ name                  score(h_t, h_s) and output                parameters
 ``multihead``         ``Y = H + MHA(H, H, H)`` (causal)         ``4 u^2 + 4 u``
 ====================  ========================================  ==========================
 
-``MixedAttention`` is the continuous relaxation of NASABN eq. (3),
-``Y = sum_k softmax(alpha)_k head_k(H)``, and ``MixedAttention.derive`` the
-discretisation of eq. (4), ``argmax_k alpha_k``.
 """
 from __future__ import annotations
 
@@ -39,7 +36,7 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.validation import check_units
-from tfnas.genotype import ATTENTIONS
+from tfnas.genotypes.base import ATTENTIONS
 
 #: Every head `make_attention` knows: ``"none"`` (identity, search only) and the genotype's heads.
 ATTENTION_HEADS: tuple[str, ...] = ("none",) + ATTENTIONS
@@ -63,12 +60,12 @@ def causal_softmax(scores: tf.Tensor) -> tf.Tensor:
     return tf.nn.softmax(masked, axis=-1)
 
 
-def _seed(seed: int | None, offset: int) -> int | None:
+def offset_seed(seed: int | None, offset: int) -> int | None:
     """A distinct, reproducible seed for the ``offset``-th weight of a layer."""
     return None if seed is None else seed + offset
 
 
-def _check_seed(seed: Any) -> int | None:
+def check_seed(seed: Any) -> int | None:
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"Argument `seed` must be an integer or None; received: seed={seed!r}")
     return seed
@@ -194,15 +191,15 @@ class GeneralAttention(_CausalHead):
 
     def __init__(self, units: int, seed: int | None = None, **kwargs):
         super().__init__(units, **kwargs)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
         u = self.units
         self.W_a = self.add_weight(name="W_a", shape=(u, u),
-                                   initializer=keras.initializers.GlorotUniform(_seed(self.seed, 0)))
+                                   initializer=keras.initializers.GlorotUniform(offset_seed(self.seed, 0)))
         self.W_c = self.add_weight(name="W_c", shape=(2 * u, u),
-                                   initializer=keras.initializers.GlorotUniform(_seed(self.seed, 1)))
+                                   initializer=keras.initializers.GlorotUniform(offset_seed(self.seed, 1)))
         self.built = True
 
     def call(self, inputs, training=False):
@@ -255,16 +252,16 @@ class AdditiveAttention(_CausalHead):
         super().__init__(units, **kwargs)
         self.attention_units = self.units if attention_units is None else \
             check_units("attention_units", attention_units)
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
 
     def build(self, input_shape):
         self._check_input_shape(input_shape)
         u, a = self.units, self.attention_units
-        glorot = lambda i: keras.initializers.GlorotUniform(_seed(self.seed, i))  # noqa: E731
+        glorot = lambda i: keras.initializers.GlorotUniform(offset_seed(self.seed, i))  # noqa: E731
         self.W_1 = self.add_weight(name="W_1", shape=(u, a), initializer=glorot(0))
         self.W_2 = self.add_weight(name="W_2", shape=(u, a), initializer=glorot(1))
         self.v = self.add_weight(name="v", shape=(a,), initializer=keras.initializers.RandomUniform(
-            -1.0 / math.sqrt(a), 1.0 / math.sqrt(a), seed=_seed(self.seed, 2)))
+            -1.0 / math.sqrt(a), 1.0 / math.sqrt(a), seed=offset_seed(self.seed, 2)))
         self.W_c = self.add_weight(name="W_c", shape=(2 * u, u), initializer=glorot(3))
         self.built = True
 
@@ -328,7 +325,7 @@ class MultiHeadSelfAttention(_CausalHead):
         if self.units % num_heads:
             raise ValueError(f"Argument `num_heads` must divide units={self.units}; received: num_heads={num_heads}")
         self.num_heads = num_heads
-        self.seed = _check_seed(seed)
+        self.seed = check_seed(seed)
         self.mha = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=self.units // num_heads,
                                                    name="mha", dtype=self.dtype_policy)
 
@@ -381,138 +378,3 @@ def make_attention(name: str | None, units: int, /, **kwargs) -> keras.layers.La
     cls = _HEAD_CLASSES[key]
     kwargs = {k: v for k, v in kwargs.items() if k not in _ALL_OPTIONS or k in cls.options}
     return cls(units, **kwargs)
-
-
-@keras.saving.register_keras_serializable(package="tfnas")
-class MixedAttention(keras.layers.Layer):
-    """The NASABN search layer: a softmax mixture of attention heads.
-
-    With candidates ``k = 1..K`` and architecture parameters ``alpha`` of
-    shape ``[K]`` (NASABN eq. 3)::
-
-        Y = sum_k softmax(alpha)_k head_k(H)
-
-    and the derived head (eq. 4) is ``argmax_k alpha_k``. ``alpha`` is its
-    own variable, named ``"alpha_attention"``: a bilevel optimiser updates
-    `arch_variables` on validation data and `weight_variables` (all other
-    trainable variables, the heads' weights) on training data.
-
-    Args:
-        units: size of ``h_t``, a positive integer.
-        candidates: names from `ATTENTION_HEADS`, distinct, at least one.
-        num_heads: heads of the ``"multihead"`` candidate (default as in
-            `MultiHeadSelfAttention`).
-        attention_units: hidden size of the ``"additive"`` score (default
-            ``units``).
-        alpha_init_std: ``alpha`` starts as ``alpha_init_std * N(0, 1)``
-            (DARTS: 1e-3); 0 starts it at zeros (uniform mixture).
-        seed: seed of ``alpha`` and of the heads' initialisation, or None.
-
-    Call arguments:
-        inputs: ``[batch, time, units]``.
-        training: passed to the heads.
-        alphas: optional ``[K]`` logits used instead of ``alpha`` (e.g. a
-            controller's sample or a hard one-hot choice).
-
-    Example:
-
-    >>> mixed = MixedAttention(units=8, alpha_init_std=0.0)
-    >>> mixed(np.zeros((2, 5, 8), "float32")).shape
-    TensorShape([2, 5, 8])
-    >>> _ = mixed.alpha.assign([0.0, 0.0, 3.0, 0.0, 0.0])
-    >>> mixed.derive()
-    'general'
-    """
-
-    def __init__(self, units: int, candidates: Sequence[str] = ATTENTION_HEADS, num_heads: int | None = None,
-                 attention_units: int | None = None, alpha_init_std: float = 1e-3, seed: int | None = None,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.units = check_units("units", units)
-        if isinstance(candidates, str):
-            candidates = (candidates,)
-        candidates = tuple(candidates)
-        unknown = [c for c in candidates if c not in _HEAD_CLASSES]
-        if not candidates or unknown or len(set(candidates)) != len(candidates):
-            raise ValueError(f"Argument `candidates` must be distinct names from {list(ATTENTION_HEADS)}, "
-                             f"at least one; received: candidates={list(candidates)!r}")
-        self.candidates = candidates
-        if not isinstance(alpha_init_std, (int, float)) or isinstance(alpha_init_std, bool) or alpha_init_std < 0:
-            raise ValueError(f"Argument `alpha_init_std` must be a number >= 0; "
-                             f"received: alpha_init_std={alpha_init_std!r}")
-        self.alpha_init_std = float(alpha_init_std)
-        self.seed = _check_seed(seed)
-        self.num_heads = num_heads
-        self.attention_units = attention_units
-        options = {"num_heads": num_heads, "attention_units": attention_units}
-        self.heads = [
-            make_attention(c, self.units, name=c, seed=_seed(self.seed, 10 * (k + 1)),
-                           **{o: v for o, v in options.items() if v is not None})
-            for k, c in enumerate(candidates)
-        ]
-        if "multihead" in candidates:
-            self.num_heads = self.heads[candidates.index("multihead")].num_heads
-
-    def build(self, input_shape):
-        if self.alpha_init_std > 0:
-            init = keras.initializers.RandomNormal(stddev=self.alpha_init_std, seed=self.seed)
-        else:
-            init = keras.initializers.Zeros()
-        self.alpha = self.add_weight(name="alpha_attention", shape=(len(self.candidates),), initializer=init)
-        for head in self.heads:
-            head.build(input_shape)
-        self.built = True
-
-    @property
-    def arch_variables(self) -> list:
-        """The architecture parameters: ``[alpha]``."""
-        return [self.alpha]
-
-    @property
-    def weight_variables(self) -> list:
-        """Every trainable variable except ``alpha``: the heads' weights."""
-        return [v for v in self.trainable_variables if v is not self.alpha]
-
-    def head(self, name: str) -> keras.layers.Layer:
-        """The candidate head called ``name``."""
-        if name not in self.candidates:
-            raise ValueError(f"Argument `name` must be one of {list(self.candidates)}; received: name={name!r}")
-        return self.heads[self.candidates.index(name)]
-
-    def call(self, inputs, training=False, alphas=None):
-        if alphas is None:
-            logits = self.alpha
-        else:
-            logits = tf.convert_to_tensor(alphas, dtype="float32")
-            if logits.shape.rank is not None and not logits.shape.is_compatible_with([len(self.candidates)]):
-                raise ValueError(f"Argument `alphas` must have shape [{len(self.candidates)}]; "
-                                 f"received: alphas.shape={tuple(logits.shape)}")
-        weights = tf.cast(tf.nn.softmax(logits), inputs.dtype)
-        return tf.add_n([weights[k] * head(inputs, training=training) for k, head in enumerate(self.heads)])
-
-    def mixture_weights(self) -> dict[str, float]:
-        """``softmax(alpha)`` by candidate name (for logs and heatmaps)."""
-        return dict(zip(self.candidates, tf.nn.softmax(self.alpha).numpy().tolist()))
-
-    def derive(self) -> str | None:
-        """NASABN eq. (4): the candidate with the largest ``alpha`` (first on ties).
-
-        Returns the head's name, a value for ``Genotype.attention``, or None
-        when ``"none"`` wins.
-        """
-        best = self.candidates[int(tf.argmax(self.alpha).numpy())]
-        return None if best == "none" else best
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def get_config(self) -> dict[str, Any]:
-        config = {
-            "units": self.units,
-            "candidates": list(self.candidates),
-            "num_heads": self.num_heads,
-            "attention_units": self.attention_units,
-            "alpha_init_std": self.alpha_init_std,
-            "seed": self.seed,
-        }
-        return {**super().get_config(), **config}

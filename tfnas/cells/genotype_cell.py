@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import DARTS_INIT_RANGE, RecurrentCell
-from tfnas.genotype import Genotype
+from tfnas.genotypes.dag import Genotype
 
 
 def as_genotype(genotype: Genotype | Mapping[str, Any]) -> Genotype:
@@ -81,7 +81,7 @@ class GenotypeCell(RecurrentCell):
 
     Example:
 
-    >>> from tfnas.genotype import load_genotype
+    >>> from tfnas.genotypes import load_genotype
     >>> cell = GenotypeCell(load_genotype("exported_cells/darts_v2.json"), units=32)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
     >>> rnn(np.zeros((2, 5, 16), "float32")).shape

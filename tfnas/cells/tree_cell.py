@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import RecurrentCell
-from tfnas.spaces.tree import TreeGenotype
+from tfnas.genotypes.tree import TreeGenotype
 
 #: Half-width of the uniform initialisation (as `GenotypeCell`).
 TREE_INIT_RANGE = 0.04
@@ -66,8 +66,8 @@ class TreeCell(RecurrentCell):
 
     Example:
 
-    >>> from tfnas.spaces.tree import load_any_genotype
-    >>> cell = TreeCell(load_any_genotype("exported_cells/nascell.json"), units=32)
+    >>> from tfnas.genotypes import load_genotype
+    >>> cell = TreeCell(load_genotype("exported_cells/nascell.json"), units=32)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
     >>> rnn(np.zeros((2, 5, 16), "float32")).shape
     TensorShape([2, 5, 32])

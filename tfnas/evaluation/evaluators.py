@@ -19,7 +19,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from tfnas.spaces.tree import AnyGenotype
+from tfnas.genotypes.files import AnyGenotype
 
 
 @runtime_checkable
@@ -107,7 +107,7 @@ class WeightSharingEvaluator:
     evaluation step for every genotype.
 
     Args:
-        model: a built `tfnas.lm.shared_lm.SharedLM`.
+        model: a built `tfnas.lm.search_models.SharedLM`.
         data: batchified validation data ``[batch, tokens]``.
         bptt: window length.
         max_batches: windows per evaluation (None: all).
@@ -127,7 +127,7 @@ class WeightSharingEvaluator:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from tfnas.lm.shared_lm import SharedLM
+        from tfnas.lm.search_models import SharedLM
 
         config, weights = state.pop("model_config"), state.pop("model_weights")
         self.__dict__.update(state)
@@ -148,7 +148,7 @@ class WeightSharingEvaluator:
     def from_search(cls, search_dir: str | Path, corpus: Any = None, max_batches: int | None = None
                     ) -> "WeightSharingEvaluator":
         """The evaluator of the newest checkpoint of an ENAS search folder."""
-        from tfnas.strategies.enas import EnasSearch
+        from tfnas.strategies.one_shot.enas import EnasSearch
 
         return EnasSearch.load_evaluator(search_dir, corpus=corpus, max_batches=max_batches)
 
@@ -188,46 +188,3 @@ class WeightSharingEvaluator:
 
     def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
         return [float(math.exp(min(self.loss(g), 700.0))) for g in genotypes]
-
-
-class SyntheticEvaluator:
-    """A cheap, deterministic stand-in objective for tests and benchmarks of search strategies.
-
-    The "perplexity" of a genotype is ``floor * scale^(mismatches)``, where
-    ``mismatches`` counts the choice positions of ``space.encode(genotype)``
-    that differ from ``target``: one best architecture, a smooth landscape.
-
-    Args:
-        space: the search space (`DagSpace` or `TreeSpace`).
-        target: the choice indices of the best architecture.
-        floor: its perplexity.
-        scale: factor per wrong choice.
-    """
-
-    def __init__(self, space: Any, target: Sequence[int], floor: float = 60.0, scale: float = 1.1):
-        self.space = space
-        self.target = [int(t) for t in target]
-        self.floor = float(floor)
-        self.scale = float(scale)
-
-    def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
-        out = []
-        for g in genotypes:
-            tokens = self.space.encode(g)
-            wrong = sum(int(a != b) for a, b in zip(tokens, self.target))
-            out.append(self.floor * self.scale ** wrong)
-        return out
-
-
-class FailingEvaluator:
-    """Wraps an evaluator and raises on the first ``failures`` calls (tests of retries)."""
-
-    def __init__(self, inner: Evaluator, failures: int = 1):
-        self.inner = inner
-        self.failures = failures
-
-    def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
-        if self.failures > 0:
-            self.failures -= 1
-            raise RuntimeError("simulated evaluation failure")
-        return self.inner.evaluate(genotypes)

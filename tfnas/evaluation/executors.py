@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Protocol, Sequence
 
 from tfnas.evaluation.evaluators import Evaluator
-from tfnas.spaces.tree import AnyGenotype
+from tfnas.genotypes.files import AnyGenotype
 
 #: ``--executor`` names.
 EXECUTORS = ("local", "ray")

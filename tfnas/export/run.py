@@ -19,7 +19,7 @@ import tensorflow as tf
 from tfnas.config import TrainConfig, from_dict
 from tfnas.data import Vocabulary
 from tfnas.export.errors import ExportError, MissingCheckpointError
-from tfnas.lm.checkpoint import CheckpointManager, load_variables
+from tfnas.runs.checkpoint import CheckpointManager, load_variables
 from tfnas.lm.model import LanguageModel
 
 #: Which weights of a run to load: those of the best validation loss, or the newest checkpoint.

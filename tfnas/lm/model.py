@@ -12,9 +12,10 @@ from tfnas.cells.genotype_cell import GenotypeCell
 from tfnas.cells.rnn import CellRNN
 from tfnas.cells.tree_cell import TreeCell
 from tfnas.config import ModelConfig
-from tfnas.genotype import Genotype
+from tfnas.genotypes.dag import Genotype
 from tfnas.lm.regularizers import DroppedEmbedding, LockedDropout
-from tfnas.spaces.tree import TreeGenotype, as_any_genotype
+from tfnas.genotypes.tree import TreeGenotype
+from tfnas.genotypes.files import as_any_genotype
 
 
 class LMOutput(NamedTuple):

@@ -28,11 +28,11 @@ import tensorflow as tf
 from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
 from tfnas.config import TrainConfig, from_dict
 from tfnas.data import BPTTIterator, Corpus, batchify, load_corpus
-from tfnas.genotype import Genotype
-from tfnas.lm.checkpoint import CheckpointError, CheckpointManager, load_variables, save_variables
+from tfnas.genotypes.dag import Genotype
+from tfnas.runs.checkpoint import CheckpointError, CheckpointManager, load_variables, save_variables
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
-from tfnas.spaces.tree import load_any_genotype
+from tfnas.genotypes.files import load_genotype
 
 #: Fields of `TrainConfig` that may differ when a run is resumed.
 RESUMABLE_CHANGES = {"epochs", "max_steps", "log_interval", "eval_interval", "checkpoint_interval",
@@ -114,7 +114,7 @@ class Trainer:
                 raise ValueError(f"{self.out_dir} holds a run with another configuration ({diff}); "
                                  "use a new --out folder or the same settings to resume")
             geno_path = self.out_dir / "genotype.json"
-            saved_geno = load_any_genotype(geno_path) if geno_path.exists() else None
+            saved_geno = load_genotype(geno_path) if geno_path.exists() else None
             if saved_geno != self.genotype:
                 raise ValueError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
 

@@ -1,5 +1,6 @@
 """Search spaces: what a strategy may propose (sampling, size, tokens, validity)."""
+from tfnas.spaces.base import SearchSpace
 from tfnas.spaces.dag import DagSpace
-from tfnas.spaces.tree import TreeGenotype, TreeSpace
+from tfnas.spaces.tree import TreeSpace
 
-__all__ = ["DagSpace", "TreeGenotype", "TreeSpace"]
+__all__ = ["DagSpace", "SearchSpace", "TreeSpace"]

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from tfnas.genotype import ACTIVATIONS, FIRST_NODES, OUTPUT_RULES, Genotype
+from tfnas.genotypes.dag import ACTIVATIONS, FIRST_NODES, OUTPUT_RULES, Genotype
 from tfnas.spaces.base import SearchSpace
 
 __all__ = ["DagSpace"]
@@ -52,7 +52,7 @@ class DagSpace(SearchSpace):
     Args:
         steps: number of nodes after node 0 (``L`` in WeNet, ``N`` in DARTS); >= 1.
         activations: the activations a node may use; a non-empty subset of
-            `tfnas.genotype.ACTIVATIONS` without repeats. Their order fixes
+            `tfnas.genotypes.ACTIVATIONS` without repeats. Their order fixes
             the choice indices of `encode` / `decode`.
         first_node: node 0 rule of every genotype in the space (``"darts"``,
             ``"wenet"`` or ``"enas"``); with ``"enas"`` node 0's activation

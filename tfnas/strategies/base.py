@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from tfnas.callbacks import Callback
 from tfnas.data import Corpus
-from tfnas.genotype import Genotype
+from tfnas.genotypes.dag import Genotype
 
 
 class SearchDivergedError(RuntimeError):

@@ -1,57 +1,57 @@
-"""Strategy names of ``tfnas search --strategy`` and their config classes."""
+"""The strategies of ``tfnas search --strategy``: one static table, name -> class, config class, presets.
+
+No strategy module imports this one; adding a strategy is a row here (and
+its module, config subclass, presets and tests).
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from tfnas.config import from_dict, merge
 from tfnas.strategies.base import Strategy
+from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
+from tfnas.strategies.black_box.reinforce import ReinforceConfig, ReinforceSearch
+from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
+from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
+from tfnas.strategies.one_shot.wenet import WenetConfig, WenetSearch
 
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """How to build a strategy: its class, config class and default overrides."""
+    """A row of the table: the strategy class, its config class and its presets in ``configs/search/``."""
 
     name: str
-    factory: Callable[[Any], Strategy]
+    strategy_class: type[Strategy]
     config_class: type
-    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    presets: tuple[str, ...] = ()
 
     def make_config(self, overrides: Mapping[str, Any]) -> Any:
-        config = from_dict(self.config_class, dict(self.defaults), where=f"{self.name} config")
-        return merge(config, overrides)
+        """The config class's defaults merged with ``overrides`` (nested mappings merge)."""
+        return merge(from_dict(self.config_class, {}, where=f"{self.name} config"), overrides)
 
     def fields(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.config_class)}
 
 
-_REGISTRY: dict[str, StrategySpec] = {}
-
-
-def register(spec: StrategySpec) -> StrategySpec:
-    _REGISTRY[spec.name] = spec
-    return spec
+STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
+    StrategySpec("darts", DartsSearch, DartsConfig, ("darts_search_ptb", "darts2_search_ptb")),
+    StrategySpec("nasabn", NasabnSearch, NasabnConfig, ("nasabn_search_ptb", "quick_nasabn")),
+    StrategySpec("enas", EnasSearch, EnasConfig, ("enas_ptb", "quick_enas")),
+    StrategySpec("wenet", WenetSearch, WenetConfig, ("wenet_ptb", "quick_wenet")),
+    StrategySpec("reinforce", ReinforceSearch, ReinforceConfig, ("reinforce_ptb", "quick_reinforce")),
+    StrategySpec("random", RandomSearch, RandomConfig, ("random_ptb", "quick_random")),
+)}
 
 
 def get_strategy(name: str) -> StrategySpec:
-    """The spec of strategy ``name``; the error lists the known names."""
-    _load_builtin()
+    """The row of strategy ``name``; the error lists the known names."""
     try:
-        return _REGISTRY[name]
+        return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {sorted(_REGISTRY)}") from None
+        raise ValueError(f"unknown strategy {name!r}; known strategies: {sorted(STRATEGIES)}") from None
 
 
 def strategy_names() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
-
-
-def _load_builtin() -> None:
-    """Imports the strategy modules, which register themselves."""
-    import tfnas.strategies.darts  # noqa: F401
-    import tfnas.strategies.enas  # noqa: F401
-    import tfnas.strategies.random_search  # noqa: F401
-    import tfnas.strategies.reinforce  # noqa: F401
-    import tfnas.strategies.wenet  # noqa: F401
+    return sorted(STRATEGIES)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import graphviz
 
-from tfnas.genotype import Genotype
+from tfnas.genotypes.dag import Genotype
 
 
 class DotNotFoundError(RuntimeError):

@@ -1,0 +1,116 @@
+"""Clear errors: no checkpoint, unknown format, an op ONNX lacks, vocabulary mismatches."""
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfnas.cli import main
+from tfnas.data import OutOfVocabularyError, Vocabulary
+from tfnas.export import (ExportError, LoadedRun, MissingCheckpointError, OnnxConversionError, UnknownFormatError,
+                          VocabularyMismatchError, convert_to_onnx, export_keras, export_onnx, export_run,
+                          export_savedmodel, load_export, load_run, score_file)
+from tfnas.genotypes.files import resolve_genotype
+from tfnas.lm import LanguageModel
+
+
+def copy_run(src, dst, with_checkpoints):
+    dst.mkdir()
+    for name in ("config.json", "model.json", "genotype.json", "vocab.txt"):
+        shutil.copy(src / name, dst / name)
+    if with_checkpoints:
+        shutil.copytree(src / "checkpoints", dst / "checkpoints")
+
+
+def test_run_without_weights(runs, tmp_path, capsys):
+    src = runs.run("darts_v2")
+    bare = tmp_path / "bare"
+    copy_run(src, bare, with_checkpoints=False)
+    with pytest.raises(MissingCheckpointError, match="has no checkpoint and no best/weights.npz: train it first"):
+        load_run(bare)
+    assert main(["export", str(bare), "--out", str(tmp_path / "x")]) == 2
+    assert "has no checkpoint" in capsys.readouterr().err
+    with pytest.raises(MissingCheckpointError, match="has no checkpoint"):
+        load_run(bare, weights="latest")
+    # With a checkpoint but no best/ folder, the error points at --weights latest, which works.
+    partial = tmp_path / "partial"
+    copy_run(src, partial, with_checkpoints=True)
+    with pytest.raises(MissingCheckpointError, match="never evaluated.*weights latest"):
+        load_run(partial)
+    latest = load_run(partial, weights="latest")
+    best = runs.loaded("darts_v2")  # the run evaluated once, at its last step: best == latest weights here
+    for a, b in zip(latest.model.trainable_variables, best.model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_run(tmp_path / "nowhere")
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(ExportError, match="not a tfnas run folder"):
+        load_run(tmp_path / "junk")
+
+
+def test_unknown_format(runs, tmp_path, capsys):
+    with pytest.raises(UnknownFormatError, match="unknown export format 'tflite'.*keras, savedmodel, onnx or all"):
+        export_run(tmp_path / "not-even-a-run", tmp_path / "out", formats="tflite")
+    assert main(["export", str(runs.run("lstm")), "--format", "torchscript", "--out", str(tmp_path / "o")]) == 2
+    assert "unknown export format 'torchscript'" in capsys.readouterr().err
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("hello")
+    with pytest.raises(UnknownFormatError, match="is not a tfnas export"):
+        load_export(tmp_path / "stuff")
+    with pytest.raises(ExportError, match="not empty and holds no tfnas export"):
+        export_keras(runs.loaded("lstm"), tmp_path / "stuff")
+    assert (tmp_path / "stuff" / "notes.txt").read_text() == "hello"  # nothing deleted
+
+
+class LgammaLM(LanguageModel):
+    """A model with an op tf2onnx cannot convert (Lgamma) in its decoder."""
+
+    def decode(self, outputs):
+        return super().decode(outputs) + tf.math.lgamma(tf.nn.softplus(outputs[..., :1]) + 1.0)
+
+
+def test_onnx_conversion_failure_names_the_op(tmp_path):
+    model = LgammaLM(12, resolve_genotype("darts_v2"), emsize=8, nhid=8, seed=0)
+    model.build_weights()
+    with pytest.raises(OnnxConversionError, match=r"TensorFlow op Lgamma at opset 17 \(node .*Lgamma") as info:
+        convert_to_onnx(model)
+    assert info.value.ops == ("Lgamma",)
+    run = LoadedRun(tmp_path, model, Vocabulary([f"w{i}" for i in range(12)]), None, None, None, tmp_path / "w")
+    with pytest.raises(OnnxConversionError, match="Lgamma"):
+        export_onnx(run, tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists()  # nothing half-written
+
+
+def test_vocabulary_mismatches_at_scoring(runs, tiny_corpus, tmp_path):
+    export = runs.exports("darts_v2")
+    model = load_export(export / "onnx")
+    # A vocabulary file that is not the model's.
+    other = tmp_path / "other_vocab.txt"
+    Vocabulary(["<eos>", "<unk>"] + [f"w{i}" for i in range(29)]).save(other)
+    with pytest.raises(VocabularyMismatchError, match="other_vocab.txt differs from the model's vocabulary"):
+        score_file(model, tiny_corpus / "test.txt", vocab=other)
+    same = tmp_path / "same.txt"
+    model.vocab.save(same)
+    assert score_file(model, tiny_corpus / "test.txt", vocab=same).perplexity > 1
+    # A vocab.txt swapped inside an export is caught when the export is loaded.
+    tampered = tmp_path / "tampered"
+    shutil.copytree(export / "onnx", tampered)
+    shutil.copy(other, tampered / "vocab.txt")
+    with pytest.raises(VocabularyMismatchError, match="not the vocabulary the model was trained with"):
+        load_export(tampered)
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx"])
+def test_unknown_word_without_unk_names_word_and_line(tmp_path, fmt):
+    vocab = Vocabulary(["<eos>", "a", "b", "c"])  # no <unk>
+    model = LanguageModel(len(vocab), None, emsize=8, nhid=8, seed=0)
+    model.build_weights()
+    run = LoadedRun(tmp_path, model, vocab, None, None, None, tmp_path / "w")
+    (export_savedmodel if fmt == "savedmodel" else export_onnx)(run, tmp_path / fmt)
+    text = tmp_path / "text.txt"
+    text.write_text("a b c\nb c a\nc a zebra b\n", encoding="utf-8")
+    lm = load_export(tmp_path / fmt)
+    with pytest.raises(OutOfVocabularyError, match=r"word 'zebra' is not in the vocabulary.*line 3"):
+        score_file(lm, text, batch_size=1, bptt=4)
+    text.write_text("a b c\nb c a\n", encoding="utf-8")
+    assert score_file(lm, text, batch_size=1, bptt=4).tokens == 7

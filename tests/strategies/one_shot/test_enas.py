@@ -1,0 +1,128 @@
+"""ENAS: weight-sharing search resumes exactly, and its cell trains with `tfnas train`."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from tfnas.cli import main
+from tfnas.config import ModelConfig
+from tfnas.data import load_corpus
+from tfnas.evaluation import WeightSharingEvaluator
+from tfnas.genotypes.files import load_genotype
+from tfnas.spaces.dag import DagSpace
+from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
+
+from support import Kill, latest_checkpoint_arrays
+
+
+def tiny_config(**kw) -> EnasConfig:
+    base = dict(steps=3, batch_size=4, eval_batch_size=4, bptt=8, max_steps=10, log_interval=1,
+                checkpoint_interval=4, controller_interval=3, controller_steps=1, samples_per_update=2,
+                derive_samples=4, derive_batches=2, controller_units=8, controller_lr=0.01, seed=1,
+                max_eval_batches=4, model=ModelConfig(emsize=12, nhid=12, dropout=0.1, dropouth=0.1, dropoutx=0.1,
+                                                      dropouti=0.1, dropoute=0.0, cell_init_range=0.05))
+    base.update(kw)
+    return EnasConfig(**base)
+
+
+def write_corpus(folder):
+    """A small learnable corpus (as conftest's tiny_corpus), module-scoped here to share one search."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(29)] + ["<unk>"]
+    folder.mkdir()
+    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
+        rows = []
+        for _ in range(lines):
+            start, length = rng.integers(0, 30), rng.integers(3, 12)
+            rows.append(" ".join(words[(start + k) % 30] for k in range(length)))
+        (folder / f"{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def enas_runs(tmp_path_factory):
+    """A full tiny search and the same search killed at step 7 and resumed (shared by the tests)."""
+    root = tmp_path_factory.mktemp("enas")
+    corpus = load_corpus(write_corpus(root / "tiny"))
+    full = EnasSearch(tiny_config()).search(corpus, root / "full")
+    with pytest.raises(KeyboardInterrupt):
+        EnasSearch(tiny_config()).search(corpus, root / "cut", [Kill("train", step=7)])
+    latest = (root / "cut" / "checkpoints" / "latest").read_text()
+    resumed = EnasSearch(tiny_config()).search(corpus, root / "cut")
+    return root, corpus, full, resumed, latest
+
+
+def test_killed_enas_search_resumes_to_the_same_genotype_and_weights(enas_runs):
+    root, _, full, resumed, latest = enas_runs
+    assert latest == "step-4"
+    assert resumed.genotype == full.genotype
+    assert resumed.metrics["valid_ppl"] == full.metrics["valid_ppl"]
+    a, b = latest_checkpoint_arrays(root / "full"), latest_checkpoint_arrays(root / "cut")
+    assert a.keys() == b.keys()
+    for key in a:  # shared weights, controller, Adam slots, baseline, dropout seeds
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_enas_genotype_is_in_the_space_and_chosen_by_validation(enas_runs):
+    root, corpus, full, _, _ = enas_runs
+    g = full.genotype
+    assert DagSpace(3, first_node="enas", output="loose_ends").contains(g)
+    history = [json.loads(line) for line in (root / "full" / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["genotype"]["nodes"] == [list(n) for n in g.nodes]
+    # The chosen cell is the best of the derive samples on the first validation windows.
+    search = EnasSearch(tiny_config())
+    evaluator = search.load_evaluator(root / "full", corpus=corpus, max_batches=2)
+    candidates = DagSpace(3, first_node="enas", output="loose_ends").sample_unique(5, np.random.default_rng(0))
+    scores = evaluator.evaluate([g] + candidates)
+    assert all(np.isfinite(scores)) and len(set(np.round(scores, 6))) > 1
+    # The evaluator pickles (for Ray) with its weights: the same scores after a round trip.
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(evaluator)).evaluate([g] + candidates), scores, rtol=1e-6)
+    assert isinstance(WeightSharingEvaluator.from_search(root / "full", corpus=corpus), WeightSharingEvaluator)
+
+
+def test_tfnas_train_accepts_the_enas_genotype(enas_runs, tmp_path):
+    root, _, full, _, _ = enas_runs
+    assert load_genotype(root / "full" / "genotype.json") == full.genotype
+    assert full.genotype.provenance["strategy"] == "enas"
+    code = main(["train", "--genotype", str(root / "full" / "genotype.json"), "--dataset", str(root / "tiny"),
+                 "--out", str(tmp_path / "train"), "--max-steps", "3", "--batch-size", "4", "--eval-batch-size", "4",
+                 "--test-batch-size", "4", "--bptt", "6", "--emsize", "8", "--nhid", "8", "--quiet"])
+    assert code == 0
+    result = json.loads((tmp_path / "train" / "result.json").read_text())
+    assert result["steps"] == 3 and np.isfinite(result["test_ppl"])
+
+
+def test_enas_config_refuses_the_tree_space():
+    with pytest.raises(ValueError, match="space must be 'dag'"):
+        EnasConfig(space="tree")
+
+
+def test_random_search_scores_with_the_enas_shared_weights(enas_runs):
+    from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
+
+    root, corpus, _, _, _ = enas_runs
+    config = RandomConfig(space="dag", evaluator="weight_sharing", shared_weights=str(root / "full"), max_trials=4,
+                          trials_per_round=2, eval_batches=2, seed=0)
+    search = RandomSearch(config)
+    result = search.search(corpus, root / "random_ws")
+    # The space is the shared weights' (3 steps, ENAS node 0, loose ends), not the config's default DAG space.
+    assert search.space == DagSpace(3, first_node="enas", output="loose_ends")
+    evaluator = WeightSharingEvaluator.from_search(root / "full", corpus=corpus, max_batches=2)
+    genotypes = [search.space.decode(t["choices"]) for t in search.trials]
+    np.testing.assert_allclose([t["ppl"] for t in search.trials], evaluator.evaluate(genotypes), rtol=1e-6)
+    assert result.metrics["valid_ppl"] == min(t["ppl"] for t in search.trials)
+
+
+def test_a_blown_up_loss_restores_the_checkpoint_at_half_the_learning_rate(enas_runs, tmp_path):
+    from tfnas.callbacks import History
+    from tfnas.strategies.base import SearchDivergedError
+
+    _, corpus, _, _, _ = enas_runs
+    history = History()
+    with pytest.raises(SearchDivergedError, match="after 1 recoveries"):
+        EnasSearch(tiny_config(max_loss=0.5, nan_retries=1, max_steps=3)).search(corpus, tmp_path / "s", [history])
+    texts = [e["text"] for e in history.events["message"]]
+    assert any("> max_loss 0.5 at step 1" in t for t in texts)
+    assert any("learning rates now x0.5" in t for t in texts)
+    assert not (tmp_path / "s" / "genotype.json").exists()

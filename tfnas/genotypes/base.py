@@ -1,0 +1,71 @@
+"""What every genotype shares: the versioned JSON envelope, errors and JSON round trip.
+
+A genotype file is a JSON object with ``"format": "tfnas-genotype"``, a
+``"version"`` and a ``"space"`` (``dag`` or ``tree``); `check_envelope`
+validates those and rejects unknown fields by name, and
+`JsonGenotypeMixin` gives any genotype class with ``to_dict``/``from_dict``
+its JSON text and file round trip. Pure Python (no TensorFlow).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+FORMAT = "tfnas-genotype"
+VERSION = 1
+
+#: Attention heads on top of the recurrent layer (NASABN); ``None`` is no head.
+ATTENTIONS: tuple[str, ...] = ("dot", "general", "additive", "multihead")
+
+
+class GenotypeError(ValueError):
+    """A genotype is malformed; the message names the field and the value."""
+
+
+def field_error(field_name: str, value: Any, why: str) -> GenotypeError:
+    """The error for one bad field: names the field, says why, shows the value."""
+    return GenotypeError(f"genotype field '{field_name}': {why} (got {value!r})")
+
+
+def check_envelope(data: Any, space: str, known: set[str]) -> None:
+    """Checks what every genotype object shares: a mapping, format, version, space, known fields."""
+    if not isinstance(data, Mapping):
+        raise field_error("<root>", type(data).__name__, "must be a JSON object")
+    if data.get("format", FORMAT) != FORMAT:
+        raise field_error("format", data.get("format"), f"must be '{FORMAT}'")
+    version = data.get("version", VERSION)
+    if version != VERSION:
+        raise field_error("version", version, f"this tfnas reads version {VERSION}")
+    if data.get("space", "dag") != space:
+        raise field_error("space", data.get("space"), f"a {space} genotype has space '{space}'")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise field_error(unknown[0], data[unknown[0]], f"unknown field; known fields are {sorted(known)}")
+
+
+class JsonGenotypeMixin:
+    """JSON text and files for a genotype class with ``to_dict`` / ``from_dict``."""
+
+    def to_json(self) -> str:
+        """Readable JSON: one line per node, the other fields indented."""
+        data = self.to_dict()
+        nodes = ",\n    ".join(json.dumps(node) for node in data.pop("nodes"))
+        rest = json.dumps(data, indent=2)
+        return '{\n  "nodes": [\n    ' + nodes + "\n  ]," + rest[1:]
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Parses JSON text; errors are `GenotypeError`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise GenotypeError(f"genotype is not valid JSON: {err}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the JSON to ``path`` (parents created)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path

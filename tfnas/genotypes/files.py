@@ -1,0 +1,87 @@
+"""Reading genotypes: files of any space, and the known cells shipped in ``exported_cells/``.
+
+`resolve_genotype` is the one way a genotype is read: a JSON path, or the
+name of a known cell (``darts_v2``, ``nascell``). The object's ``"space"``
+field picks the class (`Genotype` for ``dag``, `TreeGenotype` for
+``tree``). Pure Python (no TensorFlow).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from tfnas.genotypes.base import GenotypeError
+from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.tree import TreeGenotype
+from tfnas.resources import resource_dir
+
+#: A genotype of either space.
+AnyGenotype = Genotype | TreeGenotype
+
+
+def known_cells_dir() -> Path:
+    """Folder of the known and discovered genotypes (``exported_cells/``, shipped as package data)."""
+    return resource_dir("exported_cells")
+
+
+def genotype_from_dict(data: Mapping[str, Any]) -> AnyGenotype:
+    """A `Genotype` or a `TreeGenotype`, by the object's ``"space"`` field (default ``dag``)."""
+    if isinstance(data, Mapping) and data.get("space") == "tree":
+        return TreeGenotype.from_dict(data)
+    return Genotype.from_dict(data)
+
+
+def as_any_genotype(genotype: AnyGenotype | Mapping[str, Any]) -> AnyGenotype:
+    """Accepts either genotype class or its JSON dict (as stored in a layer config)."""
+    if isinstance(genotype, (Genotype, TreeGenotype)):
+        return genotype
+    if isinstance(genotype, Mapping):
+        return genotype_from_dict(genotype)
+    raise ValueError(f"Argument `genotype` must be a genotype or its dict; received: {genotype!r}")
+
+
+def read_genotype_file(path: str | Path, parse: Callable[[Any], Any]) -> Any:
+    """Reads a genotype JSON file and parses its object; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"genotype file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GenotypeError(f"{path}: cannot read genotype file: {err}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GenotypeError(f"{path}: genotype is not valid JSON: {err}") from None
+    try:
+        return parse(data)
+    except GenotypeError as err:
+        raise GenotypeError(f"{path}: {err}") from None
+
+
+def load_genotype(path: str | Path) -> AnyGenotype:
+    """Reads a genotype JSON file of any space; errors name the file and the problem."""
+    return read_genotype_file(path, genotype_from_dict)
+
+
+def known_cells() -> list[str]:
+    """Names of the genotypes shipped in ``exported_cells/``."""
+    return sorted(p.stem for p in known_cells_dir().glob("*.json"))
+
+
+def find_genotype_file(name_or_path: str | Path) -> Path:
+    """A JSON path as given, or the file of a known cell name (``darts_v2``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix == ".json":
+        return path
+    known = known_cells_dir() / f"{name_or_path}.json"
+    if known.exists():
+        return known
+    raise FileNotFoundError(f"genotype {str(name_or_path)!r} is neither a file nor a known cell; "
+                            f"known cells: {known_cells()}")
+
+
+def resolve_genotype(name_or_path: str | Path) -> AnyGenotype:
+    """A genotype of any space from a JSON path or a known cell name (``darts_v2``, ``nascell``)."""
+    return load_genotype(find_genotype_file(name_or_path))

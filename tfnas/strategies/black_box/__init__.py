@@ -1,0 +1,1 @@
+"""Black-box strategies: ask/tell over an evaluator (random search, REINFORCE)."""

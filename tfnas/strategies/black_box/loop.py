@@ -1,0 +1,333 @@
+"""The ask/tell loop shared by black-box strategies (random search, REINFORCE, NAO).
+
+As KerasTuner's ``Oracle``, the base class `BlackBoxSearch` owns the loop,
+the trial bookkeeping, retries and the saved state; a strategy implements
+one decision, `propose` (the next ``n`` genotypes), and may learn from the
+results in `observe`. Each round:
+
+1. ``propose(n)`` with ``n = trials_per_round`` (the ``m`` of Zoph & Le);
+2. the executor runs the evaluator on them (``inf`` perplexity when an
+   evaluation still fails after ``trial_retries`` retries; a genotype seen
+   before reuses its score when ``reuse_scores``);
+3. rewards ``c / ppl^2`` (``reward: inv_square``, Zoph & Le) or ``c / ppl``
+   (``inv``, ENAS) are attached and ``observe(trials)`` is called;
+4. the whole state is checkpointed (trials, RNG, round, history, the
+   strategy's variables such as the controller and its optimizer slots), then
+   a ``"round"`` event is sent to the callbacks.
+
+Calling `search` again on the same folder resumes after the last saved
+round and proposes exactly what the uninterrupted run would have proposed.
+The result is the trial with the lowest validation perplexity.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from tfnas.callbacks import Callback, CallbackList
+from tfnas.config import ModelConfig, TrainConfig, from_dict
+from tfnas.data import Corpus
+from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
+from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
+from tfnas.runs.checkpoint import CheckpointManager
+from tfnas.spaces.dag import DagSpace
+from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
+from tfnas.spaces.tree import TreeSpace
+from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
+from tfnas.policies.reinforce import REWARDS, perplexity_reward
+
+#: ``--space`` names.
+SPACES = ("dag", "tree")
+#: ``evaluator`` names.
+EVALUATORS = ("short_training", "weight_sharing")
+#: Fields that may change when a search is resumed.
+RESUMABLE_CHANGES = {"max_trials", "executor", "ray_address", "ray_num_cpus", "cpus_per_trial", "gpus_per_trial",
+                     "data_dir", "checkpoint_interval", "keep_checkpoints", "trial_retries"}
+
+
+def _child_config() -> TrainConfig:
+    """A short child training (a few hundred steps of a small model), for search only."""
+    return TrainConfig(model=ModelConfig(emsize=64, nhid=64, dropout=0.2, dropouth=0.1, dropoutx=0.1,
+                                         dropouti=0.1, dropoute=0.0),
+                       batch_size=32, eval_batch_size=32, test_batch_size=32, bptt=35, lr=20.0, epochs=1000,
+                       max_steps=200, log_interval=50, checkpoint_interval=100, max_eval_batches=20)
+
+
+@dataclass
+class BlackBoxConfig:
+    """Settings shared by black-box strategies (random search, REINFORCE)."""
+
+    dataset: str = "ptb"
+    data_dir: str | None = None
+    space: str = "tree"
+    steps: int = 8
+    base: int = 8
+    first_node: str = "darts"
+    output: str = "mean"
+    max_trials: int = 100
+    trials_per_round: int = 1
+    evaluator: str = "short_training"
+    child: TrainConfig = field(default_factory=_child_config)
+    shared_weights: str | None = None
+    eval_batches: int | None = 10
+    executor: str = "local"
+    ray_address: str = "local"
+    ray_num_cpus: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    trial_retries: int = 2
+    reuse_scores: bool = True
+    reward: str = "inv_square"
+    reward_c: float = 80.0
+    seed: int = 0
+    checkpoint_interval: int = 1
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS))
+        for name, known in checks:
+            if getattr(self, name) not in known:
+                raise ValueError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
+        for name in ("max_trials", "trials_per_round", "checkpoint_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        if isinstance(self.child, dict):
+            self.child = from_dict(TrainConfig, self.child, "child")
+
+
+def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:
+    """The search space a config names (``space``: ``dag`` with ``steps``, ``tree`` with ``base``).
+
+    With a `WeightSharingEvaluator` the DAG space is the one of its shared
+    weights (their ``steps``, ``first_node`` and ``output``).
+    """
+    if isinstance(evaluator, WeightSharingEvaluator):
+        return evaluator.space
+    if config.space == "tree":
+        return TreeSpace(config.base)
+    return DagSpace(config.steps, first_node=config.first_node, output=config.output)
+
+
+def _json_ppl(ppl: float) -> float | None:
+    return ppl if math.isfinite(ppl) else None
+
+
+class BlackBoxSearch(Strategy, abc.ABC):
+    """Base class of ask/tell strategies; see the module docstring.
+
+    Args:
+        config: a `BlackBoxConfig` (or subclass).
+        evaluator: overrides the evaluator the config names (tests, custom objectives).
+        executor: overrides the executor the config names.
+    """
+
+    def __init__(self, config: BlackBoxConfig, evaluator: Evaluator | None = None,
+                 executor: Executor | None = None):
+        self.config = config
+        self._evaluator = evaluator
+        self._executor = executor
+
+    # ------------------------------------------------------------- subclass
+    def build(self) -> None:
+        """Creates the strategy's state (e.g. the controller) once ``self.space`` exists."""
+
+    @abc.abstractmethod
+    def propose(self, n: int) -> list[AnyGenotype]:
+        """The next ``n`` genotypes to evaluate (fewer only when the space is exhausted)."""
+
+    def observe(self, trials: list[dict[str, Any]]) -> dict[str, float]:
+        """Learns from the round's finished trials; returns numbers to log."""
+        return {}
+
+    def state_variables(self) -> list:
+        """TensorFlow variables to checkpoint (a controller and its optimizer)."""
+        return []
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON state of a subclass, saved in checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restores what `extra_state` returned."""
+
+    # ---------------------------------------------------------- evaluation
+    def make_evaluator(self, corpus: Corpus) -> Evaluator:
+        """The evaluator the config names."""
+        c = self.config
+        if c.evaluator == "weight_sharing":
+            if not c.shared_weights:
+                raise ValueError("evaluator 'weight_sharing' needs shared_weights: the folder of an ENAS search "
+                                 "(tfnas search --strategy enas --out FOLDER)")
+            if c.space != "dag":
+                raise ValueError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
+            return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
+        child = dataclasses.replace(c.child, dataset=c.dataset, data_dir=c.data_dir)
+        return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children")
+
+    def make_executor(self) -> Executor:
+        c = self.config
+        return make_executor(c.executor, c.ray_address, num_cpus=c.ray_num_cpus, cpus_per_trial=c.cpus_per_trial,
+                             gpus_per_trial=c.gpus_per_trial) if c.executor == "ray" else make_executor("local")
+
+    def reward(self, ppl: float) -> float:
+        return perplexity_reward(ppl, self.config.reward_c, self.config.reward)
+
+    def _evaluate(self, proposals: list[AnyGenotype]) -> list[tuple[float, str, str | None]]:
+        """``(ppl, status, error)`` per proposal, with score reuse and retries."""
+        c = self.config
+        results: list[tuple[float, str, str | None] | None] = [None] * len(proposals)
+        pending = []
+        for i, g in enumerate(proposals):
+            key = genotype_key(g)
+            if c.reuse_scores and key in self.score_cache:
+                results[i] = (self.score_cache[key], "cached", None)
+            else:
+                pending.append(i)
+        errors: dict[int, str] = {}
+        for attempt in range(c.trial_retries + 1):
+            if not pending:
+                break
+            if attempt:
+                self.callbacks.on_event("message", {"text": f"retrying {len(pending)} failed evaluation(s) "
+                                                            f"(attempt {attempt + 1}): {errors[pending[0]]}"})
+            outcomes = self.executor.map(self.evaluator, [proposals[i] for i in pending])
+            failed = []
+            for i, outcome in zip(pending, outcomes):
+                if isinstance(outcome, BaseException):
+                    errors[i] = f"{type(outcome).__name__}: {outcome}"
+                    failed.append(i)
+                else:
+                    results[i] = (float(outcome), "ok", None)
+            pending = failed
+        for i in pending:
+            results[i] = (math.inf, "failed", errors[i])
+        return results  # type: ignore[return-value]
+
+    # ----------------------------------------------------------- run state
+    def _check_folder(self) -> None:
+        path = self.out_dir / "search_config.json"
+        mine = json.loads(json.dumps(dataclasses.asdict(self.config)))
+        if path.exists():
+            theirs = json.loads(path.read_text(encoding="utf-8"))
+            changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine.get(k) != theirs.get(k))
+            if changed:
+                diff = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in changed)
+                raise ValueError(f"{self.out_dir} holds a search with another configuration ({diff}); "
+                                 "use a new --out folder or the same settings to resume")
+        path.write_text(json.dumps({"strategy": self.name, **mine}, indent=2), encoding="utf-8")
+
+    def _save(self) -> Path:
+        state = {"round": self.round, "trials": self.trials, "history": self.history,
+                 "rng": self.rng.bit_generator.state, "extra": self.extra_state()}
+        path = self.checkpoints.save(self.round, self.state_variables(), state)
+        self.callbacks.on_event("checkpoint", {"step": self.round, "path": str(path)})
+        return path
+
+    def _restore(self, path: Path) -> None:
+        state, _ = self.checkpoints.restore(path, self.state_variables())
+        self.round, self.trials, self.history = state["round"], state["trials"], state["history"]
+        self.rng.bit_generator.state = state["rng"]
+        self.load_extra_state(state["extra"])
+        self._rewrite_trials_file()
+
+    def _rewrite_trials_file(self) -> None:
+        with open(self.out_dir / "trials.jsonl", "w", encoding="utf-8") as f:
+            for trial in self.trials:
+                f.write(json.dumps(trial) + "\n")
+
+    @property
+    def score_cache(self) -> dict[str, float]:
+        return {t["key"]: (math.inf if t["ppl"] is None else t["ppl"])
+                for t in self.trials if t["status"] != "failed"}
+
+    def best_trial(self) -> dict[str, Any] | None:
+        ok = [t for t in self.trials if t["ppl"] is not None]
+        return min(ok, key=lambda t: (t["ppl"], t["trial"])) if ok else None
+
+    # ----------------------------------------------------------------- loop
+    def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
+        """Runs or resumes the search in ``out_dir``; see the module docstring."""
+        c = self.config
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.callbacks = CallbackList(callbacks)
+        self.corpus = corpus
+        self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
+        self.space = make_space(c, self.evaluator)
+        if self.space != make_space(c):
+            self.callbacks.on_event("message", {"text": f"searching {self.space!r}, the space of the shared weights"})
+        self.rng = np.random.default_rng(c.seed)
+        self.round, self.trials, self.history = 0, [], []
+        self.build()
+        self._check_folder()
+        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", c.keep_checkpoints)
+        latest = self.checkpoints.latest()
+        if latest is not None:
+            self._restore(latest)
+            self.callbacks.on_event("message", {"text": f"resumed from {latest} (round {self.round}, "
+                                                        f"{len(self.trials)} trials)"})
+        else:
+            self._rewrite_trials_file()
+        self.executor = self._executor if self._executor is not None else self.make_executor()
+        try:
+            self._loop()
+        finally:
+            if self._executor is None:
+                self.executor.close()
+        return self._finish()
+
+    def _loop(self) -> None:
+        c = self.config
+        while len(self.trials) < c.max_trials:
+            proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
+            if not proposals:
+                self.callbacks.on_event("message", {"text": "the search space is exhausted"})
+                break
+            new = []
+            for g, (ppl, status, error) in zip(proposals, self._evaluate(proposals)):
+                trial = {"trial": len(self.trials) + len(new), "round": self.round, "key": genotype_key(g),
+                         "genotype": {k: v for k, v in g.to_dict().items() if k != "provenance"},
+                         "choices": [int(x) for x in self.space.encode(g)], "ppl": _json_ppl(ppl),
+                         "reward": self.reward(ppl), "status": status, "error": error}
+                new.append(trial)
+            self.trials += new
+            with open(self.out_dir / "trials.jsonl", "a", encoding="utf-8") as f:
+                for trial in new:
+                    f.write(json.dumps(trial) + "\n")
+            logs = self.observe(new)
+            self.round += 1
+            best = self.best_trial()
+            ppls = [t["ppl"] for t in new if t["ppl"] is not None]
+            round_logs = {"step": self.round, "trials": len(self.trials),
+                          "reward": float(np.mean([t["reward"] for t in new])),
+                          "round_best_ppl": min(ppls) if ppls else math.inf,
+                          "best_ppl": best["ppl"] if best else math.inf,
+                          "failed": sum(t["status"] == "failed" for t in new), **logs}
+            self.history.append({k: (_json_ppl(v) if isinstance(v, float) else v) for k, v in round_logs.items()})
+            if self.round % c.checkpoint_interval == 0 or len(self.trials) >= c.max_trials:
+                self._save()
+            self.callbacks.on_event("round", round_logs)
+
+    def _finish(self) -> SearchResult:
+        best = self.best_trial()
+        if best is None:
+            raise SearchDivergedError(f"all {len(self.trials)} trials failed; no genotype was written "
+                                      f"(see {self.out_dir / 'trials.jsonl'})")
+        metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
+                   "valid_ppl": best["ppl"], "best_trial": best["trial"], "strategy": self.name,
+                   "failed": sum(t["status"] == "failed" for t in self.trials)}
+        genotype = with_provenance(genotype_from_dict(best["genotype"]), self.name, self.config, metrics)
+        result = SearchResult(genotype, self.history, metrics)
+        result.save(self.out_dir)
+        self.callbacks.on_event("end", {"step": self.round, "trials": len(self.trials), "valid_ppl": best["ppl"],
+                                        "genotype": json.dumps(genotype.to_tokens())})
+        self.callbacks.close()
+        return result

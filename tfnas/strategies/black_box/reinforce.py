@@ -1,0 +1,63 @@
+"""Zoph & Le (ICLR 2017): an LSTM controller trained by REINFORCE proposes the cells.
+
+Each round the controller (`tfnas.policies.controller.Controller`, 2 x 35
+LSTM units, weights from U(-0.08, 0.08)) samples ``m = trials_per_round``
+genotypes of the space (the base-8 tree of the paper, or the DAG space),
+the evaluator trains or scores each child, and one Adam step on the
+REINFORCE estimate with an exponential-moving-average baseline and an
+entropy bonus moves the policy towards the rewards ``c / ppl^2``. The loop,
+retries, checkpoints and exact resume are `BlackBoxSearch`'s; sampling uses
+the seed ``(seed, round)`` so a resumed search samples what the
+uninterrupted one would have.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tfnas.genotypes.files import AnyGenotype
+from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch
+from tfnas.policies.controller import Controller
+from tfnas.policies.reinforce import Reinforce
+
+
+@dataclass
+class ReinforceConfig(BlackBoxConfig):
+    """REINFORCE settings; the controller fields follow Zoph & Le (section 4.2; Adam, lr 6e-4)."""
+
+    trials_per_round: int = 10
+    controller_units: int = 35
+    controller_layers: int = 2
+    controller_lr: float = 6e-4
+    controller_init_range: float = 0.08
+    baseline_decay: float = 0.95
+    entropy_weight: float = 1e-4
+    temperature: float | None = None
+    tanh_constant: float | None = None
+
+
+class ReinforceSearch(BlackBoxSearch):
+    """Policy-gradient search with an LSTM controller; see the module docstring."""
+
+    name = "reinforce"
+
+    def build(self) -> None:
+        c = self.config
+        self.controller = Controller(self.space.token_choices(), units=c.controller_units,
+                                     layers=c.controller_layers, init_range=c.controller_init_range,
+                                     temperature=c.temperature, tanh_constant=c.tanh_constant, seed=c.seed)
+        self.reinforce = Reinforce(self.controller, lr=c.controller_lr, baseline_decay=c.baseline_decay,
+                                   entropy_weight=c.entropy_weight)
+        self.last_logs: dict[str, float] = {}
+
+    def state_variables(self) -> list:
+        return self.reinforce.variables
+
+    def propose(self, n: int) -> list[AnyGenotype]:
+        choices, _, _ = self.reinforce.sample(n, [self.config.seed, self.round])
+        return [self.space.decode(row) for row in choices]
+
+    def observe(self, trials: list[dict[str, Any]]) -> dict[str, float]:
+        logs = self.reinforce.update([t["choices"] for t in trials], [t["reward"] for t in trials])
+        return {"baseline": logs["baseline"], "entropy": logs["entropy"], "controller_loss": logs["loss"],
+                "advantage": logs["advantage"], "grad_norm": logs["grad_norm"]}

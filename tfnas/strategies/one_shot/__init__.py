@@ -1,0 +1,1 @@
+"""One-shot strategies: a supernet trained on the corpus (DARTS, NASABN, ENAS, WeNet)."""

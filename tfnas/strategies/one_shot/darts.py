@@ -1,0 +1,181 @@
+"""DARTS (Liu et al., ICLR 2019) and NASABN: differentiable search of the cell and the attention head.
+
+Each step first updates the architecture parameters by Adam on a validation
+batch (first order: ``grad_a L_val(w, a)``; second order: the unrolled
+gradient of `tfnas.strategies.one_shot.bilevel`), then the weights by clipped SGD on
+the training batch with the AWD regularisers, as in DARTS'
+``train_search.py``. NASABN searches the attention head too (a
+`MixedAttention` over the RNN outputs, eq. 3-4) and trains the weights
+alone for ``warmup_epochs`` before the architecture moves (phased
+training), against the drift towards parameter-free ops.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas.cells.attention import ATTENTION_HEADS
+from tfnas.cells.search.mixed_cell import DARTS_OPS
+from tfnas.config import ModelConfig
+from tfnas.genotypes.dag import Genotype
+from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
+from tfnas.lm.search_models import MixedLM
+from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
+from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
+from tfnas.viz.heatmap import alpha_heatmap
+
+
+def _search_model() -> ModelConfig:
+    return ModelConfig(emsize=300, nhid=300, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
+                       dropoute=0.0, recompute=True)
+
+
+@dataclass
+class DartsConfig:
+    """DARTS search settings (``rnn/train_search.py`` defaults; appendix A.1.2 of the paper)."""
+
+    model: ModelConfig = field(default_factory=_search_model)
+    dataset: str = "ptb"
+    data_dir: str | None = None
+    steps: int = 8
+    ops: tuple[str, ...] = DARTS_OPS
+    norm: str = "batch"
+    search_attention: bool = False
+    attention_candidates: tuple[str, ...] = ATTENTION_HEADS
+    batch_size: int = 256
+    eval_batch_size: int = 10
+    bptt: int = 35
+    max_seq_len_delta: int = 20
+    lr: float = 20.0
+    clip: float = 0.25
+    wdecay: float = 5e-7
+    alpha: float = 0.0
+    beta: float = 1e-3
+    arch_lr: float = 3e-3
+    arch_wdecay: float = 1e-3
+    arch_beta1: float = 0.9
+    arch_beta2: float = 0.999
+    order: int = 1
+    hvp_r: float = 1e-2
+    warmup_epochs: int = 0
+    epochs: int = 50
+    max_steps: int | None = None
+    seed: int = 3
+    log_interval: int = 50
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 2
+    max_eval_batches: int | None = None
+    nan_retries: int = 3
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2; received: {self.order!r}")
+        self.ops = tuple(self.ops)
+        self.attention_candidates = tuple(self.attention_candidates)
+
+
+class DartsSearch(OneShotSearch):
+    """Bilevel differentiable search; see the module docstring."""
+
+    name = "darts"
+
+    def build(self, vocab_size: int) -> None:
+        c = self.config
+        m = c.model
+        self.model = MixedLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm,
+                                search_attention=c.search_attention, attention_candidates=c.attention_candidates,
+                                seed=c.seed, **asdict(m))
+        self.model.build_weights()
+        model = self.model
+        self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2)
+        self.arch_optimizer.build(model.arch_variables)
+        seeds = [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
+
+        def search_loss(inputs, targets, states):
+            out = model.forward(inputs, states, training=True)
+            return cross_entropy(out.logits, targets), out.states
+
+        self.architect = ArchitectureGradient(search_loss, model.weight_variables, model.arch_variables,
+                                              seed_states=seeds, clip=c.clip, wdecay=c.wdecay, r=c.hvp_r)
+        n_states = len(model.initial_state(1))
+        spec_batch = lambda: (tf.TensorSpec((c.batch_size, None), tf.int32),  # noqa: E731
+                              tf.TensorSpec((c.batch_size, None), tf.int32),
+                              [tf.TensorSpec((c.batch_size, m.nhid), tf.float32)] * n_states)
+        spec = [spec_batch(), spec_batch(), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.bool)]
+        self._step = tf.function(self._search_step, input_signature=spec, jit_compile=c.jit_compile or None,
+                                 autograph=False)
+
+    def state_variables(self) -> list[tf.Variable]:
+        return list(self.model.variables) + list(self.arch_optimizer.variables)
+
+    def arch_gradients(self, train: Batch, valid: Batch, lr: tf.Tensor):
+        """The architecture gradient of this step (order 1 or 2; ``xi`` = current weight lr)."""
+        if self.config.order == 2:
+            return self.architect.second_order(train, valid, lr)
+        return self.architect.first_order(valid)
+
+    def _search_step(self, train: Batch, valid: Batch, lr, update_arch):
+        c, model = self.config, self.model
+
+        def arch_update():
+            grads, val_loss, valid_states = self.arch_gradients(train, valid, lr)
+            adam_with_l2(self.arch_optimizer, model.arch_variables, grads, c.arch_wdecay)
+            return val_loss, valid_states
+
+        def no_arch_update():
+            return tf.constant(float("nan")), list(valid[2])
+
+        val_loss, valid_states = tf.cond(update_arch, arch_update, no_arch_update)
+        inputs, targets, states = train
+        weights = model.weight_variables
+        with tf.GradientTape() as tape:
+            out = model.forward(inputs, states, training=True)
+            loss, raw = regularized_loss(out, targets, c.alpha, c.beta)
+        norm = clipped_sgd_update(weights, tape.gradient(loss, weights), lr, c.clip, c.wdecay)
+        return {"loss": raw, "arch_val_loss": val_loss, "grad_norm": norm}, out.states, valid_states
+
+    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+        logs, train_states, valid_states = self._step(train, valid, tf.constant(lr, tf.float32),
+                                                      tf.constant(update_arch))
+        logs = {k: float(v) for k, v in logs.items()}
+        if not update_arch:
+            logs.pop("arch_val_loss")
+        return logs, list(train_states), list(valid_states)
+
+    def derive(self) -> Genotype:
+        return self.model.derive()
+
+    def epoch_logs(self) -> dict[str, Any]:
+        cell = self.model.cell
+        logs = {"alpha_cell": alpha_heatmap(cell.probabilities_numpy())}
+        if self.model.attention is not None:
+            weights = self.model.attention.mixture_weights()
+            logs.update({f"attention_{k}": float(v) for k, v in weights.items()})
+        return logs
+
+    def architecture_snapshot(self) -> dict[str, Any]:
+        cell = self.model.cell
+        out: dict[str, Any] = {"ops": list(cell.ops), "edges": [list(e) for e in cell.edges],
+                               "cell_probs": np.round(cell.probabilities_numpy(), 6).tolist()}
+        if self.model.attention is not None:
+            out["attention_probs"] = {k: float(v) for k, v in self.model.attention.mixture_weights().items()}
+        return out
+
+
+@dataclass
+class NasabnConfig(DartsConfig):
+    """NASABN search settings: DARTS' with 9 nodes and the attention head searched (eq. 3-5)."""
+
+    steps: int = 9
+    search_attention: bool = True
+
+
+class NasabnSearch(DartsSearch):
+    """NASABN: DARTS with the attention head searched (`NasabnConfig`)."""
+
+    name = "nasabn"

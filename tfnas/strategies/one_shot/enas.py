@@ -1,0 +1,301 @@
+"""ENAS (Pham et al., ICML 2018): REINFORCE with weight sharing over the DAG space.
+
+A `SharedLM` holds one set of shared weights ``omega`` for every cell of
+the space (`SharedCell`: one matrix per (node, predecessor) pair). Search
+alternates two phases inside the one-shot loop of `OneShotSearch`:
+
+* shared weights: every training batch runs one architecture sampled from
+  the controller (seed ``(seed + 1, step)``) and takes a clipped SGD step on
+  ``omega`` (AWD regularisers optional);
+* controller: every ``controller_interval`` training steps,
+  ``controller_steps`` REINFORCE updates, each on ``samples_per_update``
+  sampled architectures whose reward is ``c / valid_ppl`` (``c = 80``,
+  ``+ entropy bonus``) measured with the shared weights on the next
+  validation minibatch (from zero states).
+
+The cell of the search is chosen among ``derive_samples`` architectures
+sampled from the trained controller by their validation perplexity with the
+shared weights on ``derive_batches`` validation minibatches (ENAS, section
+2.2: "take only the model with the highest reward"). Checkpoints hold the
+shared weights, the controller, Adam's slots, the baseline, the dropout
+seeds and the sampling counters, so a killed search resumes exactly.
+
+Some cells of the space (identity activations along long paths, in node 0
+too) make the hidden state grow without bound, and one such sample can blow
+up the shared weights. A training loss above ``max_loss`` (a safeguard, not
+in the paper) is handled as a non-finite loss: the last checkpoint is
+restored and the learning rate halved (`OneShotSearch`'s recovery).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from tfnas.config import ModelConfig, from_dict
+from tfnas.data import batchify, load_corpus
+from tfnas.evaluation.evaluators import WeightSharingEvaluator
+from tfnas.genotypes.dag import Genotype
+from tfnas.runs.checkpoint import CheckpointManager
+from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
+from tfnas.lm.search_models import SharedLM
+from tfnas.spaces.dag import DagSpace
+from tfnas.policies.reinforce import REWARDS, Reinforce, perplexity_reward
+from tfnas.policies.controller import Controller
+from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
+
+
+def _enas_model() -> ModelConfig:
+    return ModelConfig(emsize=1000, nhid=1000, dropout=0.4, dropouth=0.25, dropoutx=0.25, dropouti=0.2,
+                       dropoute=0.1, cell_init_range=0.05, recompute=True)
+
+
+@dataclass
+class EnasConfig:
+    """ENAS search settings (PTB, section 3.1 of the paper; see ``configs/enas_ptb.yaml``)."""
+
+    model: ModelConfig = field(default_factory=_enas_model)
+    dataset: str = "ptb"
+    data_dir: str | None = None
+    space: str = "dag"
+    steps: int = 12
+    first_node: str = "enas"
+    output: str = "loose_ends"
+    batch_size: int = 64
+    eval_batch_size: int = 10
+    bptt: int = 35
+    max_seq_len_delta: int = 0
+    lr: float = 20.0
+    clip: float = 0.25
+    wdecay: float = 1e-7
+    alpha: float = 0.0
+    beta: float = 0.0
+    controller_units: int = 100
+    controller_layers: int = 1
+    controller_lr: float = 3.5e-4
+    controller_init_range: float = 0.1
+    temperature: float | None = 5.0
+    tanh_constant: float | None = 2.5
+    entropy_weight: float = 1e-4
+    baseline_decay: float = 0.99
+    reward: str = "inv"
+    reward_c: float = 80.0
+    controller_interval: int = 400
+    controller_steps: int = 2000
+    samples_per_update: int = 1
+    derive_samples: int = 100
+    derive_batches: int = 1
+    warmup_epochs: int = 0
+    epochs: int = 150
+    max_steps: int | None = None
+    seed: int = 0
+    log_interval: int = 50
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 2
+    max_eval_batches: int | None = None
+    nan_retries: int = 3
+    max_loss: float | None = 100.0
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.space != "dag":
+            raise ValueError(f"ENAS shares weights over the DAG space; space must be 'dag', received: {self.space!r}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
+        for name in ("controller_interval", "controller_steps", "samples_per_update", "derive_samples",
+                     "derive_batches"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+
+
+class EnasSearch(OneShotSearch):
+    """ENAS; see the module docstring."""
+
+    name = "enas"
+
+    def build(self, vocab_size: int) -> None:
+        c, m = self.config, self.config.model
+        self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
+        self.model = SharedLM(vocab_size, steps=c.steps, first_node=c.first_node, output=c.output,
+                              seed=c.seed, **asdict(m))
+        self.model.build_weights()
+        self.controller = Controller(self.space.token_choices(), units=c.controller_units,
+                                     layers=c.controller_layers, init_range=c.controller_init_range,
+                                     temperature=c.temperature, tanh_constant=c.tanh_constant, seed=c.seed)
+        self.reinforce = Reinforce(self.controller, lr=c.controller_lr, baseline_decay=c.baseline_decay,
+                                   entropy_weight=c.entropy_weight)
+        self.sample_count = 0
+        self.reward_position = 0
+        self.controller_logs: dict[str, float] = {}
+        self._derived: tuple[int, Genotype, float] | None = None
+        if getattr(self, "out_dir", None) is not None:
+            (self.out_dir / "enas_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2),
+                                                          encoding="utf-8")
+        model = self.model
+        n_states = len(model.initial_state(1))
+        weights = model.trainable_variables
+
+        def train_step(arch, inputs, targets, states, lr):
+            model.cell.set_genotype(arch)
+            with tf.GradientTape() as tape:
+                out = model.forward(inputs, states, training=True)
+                loss, raw = regularized_loss(out, targets, c.alpha, c.beta)
+            norm = clipped_sgd_update(weights, tape.gradient(loss, weights), lr, c.clip, c.wdecay)
+            return raw, out.states, norm
+
+        spec = [tf.TensorSpec((1 + 2 * c.steps,), tf.int32), tf.TensorSpec((c.batch_size, None), tf.int32),
+                tf.TensorSpec((c.batch_size, None), tf.int32),
+                [tf.TensorSpec((c.batch_size, m.nhid), tf.float32)] * n_states, tf.TensorSpec((), tf.float32)]
+        self._train = tf.function(train_step, input_signature=spec, jit_compile=c.jit_compile or None,
+                                  autograph=False)
+
+        def valid_loss(arch, inputs, targets):
+            model.cell.set_genotype(arch)
+            out = model.forward(inputs, model.initial_state(tf.shape(inputs)[0]), training=False)
+            return cross_entropy(out.logits, targets)
+
+        self._valid_loss = tf.function(valid_loss, reduce_retracing=True, autograph=False)
+
+    def state_variables(self) -> list[tf.Variable]:
+        return list(self.model.variables) + self.reinforce.variables
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"sample_count": self.sample_count, "reward_position": self.reward_position,
+                "controller_logs": self.controller_logs}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.sample_count = state["sample_count"]
+        self.reward_position = state["reward_position"]
+        self.controller_logs = dict(state["controller_logs"])
+        self._derived = None
+
+    # -------------------------------------------------------------- helpers
+    def _arch(self, choices) -> tf.Tensor:
+        return tf.constant(self.model.cell.encode(self.space.decode(choices)))
+
+    def _reward_windows(self, count: int, start: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``count`` validation windows from the running cursor (or from ``start``)."""
+        data, bptt = self.search_data, self.config.bptt
+        span = data.shape[1] - 1
+        position = self.reward_position if start is None else start
+        windows = []
+        for _ in range(count):
+            if position >= span:
+                position = 0
+            length = min(bptt, span - position)
+            windows.append((data[:, position:position + length], data[:, position + 1:position + 1 + length]))
+            position += length
+        if start is None:
+            self.reward_position = position
+        return windows
+
+    def architecture_loss(self, genotype_or_choices, windows) -> float:
+        """Mean validation cross-entropy of one architecture with the shared weights."""
+        arch = tf.constant(self.model.cell.encode(genotype_or_choices)) \
+            if isinstance(genotype_or_choices, Genotype) else self._arch(genotype_or_choices)
+        losses = [float(self._valid_loss(arch, tf.constant(x, tf.int32), tf.constant(y, tf.int32)))
+                  for x, y in windows]
+        return float(np.mean(losses))
+
+    def controller_phase(self) -> dict[str, float]:
+        """``controller_steps`` REINFORCE updates with rewards from validation minibatches."""
+        c = self.config
+        logs: list[dict[str, float]] = []
+        for _ in range(c.controller_steps):
+            choices, _, _ = self.reinforce.sample(c.samples_per_update, [c.seed, self.sample_count])
+            self.sample_count += 1
+            windows = self._reward_windows(1)
+            losses = [self.architecture_loss(row, windows) for row in choices]
+            rewards = [perplexity_reward(math.exp(min(x, 700.0)), c.reward_c, c.reward) for x in losses]
+            step_logs = self.reinforce.update(choices, rewards)
+            step_logs["valid_loss"] = float(np.mean(losses))
+            logs.append(step_logs)
+        self._derived = None
+        keys = ("reward", "baseline", "entropy", "loss", "valid_loss")
+        return {f"controller_{k}": float(np.mean([g[k] for g in logs])) for k in keys}
+
+    # --------------------------------------------------------- one-shot API
+    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+        c = self.config
+        choices, _, _ = self.reinforce.sample(1, [c.seed + 1, self.step])
+        inputs, targets, states = train
+        loss, new_states, norm = self._train(self._arch(choices[0]), inputs, targets, list(states),
+                                             tf.constant(lr, tf.float32))
+        logs = {"loss": float(loss), "grad_norm": float(norm)}
+        if c.max_loss is not None and logs["loss"] > c.max_loss:
+            # A sampled cell blew the shared weights up (e.g. identity activations along a long path):
+            # handled as a non-finite loss, i.e. the last checkpoint is restored at half the learning rate.
+            self.callbacks.on_event("message", {"text": f"training loss {logs['loss']:.4g} > max_loss {c.max_loss} "
+                                                        f"at step {self.step + 1}"})
+            logs["loss"] = math.inf
+        if not math.isfinite(logs["loss"]):
+            return logs, list(states), list(valid[2])
+        if update_arch and (self.step + 1) % c.controller_interval == 0:
+            self.controller_logs = self.controller_phase()
+        self._derived = None
+        return {**logs, **self.controller_logs}, list(new_states), list(valid[2])
+
+    def derive(self) -> Genotype:
+        """The best of ``derive_samples`` controller samples by validation perplexity (shared weights)."""
+        if self._derived is not None and self._derived[0] == self.step:
+            return self._derived[1]
+        c = self.config
+        choices, _, _ = self.reinforce.sample(c.derive_samples, [c.seed + 2, self.step])
+        windows = self._reward_windows(c.derive_batches, start=0)
+        best, best_loss = None, math.inf
+        seen = set()
+        for row in choices:
+            key = tuple(int(v) for v in row)
+            if key in seen:
+                continue
+            seen.add(key)
+            loss = self.architecture_loss(row, windows)
+            if best is None or loss < best_loss:
+                best, best_loss = self.space.decode(row), loss
+        self._derived = (self.step, best, best_loss)
+        return best
+
+    def evaluate(self, data: np.ndarray) -> float:
+        """Validation loss of the derived cell with the shared weights."""
+        self.model.set_genotype(self.derive())
+        return super().evaluate(data)
+
+    def epoch_logs(self) -> dict[str, Any]:
+        logs = dict(self.controller_logs)
+        if self._derived is not None:
+            logs["derived_loss"] = self._derived[2]
+        return logs
+
+    def architecture_snapshot(self) -> dict[str, Any]:
+        tokens, _, _ = self.reinforce.sample(64, [self.config.seed + 3, self.step])
+        return {"baseline": float(self.reinforce.baseline.numpy()),
+                "derived_loss": None if self._derived is None else self._derived[2],
+                "distinct_samples_of_64": len({tuple(int(v) for v in row) for row in tokens})}
+
+    # ------------------------------------------------------- reuse of omega
+    @classmethod
+    def load_evaluator(cls, search_dir: str | Path, corpus: Any = None,
+                       max_batches: int | None = None) -> WeightSharingEvaluator:
+        """A `WeightSharingEvaluator` with the shared weights of the newest checkpoint of an ENAS search."""
+        search_dir = Path(search_dir)
+        cfg = search_dir / "enas_config.json"
+        if not cfg.exists():
+            raise FileNotFoundError(f"{cfg} not found: is {search_dir} the folder of an ENAS search?")
+        config = from_dict(EnasConfig, json.loads(cfg.read_text(encoding="utf-8")), where=str(cfg))
+        corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir)
+        strategy = cls(config)
+        strategy.out_dir = None
+        strategy.build(len(corpus.vocab))
+        latest = CheckpointManager(search_dir / "checkpoints").latest()
+        if latest is None:
+            raise FileNotFoundError(f"{search_dir / 'checkpoints'} holds no checkpoint")
+        CheckpointManager(search_dir / "checkpoints").restore(latest, strategy.state_variables())
+        return WeightSharingEvaluator(strategy.model, batchify(corpus.valid, config.eval_batch_size), config.bptt,
+                                      max_batches)

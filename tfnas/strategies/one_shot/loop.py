@@ -1,0 +1,241 @@
+"""The training loop shared by one-shot strategies (a supernet trained on the corpus).
+
+`OneShotSearch` owns everything but the update rule: variable-length BPTT
+over the training data with a validation batch at the same position (as
+DARTS' ``train_search.py``), hidden states carried across segments,
+per-epoch evaluation and genotype snapshots, checkpoints of the whole state
+(every variable, optimizer slots, dropout seeds, data position, schedules)
+for exact resume, and recovery from non-finite losses: the last good
+checkpoint is restored and the learning rates are halved; after
+``nan_retries`` recoveries the search stops with `SearchDivergedError`
+and writes no genotype.
+
+A subclass implements `build`, `search_step`, `derive` and may add
+`epoch_logs` (e.g. architecture heatmaps) and `extra_state`.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
+from tfnas.data import BPTTIterator, Corpus, batchify
+from tfnas.genotypes.dag import Genotype
+from tfnas.runs.checkpoint import CheckpointManager
+from tfnas.metrics import perplexity
+from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
+
+Batch = tuple[tf.Tensor, tf.Tensor, list]
+
+
+def valid_segment(data: np.ndarray, position: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The validation segment used with the training segment at ``position`` (DARTS search)."""
+    start = position % (data.shape[1] - 1)
+    length = min(seq_len, data.shape[1] - 1 - start)
+    return data[:, start:start + length], data[:, start + 1:start + 1 + length]
+
+
+class OneShotSearch(Strategy, abc.ABC):
+    """Base class of supernet strategies; see the module docstring.
+
+    The config must provide: dataset fields, ``batch_size``,
+    ``eval_batch_size``, ``bptt``, ``max_seq_len_delta``, ``lr``, ``epochs``,
+    ``max_steps``, ``seed``, ``log_interval``, ``checkpoint_interval``,
+    ``keep_checkpoints``, ``max_eval_batches`` and ``nan_retries``.
+    """
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.model: keras.Model | None = None
+
+    # ------------------------------------------------------------- subclass
+    @abc.abstractmethod
+    def build(self, vocab_size: int) -> None:
+        """Creates ``self.model`` (with ``initial_state`` and ``forward``) and the optimizers."""
+
+    @abc.abstractmethod
+    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool) -> tuple[dict, list, list]:
+        """One update; returns ``(logs with "loss", new train states, new valid states)``."""
+
+    @abc.abstractmethod
+    def derive(self) -> Genotype:
+        """The genotype the search currently points at."""
+
+    def state_variables(self) -> list[tf.Variable]:
+        """Everything numeric to checkpoint (model variables; subclasses add optimizers)."""
+        return list(self.model.variables)
+
+    def epoch_logs(self) -> dict[str, Any]:
+        """Extra per-epoch logs (numbers, or images as arrays) for callbacks."""
+        return {}
+
+    def architecture_snapshot(self) -> dict[str, Any]:
+        """JSON snapshot of the architecture parameters, stored in the per-epoch history."""
+        return {}
+
+    def evaluate(self, data: np.ndarray) -> float:
+        """Mean per-token cross-entropy of the supernet on batchified ``data``."""
+        states = self.model.initial_state(data.shape[0])
+        total, count = 0.0, 0
+        for k, (inputs, targets, _, _) in enumerate(BPTTIterator(data, self.config.bptt, variable=False)):
+            if self.config.max_eval_batches is not None and k >= self.config.max_eval_batches:
+                break
+            loss, states = self._eval_step(tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), states)
+            total += float(loss) * targets.size
+            count += targets.size
+        return total / max(count, 1)
+
+    # ----------------------------------------------------------------- loop
+    def _setup(self, corpus: Corpus, out_dir: Path, callbacks: Sequence[Callback]) -> None:
+        c = self.config
+        self.out_dir = out_dir
+        self.callbacks = CallbackList(callbacks)
+        keras.utils.set_random_seed(c.seed)
+        self.corpus = corpus
+        self.train_data = batchify(corpus.train, c.batch_size)
+        self.search_data = batchify(corpus.valid, c.batch_size)
+        self.valid_data = batchify(corpus.valid, c.eval_batch_size)
+        self.build(len(corpus.vocab))
+        model = self.model
+
+        def eval_step(inputs, targets, states):
+            out = model.forward(inputs, states, training=False)
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(targets, out.logits,
+                                                                                  from_logits=True))
+            return loss, out.states
+
+        self._eval_step = tf.function(eval_step, reduce_retracing=True)
+        self.checkpoints = CheckpointManager(out_dir / "checkpoints", c.keep_checkpoints)
+        self.step, self.epoch, self.lr_factor, self.recoveries = 0, 1, 1.0, 0
+        self.history: list[dict[str, Any]] = []
+        self.iterator = self._epoch_iterator(1)
+        self.hidden_train = model.initial_state(c.batch_size)
+        self.hidden_valid = model.initial_state(c.batch_size)
+
+    def _epoch_iterator(self, epoch: int) -> BPTTIterator:
+        c = self.config
+        return BPTTIterator(self.train_data, c.bptt, seed=c.seed * 100_003 + epoch, variable=True,
+                            max_seq_len_delta=c.max_seq_len_delta)
+
+    def extra_state(self) -> dict[str, Any]:
+        """JSON state of a subclass, saved in checkpoints."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restores what `extra_state` returned."""
+
+    def _save(self) -> Path:
+        state = {"step": self.step, "epoch": self.epoch, "lr_factor": self.lr_factor,
+                 "recoveries": self.recoveries, "history": self.history, "iterator": self.iterator.state(),
+                 "extra": self.extra_state()}
+        extra = {f"train{i}": s.numpy() for i, s in enumerate(self.hidden_train)}
+        extra.update({f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)})
+        path = self.checkpoints.save(self.step, self.state_variables(), state, extra)
+        self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
+        return path
+
+    def _restore(self, path: Path, keep_recoveries: bool = False) -> None:
+        state, extra = self.checkpoints.restore(path, self.state_variables())
+        recoveries = self.recoveries
+        self.step, self.epoch = state["step"], state["epoch"]
+        self.lr_factor, self.recoveries = state["lr_factor"], state["recoveries"]
+        if keep_recoveries:
+            self.recoveries = recoveries
+        self.history = state["history"]
+        self.iterator = self._epoch_iterator(self.epoch)
+        self.iterator.set_state(state["iterator"])
+        self.hidden_train = [tf.constant(extra[f"train{i}"]) for i in range(len(self.hidden_train))]
+        self.hidden_valid = [tf.constant(extra[f"valid{i}"]) for i in range(len(self.hidden_valid))]
+        self.load_extra_state(state["extra"])
+
+    def _done(self) -> bool:
+        c = self.config
+        return (c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
+
+    def update_arch_now(self) -> bool:
+        """Whether this step updates the architecture (after the warm-up epochs)."""
+        return self.epoch > getattr(self.config, "warmup_epochs", 0)
+
+    def _end_epoch(self) -> None:
+        val_loss = self.evaluate(self.valid_data)
+        genotype = self.derive()
+        logs = {"step": self.step, "epoch": self.epoch, "valid_loss": val_loss, "valid_ppl": perplexity(val_loss),
+                "genotype": genotype.to_dict(), "architecture": self.architecture_snapshot()}
+        self.history.append(logs)
+        with open(self.out_dir / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(logs, default=float) + "\n")
+        self.callbacks.on_event("epoch", {**{k: v for k, v in logs.items() if k not in ("genotype", "architecture")},
+                                          "genotype": json.dumps(genotype.to_dict()["nodes"]),
+                                          **self.epoch_logs()})
+
+    def _recover(self, loss: float) -> None:
+        self.recoveries += 1
+        if self.recoveries > self.config.nan_retries:
+            raise SearchDivergedError(
+                f"the search loss was {loss} at step {self.step + 1} again after {self.config.nan_retries} "
+                "recoveries; no genotype was written (lower --lr or raise --clip)")
+        latest = self.checkpoints.latest()
+        self._restore(latest, keep_recoveries=True)
+        self.lr_factor *= 0.5
+        self.callbacks.on_event("message", {"text": (
+            f"loss {loss} at step {self.step + 1}: restored {latest}, learning rates now x{self.lr_factor}")})
+
+    def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
+        """Runs or resumes the search in ``out_dir``; see the module docstring."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._setup(corpus, out_dir, callbacks)
+        latest = self.checkpoints.latest()
+        if latest is not None:
+            self._restore(latest)
+            self.callbacks.on_event("message", {"text": f"resumed from {latest} (step {self.step})"})
+        else:
+            (out_dir / "history.jsonl").unlink(missing_ok=True)
+            self._save()
+        c = self.config
+        meter = ThroughputMeter()
+        while not self._done():
+            segment = next(self.iterator, None)
+            if segment is None:
+                self._end_epoch()
+                self.epoch += 1
+                self.iterator = self._epoch_iterator(self.epoch)
+                self._save()
+                continue
+            inputs, targets, seq_len, lr_scale = segment
+            v_in, v_tg = valid_segment(self.search_data, self.iterator.position - seq_len, seq_len)
+            train = (tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), self.hidden_train)
+            valid = (tf.constant(v_in, tf.int32), tf.constant(v_tg, tf.int32), self.hidden_valid)
+            logs, new_train, new_valid = self.search_step(train, valid, c.lr * lr_scale * self.lr_factor,
+                                                          self.update_arch_now())
+            loss = float(logs["loss"])
+            if not math.isfinite(loss):
+                self._recover(loss)
+                continue
+            self.hidden_train, self.hidden_valid = new_train, new_valid
+            self.step += 1
+            meter.add(loss, targets.size)
+            if self.step % c.log_interval == 0:
+                self.callbacks.on_event("train", {
+                    "step": self.step, "epoch": self.epoch, "lr": c.lr * lr_scale * self.lr_factor,
+                    **meter.summary(), **{k: float(v) for k, v in logs.items() if k != "loss"}})
+            if self.step % c.checkpoint_interval == 0:
+                self._save()
+        if not self.history or self.history[-1]["step"] != self.step:
+            self._end_epoch()
+            self._save()
+        metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,
+                   "recoveries": self.recoveries}
+        result = SearchResult(with_provenance(self.derive(), self.name, self.config, metrics), self.history, metrics)
+        result.save(out_dir)
+        self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.metrics["valid_ppl"],
+                                        "genotype": json.dumps(result.genotype.to_dict()["nodes"])})
+        self.callbacks.close()
+        return result

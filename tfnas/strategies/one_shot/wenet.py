@@ -1,0 +1,448 @@
+"""WeNet (Huang & Xiang, "WeNet: Weighted Networks for Recurrent Network Architecture Search").
+
+Random networks are drawn from the DAG space with ``L`` nodes and the ops
+tanh, relu, sigmoid and identity, without duplicates (Algorithm 1,
+`tfnas.spaces.DagSpace.sample_unique`), with WeNet's first node
+``c = sigmoid(W_x x_t)``, ``h = tanh(W_h h_{t-1})``, ``s0 = h_{t-1} + c (h -
+h_{t-1})`` (genotype ``first_node="wenet"``). A weighted network of ``M``
+of them (`tfnas.cells.WeightedCells`, eq. 4)::
+
+    h_t = sum_{i=1..M} softmax(w)_i N_i(x_t, h_{t-1})
+
+is trained as one language model; the weights ``w`` and every network's
+parameters are updated together by Adam on the *training* data (no
+bilevel split). Algorithm 2 runs rounds over a pool:
+
+    pool  <- T distinct random networks;  seeds <- {}
+    while the pool is not used up:
+        networks <- seeds + the next B networks of the pool
+                    (the first round takes B + K, so every round has B + K)
+        train the weighted network of `networks` for E epochs
+        seeds <- the K networks with the largest weights
+    return the network with the largest weight in the last round
+
+Every round starts from fresh parameters (networks kept as seeds are
+re-initialised, so the weights of one round compare networks trained alike)
+and a round seed drawn from the search RNG. A round is a `OneShotSearch`
+(`WenetRound`) in ``OUT/rounds/round-NNNN/``: it owns the BPTT loop,
+checkpoints, exact resume and NaN recovery. The pool state (pool, seeds,
+round index, position in the pool, RNG, the summary of every finished
+round) is written atomically to ``OUT/wenet_state.json`` before a round
+starts and after it ends, so a killed search resumes mid-pool and mid-round
+and ends with the same genotype as an uninterrupted one. A finished round's
+checkpoints are deleted (``keep_round_checkpoints`` keeps them): with the
+paper's settings one holds 120 networks and their Adam slots (about 1 GB).
+
+The zero state. With WeNet's first node, ``h_{t-1} = 0`` gives ``s0 = 0``
+whatever ``x_t``: the input only gates ``h - h_{t-1}``. From a zero state a
+network leaves zero only through its sigmoid nodes (``0.5 * sigmoid(0)``),
+and a per-node batch norm (the paper's search setting) removes exactly that
+batch-constant offset, so the weighted network would output 0 for ever
+(and its gradient overflows). Search with ``norm != "none"`` therefore
+starts every sequence from a fixed random state (``init_noise``, default
+1.0; the config refuses 0 with a norm); with ``norm="none"`` a zero state
+works, and a network that cannot leave it adds a zero output only (its
+weight can still grow, as it scales the mixture down). A found cell is
+trained by `tfnas train` from a zero state: `zero_state_live` tells whether
+it can leave it, and the search warns when its best network cannot.
+
+Each round is logged: its sorted weights (WeNet's Figure 4) go to
+``OUT/rounds.jsonl``, to the result history and, as a bar-chart image, to
+the ``"round"`` callback event (TensorBoard ``round/sorted_weights``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfnas.callbacks import Callback, CallbackList
+from tfnas.cells.search.norm import NORMS
+from tfnas.config import ModelConfig
+from tfnas.data import Corpus
+from tfnas.genotypes.dag import ACTIVATIONS, Genotype
+from tfnas.lm.objective import regularized_loss
+from tfnas.lm.search_models import WeightedLM
+from tfnas.spaces.dag import DagSpace
+from tfnas.strategies.base import SearchResult, Strategy, with_provenance
+from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
+from tfnas.viz.weights import sorted_weights_image
+
+STATE_FORMAT = "tfnas-wenet-state"
+STATE_VERSION = 1
+#: Config fields that may change when a search is resumed (they do not change what is searched).
+RESUMABLE_CHANGES = {"log_interval", "checkpoint_interval", "keep_checkpoints", "keep_round_checkpoints",
+                     "data_dir", "max_eval_batches", "nan_retries", "jit_compile"}
+
+
+def zero_state_live(genotype: Genotype) -> bool:
+    """Whether the frozen cell (no normalisation) leaves the zero state ``h = 0``.
+
+    With WeNet's first node, ``h_{t-1} = 0`` gives ``s0 = 0`` whatever
+    ``x_t`` (the input only gates ``h~ - h_{t-1}``). A node reading a zero
+    state is ``0.5 * act(0)``: zero unless ``act`` is sigmoid. So a cell
+    whose output nodes are all zero from ``h = 0`` outputs zero forever and
+    never reads its input; with a zero initial state (as `tfnas train`) it
+    is a unigram model. This is the generic case: it ignores exact
+    cancellations.
+    """
+    if genotype.first_node != "wenet":
+        return True
+    nonzero = {0: False}
+    for i, (act, pred) in enumerate(genotype.nodes, start=1):
+        nonzero[i] = nonzero[pred] or act == "sigmoid"
+    return any(nonzero[i] for i in genotype.concat)
+
+
+def _search_model() -> ModelConfig:
+    return ModelConfig(emsize=200, nhid=200, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
+                       dropoute=0.0, recompute=True)
+
+
+@dataclass
+class WenetConfig:
+    """WeNet search settings; the defaults are the paper's PTB settings where it gives them.
+
+    Algorithm 2: ``pool_size`` (T), ``network_batch`` (B), ``seed_size`` (K),
+    ``round_epochs`` (E); the space: ``steps`` (L) nodes over ``ops``.
+    ``max_steps`` caps the training steps of *each round*. Adam (``lr``,
+    ``adam_beta1``, ``adam_beta2``, ``adam_epsilon``) updates the weights
+    ``w`` and the networks together on clipped gradients (``clip``), with L2
+    ``wdecay`` on the network parameters (not on ``w``); ``alpha``/``beta``
+    are the AR/TAR regularisers. E, the Adam settings, clip and weight
+    decay are tfnas defaults, not settings of the paper.
+    """
+
+    model: ModelConfig = field(default_factory=_search_model)
+    dataset: str = "ptb"
+    data_dir: str | None = None
+    steps: int = 8
+    ops: tuple[str, ...] = ACTIVATIONS
+    norm: str = "batch"
+    init_noise: float = 1.0
+    pool_size: int = 10_000
+    network_batch: int = 100
+    seed_size: int = 20
+    round_epochs: int = 1
+    batch_size: int = 20
+    eval_batch_size: int = 10
+    bptt: int = 35
+    max_seq_len_delta: int = 20
+    lr: float = 1e-3
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    clip: float = 0.25
+    wdecay: float = 5e-7
+    alpha: float = 0.0
+    beta: float = 1e-3
+    max_steps: int | None = None
+    seed: int = 3
+    log_interval: int = 50
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 2
+    keep_round_checkpoints: bool = False
+    max_eval_batches: int | None = None
+    nan_retries: int = 3
+    jit_compile: bool = False
+
+    def __post_init__(self) -> None:
+        self.ops = tuple(self.ops)
+        for name in ("pool_size", "network_batch", "seed_size", "round_epochs", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"wenet config: `{name}` must be an integer >= 1; received {name}={value!r}")
+        if self.norm not in NORMS:
+            raise ValueError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
+        if not self.init_noise >= 0:
+            raise ValueError(f"wenet config: `init_noise` must be >= 0; received init_noise={self.init_noise!r}")
+        if self.norm != "none" and self.init_noise == 0:
+            raise ValueError(
+                f"wenet config: norm {self.norm!r} needs init_noise > 0: with WeNet's first node a zero state "
+                "stays zero (x only gates h~ - h), and the normalisation removes the constant that sigmoid "
+                "nodes add, so every network would output 0; use init_noise 1.0 or norm 'none'")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"wenet config: `max_steps` must be >= 1 or null; received {self.max_steps!r}")
+        space = self.space()  # validates steps and ops
+        if self.pool_size > space.size():
+            raise ValueError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
+                             f"networks of {space!r}")
+
+    def space(self) -> DagSpace:
+        """The search space: ``steps`` nodes over ``ops``, WeNet's first node, mean output."""
+        return DagSpace(self.steps, self.ops, first_node="wenet", output="mean")
+
+    def num_rounds(self) -> int:
+        """Rounds of Algorithm 2: the first takes ``B + K`` networks of the pool, later ones ``B``."""
+        first = self.network_batch + self.seed_size
+        return 1 + max(0, math.ceil((self.pool_size - first) / self.network_batch))
+
+
+@dataclass
+class WenetRoundConfig(WenetConfig):
+    """The settings of one round as `OneShotSearch` reads them (``epochs`` = E, ``seed`` = the round seed)."""
+
+    epochs: int = 1
+    round: int = 0
+
+
+class WenetRound(OneShotSearch):
+    """One round of Algorithm 2: trains the weighted network of ``genotypes`` jointly.
+
+    Every step is one Adam update of ``w`` and all parameters on a training
+    batch (the validation batch of the one-shot loop is unused); `derive`
+    is the network with the largest weight.
+    """
+
+    name = "wenet"
+
+    def __init__(self, config: WenetRoundConfig, genotypes: Sequence[Genotype]):
+        super().__init__(config)
+        self.genotypes = tuple(genotypes)
+
+    def build(self, vocab_size: int) -> None:
+        c = self.config
+        m = c.model
+        self.model = WeightedLM(vocab_size, self.genotypes, norm=c.norm, init_noise=c.init_noise, seed=c.seed,
+                                **asdict(m))
+        self.model.build_weights()
+        self.optimizer = keras.optimizers.Adam(c.lr, beta_1=c.adam_beta1, beta_2=c.adam_beta2,
+                                               epsilon=c.adam_epsilon)
+        self.variables = list(self.model.trainable_variables)
+        self.optimizer.build(self.variables)
+        arch = {id(v) for v in self.model.arch_variables}
+        self._decayed = [id(v) not in arch for v in self.variables]
+        spec = [(tf.TensorSpec((c.batch_size, None), tf.int32), tf.TensorSpec((c.batch_size, None), tf.int32),
+                 [tf.TensorSpec((c.batch_size, m.nhid), tf.float32)]),
+                tf.TensorSpec((), tf.float32)]
+        self._step = tf.function(self._train_step, input_signature=spec, jit_compile=c.jit_compile or None)
+
+    def state_variables(self) -> list[tf.Variable]:
+        return list(self.model.variables) + list(self.optimizer.variables)
+
+    def _train_step(self, train: Batch, lr):
+        c, model = self.config, self.model
+        inputs, targets, states = train
+        with tf.GradientTape() as tape:
+            out = model.forward(inputs, states, training=True)
+            loss, raw = regularized_loss(out, targets, c.alpha, c.beta)
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.variables)]
+        grads, norm = tf.clip_by_global_norm(grads, c.clip)
+        grads = [g + c.wdecay * v if decay and c.wdecay else g
+                 for g, v, decay in zip(grads, self.variables, self._decayed)]
+        self.optimizer.learning_rate.assign(lr)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
+        return {"loss": raw, "grad_norm": norm}, out.states
+
+    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+        del update_arch  # WeNet has no separate architecture step
+        logs, states = self._step(train, tf.constant(lr, tf.float32))
+        logs = {k: float(v) for k, v in logs.items()}
+        logs["best_weight"] = float(self.weights().max())
+        return logs, list(states), list(valid[2])
+
+    def weights(self) -> np.ndarray:
+        """``softmax(w)`` of the round's networks, in network order."""
+        return self.model.cell.probabilities_numpy()
+
+    def derive(self) -> Genotype:
+        return self.model.derive()
+
+    def epoch_logs(self) -> dict[str, Any]:
+        w = self.weights()
+        return {"sorted_weights": sorted_weights_image(w, keep=self.config.seed_size), "best_weight": float(w.max())}
+
+    def architecture_snapshot(self) -> dict[str, Any]:
+        return {"weights": np.round(self.weights(), 6).tolist()}
+
+
+class _RoundCallbacks(Callback):
+    """Forwards a round's events with the round number and the global step (steps of all rounds)."""
+
+    def __init__(self, callbacks: Callback, round_index: int, step_offset: int):
+        self.callbacks, self.round, self.offset = callbacks, round_index, step_offset
+
+    def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
+        logs = dict(logs)
+        if "step" in logs:
+            logs["round_step"] = logs["step"]
+            logs["step"] = self.offset + int(logs["step"])
+        logs["round"] = self.round
+        self.callbacks.on_event("round_end" if kind == "end" else kind, logs)
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _plain(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+class WenetSearch(Strategy):
+    """WeNet's Algorithm 2 over a pool of random networks; see the module docstring.
+
+    Args:
+        config: a `WenetConfig`.
+
+    Example (a tiny pool; ``corpus`` from `tfnas.data.load_corpus`)::
+
+        config = WenetConfig(steps=2, pool_size=6, network_batch=2, seed_size=2, max_steps=5,
+                             model=ModelConfig(emsize=16, nhid=16))
+        result = WenetSearch(config).search(corpus, "runs/wenet")
+        result.genotype.first_node      # 'wenet'
+    """
+
+    name = "wenet"
+
+    def __init__(self, config: WenetConfig):
+        self.config = config
+        self.space = config.space()
+        self.state: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ pool state
+    def _new_state(self) -> dict[str, Any]:
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        pool = self.space.sample_unique(c.pool_size, rng)
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "config": _plain(c),
+                "space": self.space.to_config(), "pool": [self.space.encode(g) for g in pool],
+                "position": 0, "seeds": [], "round": 0, "current": None, "global_step": 0,
+                "rng": rng.bit_generator.state, "rounds": []}
+
+    def _load_state(self, path: Path) -> dict[str, Any]:
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read the WeNet search state {path}: {err}") from None
+        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+            raise ValueError(f"{path} is not a version {STATE_VERSION} WeNet search state")
+        mine, theirs = _plain(self.config), state["config"]
+        changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
+        if changed:
+            diff = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine[k]!r}" for k in changed)
+            raise ValueError(f"{path.parent} holds a WeNet search with other settings ({diff}); "
+                             "use a new --out folder or the same settings to resume")
+        return state
+
+    def genotype_of(self, index: int) -> Genotype:
+        """Network ``index`` of the pool."""
+        return self.space.decode(self.state["pool"][index])
+
+    def _rng(self) -> np.random.Generator:
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self.state["rng"]
+        return rng
+
+    def _start_round(self) -> None:
+        """Chooses the round's networks (seeds + the next networks of the pool) and its seed."""
+        c, s = self.config, self.state
+        fresh = c.network_batch + (c.seed_size if not s["seeds"] else 0)
+        new = list(range(s["position"], min(s["position"] + fresh, c.pool_size)))
+        rng = self._rng()
+        seed = int(rng.integers(1, 2**31 - 1))
+        s["rng"] = rng.bit_generator.state
+        s["position"] += len(new)
+        s["current"] = {"round": s["round"], "networks": list(s["seeds"]) + new, "seed": seed}
+
+    def _save_state(self) -> None:
+        _write_json_atomic(self.out_dir / "wenet_state.json", self.state)
+        lines = "".join(json.dumps(r) + "\n" for r in self.state["rounds"])
+        tmp = self.out_dir / "rounds.jsonl.tmp"
+        tmp.write_text(lines, encoding="utf-8")
+        os.replace(tmp, self.out_dir / "rounds.jsonl")
+
+    def _round_dir(self, index: int) -> Path:
+        return self.out_dir / "rounds" / f"round-{index:04d}"
+
+    def _drop_round_checkpoints(self) -> None:
+        if self.config.keep_round_checkpoints:
+            return
+        for r in range(self.state["round"]):
+            shutil.rmtree(self._round_dir(r) / "checkpoints", ignore_errors=True)
+
+    # ----------------------------------------------------------------- loop
+    def _run_round(self, corpus: Corpus, callbacks: CallbackList) -> None:
+        c, s = self.config, self.state
+        current = s["current"]
+        r = current["round"]
+        settings = {f.name: getattr(c, f.name) for f in dataclasses.fields(WenetConfig)}
+        settings.update(seed=current["seed"])
+        round_config = WenetRoundConfig(**settings, epochs=c.round_epochs, round=r)
+        networks = current["networks"]
+        runner = WenetRound(round_config, [self.genotype_of(i) for i in networks])
+        result = runner.search(corpus, self._round_dir(r), [_RoundCallbacks(callbacks, r, s["global_step"])])
+        weights = runner.weights().astype(np.float64)
+        order = np.argsort(-weights, kind="stable")
+        kept = [networks[int(k)] for k in order[: c.seed_size]]
+        best = self.genotype_of(kept[0])
+        summary = {"round": r, "networks": networks, "weights": weights.tolist(),
+                   "sorted_weights": weights[order].tolist(), "order": order.tolist(), "kept": kept,
+                   "best": best.to_dict()["nodes"], "best_weight": float(weights[order[0]]),
+                   "valid_ppl": result.metrics["valid_ppl"], "steps": result.metrics["steps"],
+                   "recoveries": result.metrics["recoveries"], "seed": current["seed"]}
+        s["rounds"].append(summary)
+        s["seeds"] = kept
+        s["global_step"] += int(result.metrics["steps"])
+        s["round"] = r + 1
+        s["current"] = None
+        self._save_state()
+        self._drop_round_checkpoints()
+        callbacks.on_event("round", {
+            "step": s["global_step"], "round": r, "networks": len(networks), "best_weight": summary["best_weight"],
+            "kept_weight": float(weights[order[: c.seed_size]].sum()), "valid_ppl": summary["valid_ppl"],
+            "pool_left": c.pool_size - s["position"], "best": json.dumps(summary["best"]),
+            "sorted_weights": sorted_weights_image(weights, keep=c.seed_size)})
+
+    def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
+        """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
+        c = self.config
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        callbacks = CallbackList(callbacks)
+        path = self.out_dir / "wenet_state.json"
+        if path.exists():
+            self.state = self._load_state(path)
+            callbacks.on_event("message", {"text": (
+                f"resumed WeNet search at round {self.state['round'] + 1}/{c.num_rounds()} "
+                f"({c.pool_size - self.state['position']} networks of the pool left)")})
+        else:
+            self.state = self._new_state()
+            self._save_state()
+        self._drop_round_checkpoints()
+        while self.state["current"] is not None or self.state["position"] < c.pool_size:
+            if self.state["current"] is None:
+                self._start_round()
+                self._save_state()
+            self._run_round(corpus, callbacks)
+        s = self.state
+        last = s["rounds"][-1]
+        metrics = {"steps": s["global_step"], "rounds": len(s["rounds"]), "valid_ppl": last["valid_ppl"],
+                   "best_weight": last["best_weight"], "pool_size": c.pool_size,
+                   "networks_trained": sum(len(r["networks"]) for r in s["rounds"]),
+                   "recoveries": sum(r["recoveries"] for r in s["rounds"]), "strategy": self.name}
+        best = self.genotype_of(s["seeds"][0])
+        metrics["zero_state_live"] = zero_state_live(best)
+        if not metrics["zero_state_live"]:
+            callbacks.on_event("message", {"text": (
+                "warning: the best network has no path from a sigmoid node to its output, so from a zero "
+                "state it outputs zero and never reads its input (see tfnas.strategies.one_shot.wenet.zero_state_live)")})
+        genotype = with_provenance(best, self.name, c, metrics)
+        result = SearchResult(genotype, s["rounds"], metrics)
+        result.save(self.out_dir)
+        callbacks.on_event("end", {"step": s["global_step"], "rounds": len(s["rounds"]),
+                                   "valid_ppl": last["valid_ppl"], "best_weight": last["best_weight"],
+                                   "genotype": json.dumps(genotype.to_dict()["nodes"])})
+        callbacks.close()
+        return result

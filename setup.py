@@ -1,5 +1,17 @@
-"""Installs tfnas and its console command ``tfnas``."""
-from setuptools import find_packages, setup
+"""Installs tfnas and its console command ``tfnas``.
+
+The presets (``configs/``) and the known genotypes (``exported_cells/``)
+live at the top of the repository and are installed inside the package, as
+``tfnas/configs`` and ``tfnas/exported_cells`` (see `tfnas.resources`).
+Setuptools ships data files by package, so every folder under them,
+sub-folders included, is declared a data-only package.
+"""
+from setuptools import find_namespace_packages, find_packages, setup
+
+#: Repository folder -> the file pattern shipped from it and from each of its sub-folders.
+DATA_FOLDERS = {"configs": "*.yaml", "exported_cells": "*.json"}
+DATA_PACKAGES = {f"tfnas.{package}": [pattern] for folder, pattern in DATA_FOLDERS.items()
+                 for package in find_namespace_packages(include=[folder, f"{folder}.*"])}
 
 setup(
     name="tfnas",
@@ -11,8 +23,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["tfnas", "tfnas.*"]),
-    package_data={"tfnas": ["configs/*.yaml", "exported_cells/*.json"]},
+    packages=find_packages(include=["tfnas", "tfnas.*"]) + sorted(DATA_PACKAGES),
+    package_dir={f"tfnas.{folder}": folder for folder in DATA_FOLDERS},
+    package_data=DATA_PACKAGES,
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3.3",

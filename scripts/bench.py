@@ -132,7 +132,7 @@ def _synthetic_trainer(genotype, nhid: int, batch: int, s: dict, out_dir: Path, 
 
 
 def _trainer_step(genotype, nhid: int, batch: int, s: dict, jit: bool = False):
-    """The Trainer's own compiled step on synthetic data."""
+    """The Trainer's own compiled step (`Trainer.train_step`) on synthetic data."""
     import tempfile
 
     import tensorflow as tf
@@ -140,10 +140,11 @@ def _trainer_step(genotype, nhid: int, batch: int, s: dict, jit: bool = False):
     trainer = _synthetic_trainer(genotype, nhid, batch, s, Path(tempfile.mkdtemp()), jit_compile=jit)
     x, y = _batch(batch, s["bptt"], s["vocab"], 0)
     lr, avg = tf.constant(1.0), tf.constant(False)
-    return lambda: trainer._train_step(x, y, trainer.hidden, lr, avg)[0].numpy()
+    return lambda: trainer.train_step(x, y, trainer.hidden, lr, avg)[0].numpy()
 
 
 def _darts_step(order: int, s: dict, jit: bool = False):
+    """The DARTS search's compiled step (`DartsSearch.compiled_step`) of ``order`` on synthetic data."""
     import tensorflow as tf
 
     from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch
@@ -159,7 +160,7 @@ def _darts_step(order: int, s: dict, jit: bool = False):
     train = (*_batch(batch, s["bptt"], s["vocab"], 0), states)
     valid = (*_batch(batch, s["bptt"], s["vocab"], 1), states)
     lr, arch = tf.constant(20.0), tf.constant(True)
-    return lambda: search._step(train, valid, lr, arch)[0]["loss"].numpy()
+    return lambda: search.compiled_step(train, valid, lr, arch)[0]["loss"].numpy()
 
 
 def export_scoring_model(folder: Path, s: dict) -> None:

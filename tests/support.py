@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: NumPy references of the cell equations, a crash simulator, checkpoint reading.
+"""Helpers shared by the tests: NumPy references of the cell equations, a crash simulator, checkpoint reading,
+checks of attention heads.
 
 Importable as ``support`` because pytest puts ``tests/`` (the folder of the
 root conftest.py) on ``sys.path``.
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tfnas.callbacks import Callback
@@ -62,6 +64,24 @@ def latest_checkpoint_arrays(out: Path) -> dict:
     latest = (Path(out) / "checkpoints" / "latest").read_text().strip()
     data = np.load(Path(out) / "checkpoints" / latest / "variables.npz")
     return {k: data[k] for k in data.files if k != "__names__"}
+
+
+class Var:
+    """A variable without TensorFlow: what `tfnas.runs.checkpoint` needs (``numpy``, ``assign``, ``shape``, a name)."""
+
+    def __init__(self, name: str, value: Any):
+        self.name = name
+        self.value = np.array(value)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    def numpy(self) -> np.ndarray:
+        return self.value.copy()
+
+    def assign(self, value: Any) -> None:
+        self.value = np.array(value, dtype=self.value.dtype)
 
 
 class SyntheticEvaluator:
@@ -127,3 +147,59 @@ class CategoricalPolicy(Policy):
 
     def _feed(self, p, a, n):
         return n
+
+
+# ------------------------------------------------ attention heads and their mixture
+def attention_inputs(seed: int = 0, batch: int = 2, time: int = 6, units: int = 8) -> np.ndarray:
+    """RNN outputs ``[batch, time, units]`` drawn from N(0, 1), float32."""
+    return np.random.default_rng(seed).normal(size=(batch, time, units)).astype("float32")
+
+
+def randomise(layer, seed: int = 1, scale: float = 0.5):
+    """Draws every weight of ``layer`` (a mixture's ``alpha`` too) from U(-scale, scale); returns the layer."""
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        w.assign(rng.uniform(-scale, scale, w.shape).astype("float32"))
+    return layer
+
+
+def built(layer, x):
+    """``layer`` after one call on ``x`` (which builds it)."""
+    layer(x)
+    return layer
+
+
+def assert_causal(layer, H: np.ndarray, own_step_only: bool = False, noise_seed: int = 9) -> None:
+    """Changing ``h_p`` leaves ``y_t`` (t < p) unchanged and changes ``y_t`` for every t >= p (only ``y_p``
+    if ``own_step_only``: a head that returns its input)."""
+    Y = layer(H).numpy()
+    batch, time, units = H.shape
+    noise = np.random.default_rng(noise_seed).normal(size=(batch, units)).astype("float32")
+    for p in range(time):
+        H2 = H.copy()
+        H2[:, p] += noise
+        Y2 = layer(H2).numpy()
+        np.testing.assert_allclose(Y2[:, :p], Y[:, :p], atol=1e-6, rtol=0)
+        change = np.abs(Y2 - Y).max(axis=(0, 2))
+        later = change[p:p + 1] if own_step_only else change[p:]
+        assert later.min() > 1e-3, (p, change)
+        if own_step_only:
+            assert change[p + 1:].max(initial=0.0) == 0.0
+
+
+def assert_onnx_parity(layer, units: int, name: str) -> None:
+    """tf2onnx's conversion of a built ``[batch, time, units]`` layer, run by onnxruntime on two input shapes
+    (``attention_inputs(23 + time)``), equals the layer to 1e-5."""
+    tf2onnx = pytest.importorskip("tf2onnx")
+    ort = pytest.importorskip("onnxruntime")
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, units], tf.float32, name="h")])
+    def fn(h):
+        return layer(h)
+
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    for batch, time in ((3, 5), (1, 11)):
+        x = attention_inputs(23 + time, batch=batch, time=time, units=units)
+        got = session.run(None, {"h": x})[0]
+        np.testing.assert_allclose(got, layer(x).numpy(), atol=1e-5, err_msg=name)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.callbacks import FLOAT32_MAX, History, ProgressPrinter, TensorBoardLogger, ThroughputMeter
+from tfnas.callbacks import FLOAT32_MAX, KEEP_SUFFIX, History, ProgressPrinter, TensorBoardLogger, ThroughputMeter
 from tfnas.metrics import perplexity
+from tfnas.viz import alpha_heatmap, sorted_weights_image
 
 
 def test_tensorboard_logger_writes_scalars_and_clips_diverged_values(tmp_path):
@@ -22,6 +23,37 @@ def test_tensorboard_logger_writes_scalars_and_clips_diverged_values(tmp_path):
     assert float(values[("train/loss", 3)]) == 2.5
     assert float(values[("train/ppl", 3)]) == np.float32(FLOAT32_MAX)
     assert ("epoch/alpha", 4) in values and ("train/name", 3) not in values
+
+
+def read_images(logdir):
+    """``{(tag, step): decoded image}`` of the image summaries in ``logdir``."""
+    images = {}
+    for path in logdir.iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "images":
+                    width, height, *pngs = tf.make_ndarray(v.tensor)
+                    assert len(pngs) == 1
+                    image = tf.io.decode_png(pngs[0]).numpy()
+                    assert image.shape[:2] == (int(height), int(width))
+                    images[(v.tag, event.step)] = image
+    return images
+
+
+def test_tensorboard_logger_draws_probability_matrices_and_weight_vectors_with_viz(tmp_path):
+    probs = np.array([[0.1, 0.9, 0.0], [0.5, 0.25, 0.25]], np.float32)       # DARTS: [edges, ops]
+    weights = np.array([0.2, 0.5, 0.3])                                      # WeNet: a weight per network
+    logger = TensorBoardLogger(tmp_path)
+    logger.on_event("epoch", {"step": 2, "alpha_cell": probs, "sorted_weights": weights,
+                              f"sorted_weights{KEEP_SUFFIX}": 1, "weights_unkept": weights})
+    logger.close()
+    images = read_images(tmp_path)
+    assert sorted(images) == [("epoch/alpha_cell", 2), ("epoch/sorted_weights", 2), ("epoch/weights_unkept", 2)]
+    np.testing.assert_array_equal(images[("epoch/alpha_cell", 2)], alpha_heatmap(probs))
+    np.testing.assert_array_equal(images[("epoch/sorted_weights", 2)], sorted_weights_image(weights, keep=1))
+    # Without its companion key no bar is drawn as kept.
+    np.testing.assert_array_equal(images[("epoch/weights_unkept", 2)], sorted_weights_image(weights, keep=0))
+    assert not np.array_equal(sorted_weights_image(weights, keep=1), sorted_weights_image(weights, keep=0))
 
 
 def test_progress_printer_and_history():

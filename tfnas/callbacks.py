@@ -4,7 +4,21 @@ Trainers and strategies never print; they call ``on_event(kind, logs)`` on
 each callback. Kinds used: ``"train"`` (every ``log_interval`` steps),
 ``"eval"``, ``"checkpoint"``, ``"message"`` and ``"end"``; strategies add
 their own (``"epoch"``, ``"round"``, ...). ``logs`` is a flat dict of
-numbers and strings; ``logs["step"]`` is the global step.
+numbers, strings and NumPy arrays; ``logs["step"]`` is the global step.
+
+Strategies emit arrays, callbacks draw them. `TensorBoardLogger` writes an
+array under ``key`` as the image ``<kind>/<key>``:
+
+* rank 3 or 4: the image itself (``[height, width, channels]``, or a batch);
+* rank 2: a matrix of probabilities in [0, 1], e.g. DARTS' architecture
+  weights ``[edges, ops]``, as the heatmap of `tfnas.viz.alpha_heatmap`;
+* rank 1: network weights, e.g. WeNet's, as the bars of
+  `tfnas.viz.sorted_weights_image` in decreasing order; the companion key
+  ``key + KEEP_SUFFIX`` (``"<key>_keep"``, an int, 0 if absent) says how
+  many of the largest are kept (drawn in the kept colour). The companion is
+  an ordinary number otherwise (printed, and written as a scalar).
+
+`ProgressPrinter` and `History` skip arrays.
 """
 from __future__ import annotations
 
@@ -15,7 +29,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from tfnas.metrics import perplexity
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Suffix of the key that tells how many of a 1-D weights array's largest values are kept (module docstring).
+KEEP_SUFFIX = "_keep"
 
 
 class Callback:
@@ -67,11 +85,25 @@ class ProgressPrinter(Callback):
         print(f"[{kind}] {body}", file=self.stream, flush=True)
 
 
+def _array_image(key: str, value: np.ndarray, logs: Mapping[str, Any]) -> np.ndarray | None:
+    """The ``[1 or k, height, width, channels]`` image of the array ``logs[key]`` (module docstring), or None."""
+    if value.ndim in (3, 4):
+        return value if value.ndim == 4 else value[None]
+    if value.ndim not in (1, 2):
+        return None
+    from tfnas.viz import alpha_heatmap, sorted_weights_image
+
+    if value.ndim == 2:
+        return alpha_heatmap(value)[None]
+    return sorted_weights_image(value, keep=int(logs.get(key + KEEP_SUFFIX, 0)))[None]
+
+
 class TensorBoardLogger(Callback):
     """Writes every numeric log value as a scalar ``<kind>/<key>`` at ``logs['step']``.
 
-    Images (``np.ndarray`` values of rank 3 or 4, e.g. alpha heatmaps) are
-    written with ``tf.summary.image``.
+    Arrays are drawn and written with ``tf.summary.image``: an image as it
+    is, a probability matrix as a heatmap, a weights vector as sorted bars
+    (see the module docstring).
     """
 
     def __init__(self, logdir: str | Path):
@@ -87,8 +119,10 @@ class TensorBoardLogger(Callback):
             for key, value in logs.items():
                 if key == "step":
                     continue
-                if isinstance(value, np.ndarray) and value.ndim in (3, 4):
-                    tf.summary.image(f"{kind}/{key}", value if value.ndim == 4 else value[None])
+                if isinstance(value, np.ndarray):
+                    image = _array_image(key, value, logs)
+                    if image is not None:
+                        tf.summary.image(f"{kind}/{key}", image)
                 elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
                     # A diverged figure (beyond float32) is written as the largest float32, not an error.
                     tf.summary.scalar(f"{kind}/{key}", float(np.clip(value, -FLOAT32_MAX, FLOAT32_MAX)))
@@ -128,7 +162,7 @@ class ThroughputMeter:
         now = self.clock()
         elapsed = max(now - self.start, 1e-9)
         loss = float(np.mean(self.losses))
-        out = {"loss": loss, "ppl": float(np.exp(min(loss, 700.0))), "s_per_step": elapsed / len(self.losses),
+        out = {"loss": loss, "ppl": perplexity(loss), "s_per_step": elapsed / len(self.losses),
                "tok_per_s": self.tokens / elapsed}
         self._reset(now)
         return out

@@ -1,66 +1,110 @@
-"""The ``tfnas`` command: it parses arguments and calls the library."""
+"""The ``tfnas`` command: it parses arguments and calls the library.
+
+The settings flags of ``tfnas train`` and ``tfnas search --strategy S`` are
+generated from the fields of `tfnas.config.TrainConfig` and of strategy
+``S``'s config class (``--help`` shows each field's help text and default).
+A field of the nested ``model`` settings is a flag of its own name
+(``--nhid``); one of another nested section is prefixed with the section
+(``--child-max-steps``, ``--child-nhid``). Flags override the ``--config`` preset, which
+overrides the defaults. Errors the user can fix print one line and exit
+with status 2; anything else is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
+import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tfnas.config import field_help, nested_class, search_config, train_config  # noqa: E402
+from tfnas.errors import TfnasError  # noqa: E402
+
 #: Errors that are the user's to fix: printed on one line, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError, OSError)
-
-#: TrainConfig fields settable from the command line (flag name -> (field path, type)).
-TRAIN_FLAGS: dict[str, tuple[str, type]] = {
-    "epochs": ("epochs", int), "max_steps": ("max_steps", int), "batch_size": ("batch_size", int),
-    "eval_batch_size": ("eval_batch_size", int), "test_batch_size": ("test_batch_size", int),
-    "bptt": ("bptt", int), "lr": ("lr", float), "clip": ("clip", float), "wdecay": ("wdecay", float),
-    "seed": ("seed", int), "log_interval": ("log_interval", int), "eval_interval": ("eval_interval", int),
-    "checkpoint_interval": ("checkpoint_interval", int), "max_eval_batches": ("max_eval_batches", int),
-    "nonmono": ("nonmono", int), "alpha": ("alpha", float), "beta": ("beta", float),
-    "emsize": ("model.emsize", int), "nhid": ("model.nhid", int), "dropout": ("model.dropout", float),
-    "dropouth": ("model.dropouth", float), "dropoutx": ("model.dropoutx", float),
-    "dropouti": ("model.dropouti", float), "dropoute": ("model.dropoute", float),
-}
+USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError, ValueError, OSError)
+#: Nested settings whose fields are flags without a prefix.
+UNPREFIXED_SECTIONS = ("model",)
+#: Settings a nested section takes from its parent (a search's children read the search's corpus).
+PARENT_SETTINGS = ("dataset", "data_dir")
+#: Flags of the commands themselves; a config field of the same name is not turned into a flag.
+COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
 
 
-#: Search settings settable from the command line; each applies to the strategies whose config has it.
-SEARCH_FLAGS: dict[str, tuple[str, type]] = {
-    "epochs": ("epochs", int), "max_steps": ("max_steps", int), "batch_size": ("batch_size", int),
-    "eval_batch_size": ("eval_batch_size", int), "bptt": ("bptt", int), "lr": ("lr", float),
-    "seed": ("seed", int), "log_interval": ("log_interval", int),
-    "checkpoint_interval": ("checkpoint_interval", int), "max_eval_batches": ("max_eval_batches", int),
-    "emsize": ("model.emsize", int), "nhid": ("model.nhid", int), "steps": ("steps", int),
-    "order": ("order", int), "warmup_epochs": ("warmup_epochs", int), "arch_lr": ("arch_lr", float),
-    "norm": ("norm", str),
-    "pool_size": ("pool_size", int), "network_batch": ("network_batch", int),
-    "seed_size": ("seed_size", int), "round_epochs": ("round_epochs", int),
-    "space": ("space", str), "base": ("base", int), "executor": ("executor", str),
-    "ray_address": ("ray_address", str), "max_trials": ("max_trials", int),
-    "trials_per_round": ("trials_per_round", int), "evaluator": ("evaluator", str),
-    "shared_weights": ("shared_weights", str), "child_steps": ("child.max_steps", int),
-    "controller_lr": ("controller_lr", float), "controller_interval": ("controller_interval", int),
-    "controller_steps": ("controller_steps", int), "derive_samples": ("derive_samples", int),
-}
+@dataclasses.dataclass(frozen=True)
+class SettingFlag:
+    """One generated flag: its name, the dotted path of the field it sets, how to parse it, its help."""
+
+    name: str
+    path: str
+    kind: Any
+    help: str
+    default: Any
 
 
-def _add_train_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[str, type]],
-                     title: str = "training settings (override the preset)") -> None:
-    group = parser.add_argument_group(title)
-    for name, (_, kind) in flags.items():
-        group.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None)
+def _parse_optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_value(text: str) -> Any:
+        return None if text.lower() in ("none", "null") else parse(text)
+
+    parse_value.__name__ = getattr(parse, "__name__", "value")
+    return parse_value
 
 
-def overrides_from_args(args: argparse.Namespace, flags: dict[str, tuple[str, type]]) -> dict[str, Any]:
-    """Nested overrides (``{"model": {"nhid": 200}}``) from the flags that were given."""
-    overrides: dict[str, Any] = {}
-    for name, (path, _) in flags.items():
-        value = getattr(args, name, None)
-        if value is None:
+def setting_flags(config_class: type, prefix: str = "", path: str = "", defaults: Any = None
+                  ) -> Iterator[SettingFlag]:
+    """The flags of every field of ``config_class`` (nested settings included), in field order.
+
+    ``defaults`` is the instance whose values are shown as defaults (the
+    class's own defaults when None; a nested section shows the values its
+    parent gives it).
+    """
+    hints = typing.get_type_hints(config_class)
+    defaults = config_class() if defaults is None else defaults
+    for f in dataclasses.fields(config_class):
+        sub = nested_class(config_class, f.name)
+        if sub is not None:
+            inner = prefix if f.name in UNPREFIXED_SECTIONS else f"{prefix}{f.name}_"
+            yield from setting_flags(sub, inner, f"{path}{f.name}.", getattr(defaults, f.name))
             continue
-        *parents, leaf = path.split(".")
+        name = f"{prefix}{f.name}"
+        if name in COMMAND_FLAGS or (path and f.name in PARENT_SETTINGS):
+            continue
+        yield SettingFlag(name, f"{path}{f.name}", hints[f.name], field_help(f), getattr(defaults, f.name))
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingFlag], title: str) -> None:
+    group = parser.add_argument_group(title)
+    for flag in flags:
+        option = f"--{flag.name.replace('_', '-')}"
+        args = typing.get_args(flag.kind)
+        optional = type(None) in args
+        base = next((a for a in args if a is not type(None)), flag.kind) if optional else flag.kind
+        default = flag.default if not isinstance(flag.default, tuple) else " ".join(map(str, flag.default))
+        text = f"{flag.help} (default: {default})"
+        if base is bool:
+            group.add_argument(option, dest=flag.path, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                               help=text)
+        elif typing.get_origin(base) is tuple:
+            group.add_argument(option, dest=flag.path, nargs="+", default=argparse.SUPPRESS, help=text,
+                               metavar="NAME")
+        else:
+            parse = base if base in (int, float, str) else str
+            group.add_argument(option, dest=flag.path, type=_parse_optional(parse) if optional else parse,
+                               default=argparse.SUPPRESS, help=text, metavar=parse.__name__.upper())
+
+
+def overrides_from_args(args: argparse.Namespace, flags: Sequence[SettingFlag]) -> dict[str, Any]:
+    """Nested overrides (``{"model": {"nhid": 200}}``) from the flags that were given (``none`` sets None)."""
+    given = vars(args)
+    overrides: dict[str, Any] = {}
+    for flag in flags:
+        if flag.path not in given:
+            continue
+        value = given[flag.path]
+        *parents, leaf = flag.path.split(".")
         target = overrides
         for part in parents:
             target = target.setdefault(part, {})
@@ -68,58 +112,41 @@ def overrides_from_args(args: argparse.Namespace, flags: dict[str, tuple[str, ty
     return overrides
 
 
-def _train_config(args: argparse.Namespace):
-    from tfnas.config import TrainConfig, load_preset, merge
-
-    config = TrainConfig()
-    if args.config:
-        config = merge(config, load_preset(args.config))
-    overrides = overrides_from_args(args, TRAIN_FLAGS)
+def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     if args.dataset:
-        overrides["dataset"] = args.dataset
+        out["dataset"] = args.dataset
     if args.data_dir:
-        overrides["data_dir"] = str(args.data_dir)
-    return merge(config, overrides)
+        out["data_dir"] = str(args.data_dir)
+    return out
 
 
-def _callbacks(out: Path, quiet: bool = False):
+def _callbacks(out: Path, quiet: bool = False) -> list:
     from tfnas.callbacks import ProgressPrinter, TensorBoardLogger
 
     callbacks = [] if quiet else [ProgressPrinter()]
     return callbacks + [TensorBoardLogger(out / "tensorboard")]
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None
+           ) -> int:
     from tfnas.lm.trainer import Trainer
-    from tfnas.genotypes.files import resolve_genotype
 
-    genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
-    config = _train_config(args)
-    out = Path(args.out)
-    trainer = Trainer(config, genotype, out, callbacks=_callbacks(out, args.quiet))
-    result = trainer.fit(evaluate_test=not args.no_test)
+    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=_callbacks(out, quiet))
+    result = trainer.fit(evaluate_test=evaluate_test)
     test = f" | test ppl {result.test_ppl:.2f}" if result.test_ppl is not None else ""
     print(f"done: {result.steps} steps | valid ppl {result.valid_ppl:.2f} | "
           f"best valid ppl {result.best_valid_ppl:.2f}{test} | run folder {out}")
     return 0
 
 
-def _search_config(args: argparse.Namespace, spec):
-    from tfnas.config import load_preset
+def cmd_train(args: argparse.Namespace) -> int:
+    from tfnas.genotypes import resolve_genotype
 
-    overrides = load_preset(args.config) if args.config else {}
-    preset_strategy = overrides.pop("strategy", None)
-    if preset_strategy and preset_strategy != spec.name:
-        raise ValueError(f"preset {args.config!r} is for strategy {preset_strategy!r}, not {spec.name!r}")
-    flags = overrides_from_args(args, SEARCH_FLAGS)
-    unknown = sorted(k for k in flags if k not in spec.fields())
-    if unknown:
-        raise ValueError(f"--{unknown[0].replace('_', '-')} does not apply to strategy {spec.name!r}")
-    if args.dataset:
-        flags["dataset"] = args.dataset
-    if args.data_dir:
-        flags["data_dir"] = str(args.data_dir)
-    return spec.make_config({**overrides, **flags})
+    genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
+    overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
+    config = train_config(args.config, overrides)
+    return _train(genotype, config, Path(args.out), args.quiet, evaluate_test=not args.no_test)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -127,7 +154,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from tfnas.strategies.registry import get_strategy
 
     spec = get_strategy(args.strategy)
-    config = _search_config(args, spec)
+    overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
+    config = search_config(spec.name, spec.config_class, args.config, overrides)
     out = Path(args.out)
     corpus = load_corpus(config.dataset, config.data_dir)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
@@ -135,30 +163,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
     if args.train:
-        train_args = argparse.Namespace(
-            genotype=str(out / "genotype.json"), out=str(out / "train"), config=args.train, dataset=args.dataset,
-            data_dir=args.data_dir, no_test=False, quiet=args.quiet,
-            **{name: None for name in TRAIN_FLAGS})
-        return cmd_train(train_args)
+        trained = train_config(args.train, {"dataset": config.dataset, "data_dir": config.data_dir})
+        return _train(result.genotype, trained, out / "train", args.quiet, corpus=corpus)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from tfnas.genotypes.tree import TreeGenotype
-    from tfnas.genotypes.files import resolve_genotype
+    from tfnas.genotypes import Genotype, resolve_genotype
 
     g = resolve_genotype(args.genotype)
+    if args.draw and not isinstance(g, Genotype):
+        raise ValueError("--draw draws DAG genotypes; this is a tree genotype")
     print(f"genotype: {args.genotype}")
-    if isinstance(g, TreeGenotype):
-        if args.draw:
-            raise ValueError("--draw draws DAG genotypes; this is a tree genotype")
-        for line in g.describe():
-            print(f"  {line}")
-    else:
-        print(f"  first node: {g.first_node} ({g.first_activation})")
-        for i, (act, pred) in enumerate(g.nodes, start=1):
-            print(f"  node {i}: {act}({pred})")
-        print(f"  output: {g.output} of nodes {list(g.concat)}")
+    for line in g.describe():
+        print(f"  {line}")
     print(f"  attention: {g.attention or 'none'}")
     for key, value in g.provenance.items():
         print(f"  {key}: {value}")
@@ -200,33 +218,58 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__)
+def _strategy_named(argv: Sequence[str]) -> str | None:
+    """The value of ``--strategy`` in ``argv`` (needed before parsing: it decides the flags)."""
+    for k, arg in enumerate(argv):
+        if arg == "--strategy" and k + 1 < len(argv):
+            return argv[k + 1]
+        if arg.startswith("--strategy="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _data_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", help="ptb, wikitext2 or a folder with train/valid/test.txt")
+    parser.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; ``argv`` is read for ``--strategy``, whose config decides the search flags."""
+    from tfnas.config import TrainConfig
+    from tfnas.strategies.registry import STRATEGIES
+
+    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a language model around a cell")
     train.add_argument("--genotype", required=True,
-                       help="genotype JSON, a known cell name (darts_v2, darts_v1, enas) or 'lstm'")
+                       help="genotype JSON, a known cell name (darts_v2, darts_v1, enas, nascell) or 'lstm'")
     train.add_argument("--out", required=True, help="run folder; an existing run resumes")
-    train.add_argument("--config", help="a preset name from configs/ or a YAML file")
-    train.add_argument("--dataset", help="ptb, wikitext2 or a folder with train/valid/test.txt")
-    train.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
+    train.add_argument("--config", help="a preset of configs/train/ or a YAML file")
     train.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
     train.add_argument("--quiet", action="store_true", help="no progress lines")
-    _add_train_flags(train, TRAIN_FLAGS)
-    train.set_defaults(func=cmd_train)
+    train_flags = [f for f in setting_flags(TrainConfig) if f.name not in ("dataset", "data_dir")]
+    _data_flags(train)
+    _add_setting_flags(train, train_flags, "training settings (override the preset)")
+    train.set_defaults(func=cmd_train, setting_flags=train_flags)
 
-    search = sub.add_parser("search", help="search a cell (and attention head); --train then trains it")
-    search.add_argument("--strategy", required=True, help="darts, nasabn, enas, reinforce, random, ...")
+    name = _strategy_named(argv)
+    search = sub.add_parser("search", help="search a cell (and attention head); --train then trains it",
+                            epilog=None if name in STRATEGIES else
+                            "Give --strategy NAME with --help to list that strategy's settings.")
+    search.add_argument("--strategy", required=True, metavar="NAME", help=f"one of {', '.join(sorted(STRATEGIES))}")
     search.add_argument("--out", required=True, help="search folder; an existing search resumes")
-    search.add_argument("--config", help="a preset name from configs/ or a YAML file")
-    search.add_argument("--dataset", help="ptb, wikitext2 or a folder with train/valid/test.txt")
-    search.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
+    search.add_argument("--config", help="a preset of configs/search/ or a YAML file")
     search.add_argument("--train", metavar="TRAIN_CONFIG",
                         help="after the search, train the found cell with this preset into OUT/train")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
-    _add_train_flags(search, SEARCH_FLAGS, "search settings (override the preset)")
-    search.set_defaults(func=cmd_search)
+    _data_flags(search)
+    search_flags: list[SettingFlag] = []
+    if name in STRATEGIES:
+        search_flags = [f for f in setting_flags(STRATEGIES[name].config_class)
+                        if f.name not in ("dataset", "data_dir")]
+        _add_setting_flags(search, search_flags, f"{name} settings (override the preset)")
+    search.set_defaults(func=cmd_search, setting_flags=search_flags)
 
     show = sub.add_parser("show", help="summarise (and draw) a genotype")
     show.add_argument("genotype", help="genotype JSON or a known cell name")
@@ -267,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

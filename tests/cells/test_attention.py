@@ -1,31 +1,12 @@
-"""Attention heads and the NASABN mixture against NumPy transcriptions of their equations."""
+"""Attention heads against NumPy transcriptions of their equations (their mixture: tests/cells/search)."""
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from support import assert_causal, assert_onnx_parity, attention_inputs as inputs, built, randomise
 from tfnas.cells.attention import (ATTENTION_HEADS, AdditiveAttention, DotAttention, GeneralAttention, MultiHeadSelfAttention, NoAttention, make_attention)
-from tfnas.cells.search.mixed_attention import MixedAttention
-from tfnas.genotypes.base import ATTENTIONS
 
-U, B, T = 8, 2, 6
-
-
-def inputs(seed=0, batch=B, time=T, units=U):
-    return np.random.default_rng(seed).normal(size=(batch, time, units)).astype("float32")
-
-
-def randomise(layer, seed=1, scale=0.5):
-    """Draws every weight from U(-scale, scale) (alpha of a mixture too) and returns them by name."""
-    rng = np.random.default_rng(seed)
-    for w in layer.weights:
-        w.assign(rng.uniform(-scale, scale, w.shape).astype("float32"))
-    return layer
-
-
-def built(layer, x):
-    layer(x)
-    return layer
+U = 8
 
 
 # --------------------------------------------------------------- NumPy equations
@@ -120,29 +101,11 @@ def test_first_step_attends_to_itself_only():
 
 
 # --------------------------------------------------------------------- causality
-def any_layer(name):
-    if name == "mixed":
-        return MixedAttention(U, alpha_init_std=0.5, seed=0)
-    return make_attention(name, U, seed=0)
-
-
-@pytest.mark.parametrize("name", list(ATTENTION_HEADS) + ["mixed"])
+@pytest.mark.parametrize("name", ATTENTION_HEADS)
 def test_causal(name):
     """Changing h_p leaves y_t (t < p) unchanged and changes y_t for every t >= p (only y_p for none)."""
     H = inputs(7)
-    layer = randomise(built(any_layer(name), H), seed=8) if name != "mixed" else built(any_layer(name), H)
-    Y = layer(H).numpy()
-    noise = np.random.default_rng(9).normal(size=(B, U)).astype("float32")
-    for p in range(T):
-        H2 = H.copy()
-        H2[:, p] += noise
-        Y2 = layer(H2).numpy()
-        np.testing.assert_allclose(Y2[:, :p], Y[:, :p], atol=1e-6, rtol=0)
-        change = np.abs(Y2 - Y).max(axis=(0, 2))
-        later = change[p:] if name != "none" else change[p:p + 1]
-        assert later.min() > 1e-3, (p, change)
-        if name == "none":
-            assert change[p + 1:].max(initial=0.0) == 0.0
+    assert_causal(randomise(built(make_attention(name, U, seed=0), H), seed=8), H, own_step_only=name == "none")
 
 
 def test_future_does_not_leak_through_batch_or_large_scores():
@@ -152,90 +115,6 @@ def test_future_does_not_leak_through_batch_or_large_scores():
     H2[:, 3:] *= 1000.0
     for layer in (DotAttention(U), randomise(built(GeneralAttention(U), H), seed=11)):
         np.testing.assert_array_equal(layer(H2)[:, :3], layer(H)[:, :3])
-
-
-# ---------------------------------------------------------------------- mixture
-def mixture(H, **kwargs):
-    return randomise(built(MixedAttention(U, alpha_init_std=0.0, **kwargs), H), seed=12)
-
-
-def standalone_copy(mixed, k, H):
-    """A fresh head of candidate k with the mixture's weights."""
-    name = mixed.candidates[k]
-    head = built(make_attention(name, U, num_heads=mixed.num_heads), H)
-    head.set_weights(mixed.heads[k].get_weights())
-    return head
-
-
-@pytest.mark.parametrize("k", range(len(ATTENTION_HEADS)))
-def test_one_hot_alpha_selects_one_head(k):
-    H = inputs(13)
-    mixed = mixture(H)
-    head = standalone_copy(mixed, k, H)
-    expected = head(H).numpy()
-    logits = np.zeros(len(ATTENTION_HEADS), "float32")
-    logits[k] = 30.0
-    mixed.alpha.assign(logits)
-    np.testing.assert_allclose(mixed(H), expected, atol=1e-5)
-    np.testing.assert_allclose(mixed(H, alphas=np.eye(5, dtype="float32")[k] * 100.0), expected, atol=1e-5)
-
-
-def test_mixture_is_softmax_weighted_sum():
-    H = inputs(14)
-    mixed = mixture(H)
-    alpha = np.array([0.3, -1.2, 0.8, 0.1, -0.4], "float32")
-    mixed.alpha.assign(alpha)
-    w = np.exp(alpha) / np.exp(alpha).sum()
-    expected = sum(w[k] * standalone_copy(mixed, k, H)(H).numpy() for k in range(5))
-    np.testing.assert_allclose(mixed(H), expected, atol=1e-5)
-    other = np.array([1.0, 0.0, -2.0, 0.5, 0.0], "float32")
-    w2 = np.exp(other) / np.exp(other).sum()
-    expected2 = sum(w2[k] * mixed.heads[k](H).numpy() for k in range(5))
-    np.testing.assert_allclose(mixed(H, alphas=other), expected2, atol=1e-5)
-    np.testing.assert_allclose(list(mixed.mixture_weights().values()), w, rtol=1e-6)
-
-
-def test_alpha_init():
-    H = inputs(15)
-    zeros = built(MixedAttention(U, alpha_init_std=0.0), H)
-    np.testing.assert_array_equal(zeros.alpha.numpy(), np.zeros(5))
-    small = built(MixedAttention(U, seed=3), H)
-    a = small.alpha.numpy()
-    assert 0 < np.abs(a).max() < 5e-3 and len(set(a.tolist())) == 5
-
-
-@pytest.mark.parametrize("alpha, derived", [
-    ([0.0, 0.1, 0.0, 0.0, 0.0], "dot"), ([0.0, 0.0, 2.0, 1.0, 0.0], "general"),
-    ([0.0, 0.0, 0.0, 0.3, 0.2], "additive"), ([-1.0, -1.0, -1.0, -1.0, 0.5], "multihead"),
-    ([0.9, 0.1, 0.2, 0.3, 0.4], None),
-])
-def test_derive_is_argmax(alpha, derived):
-    mixed = built(MixedAttention(U), inputs(16))
-    mixed.alpha.assign(alpha)
-    assert mixed.derive() == derived
-    assert derived is None or derived in ATTENTIONS
-
-
-def test_derive_with_candidate_subset():
-    mixed = built(MixedAttention(U, candidates=("additive", "none", "dot")), inputs(17))
-    mixed.alpha.assign([1.0, 0.0, 2.0])
-    assert mixed.derive() == "dot"
-    mixed.alpha.assign([1.0, 3.0, 2.0])
-    assert mixed.derive() is None
-    assert mixed.head("additive") is mixed.heads[0]
-
-
-def test_arch_and_weight_variables_are_separate():
-    mixed = built(MixedAttention(U, attention_units=3), inputs(18))
-    assert len(mixed.arch_variables) == 1
-    alpha = mixed.arch_variables[0]
-    assert alpha is mixed.alpha and alpha.name == "alpha_attention" and tuple(alpha.shape) == (5,)
-    weights = mixed.weight_variables
-    assert all(v is not alpha for v in weights)
-    assert len(weights) + 1 == len(mixed.trainable_variables)
-    # general 3u^2 + additive (2ua + a + 2u^2) + multihead (4u^2 + 4u); none and dot have none.
-    assert sum(int(np.prod(v.shape)) for v in weights) == 3 * U**2 + (2 * U * 3 + 3 + 2 * U**2) + 4 * U**2 + 4 * U
-    assert mixed.count_params() == sum(int(np.prod(v.shape)) for v in weights) + 5
 
 
 # ------------------------------------------------------------ parameter counts
@@ -266,7 +145,6 @@ def test_seeded_initialisation_is_reproducible_and_distinct():
 def test_keras_round_trip(tmp_path):
     inp = keras.Input((None, U))
     outputs = [
-        MixedAttention(U, candidates=("none", "general", "multihead"), num_heads=2, seed=1)(inp),
         DotAttention(U)(inp),
         GeneralAttention(U, seed=2)(inp),
         AdditiveAttention(U, attention_units=3, seed=3)(inp),
@@ -274,46 +152,28 @@ def test_keras_round_trip(tmp_path):
         NoAttention(U)(inp),
     ]
     model = keras.Model(inp, outputs)
-    mixed = model.layers[1]
-    mixed.alpha.assign([0.2, -0.3, 0.5])
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     x = inputs(21, time=4)
     for got, want in zip(loaded(x), model(x)):
         np.testing.assert_array_equal(got, want)
-    lmixed = loaded.layers[1]
-    assert isinstance(lmixed, MixedAttention) and lmixed.candidates == ("none", "general", "multihead")
-    np.testing.assert_array_equal(lmixed.alpha.numpy(), np.float32([0.2, -0.3, 0.5]))
-    assert lmixed.head("multihead").num_heads == 2 and lmixed.derive() == "multihead"
-    assert loaded.layers[4].attention_units == 3
+    assert isinstance(loaded.layers[3], AdditiveAttention) and loaded.layers[3].attention_units == 3
     x_long = inputs(22, time=9)  # the time axis stays dynamic after loading
-    np.testing.assert_allclose(loaded(x_long)[0], model(x_long)[0], atol=1e-6)
+    for got, want in zip(loaded(x_long), model(x_long)):
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 # ------------------------------------------------------------------------- ONNX
 def test_onnx_parity():
-    tf2onnx = pytest.importorskip("tf2onnx")
-    ort = pytest.importorskip("onnxruntime")
     layers = {
         "dot": DotAttention(U),
         "general": GeneralAttention(U, seed=1),
         "additive": AdditiveAttention(U, seed=2),
         "multihead": MultiHeadSelfAttention(U, seed=3),
-        "mixed": MixedAttention(U, alpha_init_std=0.5, seed=4),
     }
     for name, layer in layers.items():
         layer(inputs(0))
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, U], tf.float32, name="h")])
-        def fn(h, layer=layer):
-            return layer(h)
-
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
-        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-        for batch, time in ((3, 5), (1, 11)):
-            x = inputs(23 + time, batch=batch, time=time)
-            got = session.run(None, {"h": x})[0]
-            np.testing.assert_allclose(got, layer(x).numpy(), atol=1e-5, err_msg=name)
+        assert_onnx_parity(layer, U, name)
 
 
 # ------------------------------------------------------------------- validation
@@ -333,11 +193,6 @@ def test_make_attention_names_and_options():
     (lambda: AdditiveAttention(U, attention_units=-2), "`attention_units`"),
     (lambda: MultiHeadSelfAttention(U, num_heads=3), r"`num_heads` must divide units=8.*num_heads=3"),
     (lambda: MultiHeadSelfAttention(U, num_heads=0), "`num_heads`"),
-    (lambda: MixedAttention(U, candidates=("dot", "luong")), "`candidates`.*luong"),
-    (lambda: MixedAttention(U, candidates=("dot", "dot")), "`candidates`"),
-    (lambda: MixedAttention(U, candidates=()), "`candidates`"),
-    (lambda: MixedAttention(U, alpha_init_std=-1.0), "`alpha_init_std`"),
-    (lambda: MixedAttention(6, num_heads=4), "`num_heads`"),
 ])
 def test_arguments_are_validated(build, message):
     with pytest.raises(ValueError, match=message):
@@ -347,6 +202,3 @@ def test_arguments_are_validated(build, message):
 def test_call_shapes_are_validated():
     with pytest.raises(ValueError, match="units=8"):
         GeneralAttention(U)(inputs(24, units=5))
-    mixed = built(MixedAttention(U), inputs(25))
-    with pytest.raises(ValueError, match="`alphas`"):
-        mixed(inputs(25), alphas=np.zeros(3, "float32"))

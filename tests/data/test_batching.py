@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tfnas.data import BPTTIterator, batchify
+from tfnas.data import BPTTIterator, batchify, epoch_iterator
 
 
 # ----------------------------------------------------------------- batchify
@@ -68,6 +68,17 @@ def test_variable_lengths_match_the_reference_formula() -> None:
     data = np.arange(3 * 5000).reshape(3, 5000)
     lengths = [seg.seq_len for seg in BPTTIterator(data, 35, seed=7)]
     assert lengths == _reference_lengths(5000, 35, seed=7)
+
+
+def test_epoch_iterator_draws_each_epoch_from_its_own_seed() -> None:
+    data = np.arange(3 * 2000).reshape(3, 2000)
+    # Epoch e of a run seeded s draws from seed s * 100_003 + e (what the trainer and the one-shot loop resume from).
+    first, second = (epoch_iterator(data, 35, seed=3, epoch=e, max_seq_len_delta=10) for e in (1, 2))
+    assert first.variable and first.seed == 3 * 100_003 + 1 and second.seed == 3 * 100_003 + 2
+    first_lengths = [seg.seq_len for seg in first]
+    assert first_lengths == _reference_lengths(2000, 35, seed=300_010, delta=10)
+    assert first_lengths != [seg.seq_len for seg in second]
+    assert max(first_lengths) <= 45
 
 
 def test_length_distribution_about_95_percent_around_bptt() -> None:

@@ -48,6 +48,21 @@ def test_run_without_weights(runs, tmp_path, capsys):
         load_run(tmp_path / "junk")
 
 
+def test_latest_weights_of_a_checkpoint_that_does_not_record_them(runs, tmp_path, capsys):
+    """A checkpoint of an older tfnas does not say which of its variables are the evaluated weights."""
+    old = tmp_path / "old"
+    copy_run(runs.run("darts_v2"), old, with_checkpoints=True)
+    npz = old / "checkpoints" / (old / "checkpoints" / "latest").read_text() / "variables.npz"
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in data.files if k != "__weights__"}
+    np.savez(npz, **arrays)
+    with pytest.raises(MissingCheckpointError, match=r"did not record which of its variables are the model's "
+                                                     r"weights; export its best weights instead .*--weights best"):
+        load_run(old, weights="latest")
+    assert main(["export", str(old), "--weights", "latest", "--out", str(tmp_path / "x")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1                  # one line
+
+
 def test_unknown_format(runs, tmp_path, capsys):
     with pytest.raises(UnknownFormatError, match="unknown export format 'tflite'.*keras, savedmodel, onnx or all"):
         export_run(tmp_path / "not-even-a-run", tmp_path / "out", formats="tflite")

@@ -1,5 +1,4 @@
-"""Genotype: validation errors, JSON round trip, token encoding, known cells."""
-import json
+"""Genotype: validation errors, JSON round trip, token encoding, description (reading files: test_files.py)."""
 import re
 
 import pytest
@@ -7,7 +6,7 @@ from hypothesis import given, strategies as st
 
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype, token_vocab_size
 from tfnas.genotypes.base import GenotypeError
-from tfnas.genotypes.files import load_genotype
+from tfnas.genotypes.files import resolve_genotype
 
 
 @st.composite
@@ -35,17 +34,6 @@ def test_token_round_trip(g):
     assert Genotype.from_tokens(tokens, g.first_node, g.output, g.attention) == g
 
 
-def test_known_cells(exported_cells):
-    v2 = load_genotype(exported_cells / "darts_v2.json")
-    assert v2.nodes == (("sigmoid", 0), ("relu", 1), ("relu", 1), ("identity", 1), ("tanh", 2),
-                        ("sigmoid", 5), ("tanh", 3), ("relu", 5))
-    assert v2.concat == tuple(range(1, 9))
-    assert v2.provenance["reported"]["test_ppl"] == 55.7
-    enas = load_genotype(exported_cells / "enas.json")
-    assert enas.concat == (2, 5, 6, 9, 10, 11)  # the loose ends, as in the DARTS repository
-    assert load_genotype(exported_cells / "darts_v1.json").nodes[5] == ("identity", 1)
-
-
 def test_provenance_not_part_of_identity():
     a = Genotype((("tanh", 0),), provenance={"run": "a"})
     b = Genotype((("tanh", 0),), provenance={"run": "b"})
@@ -71,18 +59,6 @@ def test_invalid_genotypes_name_the_field(data, field):
         Genotype.from_dict(data)
 
 
-def test_load_errors_name_the_file(tmp_path):
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(GenotypeError, match="bad.json.*not valid JSON"):
-        load_genotype(bad)
-    with pytest.raises(FileNotFoundError, match="missing.json"):
-        load_genotype(tmp_path / "missing.json")
-    bad.write_text(json.dumps({"nodes": [["relu", 3]]}))
-    with pytest.raises(GenotypeError, match="node 1 can only read nodes 0..0"):
-        load_genotype(bad)
-
-
 def test_from_tokens_rejects_bad_tokens():
     with pytest.raises(GenotypeError, match="activation token"):
         Genotype.from_tokens([4, 9])
@@ -90,3 +66,29 @@ def test_from_tokens_rejects_bad_tokens():
         Genotype.from_tokens([1, 1])
     with pytest.raises(GenotypeError, match="can only read"):
         Genotype.from_tokens([5, 0])  # node 1 reading node 1
+
+
+def test_describe_darts_v2():
+    """DARTS_V2 as published (DARTS repository, rnn/genotypes.py): 8 nodes, output the mean of all."""
+    assert resolve_genotype("darts_v2").describe() == [
+        "first node: darts (tanh)",
+        "node 1: sigmoid(0)",
+        "node 2: relu(1)",
+        "node 3: relu(1)",
+        "node 4: identity(1)",
+        "node 5: tanh(2)",
+        "node 6: sigmoid(5)",
+        "node 7: tanh(3)",
+        "node 8: relu(5)",
+        "output: mean of nodes [1, 2, 3, 4, 5, 6, 7, 8]",
+    ]
+
+
+def test_describe_names_the_first_activation_and_the_loose_ends():
+    g = Genotype((("relu", 0), ("identity", 0), ("tanh", 1)), first_node="enas", first_activation="sigmoid",
+                 output="loose_ends")
+    # Node 1 is read by node 3; nodes 2 and 3 are read by none.
+    assert g.describe() == ["first node: enas (sigmoid)", "node 1: relu(0)", "node 2: identity(0)", "node 3: tanh(1)",
+                            "output: loose_ends of nodes [2, 3]"]
+    assert len(resolve_genotype("enas").describe()) == 1 + 11 + 1
+    assert resolve_genotype("enas").describe()[-1] == "output: loose_ends of nodes [2, 5, 6, 9, 10, 11]"

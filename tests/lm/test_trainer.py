@@ -15,6 +15,7 @@ from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.trainer import Trainer
 from tfnas.metrics import perplexity
+from tfnas.runs.folder import read_weights
 
 from support import Kill, latest_checkpoint_arrays
 
@@ -80,12 +81,16 @@ def test_nt_asgd_switches_and_averages(tmp_path, tiny_corpus):
     expected = [np.mean([s[i] for s in snapshots], axis=0) for i in range(len(snapshots[0]))]
     for avg, exp in zip(trainer.averages, expected):
         np.testing.assert_allclose(avg.numpy(), exp, rtol=1e-4, atol=1e-6)
+    # The checkpoint records the averages as the weights a reader of the run takes (export --weights latest).
+    for saved, avg in zip(read_weights(tmp_path / "a", "latest").arrays, trainer.averages, strict=True):
+        np.testing.assert_array_equal(saved, avg.numpy())
 
 
 def test_other_configuration_in_run_folder_is_refused(tmp_path, tiny_corpus):
     corpus = load_corpus(tiny_corpus)
     Trainer(tiny_config(max_steps=1), None, tmp_path / "r", corpus=corpus).fit(evaluate_test=False)
-    with pytest.raises(ValueError, match=r"another configuration \(model:"):
+    with pytest.raises(ValueError, match=r"another configuration \(model\.dropout: 0\.2 -> 0\.75, .*"
+                                         r"model\.emsize: 16 -> 8, model\.nhid: 16 -> 8\); use a new --out folder"):
         Trainer(tiny_config(max_steps=1, model=ModelConfig(emsize=8, nhid=8)), None, tmp_path / "r", corpus=corpus)
 
 
@@ -127,4 +132,4 @@ def test_train_step_is_traced_once_for_all_bptt_lengths(tmp_path, tiny_corpus):
     trainer.callbacks.callbacks.append(Lengths())
     trainer.fit(evaluate_test=False)
     assert len(lengths) >= 3  # the variable BPTT produced several sequence lengths
-    assert trainer._train_step.experimental_get_tracing_count() == 1
+    assert trainer.train_step.experimental_get_tracing_count() == 1

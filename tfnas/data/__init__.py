@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfnas.data.batching import BPTTIterator, Segment, batchify
+from tfnas.data.batching import BPTTIterator, Segment, batchify, epoch_iterator
 from tfnas.data.checksums import (
     CHECKSUMS,
     SOURCES,
@@ -66,6 +66,7 @@ __all__ = [
     "clear_corpus_cache",
     "data_dir_candidates",
     "download_corpus",
+    "epoch_iterator",
     "find_corpus_files",
     "load_corpus",
     "locate_corpus",

@@ -12,9 +12,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["batchify", "Segment", "BPTTIterator"]
+__all__ = ["batchify", "Segment", "BPTTIterator", "epoch_iterator"]
 
 _STATE_FORMAT = "tfnas.data.BPTTIterator/1"
+#: Multiplier of the run seed in the seed of an epoch's length stream (a prime, so runs and epochs do not collide).
+_EPOCH_SEED_STRIDE = 100_003
 
 
 def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
@@ -274,3 +276,23 @@ class BPTTIterator:
         )
         iterator.set_state(state)
         return iterator
+
+
+def epoch_iterator(data: np.ndarray, bptt: int, seed: int, epoch: int,
+                   max_seq_len_delta: int = 20) -> BPTTIterator:
+    """The variable-length BPTT iterator of training epoch ``epoch`` of a run seeded ``seed``.
+
+    Every epoch draws its lengths from a stream of its own, seeded
+    ``seed * 100_003 + epoch``, so that a run resumed in epoch ``e`` needs
+    only ``e`` and the iterator's `BPTTIterator.state` to continue exactly.
+    The trainer and the one-shot search loop both iterate this way.
+
+    Args:
+        data: ``[batch, time]`` training data (from :func:`batchify`).
+        bptt: nominal segment length.
+        seed: the run's seed.
+        epoch: the epoch number (1 for the first).
+        max_seq_len_delta: a drawn length is capped at ``bptt + max_seq_len_delta``.
+    """
+    return BPTTIterator(data, bptt, seed=seed * _EPOCH_SEED_STRIDE + epoch, variable=True,
+                        max_seq_len_delta=max_seq_len_delta)

@@ -20,6 +20,10 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from tfnas.genotypes.files import AnyGenotype
+from tfnas.metrics import perplexity
+from tfnas.runs.atomic import read_json
+from tfnas.runs.checkpoint import assign_arrays
+from tfnas.runs.folder import MODEL_FILE, read_record, read_weights
 
 
 @runtime_checkable
@@ -147,10 +151,33 @@ class WeightSharingEvaluator:
     @classmethod
     def from_search(cls, search_dir: str | Path, corpus: Any = None, max_batches: int | None = None
                     ) -> "WeightSharingEvaluator":
-        """The evaluator of the newest checkpoint of an ENAS search folder."""
-        from tfnas.strategies.one_shot.enas import EnasSearch
+        """The evaluator of the newest checkpoint of an ENAS search folder.
 
-        return EnasSearch.load_evaluator(search_dir, corpus=corpus, max_batches=max_batches)
+        The `SharedLM` is rebuilt from the folder's ``model.json`` and given
+        the model's variables of the newest checkpoint
+        (`tfnas.runs.folder.read_weights`); the validation data are those of
+        the search's record (``dataset``, ``data_dir``, ``eval_batch_size``,
+        ``bptt``) unless ``corpus`` is given.
+        """
+        from tfnas.data import batchify, load_corpus
+        from tfnas.lm.search_models import SharedLM
+
+        search_dir = Path(search_dir)
+        record = read_record(search_dir)
+        if record is None or record.kind != "search" or not (search_dir / MODEL_FILE).exists():
+            raise FileNotFoundError(f"{search_dir} holds no search with its model ({MODEL_FILE}): pass the --out "
+                                    "folder of an ENAS search (tfnas search --strategy enas)")
+        try:
+            model = SharedLM.from_config(read_json(search_dir / MODEL_FILE))
+        except TypeError as err:
+            raise ValueError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedLM: {err}); "
+                             "pass the --out folder of an ENAS search") from None
+        model.build_weights()
+        saved = read_weights(search_dir, "latest")
+        assign_arrays(model.variables, saved.arrays, saved.path)
+        settings = record.config
+        corpus = corpus if corpus is not None else load_corpus(settings["dataset"], settings["data_dir"])
+        return cls(model, batchify(corpus.valid, settings["eval_batch_size"]), settings["bptt"], max_batches)
 
     def _eval_step(self):
         if self._step is None:
@@ -172,19 +199,12 @@ class WeightSharingEvaluator:
         """Mean per-token cross-entropy of ``genotype`` under the shared weights."""
         import tensorflow as tf
 
-        from tfnas.data import BPTTIterator
+        from tfnas.lm.objective import mean_window_loss
 
         step = self._eval_step()
         arch = tf.constant(self.model.cell.encode(genotype))
-        states = self.model.initial_state(self.data.shape[0])
-        total, count = 0.0, 0
-        for k, (inputs, targets, _, _) in enumerate(BPTTIterator(self.data, self.bptt, variable=False)):
-            if self.max_batches is not None and k >= self.max_batches:
-                break
-            loss, states = step(arch, tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), states)
-            total += float(loss) * targets.size
-            count += targets.size
-        return total / max(count, 1)
+        return mean_window_loss(lambda inputs, targets, states: step(arch, inputs, targets, states), self.data,
+                                self.bptt, self.model.initial_state(self.data.shape[0]), self.max_batches)
 
     def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
-        return [float(math.exp(min(self.loss(g), 700.0))) for g in genotypes]
+        return [perplexity(self.loss(g)) for g in genotypes]

@@ -1,14 +1,16 @@
 """Errors of `tfnas.export`: each names what is wrong and what to do about it.
 
-They derive from `ValueError` or `RuntimeError`, so the ``tfnas`` command
+They derive from `tfnas.errors.TfnasError`, so the ``tfnas`` command
 prints them on one line (exit status 2) instead of a traceback.
 """
 from __future__ import annotations
 
 from typing import Sequence
 
+from tfnas.errors import TfnasError
 
-class ExportError(RuntimeError):
+
+class ExportError(TfnasError, RuntimeError):
     """Base class of the errors raised while exporting or loading an export."""
 
 

@@ -9,21 +9,17 @@ future cells) loads the same way.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tensorflow as tf
-
 from tfnas.config import TrainConfig, from_dict
 from tfnas.data import Vocabulary
 from tfnas.export.errors import ExportError, MissingCheckpointError
-from tfnas.runs.checkpoint import CheckpointManager, load_variables
+from tfnas.runs.atomic import read_json
+from tfnas.runs.checkpoint import assign_arrays
+from tfnas.runs.folder import MODEL_FILE, WEIGHTS, MissingWeightsError, read_record, read_weights
 from tfnas.lm.model import LanguageModel
-
-#: Which weights of a run to load: those of the best validation loss, or the newest checkpoint.
-WEIGHTS = ("best", "latest")
 
 
 @dataclass
@@ -62,13 +58,13 @@ class LoadedRun:
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{path} is not valid JSON: {err}") from None
+        return read_json(path)
+    except ValueError as err:
+        raise ExportError(str(err)) from None
 
 
 def _build_model(run_dir: Path, vocab: Vocabulary) -> LanguageModel:
-    model_json = run_dir / "model.json"
+    model_json = run_dir / MODEL_FILE
     if not model_json.exists():
         raise ExportError(f"{run_dir} has no model.json (LanguageModel.get_config(), written by tfnas train); "
                           "it is not a complete run folder")
@@ -79,37 +75,21 @@ def _build_model(run_dir: Path, vocab: Vocabulary) -> LanguageModel:
     return model
 
 
-def _load_best(run_dir: Path, model: LanguageModel) -> Path:
-    path = run_dir / "best" / "weights.npz"
-    if path.exists():
-        load_variables(path, model.trainable_variables)
-        return path
-    latest = CheckpointManager(run_dir / "checkpoints").latest()
-    if latest is not None:
-        raise MissingCheckpointError(
-            f"{run_dir} has no best/weights.npz: the run was never evaluated. Its newest checkpoint is "
-            f"{latest}; export that one with weights='latest' (tfnas export --weights latest) or train on "
-            "until an evaluation")
-    raise MissingCheckpointError(
-        f"{run_dir} has no checkpoint and no best/weights.npz: train it first (tfnas train --out {run_dir})")
-
-
-def _load_latest(run_dir: Path, model: LanguageModel) -> Path:
-    manager = CheckpointManager(run_dir / "checkpoints")
-    latest = manager.latest()
-    if latest is None:
-        raise MissingCheckpointError(f"{run_dir} has no checkpoint (checkpoints/latest is missing): "
-                                     f"train it first (tfnas train --out {run_dir})")
-    # A trainer checkpoint holds the model's variables, then one running average per
-    # trainable variable, then the number of averaged steps (see Trainer._all_variables).
-    trainable = model.trainable_variables
-    averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in trainable]
-    count = tf.Variable(0, dtype=tf.int64, trainable=False)
-    state, _ = manager.restore(latest, list(model.variables) + averages + [count])
-    if state.get("asgd") and int(count.numpy()) > 0:  # the trainer evaluates the averaged weights
-        for var, avg in zip(trainable, averages):
-            var.assign(avg)
-    return latest / "variables.npz"
+def _load_weights(run_dir: Path, model: LanguageModel, which: str) -> Path:
+    """Assigns the run's ``which`` weights (`tfnas.runs.folder.read_weights`) to the model; returns their file."""
+    try:
+        saved = read_weights(run_dir, which)
+    except MissingWeightsError as err:
+        if err.latest is None:
+            advice = f": train it first (tfnas train --out {run_dir})"
+        elif which == "best":
+            advice = ("; export that one with weights='latest' (tfnas export --weights latest) or train on until "
+                      "an evaluation")
+        else:
+            advice = "; export its best weights instead (weights='best', tfnas export --weights best)"
+        raise MissingCheckpointError(f"{err}{advice}") from None
+    assign_arrays(model.trainable_variables, saved.arrays, saved.path)
+    return saved.path
 
 
 def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
@@ -118,8 +98,10 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
     Args:
         run_dir: the run folder (``tfnas train --out``).
         weights: ``"best"`` (``best/weights.npz``, the weights the trainer
-            reported its test perplexity with) or ``"latest"`` (the newest
-            checkpoint; the averaged weights once NT-ASGD has started).
+            reported its test perplexity with) or ``"latest"`` (the weights
+            the newest checkpoint records as evaluated: the averaged ones
+            once NT-ASGD has started); both read by
+            `tfnas.runs.folder.read_weights`.
 
     Raises:
         FileNotFoundError: the folder or its ``vocab.txt`` does not exist.
@@ -132,18 +114,21 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
-    config_path = run_dir / "config.json"
-    if not config_path.exists() and not (run_dir / "model.json").exists():
+    record = read_record(run_dir)
+    if record is None and not (run_dir / MODEL_FILE).exists():
         raise ExportError(f"{run_dir} is not a tfnas run folder (it has no config.json or model.json); "
+                          "pass the --out folder of tfnas train")
+    if record is not None and record.kind != "train":
+        raise ExportError(f"{run_dir} holds {record.describe()}, not a `tfnas train` run; "
                           "pass the --out folder of tfnas train")
     vocab_path = run_dir / "vocab.txt"
     if not vocab_path.exists():
         raise MissingCheckpointError(f"{run_dir} has no vocab.txt and no checkpoint: train it first "
                                      f"(tfnas train --out {run_dir})")
     vocab = Vocabulary.load(vocab_path)
-    config = from_dict(TrainConfig, _read_json(config_path)) if config_path.exists() else None
+    config = from_dict(TrainConfig, record.config) if record is not None else None
     model = _build_model(run_dir, vocab)
-    source = _load_best(run_dir, model) if weights == "best" else _load_latest(run_dir, model)
+    source = _load_weights(run_dir, model, weights)
     result_path = run_dir / "result.json"
     result = _read_json(result_path) if result_path.exists() else None
     return LoadedRun(run_dir, model, vocab, config, model.genotype, result, source)

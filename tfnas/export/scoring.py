@@ -13,7 +13,6 @@ different figure.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from tfnas.data import EOS, UNK, BPTTIterator, OutOfVocabularyError, Vocabulary, batchify, read_tokens
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import check_same_vocabulary
+from tfnas.metrics import perplexity
 
 
 @dataclass
@@ -77,7 +77,7 @@ def score_ids(model: ExportedModel, ids: np.ndarray, batch_size: int | None = No
         count += targets.size
         windows += 1
     loss = total / max(count, 1)
-    return ScoreResult(loss, float(math.exp(min(loss, 700.0))), count, batch_size, bptt, windows)
+    return ScoreResult(loss, perplexity(loss), count, batch_size, bptt, windows)
 
 
 def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = None, bptt: int | None = None,

@@ -92,7 +92,8 @@ class Genotype(JsonGenotypeMixin):
         return replace(self, attention=attention)
 
     def describe(self) -> list[str]:
-        """One line per node (``node 3 = relu(node 1)``), then the first node and the output rule."""
+        """The first node, one line per node (``node 3: relu(1)``: node 3 applies relu to an edge from node 1),
+        then the output rule."""
         lines = [f"first node: {self.first_node} ({self.first_activation})"]
         lines += [f"node {i}: {act}({pred})" for i, (act, pred) in enumerate(self.nodes, start=1)]
         lines.append(f"output: {self.output} of nodes {list(self.concat)}")

@@ -28,9 +28,10 @@ class SearchLM(LanguageModel):
 
     Subclasses (`MixedLM`, `SharedLM`, `WeightedLM`) implement
     ``make_cell()``; this class wires it into the fused loop, keeps the
-    genotype out of the model (a search model has none), and separates the
+    genotype out of the model (a search model has none), separates the
     architecture parameters (``arch_variables`` of the cell and of the
-    attention head, if any) from the weights.
+    attention head, if any) from the weights, and derives the cell's
+    genotype (a `SearchCell` exposes all three).
     """
 
     def __init__(self, vocab_size: int, **kwargs):
@@ -60,13 +61,17 @@ class SearchLM(LanguageModel):
     def arch_variables(self) -> list[tf.Variable]:
         """The architecture parameters of the cell, then of the attention head (if it has any)."""
         head = list(getattr(self.attention, "arch_variables", [])) if self.attention is not None else []
-        return list(getattr(self.cell, "arch_variables", [])) + head
+        return list(self.cell.arch_variables) + head
 
     @property
     def weight_variables(self) -> list[tf.Variable]:
         """Every trainable variable that is not an architecture parameter."""
         arch = {id(v) for v in self.arch_variables}
         return [v for v in self.trainable_variables if id(v) not in arch]
+
+    def derive(self) -> Genotype:
+        """The genotype the cell currently points at (its `SearchCell.derive`)."""
+        return self.cell.derive()
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -135,7 +140,8 @@ class SharedLM(SearchLM):
     """`LanguageModel` whose RNN runs any DAG genotype with ENAS' shared weights.
 
     `set_genotype` chooses the architecture of the next forward passes
-    without retracing (it assigns the cell's ``arch`` variable).
+    without retracing (it assigns the cell's ``arch`` variable); `derive`
+    returns it.
 
     Args:
         vocab_size: number of words.
@@ -211,10 +217,6 @@ class WeightedLM(SearchLM):
         seed = tf.constant([0 if self.seed is None else self.seed, 7], tf.int32)
         noise = tf.random.stateless_normal((batch_size, self.hparams.nhid), seed, dtype=self.compute_dtype)
         return [self.init_noise * noise]
-
-    def derive(self) -> Genotype:
-        """The network with the largest weight."""
-        return self.cell.derive()
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

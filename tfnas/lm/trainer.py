@@ -15,7 +15,6 @@ evaluations, every later step also updates the running average
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,21 +24,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
-from tfnas.config import TrainConfig, from_dict
-from tfnas.data import BPTTIterator, Corpus, batchify, load_corpus
+from tfnas.config import TrainConfig
+from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator, load_corpus
 from tfnas.genotypes.dag import Genotype
-from tfnas.runs.checkpoint import CheckpointError, CheckpointManager, load_variables, save_variables
+from tfnas.runs.atomic import write_json
+from tfnas.runs.checkpoint import CheckpointManager, save_variables
+from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, open_run, read_weights
 from tfnas.lm.model import LanguageModel
-from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
+from tfnas.lm.objective import clipped_sgd_update, make_eval_step, mean_window_loss, regularized_loss
 from tfnas.genotypes.files import load_genotype
-
-#: Fields of `TrainConfig` that may differ when a run is resumed.
-RESUMABLE_CHANGES = {"epochs", "max_steps", "log_interval", "eval_interval", "checkpoint_interval",
-                     "keep_checkpoints", "data_dir", "max_eval_batches", "test_batch_size", "jit_compile"}
+from tfnas.metrics import perplexity
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TfnasError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 
@@ -55,11 +54,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def perplexity(loss: float) -> float:
-    """``exp(loss)``, capped so that a diverged loss still prints."""
-    return float(math.exp(min(loss, 700.0)))
-
-
 class Trainer:
     """Trains a `LanguageModel` around a genotype (or the LSTM baseline).
 
@@ -68,9 +62,20 @@ class Trainer:
         genotype: the cell, or None for ``keras.layers.LSTM``.
         out_dir: run folder: ``config.json``, ``genotype.json``,
             ``vocab.txt``, ``checkpoints/``, ``best/``, ``tensorboard/``,
-            ``result.json``. If it holds a checkpoint, training resumes.
+            ``result.json``. If it holds a checkpoint, training resumes;
+            a folder of another cell or of other settings (except the
+            resumable ones) is refused (`tfnas.runs.folder.open_run`).
         corpus: an already loaded corpus (else ``config.dataset`` is loaded).
         callbacks: progress, TensorBoard, history.
+
+    Attributes:
+        train_step: the compiled training step (one `tf.function`, traced
+            once for every BPTT length), ``train_step(inputs, targets,
+            states, lr, average) -> (cross-entropy, new states, gradient
+            norm)``: ``int32 [batch_size, seq_len]`` inputs and targets, the
+            model's states, a float32 scalar learning rate and a bool scalar
+            (also update the NT-ASGD averages). `fit` calls it every step;
+            the benchmark times it.
     """
 
     def __init__(self, config: TrainConfig, genotype: Genotype | None, out_dir: str | Path,
@@ -79,8 +84,8 @@ class Trainer:
         self.genotype = genotype
         self.out_dir = Path(out_dir)
         self.callbacks = CallbackList(callbacks)
-        self._check_run_folder()
         self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir)
+        self._open_run_folder()
         keras.utils.set_random_seed(config.seed)
         self.model = LanguageModel.from_config_objects(len(self.corpus.vocab), genotype, config.model,
                                                        seed=config.seed)
@@ -89,9 +94,9 @@ class Trainer:
         self.test_data = batchify(self.corpus.test, config.test_batch_size)
         self.averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.model.trainable_variables]
         self.average_count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", config.keep_checkpoints)
-        self._train_step = self._make_train_step()
-        self._eval_step = self._make_eval_step()
+        self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, config.keep_checkpoints)
+        self.train_step = self._make_train_step()
+        self._eval_step = make_eval_step(self.model)
         # Mutable run state; everything here goes into a checkpoint.
         self.step = 0
         self.epoch = 1
@@ -103,33 +108,22 @@ class Trainer:
         self.hidden = self.model.initial_state(config.batch_size)
 
     # ------------------------------------------------------------ run folder
-    def _check_run_folder(self) -> None:
-        cfg_path = self.out_dir / "config.json"
-        if cfg_path.exists():
-            saved = from_dict(TrainConfig, json.loads(cfg_path.read_text(encoding="utf-8")))
-            mine, theirs = asdict(self.config), asdict(saved)
-            changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k])
-            if changed:
-                diff = ", ".join(f"{k}: {theirs[k]!r} -> {mine[k]!r}" for k in changed)
-                raise ValueError(f"{self.out_dir} holds a run with another configuration ({diff}); "
-                                 "use a new --out folder or the same settings to resume")
-            geno_path = self.out_dir / "genotype.json"
-            saved_geno = load_genotype(geno_path) if geno_path.exists() else None
-            if saved_geno != self.genotype:
-                raise ValueError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
+    def _open_run_folder(self) -> None:
+        """Records the run in its folder (same settings to resume) and refuses a folder of another cell."""
+        geno_path = self.out_dir / "genotype.json"
+        if open_run(self.out_dir, "train", None, self.config) is None:
+            if self.genotype is not None:
+                self.genotype.save(geno_path)
+        elif (load_genotype(geno_path) if geno_path.exists() else None) != self.genotype:
+            raise ValueError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
 
     def _write_run_files(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(json.dumps(asdict(self.config), indent=2), encoding="utf-8")
-        if self.genotype is not None:
-            self.genotype.save(self.out_dir / "genotype.json")
         self.corpus.vocab.save(self.out_dir / "vocab.txt")
-        (self.out_dir / "model.json").write_text(json.dumps(self.model.get_config(), indent=2), encoding="utf-8")
+        write_json(self.out_dir / MODEL_FILE, self.model.get_config())
 
     def _epoch_iterator(self, epoch: int) -> BPTTIterator:
         c = self.config
-        return BPTTIterator(self.train_data, c.bptt, seed=c.seed * 100_003 + epoch, variable=True,
-                            max_seq_len_delta=c.max_seq_len_delta)
+        return epoch_iterator(self.train_data, c.bptt, c.seed, epoch, c.max_seq_len_delta)
 
     # ------------------------------------------------------------- tf steps
     def _state_spec(self, batch: int | None) -> list[tf.TensorSpec]:
@@ -159,25 +153,23 @@ class Trainer:
         return tf.group([avg.assign_add((var - avg) * weight)
                          for avg, var in zip(self.averages, self.model.trainable_variables)])
 
-    def _make_eval_step(self):
-        model = self.model
-
-        def step(inputs, targets, states):
-            out = model.forward(inputs, states, training=False)
-            return cross_entropy(out.logits, targets) * tf.cast(tf.size(targets), out.logits.dtype), out.states
-
-        return tf.function(step, reduce_retracing=True)
-
     # ----------------------------------------------------------- evaluation
     def evaluate(self, data: np.ndarray, max_batches: int | None = None) -> float:
         """Mean per-token cross-entropy on batchified ``data`` (fixed-length BPTT).
 
         Under NT-ASGD the averaged weights are used, as in AWD-LSTM.
         """
-        if self.asgd and int(self.average_count.numpy()) > 0:
-            with self._swapped_weights([a.numpy() for a in self.averages]):
+        weights = self._evaluated_variables()
+        if weights is self.averages:
+            with self._swapped_weights([a.numpy() for a in weights]):
                 return self._mean_loss(data, max_batches)
         return self._mean_loss(data, max_batches)
+
+    def _evaluated_variables(self) -> list[tf.Variable]:
+        """The weights evaluation uses: the NT-ASGD averages once a step was averaged, else the model's."""
+        if self.asgd and int(self.average_count.numpy()) > 0:
+            return self.averages
+        return self.model.trainable_variables
 
     @contextlib.contextmanager
     def _swapped_weights(self, values: Sequence[np.ndarray]):
@@ -192,16 +184,8 @@ class Trainer:
                 var.assign(value)
 
     def _mean_loss(self, data: np.ndarray, max_batches: int | None) -> float:
-        states = self.model.initial_state(data.shape[0])
-        total, count = 0.0, 0
-        for k, (inputs, targets, _, _) in enumerate(BPTTIterator(data, self.config.bptt, seed=0, variable=False)):
-            if max_batches is not None and k >= max_batches:
-                break
-            loss_sum, states = self._eval_step(tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32),
-                                               states)
-            total += float(loss_sum)
-            count += targets.size
-        return total / max(count, 1)
+        return mean_window_loss(self._eval_step, data, self.config.bptt, self.model.initial_state(data.shape[0]),
+                                max_batches)
 
     # ----------------------------------------------------------- checkpoint
     def _all_variables(self) -> list[tf.Variable]:
@@ -212,7 +196,8 @@ class Trainer:
                  "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
                  "iterator": self.iterator.state(), "history": self.history}
         extra = {f"hidden{i}": s.numpy() for i, s in enumerate(self.hidden)}
-        path = self.checkpoints.save(self.step, self._all_variables(), state, extra)
+        path = self.checkpoints.save(self.step, self._all_variables(), state, extra,
+                                     weights=self._evaluated_variables())
         self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
@@ -234,23 +219,14 @@ class Trainer:
 
     def _save_best(self) -> None:
         """Saves the weights used for evaluation (averaged under ASGD) to ``best/``."""
-        best = self.out_dir / "best"
-        best.mkdir(parents=True, exist_ok=True)
-        variables = self.averages if self.asgd and int(self.average_count.numpy()) > 0 \
-            else self.model.trainable_variables
+        path = self.out_dir / BEST_WEIGHTS
+        path.parent.mkdir(parents=True, exist_ok=True)
         names = [v.path for v in self.model.trainable_variables]
-        tmp = best / "weights.npz.tmp"
-        save_variables(tmp, variables, {"names": np.array(names)})
-        tmp.replace(best / "weights.npz")
+        save_variables(path, self._evaluated_variables(), {"names": np.array(names)})
 
     def best_weights(self) -> list[np.ndarray]:
         """The arrays of ``best/weights.npz`` (the best evaluated weights)."""
-        path = self.out_dir / "best" / "weights.npz"
-        if not path.exists():
-            raise CheckpointError(f"{path} does not exist: the run has not been evaluated yet")
-        holders = [tf.Variable(tf.zeros_like(v)) for v in self.model.trainable_variables]
-        load_variables(path, holders)
-        return [h.numpy() for h in holders]
+        return read_weights(self.out_dir, "best").arrays
 
     # ---------------------------------------------------------------- loop
     def _done(self) -> bool:
@@ -290,7 +266,7 @@ class Trainer:
                 self.save_checkpoint()
                 continue
             inputs, targets, seq_len, lr_scale = batch
-            loss, self.hidden, _ = self._train_step(
+            loss, self.hidden, _ = self.train_step(
                 tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), self.hidden,
                 tf.constant(c.lr * lr_scale, tf.float32), tf.constant(self.asgd))
             loss = float(loss)
@@ -320,7 +296,7 @@ class Trainer:
         result = TrainResult(steps=self.step, epochs_done=self.epoch - 1, valid_ppl=perplexity(self.val_losses[-1]),
                              test_ppl=None if test_loss is None else perplexity(test_loss),
                              best_valid_ppl=perplexity(self.best_val_loss), history=self.history)
-        (self.out_dir / "result.json").write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
+        write_json(self.out_dir / "result.json", asdict(result))
         self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.valid_ppl,
                                         "best_valid_ppl": result.best_valid_ppl,
                                         **({"test_ppl": result.test_ppl} if test_loss is not None else {})})

@@ -6,50 +6,117 @@ variable in a fixed order, names checked on restore) and ``state.json``
 written into a temporary folder and renamed, then ``<root>/latest`` is
 replaced atomically, so a run killed at any moment leaves either the old or
 the new checkpoint, never a torn one.
+
+A checkpoint may record which of its variables are the model's weights
+(``weights`` of `CheckpointManager.save`: e.g. a trainer's averaged weights
+under NT-ASGD, or a search model's variables before its controller's), so
+that a reader takes them without knowing how the writer orders its state
+(`tfnas.runs.folder.read_weights`).
+
+No TensorFlow import: variables are anything with ``numpy()``, ``assign``
+and ``shape`` (`Variable`).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
-import tensorflow as tf
+
+from tfnas.errors import TfnasError
+from tfnas.runs.atomic import read_json, replacing, write_json, write_text
+
+#: The files of a checkpoint folder.
+VARIABLES_FILE = "variables.npz"
+STATE_FILE = "state.json"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(TfnasError, RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the model."""
 
 
-def save_variables(path: Path, variables: Sequence[tf.Variable], extra: dict[str, np.ndarray] | None = None) -> None:
-    """Writes ``variables`` (and extra arrays) to ``path`` (an .npz file)."""
+class Variable(Protocol):
+    """What a checkpoint needs of a variable (a `tf.Variable` or a Keras variable)."""
+
+    shape: Any
+
+    def numpy(self) -> np.ndarray:
+        ...
+
+    def assign(self, value: Any) -> Any:
+        ...
+
+
+@dataclass(frozen=True)
+class SavedArrays:
+    """The content of an ``.npz`` written by `save_variables`.
+
+    Attributes:
+        variables: one array per saved variable, in the order saved.
+        names: the variables' names, in the same order.
+        extra: the extra arrays, by key.
+        weights: the positions in ``variables`` of the model's weights, or
+            None if the writer recorded none (or an older tfnas wrote it).
+    """
+
+    variables: list[np.ndarray]
+    names: list[str]
+    extra: dict[str, np.ndarray]
+    weights: list[int] | None
+
+
+def save_variables(path: Path, variables: Sequence[Variable], extra: dict[str, np.ndarray] | None = None,
+                   weights: Sequence[int] | None = None) -> None:
+    """Writes ``variables`` (and extra arrays) to ``path`` (an .npz file), atomically.
+
+    ``weights``: the positions in ``variables`` of the model's weights, recorded for readers
+    (`SavedArrays.weights`).
+    """
     arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
     arrays["__names__"] = np.array([v.path if hasattr(v, "path") else v.name for v in variables])
+    if weights is not None:
+        arrays["__weights__"] = np.array(weights, dtype=np.int64)
     for key, value in (extra or {}).items():
         arrays[f"x_{key}"] = np.asarray(value)
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
+    with replacing(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
 
-def load_variables(path: Path, variables: Sequence[tf.Variable]) -> dict[str, np.ndarray]:
-    """Assigns the arrays in ``path`` to ``variables``; returns the extra arrays."""
+def read_arrays(path: Path) -> SavedArrays:
+    """Reads an ``.npz`` written by `save_variables`; `CheckpointError` if it cannot be read."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
+        with np.load(path, allow_pickle=False) as data:
+            names = [str(n) for n in data["__names__"]]
+            return SavedArrays(variables=[data[f"v{i:05d}"] for i in range(len(names))], names=names,
+                               extra={key[2:]: data[key] for key in data.files if key.startswith("x_")},
+                               weights=[int(i) for i in data["__weights__"]] if "__weights__" in data.files
+                               else None)
+    except (OSError, ValueError, KeyError) as err:
         raise CheckpointError(f"cannot read {path}: {err}") from None
-    count = len(data["__names__"])
-    if count != len(variables):
-        raise CheckpointError(f"{path} holds {count} variables but the model has {len(variables)}: "
+
+
+def assign_arrays(variables: Sequence[Variable], arrays: Sequence[np.ndarray], source: Path) -> None:
+    """Assigns ``arrays`` (read from ``source``) to ``variables``, checking their number and shapes."""
+    if len(arrays) != len(variables):
+        raise CheckpointError(f"{source} holds {len(arrays)} variables but the model has {len(variables)}: "
                               "was it written by another model configuration?")
-    for i, var in enumerate(variables):
-        value = data[f"v{i:05d}"]
+    for i, (var, value) in enumerate(zip(variables, arrays)):
         if tuple(value.shape) != tuple(var.shape):
-            raise CheckpointError(f"{path}: variable {data['__names__'][i]} has shape {value.shape}, "
-                                  f"the model expects {tuple(var.shape)}")
+            name = var.path if hasattr(var, "path") else var.name
+            raise CheckpointError(f"{source}: array {i} has shape {value.shape}, the model's variable {name} "
+                                  f"expects {tuple(var.shape)}")
         var.assign(value)
-    return {key[2:]: data[key] for key in data.files if key.startswith("x_")}
+
+
+def load_variables(path: Path, variables: Sequence[Variable]) -> dict[str, np.ndarray]:
+    """Assigns the arrays in ``path`` to ``variables``; returns the extra arrays."""
+    saved = read_arrays(path)
+    assign_arrays(variables, saved.variables, path)
+    return saved.extra
 
 
 class CheckpointManager:
@@ -60,38 +127,54 @@ class CheckpointManager:
         self.keep = max(1, int(keep))
 
     def latest(self) -> Path | None:
+        """The newest complete checkpoint folder, or None if there is none."""
         pointer = self.root / "latest"
         if not pointer.exists():
             return None
         target = self.root / pointer.read_text(encoding="utf-8").strip()
-        if not (target / "state.json").exists():
+        if not (target / STATE_FILE).exists():
             raise CheckpointError(f"{pointer} names {target}, which is not a complete checkpoint")
         return target
 
-    def save(self, step: int, variables: Sequence[tf.Variable], state: dict[str, Any],
-             extra: dict[str, np.ndarray] | None = None) -> Path:
+    def save(self, step: int, variables: Sequence[Variable], state: dict[str, Any],
+             extra: dict[str, np.ndarray] | None = None, weights: Sequence[Variable] | None = None) -> Path:
+        """Writes checkpoint ``step-<step>`` and points ``latest`` at it; returns its folder.
+
+        Args:
+            step: the step number (names the folder).
+            variables: every variable to restore, in a fixed order.
+            state: JSON-serialisable state.
+            extra: arrays that are not variables (e.g. carried hidden states).
+            weights: the model's weights among ``variables`` (the same objects), recorded for
+                readers of the run (`SavedArrays.weights`).
+        """
+        positions = {id(v): i for i, v in enumerate(variables)}
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step}"
         tmp = self.root / f".tmp-step-{step}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        save_variables(tmp / "variables.npz", variables, extra)
-        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        save_variables(tmp / VARIABLES_FILE, variables, extra,
+                       None if weights is None else [positions[id(v)] for v in weights])
+        write_json(tmp / STATE_FILE, state)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        pointer_tmp = self.root / ".latest.tmp"
-        pointer_tmp.write_text(final.name, encoding="utf-8")
-        os.replace(pointer_tmp, self.root / "latest")
+        write_text(self.root / "latest", final.name)
         self._prune()
         return final
 
-    def restore(self, path: Path, variables: Sequence[tf.Variable]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def restore(self, path: Path, variables: Sequence[Variable]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Loads a checkpoint folder; returns ``(state, extra arrays)``."""
         try:
-            state = json.loads((path / "state.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"cannot read {path / 'state.json'}: {err}") from None
-        return state, load_variables(path / "variables.npz", variables)
+            state = read_json(path / STATE_FILE)
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"cannot read {path / STATE_FILE}: {err}") from None
+        return state, load_variables(path / VARIABLES_FILE, variables)
+
+    def read_weights(self, path: Path) -> list[np.ndarray] | None:
+        """The arrays of the model's weights in checkpoint ``path``, or None if it does not record them."""
+        saved = read_arrays(path / VARIABLES_FILE)
+        return None if saved.weights is None else [saved.variables[i] for i in saved.weights]
 
     def _prune(self) -> None:
         folders = sorted((p for p in self.root.glob("step-*") if p.is_dir()),

@@ -28,8 +28,7 @@ Pure Python and NumPy: no TensorFlow.
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -37,13 +36,6 @@ from tfnas.genotypes.dag import ACTIVATIONS, FIRST_NODES, OUTPUT_RULES, Genotype
 from tfnas.spaces.base import SearchSpace
 
 __all__ = ["DagSpace"]
-
-
-def _as_rng(rng: Any) -> np.random.Generator:
-    """A NumPy generator from a generator, a seed or None (fresh entropy)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
 
 
 class DagSpace(SearchSpace):
@@ -132,10 +124,6 @@ class DagSpace(SearchSpace):
             choices += [i, a]
         return choices
 
-    def size(self) -> int:
-        """Number of distinct cells in the space (an exact Python int)."""
-        return math.prod(self.token_choices())
-
     # -------------------------------------------------------------- validity
     def why_not(self, genotype: Genotype) -> str | None:
         """Why ``genotype`` is outside the space, or None if it is inside.
@@ -187,72 +175,4 @@ class DagSpace(SearchSpace):
         return Genotype(nodes, first_node=self.first_node, first_activation=first_activation,
                         output=self.output)
 
-    def index(self, genotype: Genotype) -> int:
-        """Rank of ``genotype`` in ``0..size()-1`` (mixed radix over `token_choices`)."""
-        rank = 0
-        for c, n in zip(self.encode(genotype), self.token_choices()):
-            rank = rank * n + c
-        return rank
-
-    def at(self, rank: int) -> Genotype:
-        """Inverse of `index`."""
-        rank = int(rank)
-        if not 0 <= rank < self.size():
-            raise ValueError(f"DagSpace.at: rank must be in 0..{self.size() - 1}, received {rank}")
-        choices = []
-        for n in reversed(self.token_choices()):
-            rank, c = divmod(rank, n)
-            choices.append(c)
-        return self.decode(choices[::-1])
-
-    # -------------------------------------------------------------- sampling
-    def sample(self, rng: Any = None) -> Genotype:
-        """One cell drawn uniformly (every choice independent and uniform).
-
-        Args:
-            rng: a ``numpy.random.Generator`` (advanced in place), a seed, or None.
-        """
-        rng = _as_rng(rng)
-        return self.decode([int(rng.integers(n)) for n in self.token_choices()])
-
-    def sample_unique(self, n: int, rng: Any = None, exclude: Iterable[Genotype] = ()) -> list[Genotype]:
-        """``n`` distinct cells, none of them in ``exclude`` (WeNet Algorithm 1).
-
-        Cells are drawn with `sample` and redrawn on a repeat. Equality is
-        that of the cell: attention and provenance are ignored. When the
-        request is a large share of what is left, it draws ranks without
-        replacement instead, so the call always ends.
-
-        Raises:
-            ValueError: if ``n`` exceeds the number of cells not excluded.
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"DagSpace.sample_unique: `n` must be an integer >= 0, received n={n!r}")
-        rng = _as_rng(rng)
-        seen = {self._key(g) for g in exclude if self.contains(g)}
-        left = self.size() - len(seen)
-        if n > left:
-            raise ValueError(f"DagSpace.sample_unique: asked for {n} distinct cells but only {left} "
-                             f"of the {self.size()} in {self!r} are not excluded")
-        if 2 * n > left:
-            excluded = {self.index(self._canonical(k)) for k in seen}
-            free = [r for r in range(self.size()) if r not in excluded]
-            picks = rng.choice(len(free), size=int(n), replace=False)
-            return [self.at(free[int(p)]) for p in picks]
-        out: list[Genotype] = []
-        while len(out) < n:
-            g = self.sample(rng)
-            key = self._key(g)
-            if key not in seen:
-                seen.add(key)
-                out.append(g)
-        return out
-
-    # --------------------------------------------------------------- helpers
-    @staticmethod
-    def _key(genotype: Genotype) -> tuple:
-        return (genotype.nodes, genotype.first_node, genotype.first_activation, genotype.output)
-
-    def _canonical(self, key: tuple) -> Genotype:
-        nodes, first_node, first_activation, output = key
-        return Genotype(nodes, first_node=first_node, first_activation=first_activation, output=output)
+    # `size`, `index`, `at`, `sample` and `sample_unique` (WeNet's Algorithm 1) come from `SearchSpace`.

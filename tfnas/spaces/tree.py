@@ -26,10 +26,7 @@ This module is pure Python (no TensorFlow).
 """
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Mapping, Sequence
 
 from tfnas.genotypes.base import GenotypeError
 from tfnas.genotypes.tree import DEFAULT_BASE, TreeGenotype, check_base, tree_token_choices
@@ -48,6 +45,7 @@ class TreeSpace(SearchSpace):
 
     Example:
 
+    >>> import numpy as np
     >>> space = TreeSpace(base=2)
     >>> space.token_choices()
     [2, 4, 2, 4, 2, 4, 2, 4, 3, 3]
@@ -57,6 +55,8 @@ class TreeSpace(SearchSpace):
     """
 
     name = "tree"
+    #: Redraw repeats for any request (no rank draws): the draw sequence its seeded pools always had.
+    draws_ranks_when_dense = False
 
     def __init__(self, base: int = DEFAULT_BASE):
         try:
@@ -85,10 +85,6 @@ class TreeSpace(SearchSpace):
         """Number of choices at each position of `TreeGenotype.to_tokens`."""
         return tree_token_choices(self.base)
 
-    def size(self) -> int:
-        """Number of distinct genotypes (an exact Python int)."""
-        return math.prod(self.token_choices())
-
     # -------------------------------------------------------------- validity
     def why_not(self, genotype: Any) -> str | None:
         """Why ``genotype`` is outside the space, or None."""
@@ -110,31 +106,4 @@ class TreeSpace(SearchSpace):
         """The genotype of choice indices ``choices``; raises ``ValueError`` if out of range."""
         return TreeGenotype.from_tokens(choices, base=self.base)
 
-    # -------------------------------------------------------------- sampling
-    def sample(self, rng: Any = None) -> TreeGenotype:
-        """One genotype drawn uniformly (``rng``: a NumPy generator, a seed or None)."""
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        return self.decode([int(rng.integers(k)) for k in self.token_choices()])
-
-    def sample_unique(self, n: int, rng: Any = None, exclude: Iterable[TreeGenotype] = ()) -> list[TreeGenotype]:
-        """``n`` distinct genotypes, none in ``exclude``.
-
-        Raises:
-            ValueError: if ``n`` exceeds the number of genotypes not excluded.
-        """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"TreeSpace.sample_unique: `n` must be an integer >= 0, received n={n!r}")
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        seen = {tuple(g.to_tokens()) for g in exclude if self.contains(g)}
-        left = self.size() - len(seen)
-        if n > left:
-            raise ValueError(f"TreeSpace.sample_unique: asked for {n} distinct cells but only {left} "
-                             f"of the {self.size()} in {self!r} are not excluded")
-        out: list[TreeGenotype] = []
-        while len(out) < n:
-            g = self.sample(rng)
-            key = tuple(g.to_tokens())
-            if key not in seen:
-                seen.add(key)
-                out.append(g)
-        return out
+    # `size`, `index`, `at`, `sample` and `sample_unique` come from `SearchSpace`.

@@ -4,17 +4,18 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import Genotype
+from tfnas.runs.atomic import write_json
 
 
-class SearchDivergedError(RuntimeError):
+class SearchDivergedError(TfnasError, RuntimeError):
     """The search loss stayed non-finite after recovering from checkpoints."""
 
 
@@ -31,10 +32,8 @@ class SearchResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = self.genotype.save(out_dir / "genotype.json")
-        payload = {"genotype": self.genotype.to_dict(), "history": self.history, "metrics": self.metrics}
-        tmp = out_dir / "search_result.json.tmp"
-        tmp.write_text(json.dumps(payload, indent=1, default=float), encoding="utf-8")
-        tmp.replace(out_dir / "search_result.json")
+        write_json(out_dir / "search_result.json",
+                   {"genotype": self.genotype.to_dict(), "history": self.history, "metrics": self.metrics})
         return path
 
 

@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from tfnas.config import from_dict, merge
+from tfnas.config import search_config
 from tfnas.strategies.base import Strategy
 from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
 from tfnas.strategies.black_box.reinforce import ReinforceConfig, ReinforceSearch
@@ -27,9 +27,9 @@ class StrategySpec:
     config_class: type
     presets: tuple[str, ...] = ()
 
-    def make_config(self, overrides: Mapping[str, Any]) -> Any:
-        """The config class's defaults merged with ``overrides`` (nested mappings merge)."""
-        return merge(from_dict(self.config_class, {}, where=f"{self.name} config"), overrides)
+    def make_config(self, overrides: Mapping[str, Any] | None = None, preset: str | None = None) -> Any:
+        """The config class's defaults, then ``preset`` (a name of configs/search/ or a YAML file), then ``overrides``."""
+        return search_config(self.name, self.config_class, preset, overrides)
 
     def fields(self) -> set[str]:
         return {f.name for f in dataclasses.fields(self.config_class)}

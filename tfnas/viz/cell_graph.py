@@ -5,10 +5,11 @@ from pathlib import Path
 
 import graphviz
 
+from tfnas.errors import TfnasError
 from tfnas.genotypes.dag import Genotype
 
 
-class DotNotFoundError(RuntimeError):
+class DotNotFoundError(TfnasError, RuntimeError):
     """The graphviz ``dot`` program is not installed."""
 
 

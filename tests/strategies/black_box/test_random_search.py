@@ -39,7 +39,7 @@ def test_random_search_is_reproducible_by_seed_and_unique(tmp_path, tiny_corpus)
 def test_cli_random_tree_search_with_short_training_then_train(tmp_path, tiny_corpus, capsys):
     out = tmp_path / "search"
     code = main(["search", "--strategy", "random", "--space", "tree", "--base", "2", "--dataset", str(tiny_corpus),
-                 "--out", str(out), "--max-trials", "2", "--trials-per-round", "2", "--child-steps", "3",
+                 "--out", str(out), "--max-trials", "2", "--trials-per-round", "2", "--child-max-steps", "3",
                  "--seed", "1", "--quiet", "--config", "quick_random"])
     assert code == 0
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]

@@ -87,6 +87,26 @@ def test_persistent_nan_stops_without_writing_a_genotype(tmp_path, tiny_corpus):
     assert not (tmp_path / "s" / "genotype.json").exists()
 
 
+def test_a_resumed_search_refuses_other_settings_and_accepts_resumable_ones(tmp_path, tiny_corpus):
+    from tfnas.callbacks import History
+
+    corpus = load_corpus(tiny_corpus)
+    DartsSearch(tiny_config(order=1, max_steps=2)).search(corpus, tmp_path / "s")
+    with pytest.raises(ValueError, match=r"holds a `darts` search with another configuration "
+                                         r"\(lr: 20\.0 -> 10\.0, seed: 5 -> 6\); use a new --out folder"):
+        DartsSearch(tiny_config(order=1, max_steps=2, seed=6, lr=10.0)).search(corpus, tmp_path / "s")
+    with pytest.raises(ValueError, match="holds a `darts` search, not a `nasabn` search"):
+        NasabnSearch(tiny_config(order=1, max_steps=2)).search(corpus, tmp_path / "s")
+    history = History()
+    resumed = DartsSearch(tiny_config(order=1, max_steps=4, log_interval=2)).search(corpus, tmp_path / "s",
+                                                                                   [history])
+    assert history.events["message"][0]["text"].startswith("resumed from")
+    assert [e["step"] for e in history.events["train"]] == [4]          # steps 3 and 4, logged every 2
+    assert resumed.metrics["steps"] == 4
+    record = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert record["config"]["log_interval"] == 2 and record["config"]["max_steps"] == 4
+
+
 def test_warmup_trains_weights_only(tmp_path, tiny_corpus):
     corpus = load_corpus(tiny_corpus)
     search = DartsSearch(tiny_config(order=1, warmup_epochs=1, max_steps=6))
@@ -121,7 +141,18 @@ def test_cli_names_the_known_strategies_for_an_unknown_one(tmp_path, capsys):
     assert "known strategies" in capsys.readouterr().err
 
 
+def test_epoch_logs_emit_the_edge_probabilities_for_callbacks_to_draw():
+    search = DartsSearch(tiny_config())
+    search.build(30)
+    logs = search.epoch_logs()
+    probs = logs["alpha_cell"]
+    assert probs.shape == (1 + 2 + 3, 5)                                   # [edges of 3 nodes, DARTS' 5 ops]
+    np.testing.assert_array_equal(probs, search.model.cell.probabilities_numpy())
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)          # a softmax per edge
+    assert sum(logs[f"attention_{k}"] for k in ("none", "dot", "general")) == pytest.approx(1.0)
+
+
 def test_search_step_is_traced_once(tmp_path, tiny_corpus):
     search = DartsSearch(tiny_config(order=1, max_steps=10, checkpoint_interval=100))
     search.search(load_corpus(tiny_corpus), tmp_path / "s")
-    assert search._step.experimental_get_tracing_count() == 1
+    assert search.compiled_step.experimental_get_tracing_count() == 1

@@ -71,8 +71,7 @@ def test_enas_genotype_is_in_the_space_and_chosen_by_validation(enas_runs):
     history = [json.loads(line) for line in (root / "full" / "history.jsonl").read_text().splitlines()]
     assert history[-1]["genotype"]["nodes"] == [list(n) for n in g.nodes]
     # The chosen cell is the best of the derive samples on the first validation windows.
-    search = EnasSearch(tiny_config())
-    evaluator = search.load_evaluator(root / "full", corpus=corpus, max_batches=2)
+    evaluator = WeightSharingEvaluator.from_search(root / "full", corpus=corpus, max_batches=2)
     candidates = DagSpace(3, first_node="enas", output="loose_ends").sample_unique(5, np.random.default_rng(0))
     scores = evaluator.evaluate([g] + candidates)
     assert all(np.isfinite(scores)) and len(set(np.round(scores, 6))) > 1
@@ -91,6 +90,24 @@ def test_tfnas_train_accepts_the_enas_genotype(enas_runs, tmp_path):
     assert code == 0
     result = json.loads((tmp_path / "train" / "result.json").read_text())
     assert result["steps"] == 3 and np.isfinite(result["test_ppl"])
+
+
+def test_a_resumed_search_refuses_other_settings_and_accepts_resumable_ones(enas_runs, tmp_path):
+    from tfnas.callbacks import History
+
+    _, corpus, _, _, _ = enas_runs
+    out = tmp_path / "s"
+    EnasSearch(tiny_config(max_steps=2)).search(corpus, out)
+    with pytest.raises(ValueError, match=r"holds a `enas` search with another configuration "
+                                         r"\(lr: 20\.0 -> 10\.0, seed: 1 -> 2\); use a new --out folder"):
+        EnasSearch(tiny_config(max_steps=2, seed=2, lr=10.0)).search(corpus, out)
+    history = History()
+    resumed = EnasSearch(tiny_config(max_steps=4, log_interval=2)).search(corpus, out, [history])
+    assert history.events["message"][0]["text"].startswith("resumed from")
+    assert [e["step"] for e in history.events["train"]] == [4]          # steps 3 and 4, logged every 2
+    assert resumed.metrics["steps"] == 4
+    record = json.loads((out / "config.json").read_text())
+    assert record["config"]["log_interval"] == 2 and record["config"]["max_steps"] == 4
 
 
 def test_enas_config_refuses_the_tree_space():

@@ -29,7 +29,7 @@ FLAGS = ["--steps", "2", "--pool-size", "7", "--network-batch", "2", "--seed-siz
 
 
 def tiny_config(dataset, **overrides):
-    preset = load_preset("quick_wenet")
+    preset = load_preset("quick_wenet", "search")
     preset.pop("strategy")
     return get_strategy("wenet").make_config({**preset, **TINY, "dataset": str(dataset), **overrides})
 
@@ -92,6 +92,11 @@ def test_search_command_end_to_end_then_trainer_accepts_genotype(tiny_corpus, tm
     images = [v.tag for f in (out / "tensorboard").iterdir() for e in tf.compat.v1.train.summary_iterator(str(f))
               for v in e.summary.value if v.HasField("image") or v.metadata.plugin_data.plugin_name == "images"]
     assert images.count("round/sorted_weights") == 3                         # Figure 4, one per round
+    drawn = {e.step: tf.io.decode_png(tf.make_ndarray(v.tensor)[2]).numpy() for f in (out / "tensorboard").iterdir()
+             for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value
+             if v.tag == "round/sorted_weights"}
+    for step, r in zip(sorted(drawn), rounds):    # TensorBoardLogger draws the round's weights, the K kept dark
+        np.testing.assert_array_equal(drawn[step], sorted_weights_image(r["weights"], keep=2))
     # tfnas train accepts the genotype: a GenotypeCell with the wenet first node trains on it.
     config = TrainConfig(dataset=str(tiny_corpus), batch_size=4, eval_batch_size=4, test_batch_size=4, bptt=6,
                          max_steps=3, log_interval=1, eval_interval=3)

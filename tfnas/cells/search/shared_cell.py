@@ -108,6 +108,23 @@ class SharedCell(RecurrentCell):
         arch = self.encode(genotype) if isinstance(genotype, Genotype) else genotype
         self.arch.assign(tf.cast(arch, tf.int32))
 
+    @property
+    def arch_variables(self) -> list:
+        """An empty list: the architecture is the non-trainable ``arch`` set by `set_genotype`, not a parameter."""
+        return []
+
+    @property
+    def weight_variables(self) -> list:
+        """The shared weights: ``[W0, Ws]`` (every trainable variable of the cell)."""
+        return [self.W0, self.Ws]
+
+    def derive(self) -> Genotype:
+        """The genotype the cell currently runs (the last one given to `set_genotype`, or the default)."""
+        arch = [int(v) for v in keras.ops.convert_to_numpy(self.arch)]
+        nodes = tuple((ACTIVATIONS[act], pred) for pred, act in zip(arch[1::2], arch[2::2]))
+        return Genotype(nodes, first_node=self.first_node, first_activation=ACTIVATIONS[arch[0]],
+                        output=self.output_rule)
+
     def genotype_cell_weights(self, genotype: Genotype) -> dict[str, np.ndarray]:
         """``{"W0", "Ws"}`` of the `GenotypeCell` that computes what this cell computes for ``genotype``."""
         self.encode(genotype)

@@ -16,7 +16,8 @@ results in `observe`. Each round:
    a ``"round"`` event is sent to the callbacks.
 
 Calling `search` again on the same folder resumes after the last saved
-round and proposes exactly what the uninterrupted run would have proposed.
+round and proposes exactly what the uninterrupted run would have proposed
+(other settings than the resumable ones are refused: `tfnas.runs.folder`).
 The result is the trial with the lowest validation perplexity.
 """
 from __future__ import annotations
@@ -25,18 +26,19 @@ import abc
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from tfnas.callbacks import Callback, CallbackList
-from tfnas.config import ModelConfig, TrainConfig, from_dict
+from tfnas.config import ModelConfig, RunConfig, TrainConfig, setting, settings
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
+from tfnas.runs.atomic import append_jsonl, write_jsonl
 from tfnas.runs.checkpoint import CheckpointManager
+from tfnas.runs.folder import CHECKPOINTS, open_run
 from tfnas.spaces.dag import DagSpace
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
@@ -47,12 +49,9 @@ from tfnas.policies.reinforce import REWARDS, perplexity_reward
 SPACES = ("dag", "tree")
 #: ``evaluator`` names.
 EVALUATORS = ("short_training", "weight_sharing")
-#: Fields that may change when a search is resumed.
-RESUMABLE_CHANGES = {"max_trials", "executor", "ray_address", "ray_num_cpus", "cpus_per_trial", "gpus_per_trial",
-                     "data_dir", "checkpoint_interval", "keep_checkpoints", "trial_retries"}
 
 
-def _child_config() -> TrainConfig:
+def child_config() -> TrainConfig:
     """A short child training (a few hundred steps of a small model), for search only."""
     return TrainConfig(model=ModelConfig(emsize=64, nhid=64, dropout=0.2, dropouth=0.1, dropoutx=0.1,
                                          dropouti=0.1, dropoute=0.0),
@@ -60,35 +59,40 @@ def _child_config() -> TrainConfig:
                        max_steps=200, log_interval=50, checkpoint_interval=100, max_eval_batches=20)
 
 
-@dataclass
-class BlackBoxConfig:
-    """Settings shared by black-box strategies (random search, REINFORCE)."""
+@settings
+class BlackBoxConfig(RunConfig):
+    """Settings shared by black-box strategies (random search, REINFORCE).
 
-    dataset: str = "ptb"
-    data_dir: str | None = None
-    space: str = "tree"
-    steps: int = 8
-    base: int = 8
-    first_node: str = "darts"
-    output: str = "mean"
-    max_trials: int = 100
-    trials_per_round: int = 1
-    evaluator: str = "short_training"
-    child: TrainConfig = field(default_factory=_child_config)
-    shared_weights: str | None = None
-    eval_batches: int | None = 10
-    executor: str = "local"
-    ray_address: str = "local"
-    ray_num_cpus: int | None = None
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    trial_retries: int = 2
-    reuse_scores: bool = True
-    reward: str = "inv_square"
-    reward_c: float = 80.0
+    Defaults: Zoph & Le's space (a base-8 tree, section 3.2) and reward
+    ``c / ppl^2`` with c = 80 (section 4.2); each child trained briefly by
+    `child_config` (a tfnas choice: the paper trains each child 35 epochs on
+    a GPU cluster); the search state is checkpointed after every round.
+    """
+
     seed: int = 0
-    checkpoint_interval: int = 1
-    keep_checkpoints: int = 2
+    checkpoint_interval: int = setting(1, help="rounds between checkpoints", resumable=True)
+    space: str = setting("tree", help="search space: tree (Zoph & Le) or dag (DARTS/ENAS)")
+    steps: int = setting(8, help="nodes of a dag cell after node 0")
+    base: int = setting(8, help="leaves of a tree cell (a power of two)")
+    first_node: str = setting("darts", help="node 0 of a dag cell: darts, wenet or enas")
+    output: str = setting("mean", help="output rule of a dag cell: mean or loose_ends")
+    max_trials: int = setting(100, help="genotypes evaluated in all", resumable=True)
+    trials_per_round: int = setting(1, help="genotypes proposed and evaluated per round (m)")
+    evaluator: str = setting("short_training", help="how a genotype is scored: short_training or weight_sharing")
+    child: TrainConfig = setting(help="the short training of each child (evaluator short_training)",
+                                 factory=child_config)
+    shared_weights: str | None = setting(None, help="folder of an ENAS search (evaluator weight_sharing)")
+    eval_batches: int | None = setting(10, help="validation windows per weight-sharing evaluation")
+    executor: str = setting("local", help="where children run: local or ray", resumable=True)
+    ray_address: str = setting("local", help="ray: local, auto or HOST:PORT", resumable=True)
+    ray_num_cpus: int | None = setting(None, help="CPUs of a local Ray instance", resumable=True)
+    cpus_per_trial: float = setting(1.0, help="CPUs per Ray task", resumable=True)
+    gpus_per_trial: float = setting(0.0, help="GPUs per Ray task", resumable=True)
+    trial_retries: int = setting(2, help="retries of a failed evaluation", resumable=True)
+    reuse_scores: bool = setting(True, help="a genotype seen before reuses its score")
+    reward: str = setting("inv_square", help="reward of a validation perplexity: inv_square (c / ppl^2) or inv "
+                                             "(c / ppl)")
+    reward_c: float = setting(80.0, help="the constant c of the reward")
 
     def __post_init__(self) -> None:
         checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS))
@@ -99,8 +103,6 @@ class BlackBoxConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; received: {value!r}")
-        if isinstance(self.child, dict):
-            self.child = from_dict(TrainConfig, self.child, "child")
 
 
 def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:
@@ -212,18 +214,6 @@ class BlackBoxSearch(Strategy, abc.ABC):
         return results  # type: ignore[return-value]
 
     # ----------------------------------------------------------- run state
-    def _check_folder(self) -> None:
-        path = self.out_dir / "search_config.json"
-        mine = json.loads(json.dumps(dataclasses.asdict(self.config)))
-        if path.exists():
-            theirs = json.loads(path.read_text(encoding="utf-8"))
-            changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine.get(k) != theirs.get(k))
-            if changed:
-                diff = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in changed)
-                raise ValueError(f"{self.out_dir} holds a search with another configuration ({diff}); "
-                                 "use a new --out folder or the same settings to resume")
-        path.write_text(json.dumps({"strategy": self.name, **mine}, indent=2), encoding="utf-8")
-
     def _save(self) -> Path:
         state = {"round": self.round, "trials": self.trials, "history": self.history,
                  "rng": self.rng.bit_generator.state, "extra": self.extra_state()}
@@ -239,9 +229,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self._rewrite_trials_file()
 
     def _rewrite_trials_file(self) -> None:
-        with open(self.out_dir / "trials.jsonl", "w", encoding="utf-8") as f:
-            for trial in self.trials:
-                f.write(json.dumps(trial) + "\n")
+        write_jsonl(self.out_dir / "trials.jsonl", self.trials)
 
     @property
     def score_cache(self) -> dict[str, float]:
@@ -257,7 +245,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         c = self.config
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        open_run(self.out_dir, "search", self.name, c)
         self.callbacks = CallbackList(callbacks)
         self.corpus = corpus
         self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
@@ -267,8 +255,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.rng = np.random.default_rng(c.seed)
         self.round, self.trials, self.history = 0, [], []
         self.build()
-        self._check_folder()
-        self.checkpoints = CheckpointManager(self.out_dir / "checkpoints", c.keep_checkpoints)
+        self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, c.keep_checkpoints)
         latest = self.checkpoints.latest()
         if latest is not None:
             self._restore(latest)
@@ -299,9 +286,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
                          "reward": self.reward(ppl), "status": status, "error": error}
                 new.append(trial)
             self.trials += new
-            with open(self.out_dir / "trials.jsonl", "a", encoding="utf-8") as f:
-                for trial in new:
-                    f.write(json.dumps(trial) + "\n")
+            for trial in new:
+                append_jsonl(self.out_dir / "trials.jsonl", trial)
             logs = self.observe(new)
             self.round += 1
             best = self.best_trial()

@@ -7,13 +7,13 @@ evaluators and executors as REINFORCE, so the two compare at equal cost.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
+from tfnas.config import settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch
 
 
-@dataclass
+@settings
 class RandomConfig(BlackBoxConfig):
     """Random-search settings (those of `BlackBoxConfig`)."""
 

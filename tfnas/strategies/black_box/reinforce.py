@@ -12,28 +12,20 @@ uninterrupted one would have.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from tfnas.genotypes.files import AnyGenotype
+from tfnas.config import ControllerConfig, settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch
 from tfnas.policies.controller import Controller
 from tfnas.policies.reinforce import Reinforce
 
 
-@dataclass
-class ReinforceConfig(BlackBoxConfig):
-    """REINFORCE settings; the controller fields follow Zoph & Le (section 4.2; Adam, lr 6e-4)."""
+@settings
+class ReinforceConfig(BlackBoxConfig, ControllerConfig):
+    """REINFORCE settings: the controller of Zoph & Le (section 4.2, `ControllerConfig`), m = 10 children a round."""
 
     trials_per_round: int = 10
-    controller_units: int = 35
-    controller_layers: int = 2
-    controller_lr: float = 6e-4
-    controller_init_range: float = 0.08
-    baseline_decay: float = 0.95
-    entropy_weight: float = 1e-4
-    temperature: float | None = None
-    tanh_constant: float | None = None
 
 
 class ReinforceSearch(BlackBoxSearch):

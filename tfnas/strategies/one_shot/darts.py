@@ -11,7 +11,7 @@ training), against the drift towards parameter-free ops.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import keras
@@ -20,57 +20,35 @@ import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_cell import DARTS_OPS
-from tfnas.config import ModelConfig
+from tfnas.config import setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import MixedLM
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
-from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
-from tfnas.viz.heatmap import alpha_heatmap
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 
-def _search_model() -> ModelConfig:
-    return ModelConfig(emsize=300, nhid=300, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
-                       dropoute=0.0, recompute=True)
+@settings
+class DartsConfig(OneShotConfig):
+    """DARTS search settings (Liu et al., ICLR 2019, appendix A.1.2; ``rnn/train_search.py`` defaults).
 
+    The shared defaults are `OneShotConfig`'s; here: 8 nodes over none,
+    tanh, relu, sigmoid, identity with batch norm on the nodes; the
+    architecture by Adam (lr 3e-3, betas 0.9/0.999, weight decay 1e-3),
+    first order, and the finite-difference radius 0.01 of eq. 8.
+    """
 
-@dataclass
-class DartsConfig:
-    """DARTS search settings (``rnn/train_search.py`` defaults; appendix A.1.2 of the paper)."""
-
-    model: ModelConfig = field(default_factory=_search_model)
-    dataset: str = "ptb"
-    data_dir: str | None = None
-    steps: int = 8
-    ops: tuple[str, ...] = DARTS_OPS
-    norm: str = "batch"
-    search_attention: bool = False
-    attention_candidates: tuple[str, ...] = ATTENTION_HEADS
-    batch_size: int = 256
-    eval_batch_size: int = 10
-    bptt: int = 35
-    max_seq_len_delta: int = 20
-    lr: float = 20.0
-    clip: float = 0.25
-    wdecay: float = 5e-7
-    alpha: float = 0.0
-    beta: float = 1e-3
-    arch_lr: float = 3e-3
-    arch_wdecay: float = 1e-3
-    arch_beta1: float = 0.9
-    arch_beta2: float = 0.999
-    order: int = 1
-    hvp_r: float = 1e-2
-    warmup_epochs: int = 0
-    epochs: int = 50
-    max_steps: int | None = None
-    seed: int = 3
-    log_interval: int = 50
-    checkpoint_interval: int = 100
-    keep_checkpoints: int = 2
-    max_eval_batches: int | None = None
-    nan_retries: int = 3
-    jit_compile: bool = False
+    steps: int = setting(8, help="nodes of the cell after node 0")
+    ops: tuple[str, ...] = setting(DARTS_OPS, help="candidate ops of every edge")
+    norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
+    search_attention: bool = setting(False, help="also search the attention head (NASABN eq. 3-4)")
+    attention_candidates: tuple[str, ...] = setting(ATTENTION_HEADS, help="attention heads searched")
+    arch_lr: float = setting(3e-3, help="Adam learning rate of the architecture parameters")
+    arch_wdecay: float = setting(1e-3, help="L2 weight decay of the architecture parameters")
+    arch_beta1: float = setting(0.9, help="Adam beta_1 of the architecture parameters")
+    arch_beta2: float = setting(0.999, help="Adam beta_2 of the architecture parameters")
+    order: int = setting(1, help="1: first-order architecture gradient; 2: one-step unrolled (eq. 7-8)")
+    hvp_r: float = setting(1e-2, help="finite-difference scale r of the Hessian-vector product (eq. 8)")
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2):
@@ -80,7 +58,20 @@ class DartsConfig:
 
 
 class DartsSearch(OneShotSearch):
-    """Bilevel differentiable search; see the module docstring."""
+    """Bilevel differentiable search; see the module docstring.
+
+    Attributes:
+        compiled_step: after `build`, the whole search step as one
+            `tf.function` (traced once for every BPTT length),
+            ``compiled_step(train, valid, lr, update_arch) -> (logs, train
+            states, valid states)``: ``train`` and ``valid`` are ``(int32
+            inputs [batch_size, seq_len], int32 targets, states)``, ``lr`` a
+            float32 scalar (the weights' learning rate, also ``xi`` of the
+            second-order gradient), ``update_arch`` a bool scalar; ``logs``
+            holds the tensors ``loss`` (training cross-entropy),
+            ``arch_val_loss`` (NaN without an architecture update) and
+            ``grad_norm``. `search_step` calls it; the benchmark times it.
+    """
 
     name = "darts"
 
@@ -88,8 +79,8 @@ class DartsSearch(OneShotSearch):
         c = self.config
         m = c.model
         self.model = MixedLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm,
-                                search_attention=c.search_attention, attention_candidates=c.attention_candidates,
-                                seed=c.seed, **asdict(m))
+                             search_attention=c.search_attention, attention_candidates=c.attention_candidates,
+                             seed=c.seed, **asdict(m))
         self.model.build_weights()
         model = self.model
         self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2)
@@ -107,8 +98,8 @@ class DartsSearch(OneShotSearch):
                               tf.TensorSpec((c.batch_size, None), tf.int32),
                               [tf.TensorSpec((c.batch_size, m.nhid), tf.float32)] * n_states)
         spec = [spec_batch(), spec_batch(), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.bool)]
-        self._step = tf.function(self._search_step, input_signature=spec, jit_compile=c.jit_compile or None,
-                                 autograph=False)
+        self.compiled_step = tf.function(self._search_step, input_signature=spec,
+                                         jit_compile=c.jit_compile or None, autograph=False)
 
     def state_variables(self) -> list[tf.Variable]:
         return list(self.model.variables) + list(self.arch_optimizer.variables)
@@ -140,8 +131,8 @@ class DartsSearch(OneShotSearch):
         return {"loss": raw, "arch_val_loss": val_loss, "grad_norm": norm}, out.states, valid_states
 
     def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
-        logs, train_states, valid_states = self._step(train, valid, tf.constant(lr, tf.float32),
-                                                      tf.constant(update_arch))
+        logs, train_states, valid_states = self.compiled_step(train, valid, tf.constant(lr, tf.float32),
+                                                              tf.constant(update_arch))
         logs = {k: float(v) for k, v in logs.items()}
         if not update_arch:
             logs.pop("arch_val_loss")
@@ -152,7 +143,7 @@ class DartsSearch(OneShotSearch):
 
     def epoch_logs(self) -> dict[str, Any]:
         cell = self.model.cell
-        logs = {"alpha_cell": alpha_heatmap(cell.probabilities_numpy())}
+        logs = {"alpha_cell": cell.probabilities_numpy()}  # [edges, ops]: TensorBoardLogger draws the heatmap
         if self.model.attention is not None:
             weights = self.model.attention.mixture_weights()
             logs.update({f"attention_{k}": float(v) for k, v in weights.items()})
@@ -167,7 +158,7 @@ class DartsSearch(OneShotSearch):
         return out
 
 
-@dataclass
+@settings
 class NasabnConfig(DartsConfig):
     """NASABN search settings: DARTS' with 9 nodes and the attention head searched (eq. 3-5)."""
 

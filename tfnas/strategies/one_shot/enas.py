@@ -18,7 +18,10 @@ sampled from the trained controller by their validation perplexity with the
 shared weights on ``derive_batches`` validation minibatches (ENAS, section
 2.2: "take only the model with the highest reward"). Checkpoints hold the
 shared weights, the controller, Adam's slots, the baseline, the dropout
-seeds and the sampling counters, so a killed search resumes exactly.
+seeds and the sampling counters, so a killed search resumes exactly. The
+search folder's ``model.json`` (the `SharedLM` config) and its checkpoints
+are what `tfnas.evaluation.WeightSharingEvaluator.from_search` reads to
+score other cells with the shared weights.
 
 Some cells of the space (identity activations along long paths, in node 0
 too) make the hidden state grow without bound, and one such sample can blow
@@ -28,80 +31,72 @@ restored and the learning rate halved (`OneShotSearch`'s recovery).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, field
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import ModelConfig, from_dict
-from tfnas.data import batchify, load_corpus
-from tfnas.evaluation.evaluators import WeightSharingEvaluator
+from tfnas.config import ControllerConfig, ModelConfig, setting, settings
 from tfnas.genotypes.dag import Genotype
-from tfnas.runs.checkpoint import CheckpointManager
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import SharedLM
+from tfnas.metrics import perplexity
 from tfnas.spaces.dag import DagSpace
 from tfnas.policies.reinforce import REWARDS, Reinforce, perplexity_reward
 from tfnas.policies.controller import Controller
-from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 
-def _enas_model() -> ModelConfig:
+def enas_model() -> ModelConfig:
+    """ENAS' PTB search model (section 3.1): 1000 units, shared weights in U(-0.05, 0.05); see `EnasConfig`."""
     return ModelConfig(emsize=1000, nhid=1000, dropout=0.4, dropouth=0.25, dropoutx=0.25, dropouti=0.2,
                        dropoute=0.1, cell_init_range=0.05, recompute=True)
 
 
-@dataclass
-class EnasConfig:
-    """ENAS search settings (PTB, section 3.1 of the paper; see ``configs/enas_ptb.yaml``)."""
+@settings
+class EnasConfig(OneShotConfig, ControllerConfig):
+    """ENAS search settings (Pham et al., ICML 2018, section 3.1, PTB).
 
-    model: ModelConfig = field(default_factory=_enas_model)
-    dataset: str = "ptb"
-    data_dir: str | None = None
-    space: str = "dag"
-    steps: int = 12
-    first_node: str = "enas"
-    output: str = "loose_ends"
+    12 nodes over tanh, relu, sigmoid, identity with the output the mean of
+    the loose ends; shared weights by SGD (lr 20, clip 0.25), batch 64, BPTT
+    35, 150 epochs; controller: one LSTM layer of 100 units, weights in
+    U(-0.1, 0.1), Adam lr 3.5e-4, logits 2.5 tanh(l / 5), entropy bonus
+    1e-4, reward 80 / valid ppl. Not pinned by the paper (tfnas choices):
+    the hidden size during search (1000), weight decay 1e-7, the dropouts,
+    the baseline decay 0.99 (the authors' code default), the 100 final
+    samples, and ``max_loss``. A fixed BPTT length (``max_seq_len_delta``
+    0) and no slowness term, as in the paper.
+    """
+
+    model: ModelConfig = field(default_factory=enas_model)
     batch_size: int = 64
-    eval_batch_size: int = 10
-    bptt: int = 35
     max_seq_len_delta: int = 0
-    lr: float = 20.0
-    clip: float = 0.25
     wdecay: float = 1e-7
-    alpha: float = 0.0
     beta: float = 0.0
+    epochs: int = 150
+    seed: int = 0
     controller_units: int = 100
     controller_layers: int = 1
     controller_lr: float = 3.5e-4
     controller_init_range: float = 0.1
     temperature: float | None = 5.0
     tanh_constant: float | None = 2.5
-    entropy_weight: float = 1e-4
     baseline_decay: float = 0.99
-    reward: str = "inv"
-    reward_c: float = 80.0
-    controller_interval: int = 400
-    controller_steps: int = 2000
-    samples_per_update: int = 1
-    derive_samples: int = 100
-    derive_batches: int = 1
-    warmup_epochs: int = 0
-    epochs: int = 150
-    max_steps: int | None = None
-    seed: int = 0
-    log_interval: int = 50
-    checkpoint_interval: int = 100
-    keep_checkpoints: int = 2
-    max_eval_batches: int | None = None
-    nan_retries: int = 3
-    max_loss: float | None = 100.0
-    jit_compile: bool = False
+    space: str = setting("dag", help="the search space (ENAS shares weights over the DAG space only)")
+    steps: int = setting(12, help="nodes of the cell after node 0")
+    first_node: str = setting("enas", help="node 0: enas (its activation is searched) or darts")
+    output: str = setting("loose_ends", help="output rule: loose_ends (ENAS) or mean")
+    reward: str = setting("inv", help="reward of a validation perplexity: inv (c / ppl) or inv_square")
+    reward_c: float = setting(80.0, help="the constant c of the reward")
+    controller_interval: int = setting(400, help="training steps between controller phases")
+    controller_steps: int = setting(2000, help="REINFORCE updates per controller phase")
+    samples_per_update: int = setting(1, help="architectures sampled per REINFORCE update")
+    derive_samples: int = setting(100, help="controller samples the final cell is chosen among")
+    derive_batches: int = setting(1, help="validation minibatches that score each final sample")
+    max_loss: float | None = setting(100.0, help="a training loss above this is handled as a non-finite one "
+                                                 "(a tfnas safeguard), or null")
 
     def __post_init__(self) -> None:
         if self.space != "dag":
@@ -135,9 +130,6 @@ class EnasSearch(OneShotSearch):
         self.reward_position = 0
         self.controller_logs: dict[str, float] = {}
         self._derived: tuple[int, Genotype, float] | None = None
-        if getattr(self, "out_dir", None) is not None:
-            (self.out_dir / "enas_config.json").write_text(json.dumps(dataclasses.asdict(c), indent=2),
-                                                          encoding="utf-8")
         model = self.model
         n_states = len(model.initial_state(1))
         weights = model.trainable_variables
@@ -213,7 +205,7 @@ class EnasSearch(OneShotSearch):
             self.sample_count += 1
             windows = self._reward_windows(1)
             losses = [self.architecture_loss(row, windows) for row in choices]
-            rewards = [perplexity_reward(math.exp(min(x, 700.0)), c.reward_c, c.reward) for x in losses]
+            rewards = [perplexity_reward(perplexity(x), c.reward_c, c.reward) for x in losses]
             step_logs = self.reinforce.update(choices, rewards)
             step_logs["valid_loss"] = float(np.mean(losses))
             logs.append(step_logs)
@@ -278,24 +270,3 @@ class EnasSearch(OneShotSearch):
         return {"baseline": float(self.reinforce.baseline.numpy()),
                 "derived_loss": None if self._derived is None else self._derived[2],
                 "distinct_samples_of_64": len({tuple(int(v) for v in row) for row in tokens})}
-
-    # ------------------------------------------------------- reuse of omega
-    @classmethod
-    def load_evaluator(cls, search_dir: str | Path, corpus: Any = None,
-                       max_batches: int | None = None) -> WeightSharingEvaluator:
-        """A `WeightSharingEvaluator` with the shared weights of the newest checkpoint of an ENAS search."""
-        search_dir = Path(search_dir)
-        cfg = search_dir / "enas_config.json"
-        if not cfg.exists():
-            raise FileNotFoundError(f"{cfg} not found: is {search_dir} the folder of an ENAS search?")
-        config = from_dict(EnasConfig, json.loads(cfg.read_text(encoding="utf-8")), where=str(cfg))
-        corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir)
-        strategy = cls(config)
-        strategy.out_dir = None
-        strategy.build(len(corpus.vocab))
-        latest = CheckpointManager(search_dir / "checkpoints").latest()
-        if latest is None:
-            raise FileNotFoundError(f"{search_dir / 'checkpoints'} holds no checkpoint")
-        CheckpointManager(search_dir / "checkpoints").restore(latest, strategy.state_variables())
-        return WeightSharingEvaluator(strategy.model, batchify(corpus.valid, config.eval_batch_size), config.bptt,
-                                      max_batches)

@@ -8,16 +8,21 @@ per-epoch evaluation and genotype snapshots, checkpoints of the whole state
 for exact resume, and recovery from non-finite losses: the last good
 checkpoint is restored and the learning rates are halved; after
 ``nan_retries`` recoveries the search stops with `SearchDivergedError`
-and writes no genotype.
+and writes no genotype. The search folder is a run folder
+(`tfnas.runs.folder`): a resume with other settings than the resumable
+ones is refused, ``model.json`` holds the supernet's config and every
+checkpoint records the supernet's variables as the model's weights.
 
 A subclass implements `build`, `search_step`, `derive` and may add
-`epoch_logs` (e.g. architecture heatmaps) and `extra_state`.
+`epoch_logs` (e.g. the architecture weights, as arrays that callbacks
+draw) and `extra_state`.
 """
 from __future__ import annotations
 
 import abc
 import json
 import math
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,9 +31,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
-from tfnas.data import BPTTIterator, Corpus, batchify
+from tfnas.config import LMRunConfig, ModelConfig, setting, settings
+from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator
 from tfnas.genotypes.dag import Genotype
+from tfnas.lm.objective import make_eval_step, mean_window_loss
+from tfnas.runs.atomic import append_jsonl, write_json
 from tfnas.runs.checkpoint import CheckpointManager
+from tfnas.runs.folder import CHECKPOINTS, MODEL_FILE, open_run
 from tfnas.metrics import perplexity
 from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
 
@@ -42,16 +51,42 @@ def valid_segment(data: np.ndarray, position: int, seq_len: int) -> tuple[np.nda
     return data[:, start:start + length], data[:, start + 1:start + 1 + length]
 
 
+def darts_search_model() -> ModelConfig:
+    """The model of DARTS' search (appendix A.1.2): emsize = nhid = 300, dropouts 0.75/0.25/0.75/0.2, none on words."""
+    return ModelConfig(emsize=300, nhid=300, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
+                       dropoute=0.0, recompute=True)
+
+
+@settings
+class OneShotConfig(LMRunConfig):
+    """What every one-shot search shares: the BPTT loop of `OneShotSearch` and its recovery.
+
+    Defaults: DARTS' search (Liu et al., ICLR 2019, appendix A.1.2 and
+    ``rnn/train_search.py``): the `darts_search_model`, batch 256, weight
+    decay 5e-7, 50 epochs, seed 3; the rest as `LMRunConfig` (BPTT 35, SGD
+    lr 20, clip 0.25, slowness 1e-3). The model recomputes each time step in
+    the backward pass (a tfnas choice: half the memory, same gradients).
+    """
+
+    model: ModelConfig = field(default_factory=darts_search_model)
+    batch_size: int = 256
+    wdecay: float = 5e-7
+    epochs: int = 50
+    seed: int = 3
+    checkpoint_interval: int = 100
+    warmup_epochs: int = setting(0, help="epochs that train only the weights before the architecture moves "
+                                         "(NASABN's phased training)")
+    nan_retries: int = setting(3, help="recoveries from a non-finite loss (restore the last checkpoint, halve "
+                                       "the learning rates) before the search stops", resumable=True)
+
+
 class OneShotSearch(Strategy, abc.ABC):
     """Base class of supernet strategies; see the module docstring.
 
-    The config must provide: dataset fields, ``batch_size``,
-    ``eval_batch_size``, ``bptt``, ``max_seq_len_delta``, ``lr``, ``epochs``,
-    ``max_steps``, ``seed``, ``log_interval``, ``checkpoint_interval``,
-    ``keep_checkpoints``, ``max_eval_batches`` and ``nan_retries``.
+    Its config is a `OneShotConfig` (a subclass adds the method's settings).
     """
 
-    def __init__(self, config: Any):
+    def __init__(self, config: OneShotConfig):
         self.config = config
         self.model: keras.Model | None = None
 
@@ -73,7 +108,7 @@ class OneShotSearch(Strategy, abc.ABC):
         return list(self.model.variables)
 
     def epoch_logs(self) -> dict[str, Any]:
-        """Extra per-epoch logs (numbers, or images as arrays) for callbacks."""
+        """Extra per-epoch logs for callbacks: numbers, or arrays that they draw (see `tfnas.callbacks`)."""
         return {}
 
     def architecture_snapshot(self) -> dict[str, Any]:
@@ -82,15 +117,8 @@ class OneShotSearch(Strategy, abc.ABC):
 
     def evaluate(self, data: np.ndarray) -> float:
         """Mean per-token cross-entropy of the supernet on batchified ``data``."""
-        states = self.model.initial_state(data.shape[0])
-        total, count = 0.0, 0
-        for k, (inputs, targets, _, _) in enumerate(BPTTIterator(data, self.config.bptt, variable=False)):
-            if self.config.max_eval_batches is not None and k >= self.config.max_eval_batches:
-                break
-            loss, states = self._eval_step(tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), states)
-            total += float(loss) * targets.size
-            count += targets.size
-        return total / max(count, 1)
+        return mean_window_loss(self._eval_step, data, self.config.bptt, self.model.initial_state(data.shape[0]),
+                                self.config.max_eval_batches)
 
     # ----------------------------------------------------------------- loop
     def _setup(self, corpus: Corpus, out_dir: Path, callbacks: Sequence[Callback]) -> None:
@@ -104,15 +132,9 @@ class OneShotSearch(Strategy, abc.ABC):
         self.valid_data = batchify(corpus.valid, c.eval_batch_size)
         self.build(len(corpus.vocab))
         model = self.model
-
-        def eval_step(inputs, targets, states):
-            out = model.forward(inputs, states, training=False)
-            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(targets, out.logits,
-                                                                                  from_logits=True))
-            return loss, out.states
-
-        self._eval_step = tf.function(eval_step, reduce_retracing=True)
-        self.checkpoints = CheckpointManager(out_dir / "checkpoints", c.keep_checkpoints)
+        self._eval_step = make_eval_step(model)
+        write_json(out_dir / MODEL_FILE, model.get_config())
+        self.checkpoints = CheckpointManager(out_dir / CHECKPOINTS, c.keep_checkpoints)
         self.step, self.epoch, self.lr_factor, self.recoveries = 0, 1, 1.0, 0
         self.history: list[dict[str, Any]] = []
         self.iterator = self._epoch_iterator(1)
@@ -121,8 +143,7 @@ class OneShotSearch(Strategy, abc.ABC):
 
     def _epoch_iterator(self, epoch: int) -> BPTTIterator:
         c = self.config
-        return BPTTIterator(self.train_data, c.bptt, seed=c.seed * 100_003 + epoch, variable=True,
-                            max_seq_len_delta=c.max_seq_len_delta)
+        return epoch_iterator(self.train_data, c.bptt, c.seed, epoch, c.max_seq_len_delta)
 
     def extra_state(self) -> dict[str, Any]:
         """JSON state of a subclass, saved in checkpoints."""
@@ -137,7 +158,7 @@ class OneShotSearch(Strategy, abc.ABC):
                  "extra": self.extra_state()}
         extra = {f"train{i}": s.numpy() for i, s in enumerate(self.hidden_train)}
         extra.update({f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)})
-        path = self.checkpoints.save(self.step, self.state_variables(), state, extra)
+        path = self.checkpoints.save(self.step, self.state_variables(), state, extra, weights=self.model.variables)
         self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
@@ -161,7 +182,7 @@ class OneShotSearch(Strategy, abc.ABC):
 
     def update_arch_now(self) -> bool:
         """Whether this step updates the architecture (after the warm-up epochs)."""
-        return self.epoch > getattr(self.config, "warmup_epochs", 0)
+        return self.epoch > self.config.warmup_epochs
 
     def _end_epoch(self) -> None:
         val_loss = self.evaluate(self.valid_data)
@@ -169,8 +190,7 @@ class OneShotSearch(Strategy, abc.ABC):
         logs = {"step": self.step, "epoch": self.epoch, "valid_loss": val_loss, "valid_ppl": perplexity(val_loss),
                 "genotype": genotype.to_dict(), "architecture": self.architecture_snapshot()}
         self.history.append(logs)
-        with open(self.out_dir / "history.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(logs, default=float) + "\n")
+        append_jsonl(self.out_dir / "history.jsonl", logs)
         self.callbacks.on_event("epoch", {**{k: v for k, v in logs.items() if k not in ("genotype", "architecture")},
                                           "genotype": json.dumps(genotype.to_dict()["nodes"]),
                                           **self.epoch_logs()})
@@ -190,7 +210,7 @@ class OneShotSearch(Strategy, abc.ABC):
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        open_run(out_dir, "search", self.name, self.config)
         self._setup(corpus, out_dir, callbacks)
         latest = self.checkpoints.latest()
         if latest is not None:

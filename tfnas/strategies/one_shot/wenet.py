@@ -47,17 +47,18 @@ trained by `tfnas train` from a zero state: `zero_state_live` tells whether
 it can leave it, and the search warns when its best network cannot.
 
 Each round is logged: its sorted weights (WeNet's Figure 4) go to
-``OUT/rounds.jsonl``, to the result history and, as a bar-chart image, to
-the ``"round"`` callback event (TensorBoard ``round/sorted_weights``).
+``OUT/rounds.jsonl``, to the result history and, as an array with the
+number kept (``sorted_weights`` and ``sorted_weights_keep``), to the
+``"round"`` callback event, which `tfnas.callbacks.TensorBoardLogger` draws
+as a bar chart (TensorBoard ``round/sorted_weights``).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -65,23 +66,21 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.callbacks import Callback, CallbackList
+from tfnas.callbacks import KEEP_SUFFIX, Callback, CallbackList
 from tfnas.cells.search.norm import NORMS
-from tfnas.config import ModelConfig
+from tfnas.config import ModelConfig, setting, settings
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import regularized_loss
 from tfnas.lm.search_models import WeightedLM
+from tfnas.runs.atomic import read_json, write_json, write_jsonl
+from tfnas.runs.folder import CHECKPOINTS, open_run
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import SearchResult, Strategy, with_provenance
-from tfnas.strategies.one_shot.loop import Batch, OneShotSearch
-from tfnas.viz.weights import sorted_weights_image
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 STATE_FORMAT = "tfnas-wenet-state"
 STATE_VERSION = 1
-#: Config fields that may change when a search is resumed (they do not change what is searched).
-RESUMABLE_CHANGES = {"log_interval", "checkpoint_interval", "keep_checkpoints", "keep_round_checkpoints",
-                     "data_dir", "max_eval_batches", "nan_retries", "jit_compile"}
 
 
 def zero_state_live(genotype: Genotype) -> bool:
@@ -103,61 +102,49 @@ def zero_state_live(genotype: Genotype) -> bool:
     return any(nonzero[i] for i in genotype.concat)
 
 
-def _search_model() -> ModelConfig:
+def wenet_model() -> ModelConfig:
+    """WeNet's PTB search model: emsize = nhid = 200 and DARTS' search dropouts; see `WenetConfig`."""
     return ModelConfig(emsize=200, nhid=200, dropout=0.75, dropouth=0.25, dropoutx=0.75, dropouti=0.2,
                        dropoute=0.0, recompute=True)
 
 
-@dataclass
-class WenetConfig:
+@settings
+class WenetConfig(OneShotConfig):
     """WeNet search settings; the defaults are the paper's PTB settings where it gives them.
 
-    Algorithm 2: ``pool_size`` (T), ``network_batch`` (B), ``seed_size`` (K),
-    ``round_epochs`` (E); the space: ``steps`` (L) nodes over ``ops``.
-    ``max_steps`` caps the training steps of *each round*. Adam (``lr``,
-    ``adam_beta1``, ``adam_beta2``, ``adam_epsilon``) updates the weights
-    ``w`` and the networks together on clipped gradients (``clip``), with L2
-    ``wdecay`` on the network parameters (not on ``w``); ``alpha``/``beta``
-    are the AR/TAR regularisers. E, the Adam settings, clip and weight
-    decay are tfnas defaults, not settings of the paper.
+    Algorithm 2: ``pool_size`` (T = 10000), ``network_batch`` (B = 100),
+    ``seed_size`` (K = 20), ``epochs`` (E, per round); the space: ``steps``
+    (L = 8) nodes over ``ops``; emsize = nhid = 200, batch 20, BPTT 35,
+    dropouts 0.2 / 0.75 / 0.25 / 0.75. ``max_steps`` caps the training
+    steps of *each round*. Adam (``lr``, ``adam_beta1``, ``adam_beta2``,
+    ``adam_epsilon``) updates the weights ``w`` and the networks together on
+    clipped gradients (``clip``), with L2 ``wdecay`` on the network
+    parameters (not on ``w``); ``alpha``/``beta`` are the AR/TAR
+    regularisers. E = 1, the Adam settings, clip, weight decay and
+    ``init_noise`` are tfnas defaults, not settings of the paper.
     """
 
-    model: ModelConfig = field(default_factory=_search_model)
-    dataset: str = "ptb"
-    data_dir: str | None = None
-    steps: int = 8
-    ops: tuple[str, ...] = ACTIVATIONS
-    norm: str = "batch"
-    init_noise: float = 1.0
-    pool_size: int = 10_000
-    network_batch: int = 100
-    seed_size: int = 20
-    round_epochs: int = 1
+    model: ModelConfig = field(default_factory=wenet_model)
     batch_size: int = 20
-    eval_batch_size: int = 10
-    bptt: int = 35
-    max_seq_len_delta: int = 20
-    lr: float = 1e-3
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    clip: float = 0.25
-    wdecay: float = 5e-7
-    alpha: float = 0.0
-    beta: float = 1e-3
-    max_steps: int | None = None
-    seed: int = 3
-    log_interval: int = 50
-    checkpoint_interval: int = 100
-    keep_checkpoints: int = 2
-    keep_round_checkpoints: bool = False
-    max_eval_batches: int | None = None
-    nan_retries: int = 3
-    jit_compile: bool = False
+    lr: float = setting(1e-3, help="Adam learning rate of the networks and their weights w")
+    epochs: int = setting(1, help="E: epochs each round trains its weighted network (Algorithm 2)")
+    max_steps: int | None = setting(None, help="caps the training steps of each round")
+    steps: int = setting(8, help="L: nodes of every network after node 0")
+    ops: tuple[str, ...] = setting(ACTIVATIONS, help="activations a node may take")
+    norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
+    init_noise: float = setting(1.0, help="standard deviation of the fixed random initial state (needed "
+                                          "with a norm: WeNet's first node keeps a zero state at zero)")
+    pool_size: int = setting(10_000, help="T: random networks drawn without repeats (Algorithm 1)")
+    network_batch: int = setting(100, help="B: new networks of the pool trained per round")
+    seed_size: int = setting(20, help="K: networks with the largest weights kept for the next round")
+    adam_beta1: float = setting(0.9, help="Adam beta_1")
+    adam_beta2: float = setting(0.999, help="Adam beta_2")
+    adam_epsilon: float = setting(1e-8, help="Adam epsilon")
+    keep_round_checkpoints: bool = setting(False, help="keep the checkpoints of finished rounds", resumable=True)
 
     def __post_init__(self) -> None:
         self.ops = tuple(self.ops)
-        for name in ("pool_size", "network_batch", "seed_size", "round_epochs", "steps"):
+        for name in ("pool_size", "network_batch", "seed_size", "epochs", "steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"wenet config: `{name}` must be an integer >= 1; received {name}={value!r}")
@@ -187,14 +174,6 @@ class WenetConfig:
         return 1 + max(0, math.ceil((self.pool_size - first) / self.network_batch))
 
 
-@dataclass
-class WenetRoundConfig(WenetConfig):
-    """The settings of one round as `OneShotSearch` reads them (``epochs`` = E, ``seed`` = the round seed)."""
-
-    epochs: int = 1
-    round: int = 0
-
-
 class WenetRound(OneShotSearch):
     """One round of Algorithm 2: trains the weighted network of ``genotypes`` jointly.
 
@@ -205,7 +184,7 @@ class WenetRound(OneShotSearch):
 
     name = "wenet"
 
-    def __init__(self, config: WenetRoundConfig, genotypes: Sequence[Genotype]):
+    def __init__(self, config: WenetConfig, genotypes: Sequence[Genotype]):
         super().__init__(config)
         self.genotypes = tuple(genotypes)
 
@@ -259,7 +238,8 @@ class WenetRound(OneShotSearch):
 
     def epoch_logs(self) -> dict[str, Any]:
         w = self.weights()
-        return {"sorted_weights": sorted_weights_image(w, keep=self.config.seed_size), "best_weight": float(w.max())}
+        return {"sorted_weights": np.sort(w)[::-1], f"sorted_weights{KEEP_SUFFIX}": self.config.seed_size,
+                "best_weight": float(w.max())}
 
     def architecture_snapshot(self) -> dict[str, Any]:
         return {"weights": np.round(self.weights(), 6).tolist()}
@@ -278,16 +258,6 @@ class _RoundCallbacks(Callback):
             logs["step"] = self.offset + int(logs["step"])
         logs["round"] = self.round
         self.callbacks.on_event("round_end" if kind == "end" else kind, logs)
-
-
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _plain(config: Any) -> dict[str, Any]:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 class WenetSearch(Strategy):
@@ -316,24 +286,17 @@ class WenetSearch(Strategy):
         c = self.config
         rng = np.random.default_rng(c.seed)
         pool = self.space.sample_unique(c.pool_size, rng)
-        return {"format": STATE_FORMAT, "version": STATE_VERSION, "config": _plain(c),
-                "space": self.space.to_config(), "pool": [self.space.encode(g) for g in pool],
-                "position": 0, "seeds": [], "round": 0, "current": None, "global_step": 0,
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "space": self.space.to_config(),
+                "pool": [self.space.encode(g) for g in pool], "position": 0, "seeds": [], "round": 0, "current": None, "global_step": 0,
                 "rng": rng.bit_generator.state, "rounds": []}
 
     def _load_state(self, path: Path) -> dict[str, Any]:
         try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
+            state = read_json(path)
+        except (OSError, ValueError) as err:
             raise ValueError(f"cannot read the WeNet search state {path}: {err}") from None
         if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
             raise ValueError(f"{path} is not a version {STATE_VERSION} WeNet search state")
-        mine, theirs = _plain(self.config), state["config"]
-        changed = sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs.get(k))
-        if changed:
-            diff = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine[k]!r}" for k in changed)
-            raise ValueError(f"{path.parent} holds a WeNet search with other settings ({diff}); "
-                             "use a new --out folder or the same settings to resume")
         return state
 
     def genotype_of(self, index: int) -> Genotype:
@@ -357,11 +320,8 @@ class WenetSearch(Strategy):
         s["current"] = {"round": s["round"], "networks": list(s["seeds"]) + new, "seed": seed}
 
     def _save_state(self) -> None:
-        _write_json_atomic(self.out_dir / "wenet_state.json", self.state)
-        lines = "".join(json.dumps(r) + "\n" for r in self.state["rounds"])
-        tmp = self.out_dir / "rounds.jsonl.tmp"
-        tmp.write_text(lines, encoding="utf-8")
-        os.replace(tmp, self.out_dir / "rounds.jsonl")
+        write_json(self.out_dir / "wenet_state.json", self.state)
+        write_jsonl(self.out_dir / "rounds.jsonl", self.state["rounds"])
 
     def _round_dir(self, index: int) -> Path:
         return self.out_dir / "rounds" / f"round-{index:04d}"
@@ -370,16 +330,14 @@ class WenetSearch(Strategy):
         if self.config.keep_round_checkpoints:
             return
         for r in range(self.state["round"]):
-            shutil.rmtree(self._round_dir(r) / "checkpoints", ignore_errors=True)
+            shutil.rmtree(self._round_dir(r) / CHECKPOINTS, ignore_errors=True)
 
     # ----------------------------------------------------------------- loop
     def _run_round(self, corpus: Corpus, callbacks: CallbackList) -> None:
         c, s = self.config, self.state
         current = s["current"]
         r = current["round"]
-        settings = {f.name: getattr(c, f.name) for f in dataclasses.fields(WenetConfig)}
-        settings.update(seed=current["seed"])
-        round_config = WenetRoundConfig(**settings, epochs=c.round_epochs, round=r)
+        round_config = dataclasses.replace(c, seed=current["seed"])
         networks = current["networks"]
         runner = WenetRound(round_config, [self.genotype_of(i) for i in networks])
         result = runner.search(corpus, self._round_dir(r), [_RoundCallbacks(callbacks, r, s["global_step"])])
@@ -403,13 +361,13 @@ class WenetSearch(Strategy):
             "step": s["global_step"], "round": r, "networks": len(networks), "best_weight": summary["best_weight"],
             "kept_weight": float(weights[order[: c.seed_size]].sum()), "valid_ppl": summary["valid_ppl"],
             "pool_left": c.pool_size - s["position"], "best": json.dumps(summary["best"]),
-            "sorted_weights": sorted_weights_image(weights, keep=c.seed_size)})
+            "sorted_weights": weights[order], f"sorted_weights{KEEP_SUFFIX}": c.seed_size})
 
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
         c = self.config
         self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        open_run(self.out_dir, "search", self.name, c)
         callbacks = CallbackList(callbacks)
         path = self.out_dir / "wenet_state.json"
         if path.exists():

@@ -1,0 +1,59 @@
+"""Atomic writes: a failed write leaves the old file whole, and JSON / JSONL round trips."""
+import json
+import os
+
+import pytest
+
+from tfnas.runs import atomic
+from tfnas.runs.atomic import append_jsonl, read_json, write_json, write_jsonl, write_text
+
+
+def _fail_on_replace(monkeypatch):
+    def replace(src, dst):
+        raise OSError("disk full (simulated) before the rename")
+
+    monkeypatch.setattr(atomic.os, "replace", replace)
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: write_json(path, {"step": 2}),
+    lambda path: write_jsonl(path, [{"step": 2}]),
+    lambda path: write_text(path, "new"),
+])
+def test_a_write_that_fails_before_the_rename_leaves_the_old_file_intact(tmp_path, monkeypatch, write):
+    path = tmp_path / "state.json"
+    path.write_text('{"step": 1}\n', encoding="utf-8")
+    _fail_on_replace(monkeypatch)
+    with pytest.raises(OSError, match="disk full"):
+        write(path)
+    assert path.read_text(encoding="utf-8") == '{"step": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]       # no temporary file left
+
+
+def test_a_write_replaces_the_file_through_one_rename(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    write_json(path, {"step": 1})
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda src, dst: (renames.append((src.name, dst.name)), real(src, dst)))
+    write_json(path, {"step": 2, "loss": 1.5})
+    assert renames == [(".state.json.tmp", "state.json")]
+    assert read_json(path) == {"step": 2, "loss": 1.5}
+
+
+def test_jsonl_rewrite_and_append(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    write_jsonl(path, [{"trial": 0}, {"trial": 1}])
+    append_jsonl(path, {"trial": 2, "ppl": float("inf")})
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["trial"] for line in lines] == [0, 1, 2]
+    assert json.loads(lines[2])["ppl"] == float("inf")
+    write_jsonl(path, [{"trial": 0}])
+    assert path.read_text(encoding="utf-8") == '{"trial": 0}\n'
+
+
+def test_read_json_names_a_file_that_is_not_json(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON: Expecting property name"):
+        read_json(path)

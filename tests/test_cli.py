@@ -1,0 +1,90 @@
+"""The ``tfnas`` command: flags generated from the config fields, their parsing, and which errors exit 2."""
+import dataclasses
+
+import pytest
+
+from tfnas import cli
+from tfnas.config import TrainConfig
+from tfnas.errors import TfnasError
+from tfnas.strategies.registry import STRATEGIES
+
+
+def flag_paths(config_class):
+    return {flag.path for flag in cli.setting_flags(config_class)}
+
+
+def field_paths(config_class, prefix="", nested=False):
+    out = set()
+    for f in dataclasses.fields(config_class):
+        sub = cli.nested_class(config_class, f.name)
+        if sub is not None:
+            out |= field_paths(sub, f"{prefix}{f.name}.", nested=True)
+        elif not (nested and f.name in cli.PARENT_SETTINGS):
+            out.add(f"{prefix}{f.name}")
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_every_setting_of_a_strategy_is_a_flag(name):
+    assert flag_paths(STRATEGIES[name].config_class) == field_paths(STRATEGIES[name].config_class)
+
+
+def test_every_training_setting_is_a_flag():
+    assert flag_paths(TrainConfig) == field_paths(TrainConfig)
+
+
+def test_strategy_help_lists_its_settings_with_their_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["search", "--strategy", "wenet", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--pool-size INT T: random networks drawn without repeats (Algorithm 1) (default: 10000)" in text
+    assert "--nhid INT hidden units of the cell (default: 200)" in text             # WeNet's model, not 850
+    assert "--order" not in text                                                    # a DARTS setting
+
+
+def parse(argv):
+    args = cli.build_parser(argv).parse_args(argv)
+    return args, cli.overrides_from_args(args, args.setting_flags)
+
+
+def test_flags_parse_to_nested_typed_overrides():
+    _, overrides = parse(["search", "--strategy", "darts", "--out", "o", "--nhid", "32", "--max-steps", "none",
+                          "--ops", "none", "tanh", "--no-recompute", "--lr", "2.5"])
+    assert overrides == {"model": {"nhid": 32, "recompute": False}, "max_steps": None, "ops": ["none", "tanh"],
+                         "lr": 2.5}
+    _, overrides = parse(["search", "--strategy", "random", "--out", "o", "--child-max-steps", "3",
+                          "--child-nhid", "16", "--max-trials", "4"])
+    assert overrides == {"child": {"max_steps": 3, "model": {"nhid": 16}}, "max_trials": 4}
+
+
+def test_a_flag_of_another_strategy_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        parse(["search", "--strategy", "random", "--out", "o", "--order", "2"])
+    assert "unrecognized arguments: --order 2" in capsys.readouterr().err
+
+
+def test_user_errors_exit_2_on_one_line_and_bugs_keep_their_traceback(monkeypatch, tmp_path, capsys):
+    assert cli.main(["search", "--strategy", "simulated-annealing", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown strategy 'simulated-annealing'" in err
+
+    def fail(kind):
+        def command(args):
+            raise kind("boom")
+        return command
+
+    monkeypatch.setattr(cli, "cmd_show", fail(TfnasError))
+    assert cli.main(["show", "darts_v2"]) == 2
+    monkeypatch.setattr(cli, "cmd_show", fail(RuntimeError))
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["show", "darts_v2"])
+
+
+def test_show_describes_dag_and_tree_genotypes(capsys):
+    assert cli.main(["show", "darts_v2"]) == 0
+    out = capsys.readouterr().out
+    assert "  first node: darts (tanh)\n  node 1: sigmoid(0)\n  node 2: relu(1)" in out
+    assert "  output: mean of nodes [1, 2, 3, 4, 5, 6, 7, 8]" in out
+    assert cli.main(["show", "nascell"]) == 0
+    assert "tree of base 8 (15 nodes, root 14)" in capsys.readouterr().out

@@ -1,0 +1,125 @@
+"""Settings: published defaults, inherited help, merging at every depth, presets that hold only differences."""
+import dataclasses
+
+import pytest
+import yaml
+
+from tfnas.config import (ModelConfig, TrainConfig, from_dict, load_preset, merge, preset_dir, preset_names,
+                          search_config, setting, settings, train_config)
+from tfnas.strategies.black_box.loop import BlackBoxConfig
+from tfnas.strategies.black_box.reinforce import ReinforceConfig
+from tfnas.strategies.one_shot.darts import DartsConfig, NasabnConfig
+from tfnas.strategies.one_shot.enas import EnasConfig
+from tfnas.strategies.one_shot.loop import OneShotConfig
+from tfnas.strategies.one_shot.wenet import WenetConfig
+from tfnas.strategies.registry import STRATEGIES
+
+CONFIG_CLASSES = [TrainConfig, ModelConfig] + [spec.config_class for spec in STRATEGIES.values()]
+
+
+def leaves(data, prefix=""):
+    for key, value in data.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_darts_evaluation_defaults_are_the_papers():
+    """Liu et al., ICLR 2019, appendix A.2.2 (PTB evaluation)."""
+    c = TrainConfig()
+    assert (c.model.emsize, c.model.nhid, c.batch_size, c.bptt, c.lr, c.clip, c.wdecay) == (850, 850, 64, 35, 20.0,
+                                                                                           0.25, 8e-7)
+    assert (c.model.dropout, c.model.dropouth, c.model.dropoutx, c.model.dropouti, c.model.dropoute) == (
+        0.75, 0.25, 0.75, 0.2, 0.1)
+    assert (c.beta, c.epochs, c.seed) == (1e-3, 8000, 1267)
+
+
+def test_darts_search_defaults_are_the_papers():
+    """Liu et al., appendix A.1.2 (PTB search)."""
+    c = DartsConfig()
+    assert (c.steps, c.model.emsize, c.model.nhid, c.batch_size, c.lr, c.wdecay, c.clip) == (8, 300, 300, 256, 20.0,
+                                                                                            5e-7, 0.25)
+    assert (c.arch_lr, c.arch_wdecay, c.epochs, c.order) == (3e-3, 1e-3, 50, 1)
+    assert (c.model.dropouti, c.model.dropout, c.model.dropouth, c.model.dropoutx) == (0.2, 0.75, 0.25, 0.75)
+    assert NasabnConfig().search_attention and NasabnConfig().steps == 9
+
+
+def test_enas_and_zoph_le_defaults_are_the_papers():
+    e = EnasConfig()        # Pham et al., section 3.1
+    assert (e.steps, e.lr, e.clip, e.batch_size, e.bptt, e.epochs) == (12, 20.0, 0.25, 64, 35, 150)
+    assert (e.controller_units, e.controller_lr, e.controller_init_range) == (100, 3.5e-4, 0.1)
+    assert (e.temperature, e.tanh_constant, e.entropy_weight, e.reward, e.reward_c) == (5.0, 2.5, 1e-4, "inv", 80.0)
+    assert e.model.cell_init_range == 0.05
+    r = ReinforceConfig()   # Zoph & Le, section 4.2
+    assert (r.controller_units, r.controller_layers, r.controller_lr, r.controller_init_range) == (35, 2, 6e-4, 0.08)
+    assert (r.space, r.base, r.reward, r.trials_per_round) == ("tree", 8, "inv_square", 10)
+
+
+def test_wenet_defaults_are_the_papers():
+    w = WenetConfig()       # Huang & Xiang, PTB settings
+    assert (w.pool_size, w.network_batch, w.seed_size, w.steps) == (10_000, 100, 20, 8)
+    assert (w.model.emsize, w.model.nhid, w.batch_size, w.bptt) == (200, 200, 20, 35)
+
+
+@pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
+def test_every_setting_has_help(cls):
+    missing = [f.name for f in dataclasses.fields(cls) if not f.metadata.get("help")]
+    assert not missing
+
+
+def test_a_redeclared_default_keeps_the_base_fields_help_and_resumable_flag():
+    base = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    one_shot = {f.name: f for f in dataclasses.fields(OneShotConfig)}
+    assert OneShotConfig().batch_size == 256 and TrainConfig().batch_size == 64
+    assert one_shot["batch_size"].metadata == base["batch_size"].metadata
+    assert one_shot["max_steps"].metadata["resumable"] and not one_shot["seed"].metadata["resumable"]
+    wenet = {f.name: f for f in dataclasses.fields(WenetConfig)}
+    assert not wenet["max_steps"].metadata["resumable"]          # a per-round cap: part of what is searched
+
+    @settings
+    class Child(TrainConfig):
+        lr: float = 1.0
+        extra: int = setting(3, help="an extra setting", resumable=True)
+
+    fields = {f.name: f for f in dataclasses.fields(Child)}
+    assert fields["lr"].metadata["help"] == base["lr"].metadata["help"] and fields["extra"].metadata["resumable"]
+
+
+def test_merge_is_deep_at_every_level():
+    config = merge(BlackBoxConfig(), {"child": {"model": {"dropout": 0.5}}})
+    merged = merge(config, {"child": {"model": {"nhid": 7}, "max_steps": 9}})
+    assert (merged.child.model.nhid, merged.child.model.dropout, merged.child.max_steps) == (7, 0.5, 9)
+    assert merged.child.model.emsize == config.child.model.emsize
+
+
+def test_a_preset_and_a_nested_flag_merge_key_by_key():
+    config = search_config("random", STRATEGIES["random"].config_class, "quick_random",
+                           {"child": {"model": {"nhid": 48}}})
+    assert config.child.model.nhid == 48 and config.child.model.emsize == 32       # emsize from the preset
+    assert config.child.max_steps == 40
+    trained = train_config("quick_train", {"model": {"nhid": 100}})
+    assert (trained.model.nhid, trained.model.dropout, trained.model.emsize) == (100, 0.4, 200)
+
+
+def test_unknown_keys_and_other_strategies_presets_are_refused():
+    with pytest.raises(ValueError, match=r"config.model: unknown key 'nhidd'"):
+        from_dict(TrainConfig, {"model": {"nhidd": 3}})
+    with pytest.raises(ValueError, match="preset 'quick_wenet' is for strategy 'wenet', not 'darts'"):
+        search_config("darts", DartsConfig, "quick_wenet")
+    with pytest.raises(FileNotFoundError, match="train presets: .*quick_train"):
+        train_config("no_such_preset")
+
+
+@pytest.mark.parametrize("kind, name", [(k, n) for k in ("search", "train") for n in preset_names(k)])
+def test_presets_hold_only_what_differs_from_the_defaults_and_cite_it(kind, name):
+    data = load_preset(name, kind)
+    strategy = data.pop("strategy", None)
+    assert (strategy is None) == (kind == "train")
+    defaults = TrainConfig() if kind == "train" else STRATEGIES[strategy].config_class()
+    default_values = dict(leaves(dataclasses.asdict(defaults)))
+    repeated = [key for key, value in leaves(data) if key != "dataset" and default_values[key] == value]
+    assert not repeated, f"{name} repeats defaults: {repeated}"
+    text = (preset_dir(kind) / f"{name}.yaml").read_text(encoding="utf-8")
+    assert text.startswith("#"), "a preset starts with a comment saying where its values come from"
+    assert yaml.safe_load(text) is not None

@@ -1,0 +1,75 @@
+"""Atomic file writes for run folders: a file is replaced whole or not at all.
+
+Every writer puts its bytes into a hidden temporary file beside the target
+(``.NAME.tmp``) and renames it over the target with `os.replace`, which is
+atomic on POSIX and Windows: a run killed at any moment (even by SIGKILL)
+leaves either the old file or the new one, never a torn one. The one
+exception is `append_jsonl`, which appends a single line (a killed run can
+at worst leave a last line cut short).
+
+Pure Python: no TensorFlow.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+
+@contextlib.contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary path to write; when the block ends without error it replaces ``path`` atomically.
+
+    If the block raises, ``path`` keeps its old content and the temporary
+    file is removed.
+
+    Example::
+
+        with replacing(folder / "weights.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Replaces ``path`` with ``text`` (UTF-8), atomically."""
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _json_line(record: Any) -> str:
+    return json.dumps(record, default=float) + "\n"
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    """Replaces ``path`` with ``payload`` as indented JSON, atomically (NumPy scalars become floats)."""
+    write_text(path, json.dumps(payload, indent=1, default=float) + "\n")
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:
+    """Replaces ``path`` with one JSON line per record, atomically."""
+    write_text(path, "".join(_json_line(r) for r in records))
+
+
+def append_jsonl(path: str | Path, record: Any) -> None:
+    """Appends ``record`` to ``path`` as one JSON line (the file is created if needed)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(_json_line(record))
+
+
+def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a file that is not JSON raises a one-line `ValueError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from None

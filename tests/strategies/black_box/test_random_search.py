@@ -25,15 +25,15 @@ def test_random_search_is_reproducible_by_seed_and_unique(tmp_path, tiny_corpus)
     a, ra = run(tmp_path, corpus, "a", seed=11)
     b, rb = run(tmp_path, corpus, "b", seed=11)
     c, _ = run(tmp_path, corpus, "c", seed=12)
-    keys = [t["key"] for t in a.trials]
-    assert keys == [t["key"] for t in b.trials] and len(keys) == 30
+    keys = [t.key for t in a.trials]
+    assert keys == [t.key for t in b.trials] and len(keys) == 30
     assert len(set(keys)) == 30  # no genotype proposed twice
-    assert keys != [t["key"] for t in c.trials]
+    assert keys != [t.key for t in c.trials]
     assert ra.genotype == rb.genotype
-    assert ra.metrics["valid_ppl"] == min(t["ppl"] for t in a.trials)
+    assert ra.metrics["valid_ppl"] == min(t.ppl for t in a.trials)
     # Proposals are uniform draws of TreeSpace.sample_unique with the seeded generator.
     expected = TreeSpace(2).sample_unique(4, np.random.default_rng(11))
-    assert [TreeGenotype.from_dict(t["genotype"]) for t in a.trials[:4]] == expected
+    assert [TreeGenotype.from_dict(t.genotype) for t in a.trials[:4]] == expected
 
 
 def test_cli_random_tree_search_with_short_training_then_train(tmp_path, tiny_corpus, capsys):

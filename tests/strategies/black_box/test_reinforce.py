@@ -25,14 +25,14 @@ def test_controller_beats_random_search_on_synthetic_reward(tmp_path, tiny_corpu
     rl.search(corpus, tmp_path / "rl")
     rs = RandomSearch(RandomConfig(**common), evaluator=synthetic(space))
     rs.search(corpus, tmp_path / "rs")
-    rl_rewards = np.array([t["reward"] for t in rl.trials])
-    rs_rewards = np.array([t["reward"] for t in rs.trials])
+    rl_rewards = np.array([t.reward for t in rl.trials])
+    rs_rewards = np.array([t.reward for t in rs.trials])
     assert len(rl_rewards) == len(rs_rewards) == 200
     # Both start alike; after 30 updates the controller samples far better cells.
     assert rl_rewards[:25].mean() < 1.5 * rs_rewards.mean()
     assert rl_rewards[-50:].mean() > 1.8 * rs_rewards[-50:].mean()
     assert rl.history[-1]["entropy"] < 0.5 * rl.history[0]["entropy"]
-    assert min(t["ppl"] for t in rl.trials) <= min(t["ppl"] for t in rs.trials)
+    assert min(t.ppl for t in rl.trials) <= min(t.ppl for t in rs.trials)
 
 
 def final_controller(out):
@@ -55,7 +55,7 @@ def test_killed_reinforce_search_resumes_exactly(tmp_path, tiny_corpus):
     result = resumed.search(corpus, tmp_path / "cut")
     assert result.genotype == full.genotype
     full_trials = [json.loads(line) for line in (tmp_path / "full" / "trials.jsonl").read_text().splitlines()]
-    assert resumed.trials == full_trials
+    assert [t.to_dict() for t in resumed.trials] == full_trials
     for a, b in zip(final_controller(tmp_path / "full"), final_controller(tmp_path / "cut")):
         np.testing.assert_array_equal(a, b)
 
@@ -66,10 +66,10 @@ def test_failed_evaluations_are_retried_then_recorded(tmp_path, tiny_corpus):
     config = RandomConfig(space="dag", steps=2, max_trials=4, trials_per_round=2, seed=0, trial_retries=1)
     search = RandomSearch(config, evaluator=FailingEvaluator(synthetic(space), failures=1))
     search.search(corpus, tmp_path / "retry")
-    assert [t["status"] for t in search.trials] == ["ok"] * 4
+    assert [t.status for t in search.trials] == ["ok"] * 4
     failing = RandomSearch(RandomConfig(**{**config.__dict__, "trial_retries": 0, "max_trials": 2}),
                            evaluator=FailingEvaluator(synthetic(space), failures=100))
     with pytest.raises(Exception, match="all 2 trials failed"):
         failing.search(corpus, tmp_path / "fail")
-    assert [(t["status"], t["ppl"], t["reward"]) for t in failing.trials] == [("failed", None, 0.0)] * 2
-    assert "simulated evaluation failure" in failing.trials[0]["error"]
+    assert [(t.status, t.ppl, t.reward) for t in failing.trials] == [("failed", None, 0.0)] * 2
+    assert "simulated evaluation failure" in failing.trials[0].error

@@ -126,9 +126,9 @@ def test_random_search_scores_with_the_enas_shared_weights(enas_runs):
     # The space is the shared weights' (3 steps, ENAS node 0, loose ends), not the config's default DAG space.
     assert search.space == DagSpace(3, first_node="enas", output="loose_ends")
     evaluator = WeightSharingEvaluator.from_search(root / "full", corpus=corpus, max_batches=2)
-    genotypes = [search.space.decode(t["choices"]) for t in search.trials]
-    np.testing.assert_allclose([t["ppl"] for t in search.trials], evaluator.evaluate(genotypes), rtol=1e-6)
-    assert result.metrics["valid_ppl"] == min(t["ppl"] for t in search.trials)
+    genotypes = [search.space.decode(t.choices) for t in search.trials]
+    np.testing.assert_allclose([t.ppl for t in search.trials], evaluator.evaluate(genotypes), rtol=1e-6)
+    assert result.metrics["valid_ppl"] == min(t.ppl for t in search.trials)
 
 
 def test_a_blown_up_loss_restores_the_checkpoint_at_half_the_learning_rate(enas_runs, tmp_path):

@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import enum
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -118,6 +120,50 @@ def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | Tr
     return DagSpace(config.steps, first_node=config.first_node, output=config.output)
 
 
+class TrialStatus(str, enum.Enum):
+    """How a trial got its score."""
+
+    OK = "ok"            #: evaluated
+    CACHED = "cached"    #: a genotype tried before: its score was reused (``reuse_scores``)
+    FAILED = "failed"    #: every attempt raised; no perplexity, reward 0
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One evaluated genotype: a line of ``trials.jsonl`` and of the saved state.
+
+    Attributes:
+        trial: its index in the search.
+        round: the round that proposed it.
+        key: `genotype_key` of the genotype.
+        genotype: the genotype's JSON object, without provenance.
+        choices: its token choices in the search space (`SearchSpace.encode`).
+        ppl: validation perplexity, or None when it failed or diverged.
+        reward: the reward of that perplexity (0 when it failed).
+        status: a `TrialStatus`.
+        error: the last error of a failed trial.
+    """
+
+    trial: int
+    round: int
+    key: str
+    genotype: dict[str, Any]
+    choices: list[int]
+    ppl: float | None
+    reward: float
+    status: TrialStatus
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {**dataclasses.asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Trial":
+        """Inverse of `to_dict`."""
+        return cls(**{**data, "status": TrialStatus(data["status"])})
+
+
 def _json_ppl(ppl: float) -> float | None:
     return ppl if math.isfinite(ppl) else None
 
@@ -145,7 +191,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def propose(self, n: int) -> list[AnyGenotype]:
         """The next ``n`` genotypes to evaluate (fewer only when the space is exhausted)."""
 
-    def observe(self, trials: list[dict[str, Any]]) -> dict[str, float]:
+    def observe(self, trials: list[Trial]) -> dict[str, float]:
         """Learns from the round's finished trials; returns numbers to log."""
         return {}
 
@@ -182,15 +228,15 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def reward(self, ppl: float) -> float:
         return perplexity_reward(ppl, self.config.reward_c, self.config.reward)
 
-    def _evaluate(self, proposals: list[AnyGenotype]) -> list[tuple[float, str, str | None]]:
+    def _evaluate(self, proposals: list[AnyGenotype]) -> list[tuple[float, TrialStatus, str | None]]:
         """``(ppl, status, error)`` per proposal, with score reuse and retries."""
         c = self.config
-        results: list[tuple[float, str, str | None] | None] = [None] * len(proposals)
+        results: list[tuple[float, TrialStatus, str | None] | None] = [None] * len(proposals)
         pending = []
         for i, g in enumerate(proposals):
             key = genotype_key(g)
             if c.reuse_scores and key in self.score_cache:
-                results[i] = (self.score_cache[key], "cached", None)
+                results[i] = (self.score_cache[key], TrialStatus.CACHED, None)
             else:
                 pending.append(i)
         errors: dict[int, str] = {}
@@ -207,15 +253,15 @@ class BlackBoxSearch(Strategy, abc.ABC):
                     errors[i] = f"{type(outcome).__name__}: {outcome}"
                     failed.append(i)
                 else:
-                    results[i] = (float(outcome), "ok", None)
+                    results[i] = (float(outcome), TrialStatus.OK, None)
             pending = failed
         for i in pending:
-            results[i] = (math.inf, "failed", errors[i])
+            results[i] = (math.inf, TrialStatus.FAILED, errors[i])
         return results  # type: ignore[return-value]
 
     # ----------------------------------------------------------- run state
     def _save(self) -> Path:
-        state = {"round": self.round, "trials": self.trials, "history": self.history,
+        state = {"round": self.round, "trials": [t.to_dict() for t in self.trials], "history": self.history,
                  "rng": self.rng.bit_generator.state, "extra": self.extra_state()}
         path = self.checkpoints.save(self.round, self.state_variables(), state)
         self.callbacks.on_event("checkpoint", {"step": self.round, "path": str(path)})
@@ -223,22 +269,23 @@ class BlackBoxSearch(Strategy, abc.ABC):
 
     def _restore(self, path: Path) -> None:
         state, _ = self.checkpoints.restore(path, self.state_variables())
-        self.round, self.trials, self.history = state["round"], state["trials"], state["history"]
+        self.round, self.history = state["round"], state["history"]
+        self.trials = [Trial.from_dict(t) for t in state["trials"]]
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state["extra"])
         self._rewrite_trials_file()
 
     def _rewrite_trials_file(self) -> None:
-        write_jsonl(self.out_dir / "trials.jsonl", self.trials)
+        write_jsonl(self.out_dir / "trials.jsonl", [t.to_dict() for t in self.trials])
 
     @property
     def score_cache(self) -> dict[str, float]:
-        return {t["key"]: (math.inf if t["ppl"] is None else t["ppl"])
-                for t in self.trials if t["status"] != "failed"}
+        return {t.key: (math.inf if t.ppl is None else t.ppl)
+                for t in self.trials if t.status is not TrialStatus.FAILED}
 
-    def best_trial(self) -> dict[str, Any] | None:
-        ok = [t for t in self.trials if t["ppl"] is not None]
-        return min(ok, key=lambda t: (t["ppl"], t["trial"])) if ok else None
+    def best_trial(self) -> Trial | None:
+        ok = [t for t in self.trials if t.ppl is not None]
+        return min(ok, key=lambda t: (t.ppl, t.trial)) if ok else None
 
     # ----------------------------------------------------------------- loop
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
@@ -280,23 +327,22 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 break
             new = []
             for g, (ppl, status, error) in zip(proposals, self._evaluate(proposals)):
-                trial = {"trial": len(self.trials) + len(new), "round": self.round, "key": genotype_key(g),
-                         "genotype": {k: v for k, v in g.to_dict().items() if k != "provenance"},
-                         "choices": [int(x) for x in self.space.encode(g)], "ppl": _json_ppl(ppl),
-                         "reward": self.reward(ppl), "status": status, "error": error}
-                new.append(trial)
+                new.append(Trial(trial=len(self.trials) + len(new), round=self.round, key=genotype_key(g),
+                                 genotype={k: v for k, v in g.to_dict().items() if k != "provenance"},
+                                 choices=[int(x) for x in self.space.encode(g)], ppl=_json_ppl(ppl),
+                                 reward=self.reward(ppl), status=status, error=error))
             self.trials += new
             for trial in new:
-                append_jsonl(self.out_dir / "trials.jsonl", trial)
+                append_jsonl(self.out_dir / "trials.jsonl", trial.to_dict())
             logs = self.observe(new)
             self.round += 1
             best = self.best_trial()
-            ppls = [t["ppl"] for t in new if t["ppl"] is not None]
+            ppls = [t.ppl for t in new if t.ppl is not None]
             round_logs = {"step": self.round, "trials": len(self.trials),
-                          "reward": float(np.mean([t["reward"] for t in new])),
+                          "reward": float(np.mean([t.reward for t in new])),
                           "round_best_ppl": min(ppls) if ppls else math.inf,
-                          "best_ppl": best["ppl"] if best else math.inf,
-                          "failed": sum(t["status"] == "failed" for t in new), **logs}
+                          "best_ppl": best.ppl if best else math.inf,
+                          "failed": sum(t.status is TrialStatus.FAILED for t in new), **logs}
             self.history.append({k: (_json_ppl(v) if isinstance(v, float) else v) for k, v in round_logs.items()})
             if self.round % c.checkpoint_interval == 0 or len(self.trials) >= c.max_trials:
                 self._save()
@@ -308,12 +354,12 @@ class BlackBoxSearch(Strategy, abc.ABC):
             raise SearchDivergedError(f"all {len(self.trials)} trials failed; no genotype was written "
                                       f"(see {self.out_dir / 'trials.jsonl'})")
         metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
-                   "valid_ppl": best["ppl"], "best_trial": best["trial"], "strategy": self.name,
-                   "failed": sum(t["status"] == "failed" for t in self.trials)}
-        genotype = with_provenance(genotype_from_dict(best["genotype"]), self.name, self.config, metrics)
+                   "valid_ppl": best.ppl, "best_trial": best.trial, "strategy": self.name,
+                   "failed": sum(t.status is TrialStatus.FAILED for t in self.trials)}
+        genotype = with_provenance(genotype_from_dict(best.genotype), self.name, self.config, metrics)
         result = SearchResult(genotype, self.history, metrics)
         result.save(self.out_dir)
-        self.callbacks.on_event("end", {"step": self.round, "trials": len(self.trials), "valid_ppl": best["ppl"],
+        self.callbacks.on_event("end", {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,
                                         "genotype": json.dumps(genotype.to_tokens())})
         self.callbacks.close()
         return result

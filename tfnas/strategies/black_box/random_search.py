@@ -24,6 +24,6 @@ class RandomSearch(BlackBoxSearch):
     name = "random"
 
     def propose(self, n: int) -> list[AnyGenotype]:
-        tried = [genotype_from_dict(t["genotype"]) for t in self.trials]
+        tried = [genotype_from_dict(t.genotype) for t in self.trials]
         left = self.space.size() - len(set(tried))
         return self.space.sample_unique(min(n, left), self.rng, exclude=tried)

@@ -12,13 +12,11 @@ uninterrupted one would have.
 """
 from __future__ import annotations
 
-from typing import Any
-
-from tfnas.genotypes.files import AnyGenotype
 from tfnas.config import ControllerConfig, settings
-from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch
+from tfnas.genotypes.files import AnyGenotype
 from tfnas.policies.controller import Controller
 from tfnas.policies.reinforce import Reinforce
+from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
 
 
 @settings
@@ -49,7 +47,7 @@ class ReinforceSearch(BlackBoxSearch):
         choices, _, _ = self.reinforce.sample(n, [self.config.seed, self.round])
         return [self.space.decode(row) for row in choices]
 
-    def observe(self, trials: list[dict[str, Any]]) -> dict[str, float]:
-        logs = self.reinforce.update([t["choices"] for t in trials], [t["reward"] for t in trials])
+    def observe(self, trials: list[Trial]) -> dict[str, float]:
+        logs = self.reinforce.update([t.choices for t in trials], [t.reward for t in trials])
         return {"baseline": logs["baseline"], "entropy": logs["entropy"], "controller_loss": logs["loss"],
                 "advantage": logs["advantage"], "grad_norm": logs["grad_norm"]}

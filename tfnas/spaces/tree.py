@@ -1,24 +1,7 @@
 """The tree search space of Zoph & Le (ICLR 2017, section 3.2 and appendix A).
 
-A cell is a full binary tree with ``base`` leaves (base 8 in the paper,
-``2 * base - 1`` nodes). Nodes are numbered leaves first, then level by
-level towards the root (base 8: leaves 0..7, then 8..11, 12..13, root 14);
-internal node ``base + k`` reads the two nodes ``2k`` and ``2k + 1``.
-Every node picks a combination (``add`` or ``elem_mult``) and an
-activation (``identity``, ``tanh``, ``sigmoid``, ``relu``)::
-
-    leaf k:      a_k = act_k(comb_k(x_t W_x^k, h_{t-1} W_h^k [+ b^k]))
-    internal k:  a_k = act_k(comb_k(a_left, a_right))
-
-Two more choices wire the memory cell: ``inject_node`` receives
-``c_{t-1}`` after its activation, ``a_k <- act_inj(comb_inj(a_k, c_{t-1}))``
-(the injected value is what its parent reads), and ``cell_node`` gives
-``c_t``, the output of that node *before* its activation (for the inject
-node: before activation and injection). The root's output is ``h_t``.
-
-The token sequence follows the order of the paper's controller (Figure 5):
-per node its combination then activation, then the inject combination and
-activation, then the "cell indices" ``cell_node`` and ``inject_node``.
+The cells, their node numbering, equations and token order are described
+in `tfnas.genotypes.tree`; this module samples, counts and encodes them.
 Tokens are local choice indices: position ``p`` takes values in
 ``range(space.token_choices()[p])``.
 

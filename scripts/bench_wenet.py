@@ -77,14 +77,14 @@ def run_variant(variant: str, s: dict) -> dict:
             return [tf.nn.softmax(self.logits)] + [c.prepare() for c in self.cells]
 
         def transition(self, x_proj, states, prepared, h_mask=None):
-            probs, u = prepared[0], self.units
-            outs = [c.transition(x_proj[:, k * u:(k + 1) * u], states, prepared[1 + k], h_mask)[0]
+            probs, width = prepared[0], x_proj.shape[-1] // len(self.cells)  # each cell's input projection
+            outs = [c.transition(x_proj[:, k * width:(k + 1) * width], states, prepared[1 + k], h_mask)[0]
                     for k, c in enumerate(self.cells)]
             h = tf.add_n([probs[k] * o for k, o in enumerate(outs)])
             return h, [h]
 
     keras.utils.set_random_seed(0)
-    genotypes = DagSpace(s["steps"], first_node="wenet").sample_unique(s["networks"], np.random.default_rng(0))
+    genotypes = DagSpace(s["steps"]).sample_unique(s["networks"], np.random.default_rng(0))
     weighted = WeightedCells.from_genotypes(genotypes, s["nhid"], s["emsize"], norm=s["norm"], seed=1)
     weighted.network_logits.assign(np.random.default_rng(1).normal(size=s["networks"]).astype("float32"))
     if variant == "vectorised":

@@ -38,7 +38,8 @@ def test_strategy_help_lists_its_settings_with_their_defaults(capsys):
         cli.main(["search", "--strategy", "wenet", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "--pool-size INT T: random networks drawn without repeats (Algorithm 1) (default: 10000)" in text
+    assert ("--pool-size INT T: random networks in the pool (Algorithm 1; tfnas draws them distinct) "
+            "(default: 10000)") in text
     assert "--nhid INT hidden units of the cell (default: 200)" in text             # WeNet's model, not 850
     assert "--order" not in text                                                    # a DARTS setting
 

@@ -42,7 +42,8 @@ def test_darts_search_defaults_are_the_papers():
                                                                                             5e-7, 0.25)
     assert (c.arch_lr, c.arch_wdecay, c.epochs, c.order) == (3e-3, 1e-3, 50, 1)
     assert (c.model.dropouti, c.model.dropout, c.model.dropouth, c.model.dropoutx) == (0.2, 0.75, 0.25, 0.75)
-    assert NasabnConfig().search_attention and NasabnConfig().steps == 9
+    n = NasabnConfig()      # NASABN section IV-B: 5 learned nodes, the dot head fixed, not searched
+    assert not n.search_attention and n.model.attention == "dot" and n.steps == 5
 
 
 def test_enas_and_zoph_le_defaults_are_the_papers():
@@ -52,7 +53,8 @@ def test_enas_and_zoph_le_defaults_are_the_papers():
     assert (e.temperature, e.tanh_constant, e.entropy_weight, e.reward, e.reward_c) == (5.0, 2.5, 1e-4, "inv", 80.0)
     assert e.model.cell_init_range == 0.05
     r = ReinforceConfig()   # Zoph & Le, section 4.2
-    assert (r.controller_units, r.controller_layers, r.controller_lr, r.controller_init_range) == (35, 2, 6e-4, 0.08)
+    assert (r.controller_units, r.controller_layers, r.controller_lr, r.controller_init_range) == (35, 2, 5e-4, 0.08)
+    assert (r.entropy_weight, r.baseline_decay) == (0.0, 0.95)
     assert (r.space, r.base, r.reward, r.trials_per_round) == ("tree", 8, "inv_square", 10)
 
 
@@ -60,6 +62,7 @@ def test_wenet_defaults_are_the_papers():
     w = WenetConfig()       # Huang & Xiang, PTB settings
     assert (w.pool_size, w.network_batch, w.seed_size, w.steps) == (10_000, 100, 20, 8)
     assert (w.model.emsize, w.model.nhid, w.batch_size, w.bptt) == (200, 200, 20, 35)
+    assert (w.epochs, w.first_node, w.init_noise) == (2, "darts", 0.0)  # Algorithm 2 line 8; section 4.2
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)

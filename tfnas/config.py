@@ -71,22 +71,31 @@ class ModelConfig:
     """Language model around a cell.
 
     Defaults: the DARTS evaluation model (Liu et al., ICLR 2019, appendix
-    A.2.2 and ``rnn/train.py``): emsize = nhid = 850; dropouts 0.75 (output),
-    0.25 (h), 0.75 (x), 0.2 (input), 0.1 (embedding); cell weights in
-    U(-0.04, 0.04) (DARTS code), embedding in U(-0.1, 0.1) and a tied decoder
+    A.2.2 and ``rnn/train.py``): emsize = nhid = 850; one recurrent layer;
+    dropouts 0.75 (output), 0.25 (h), 0.75 (x), 0.2 (input), 0.1
+    (embedding); cell weights and the embedding in U(-0.04, 0.04) (DARTS
+    ``RNNModel.init_weights`` and the cell's initialisation); a tied decoder
     (AWD-LSTM, Merity et al. 2018).
+
+    ``nlayers > 1`` stacks cells as AWD-LSTM does (Zoph & Le, ICLR 2017,
+    section 4.2, train two-layer children): each layer has its own weights
+    and states, and ``dropouth`` is also the locked dropout on the output of
+    every layer but the last (``dropout`` stays on the last one).
     """
 
     emsize: int = setting(850, help="embedding size")
     nhid: int = setting(850, help="hidden units of the cell")
+    nlayers: int = setting(1, help="stacked recurrent layers, each with its own weights (DARTS: 1; Zoph & Le "
+                                   "section 4.2 children: 2)")
     dropout: float = setting(0.75, help="locked dropout on the RNN output")
-    dropouth: float = setting(0.25, help="variational dropout on h inside the cell")
+    dropouth: float = setting(0.25, help="variational dropout on h inside the cell (and locked dropout between "
+                                         "layers when nlayers > 1)")
     dropoutx: float = setting(0.75, help="variational dropout on x inside the cell")
     dropouti: float = setting(0.2, help="locked dropout on the embedded input")
     dropoute: float = setting(0.1, help="embedding (word) dropout")
     tie_weights: bool = setting(True, help="tie the decoder to the embedding (AWD-LSTM)")
     cell_init_range: float = setting(0.04, help="cell weights ~ U(-r, r)")
-    emb_init_range: float = setting(0.1, help="embedding ~ U(-r, r)")
+    emb_init_range: float = setting(0.04, help="embedding ~ U(-r, r) (DARTS RNNModel.init_weights: 0.04)")
     attention: str | None = setting(None, help="attention head on the RNN output (NASABN), or null")
     recompute: bool = setting(False, help="recompute each time step in the backward pass (less memory, same "
                                           "gradients)")
@@ -143,16 +152,20 @@ class TrainConfig(LMRunConfig):
     nonmono: int = setting(5, help="NT-ASGD non-monotone interval")
     eval_interval: int | None = setting(None, help="steps between evaluations (default: every epoch)",
                                         resumable=True)
+    max_rollbacks: int = setting(3, help="non-finite training losses survived by rolling back to the best "
+                                         "weights (DARTS rnn/train.py; the limit is tfnas')", resumable=True)
 
 
 @settings
 class ControllerConfig:
     """The LSTM controller and its REINFORCE training, mixed into the configs of REINFORCE and ENAS.
 
-    Defaults: Zoph & Le (ICLR 2017, section 4.2): 2 layers of 35 units,
-    weights in U(-0.08, 0.08), Adam lr 6e-4; no logit temperature or tanh
-    constant; an exponential-moving-average baseline (decay 0.95, a tfnas
-    choice) and an entropy bonus of 1e-4 (ENAS' value).
+    Defaults: Zoph & Le (ICLR 2017, section 4.1): 2 layers of 35 units,
+    weights in U(-0.08, 0.08), Adam lr 6e-4 (their CIFAR-10 value;
+    `ReinforceConfig` redeclares section 4.2's PTB lr 5e-4 and no entropy
+    bonus); no logit temperature or tanh constant; an
+    exponential-moving-average baseline (decay 0.95, a tfnas choice) and an
+    entropy bonus of 1e-4 (ENAS' value, kept by `EnasConfig`).
     """
 
     controller_units: int = setting(35, help="LSTM units of the controller")

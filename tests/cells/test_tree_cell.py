@@ -2,6 +2,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnas.cells import CellRNN
 from tfnas.cells.tree_cell import TreeCell
@@ -105,13 +106,29 @@ def test_keras_round_trip(tmp_path, exported_cells):
     assert loaded.layers[1].cell.genotype == g
 
 
-def test_dropout_masks_fixed_per_sequence():
-    g = TreeSpace(base=4).sample(np.random.default_rng(2))
-    cell = TreeCell.from_genotype(g, units=5, input_dim=3, dropout_x=0.5, dropout_h=0.5, seed=4)
-    x = np.ones((2, 6, 3), "float32")
-    a, _ = CellRNN(cell)(x, training=True)
-    b, _ = CellRNN(cell)(x, training=False)
-    assert not np.allclose(a, b)
+def test_dropout_masks_fixed_per_sequence(exported_cells):
+    """In training one x mask and one h mask are drawn per sequence and reused at every step."""
+    g = load_genotype(exported_cells / "nascell.json")
+    cell = TreeCell.from_genotype(g, units=6, input_dim=5, dropout_x=0.5, dropout_h=0.3, seed=4)
+    rng = np.random.default_rng(1)
+    randomise(cell, rng)
+    x = rng.normal(size=(2, 6, 5)).astype("float32")
+    # Capture the masks the layer draws by drawing them again from a copy of the seed state.
+    state = cell.seed_generator.state.numpy().copy()
+    out, _ = CellRNN(cell)(x, training=True)
+    cell.seed_generator.state.assign(state)
+    mx = cell.get_dropout_mask(tf.constant(x[:, 0])).numpy()
+    mh = cell.get_recurrent_dropout_mask(tf.zeros((2, 6))).numpy()
+    cell.reset_dropout_mask()
+    cell.reset_recurrent_dropout_mask()
+    for mask, rate in ((mx, 0.5), (mh, 0.3)):
+        kept = mask[mask != 0]
+        np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
+        assert 0 < kept.size < mask.size
+    h = c = np.zeros((2, 6), "float32")
+    for t in range(6):  # the same two masks at every step
+        h, c = nascell_step(x[:, t] * mx, h * mh, c, cell.kernel.numpy(), cell.recurrent_kernel.numpy())
+        np.testing.assert_allclose(out[:, t], h, atol=2e-5)
 
 
 def test_invalid_arguments_name_the_argument():

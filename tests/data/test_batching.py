@@ -96,6 +96,37 @@ def test_length_distribution_about_95_percent_around_bptt() -> None:
     assert lengths.max() <= bptt + 20 and lengths.min() >= 5
 
 
+def _darts_search_lengths(num_steps: int, bptt: int, seed: int) -> list[int]:
+    """DARTS ``train_search.py``'s loop (its normal jitter commented out), written independently."""
+    rng = np.random.default_rng(seed)
+    lengths, i = [], 0
+    while i < num_steps - 1:
+        seq_len = int(bptt if rng.random() < 0.95 else bptt / 2.0)
+        seq_len = min(seq_len, num_steps - 1 - i)
+        lengths.append(seq_len)
+        i += seq_len
+    return lengths
+
+
+def test_search_lengths_without_jitter_are_bptt_or_half_bptt() -> None:
+    data = np.zeros((2, 100_001), dtype=np.int64)
+    lengths = [s.seq_len for s in epoch_iterator(data, 35, seed=3, epoch=1, seq_len_std=0.0)]
+    assert lengths == _darts_search_lengths(100_001, 35, seed=3 * 100_003 + 1)
+    body = np.array(lengths[:-1])
+    assert set(body.tolist()) == {35, 17}                        # int(35 / 2); no jitter, no clamping
+    half = float(np.mean(body == 17))
+    assert abs(half - 0.05) < 5 * np.sqrt(0.05 * 0.95 / body.size)
+    odd = [s.seq_len for s in BPTTIterator(np.zeros((1, 2001), np.int64), 4, seed=0, seq_len_std=0.0)][:-1]
+    assert set(odd) == {4, 2}                                    # below AWD-LSTM's minimum of 5
+
+
+def test_a_fixed_length_draws_bptt_every_time() -> None:
+    """ENAS (section 3.1): BPTT of 35 throughout."""
+    data = np.zeros((2, 10_001), dtype=np.int64)
+    lengths = [s.seq_len for s in epoch_iterator(data, 35, seed=1, epoch=2, seq_len_std=0.0, full_bptt_prob=1.0)]
+    assert lengths[:-1] == [35] * (10_000 // 35) and lengths[-1] == 10_000 % 35
+
+
 def test_length_bounds_min_5_and_cap_bptt_plus_delta() -> None:
     data = np.zeros((2, 20_000), dtype=np.int64)
     capped = [s.seq_len for s in BPTTIterator(data, 35, seed=3, max_seq_len_delta=0)][:-1]

@@ -13,7 +13,7 @@ from tfnas.export import FORMATS, load_export, load_keras_model, score_file
 
 from support import picked_log_probs
 
-KINDS = ("darts_v2", "attention", "lstm")  # as in conftest.py
+KINDS = ("darts_v2", "attention", "lstm")  # as in tests/conftest.py
 
 
 def cli_perplexity(capsys, *argv) -> float:

@@ -14,8 +14,18 @@ def test_known_cells(exported_cells):
     assert v2.concat == tuple(range(1, 9))
     assert v2.provenance["reported"]["test_ppl"] == 55.7
     enas = load_genotype(exported_cells / "enas.json")
-    assert enas.concat == (2, 5, 6, 9, 10, 11)  # the loose ends, as in the DARTS repository
-    assert load_genotype(exported_cells / "darts_v1.json").nodes[5] == ("identity", 1)
+    # every node as in the DARTS repository's rnn/genotypes.py (ENAS, DARTS_V1)
+    assert enas.nodes == (("tanh", 0), ("tanh", 1), ("relu", 1), ("tanh", 3), ("tanh", 3), ("relu", 3),
+                          ("relu", 4), ("relu", 7), ("relu", 8), ("relu", 8), ("relu", 8))
+    assert enas.concat == (2, 5, 6, 9, 10, 11)  # the loose ends
+    assert enas.provenance["reported"]["darts_recipe"]["test_ppl"] == 58.6  # DARTS Table 2
+    v1 = load_genotype(exported_cells / "darts_v1.json")
+    assert v1.nodes == (("relu", 0), ("relu", 1), ("tanh", 2), ("relu", 3), ("relu", 4), ("identity", 1),
+                        ("relu", 5), ("relu", 1))
+    assert v1.concat == tuple(range(1, 9))
+    # the June-2018 release cell: no first-order search and no perplexity are attributed to it
+    assert "first order" not in v1.provenance["search"]
+    assert "test_ppl" not in v1.provenance["reported"]
 
 
 def test_load_errors_name_the_file(tmp_path):

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tfnas.callbacks import Callback, History
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
-from tfnas.lm.trainer import Trainer
+from tfnas.lm.trainer import NonFiniteLossError, Trainer
 from tfnas.metrics import perplexity
 from tfnas.runs.folder import read_weights
 
@@ -133,3 +134,111 @@ def test_train_step_is_traced_once_for_all_bptt_lengths(tmp_path, tiny_corpus):
     trainer.fit(evaluate_test=False)
     assert len(lengths) >= 3  # the variable BPTT produced several sequence lengths
     assert trainer.train_step.experimental_get_tracing_count() == 1
+
+
+def test_parameter_count_is_printed_and_recorded(tmp_path, tiny_corpus):
+    corpus = load_corpus(tiny_corpus)
+    messages = []
+
+    class Messages(Callback):
+        def on_event(self, kind, logs):
+            if kind == "message":
+                messages.append(logs["text"])
+    result = Trainer(tiny_config(max_steps=1), load_genotype(REPO / "exported_cells" / "darts_v2.json"),
+                     tmp_path / "r", corpus=corpus, callbacks=[Messages()]).fit(evaluate_test=False)
+    # by hand: tied embedding V x E, W0 (E + H) x 2H, 8 nodes H x 2H each, decoder bias V (DARTS appendix A.1.2)
+    v, e, h = len(corpus.vocab), 16, 16
+    expected = v * e + (e + h) * 2 * h + 8 * h * 2 * h + v
+    assert result.params == expected
+    assert json.loads((tmp_path / "r" / "result.json").read_text())["params"] == expected
+    assert f"model: {expected:,} parameters" in messages[0]
+
+
+def test_nt_asgd_trigger_with_a_non_monotone_window(tmp_path, tiny_corpus, monkeypatch):
+    # AWD-LSTM: switch when len(history) > nonmono and loss > min(history[:-nonmono]). With nonmono = 2 the
+    # losses below first satisfy this at the sixth evaluation: 3.1 > min(5, 4, 3); 3.5 and 3.2 do not.
+    losses = iter([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 3.0])
+    trainer = Trainer(tiny_config(nonmono=2), None, tmp_path / "r", corpus=load_corpus(tiny_corpus))
+    monkeypatch.setattr(trainer, "evaluate", lambda data, max_batches=None: next(losses))
+    switched = []
+    for _ in range(7):
+        trainer._validate()
+        switched.append(trainer.asgd)
+    assert switched == [False] * 5 + [True] * 2
+
+
+def _poison_at(trainer, step):
+    """Makes the training step at ``step`` return a NaN loss after writing NaN into the embedding."""
+    real = trainer.train_step
+
+    def step_fn(inputs, targets, states, lr, average):
+        loss, new_states, norm = real(inputs, targets, states, lr, average)
+        if trainer.step + 1 == step and not trainer.rollbacks:
+            trainer.model.trainable_variables[0].assign(np.full(trainer.model.trainable_variables[0].shape, np.nan))
+            return tf.constant(np.nan, tf.float32), new_states, norm
+        return loss, new_states, norm
+    trainer.train_step = step_fn
+
+
+def test_non_finite_loss_rolls_back_to_the_best_weights_and_goes_on(tmp_path, tiny_corpus):
+    trainer = Trainer(tiny_config(max_steps=12, eval_interval=2, checkpoint_interval=100), load_genotype(
+        REPO / "exported_cells" / "darts_v2.json"), tmp_path / "r", corpus=load_corpus(tiny_corpus))
+    _poison_at(trainer, 7)
+    seen = {}
+
+    class AtRollback(Callback):
+        def on_event(self, kind, logs):
+            if kind == "message" and "rolled back" in logs["text"]:
+                seen["weights"] = [v.numpy().copy() for v in trainer.model.trainable_variables]
+                seen["best"] = read_weights(tmp_path / "r", "best").arrays
+            if kind == "train" and "best" in seen:
+                seen.setdefault("epoch", logs["epoch"])
+    trainer.callbacks.callbacks.append(AtRollback())
+    result = trainer.fit(evaluate_test=False)
+    assert result.rollbacks == 1 and result.steps == 12
+    for now, best in zip(seen["weights"], seen["best"], strict=True):
+        np.testing.assert_array_equal(now, best)
+    assert seen["epoch"] == 2  # DARTS goes on with the next epoch
+    for key, value in latest_checkpoint_arrays(tmp_path / "r").items():
+        assert np.isfinite(value).all(), key
+
+
+@pytest.mark.parametrize("max_rollbacks, step, reason", [
+    (0, 7, "0 rollbacks already"), (3, 1, "no evaluated weights to roll back to yet")])
+def test_non_finite_loss_stops_when_it_cannot_roll_back(tmp_path, tiny_corpus, max_rollbacks, step, reason):
+    trainer = Trainer(tiny_config(max_steps=12, eval_interval=2, checkpoint_interval=3, max_rollbacks=max_rollbacks),
+                      None, tmp_path / "r", corpus=load_corpus(tiny_corpus))
+    _poison_at(trainer, step)
+    with pytest.raises(NonFiniteLossError, match=f"training loss is nan at step {step}; {reason}"):
+        trainer.fit(evaluate_test=False)
+    if step == 1:  # nothing was checkpointed yet
+        assert not (tmp_path / "r" / "checkpoints" / "latest").exists()
+        return
+    for key, value in latest_checkpoint_arrays(tmp_path / "r").items():
+        assert np.isfinite(value).all(), key
+
+
+def test_killed_two_layer_run_resumes_to_identical_weights_and_states(tmp_path, tiny_corpus):
+    """model.nlayers = 2 (Zoph & Le section 4.2 children): the flat state list of both layers (a tree cell: [h, c]
+    per layer, four states) is carried across BPTT segments and through a checkpoint, so a killed run resumes
+    exactly."""
+    genotype = load_genotype(REPO / "exported_cells" / "nascell.json")
+    model = ModelConfig(emsize=16, nhid=16, nlayers=2, dropout=0.2, dropouth=0.1, dropoutx=0.1, dropouti=0.1,
+                        dropoute=0.1)
+    corpus = load_corpus(tiny_corpus)
+    full = Trainer(tiny_config(model=model), genotype, tmp_path / "full", corpus=corpus).fit(evaluate_test=False)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_config(model=model), genotype, tmp_path / "cut", corpus=corpus,
+                callbacks=[Kill("train", step=7)]).fit()
+    assert (tmp_path / "cut" / "checkpoints" / "latest").read_text() == "step-6"
+    cut = latest_checkpoint_arrays(tmp_path / "cut")
+    hidden = [cut[f"x_hidden{i}"] for i in range(4)]
+    assert "x_hidden4" not in cut
+    assert all(h.shape == (4, 16) and np.abs(h).max() > 0 for h in hidden)  # mid-epoch: both layers' states
+    resumed = Trainer(tiny_config(model=model), genotype, tmp_path / "cut", corpus=corpus).fit(evaluate_test=False)
+    assert resumed.steps == full.steps == 12
+    a, b = latest_checkpoint_arrays(tmp_path / "full"), latest_checkpoint_arrays(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert resumed.valid_ppl == full.valid_ppl

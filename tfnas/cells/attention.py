@@ -38,7 +38,8 @@ import tensorflow as tf
 from tfnas.cells.validation import check_units
 from tfnas.genotypes.base import ATTENTIONS
 
-#: Every head `make_attention` knows: ``"none"`` (identity, search only) and the genotype's heads.
+#: Every head `make_attention` knows: ``"none"`` (the identity; a search candidate only when listed, as it is
+#: not one of NASABN's) and the genotype's heads.
 ATTENTION_HEADS: tuple[str, ...] = ("none",) + ATTENTIONS
 
 #: Score given to the future positions before the softmax; ``exp`` of it underflows to exactly 0.
@@ -100,9 +101,12 @@ class _CausalHead(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfnas")
 class NoAttention(_CausalHead):
-    """The ``"none"`` candidate of the NASABN mixture: ``y_t = h_t``.
+    """The ``"none"`` candidate of a head search: ``y_t = h_t``.
 
-    Parameter-free; it lets the search decide that no attention is best.
+    Parameter-free; listed among the candidates, it lets the search decide
+    that no attention is best. NASABN does not name it (section III-A,
+    l.87), and DARTS favours parameter-free ops early in a search (l.242),
+    so tfnas offers it only on request.
 
     Args:
         units: size of ``h_t``, a positive integer.

@@ -72,12 +72,17 @@ class Segment(NamedTuple):
 class BPTTIterator:
     """Iterates over ``[batch, time]`` data in (variable-length) BPTT segments.
 
-    With ``variable=True`` (training, as in AWD-LSTM and DARTS) the length of
-    each segment is drawn as::
+    With ``variable=True`` (training, as in AWD-LSTM and DARTS ``train.py``)
+    the length of each segment is drawn as::
 
         bptt_eff = bptt if rng.random() < 0.95 else bptt / 2
         seq_len = max(5, int(rng.normal(bptt_eff, 5)))
         seq_len = min(seq_len, bptt + max_seq_len_delta)
+
+    and with ``seq_len_std=0`` (DARTS ``train_search.py``, whose normal
+    jitter is commented out) as ``seq_len = max(1, int(bptt_eff))``: exactly
+    ``bptt`` or ``int(bptt / 2)``, no normal draw and no clamping;
+    ``full_bptt_prob=1`` too gives a fixed length (ENAS).
 
     With ``variable=False`` (evaluation) every segment has ``bptt`` steps and no
     random numbers are drawn. In both modes the last segment is shortened so
@@ -99,7 +104,8 @@ class BPTTIterator:
         variable: draw variable lengths (training) or use ``bptt`` (evaluation).
         max_seq_len_delta: a drawn length is capped at ``bptt + max_seq_len_delta``.
         min_seq_len: a drawn length is at least this (5 in the reference code).
-        seq_len_std: standard deviation of the drawn length (5).
+        seq_len_std: standard deviation of the drawn length (5); 0 for no
+            jitter (see above).
         full_bptt_prob: probability of drawing around ``bptt`` rather than
             ``bptt / 2`` (0.95).
     """
@@ -173,6 +179,8 @@ class BPTTIterator:
         if not self.variable:
             return self.bptt
         bptt_eff = self.bptt if self.rng.random() < self.full_bptt_prob else self.bptt / 2.0
+        if self.seq_len_std == 0:
+            return max(1, int(bptt_eff))
         seq_len = max(self.min_seq_len, int(self.rng.normal(bptt_eff, self.seq_len_std)))
         return min(seq_len, self.bptt + self.max_seq_len_delta)
 
@@ -278,8 +286,8 @@ class BPTTIterator:
         return iterator
 
 
-def epoch_iterator(data: np.ndarray, bptt: int, seed: int, epoch: int,
-                   max_seq_len_delta: int = 20) -> BPTTIterator:
+def epoch_iterator(data: np.ndarray, bptt: int, seed: int, epoch: int, max_seq_len_delta: int = 20, *,
+                   seq_len_std: float = 5.0, full_bptt_prob: float = 0.95) -> BPTTIterator:
     """The variable-length BPTT iterator of training epoch ``epoch`` of a run seeded ``seed``.
 
     Every epoch draws its lengths from a stream of its own, seeded
@@ -293,6 +301,11 @@ def epoch_iterator(data: np.ndarray, bptt: int, seed: int, epoch: int,
         seed: the run's seed.
         epoch: the epoch number (1 for the first).
         max_seq_len_delta: a drawn length is capped at ``bptt + max_seq_len_delta``.
+        seq_len_std: the normal jitter of the length (AWD-LSTM and DARTS
+            ``train.py``: 5; the one-shot searches: 0, as DARTS ``train_search.py``).
+        full_bptt_prob: probability of ``bptt`` rather than ``bptt / 2``
+            (0.95; ENAS: 1, a fixed length).
     """
     return BPTTIterator(data, bptt, seed=seed * _EPOCH_SEED_STRIDE + epoch, variable=True,
-                        max_seq_len_delta=max_seq_len_delta)
+                        max_seq_len_delta=max_seq_len_delta, seq_len_std=seq_len_std,
+                        full_bptt_prob=full_bptt_prob)

@@ -30,6 +30,13 @@ IDS_INPUT = "ids"
 def state_input_name(i: int) -> str:
     """Name of the ``i``-th initial-state input (``hidden_0``, ``hidden_1``, ...).
 
+    ``i`` indexes `LanguageModel.initial_state`: the states layer after
+    layer, so a one-layer model keeps its names and a model with ``nlayers``
+    layers of ``k`` states each has ``hidden_0`` ... ``hidden_{k*nlayers-1}``,
+    layer ``l`` (from 0) owning ``hidden_{k*l}`` ... ``hidden_{k*l+k-1}`` (a
+    two-layer LSTM: ``h, c`` of layer 0 are ``hidden_0, hidden_1``, those of
+    layer 1 ``hidden_2, hidden_3``).
+
     The word ``state`` is avoided on purpose: tf2onnx's loop rewriter fails on
     graph inputs called ``state``.
     """

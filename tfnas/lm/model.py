@@ -46,11 +46,21 @@ class LanguageModel(keras.Model):
     trainer can carry it across BPTT segments without backpropagating
     through them.
 
+    With ``nlayers = L > 1`` the RNN is L stacked layers of the same cell,
+    each with its own weights (the two-layer children of Zoph & Le, ICLR
+    2017, section 4.2), as in AWD-LSTM: ``RNN = RNN_L o lockdrop_h o ... o
+    lockdrop_h o RNN_1`` (locked dropout ``dropouth`` on the output of every
+    layer but the last); every layer has ``nhid`` units. The states are one
+    flat list, layer after layer: ``[h]`` per layer for a `GenotypeCell`,
+    ``[h, c]`` per layer for a `TreeCell` and the LSTM, so one layer keeps
+    the states (and the export names ``hidden_i``) of a single-layer model.
+    The search supernets (`tfnas.lm.search_models`) have one layer.
+
     Args:
         vocab_size: number of words.
         genotype: a `Genotype` / `TreeGenotype` (or dict) for a `GenotypeCell` / `TreeCell`, or None for LSTM.
         emsize, nhid, dropout, dropouth, dropoutx, dropouti, dropoute,
-        tie_weights, cell_init_range, emb_init_range, attention, recompute:
+        tie_weights, cell_init_range, emb_init_range, attention, recompute, nlayers:
             see `tfnas.config.ModelConfig` (``recompute`` does not apply to the
             LSTM baseline).
         seed: seed of all initialisers and dropout masks.
@@ -65,8 +75,9 @@ class LanguageModel(keras.Model):
     def __init__(self, vocab_size: int, genotype: Genotype | Mapping[str, Any] | None = None,
                  emsize: int = 850, nhid: int = 850, dropout: float = 0.75, dropouth: float = 0.25,
                  dropoutx: float = 0.75, dropouti: float = 0.2, dropoute: float = 0.1,
-                 tie_weights: bool = True, cell_init_range: float = 0.04, emb_init_range: float = 0.1,
-                 attention: str | None = None, recompute: bool = False, seed: int | None = None, **kwargs):
+                 tie_weights: bool = True, cell_init_range: float = 0.04, emb_init_range: float = 0.04,
+                 attention: str | None = None, recompute: bool = False, nlayers: int = 1, seed: int | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
             raise ValueError(f"Argument `vocab_size` must be an integer >= 2; received: {vocab_size!r}")
@@ -74,17 +85,26 @@ class LanguageModel(keras.Model):
             raise ValueError(
                 f"a tied decoder needs emsize == nhid; received emsize={emsize}, nhid={nhid} "
                 "(pass tie_weights=False to untie)")
+        if isinstance(nlayers, bool) or not isinstance(nlayers, int) or nlayers < 1:
+            raise ValueError(f"Argument `nlayers` must be an integer >= 1; received: nlayers={nlayers!r}")
         self.genotype = as_any_genotype(genotype) if genotype is not None else None
+        if nlayers > 1 and self.genotype is None and not self.is_lstm:  # a search supernet (SearchLM)
+            raise ValueError(f"{type(self).__name__} (a search supernet) has one recurrent layer; received "
+                             f"nlayers={nlayers} (model.nlayers > 1 is for trained models)")
         self.vocab_size = vocab_size
         self.hparams = ModelConfig(emsize=emsize, nhid=nhid, dropout=dropout, dropouth=dropouth,
                                    dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute,
                                    tie_weights=tie_weights, cell_init_range=cell_init_range,
-                                   emb_init_range=emb_init_range, attention=attention, recompute=bool(recompute))
+                                   emb_init_range=emb_init_range, attention=attention, recompute=bool(recompute),
+                                   nlayers=nlayers)
         self.seed = seed
         self.embedding = DroppedEmbedding(vocab_size, emsize, dropoute, emb_init_range, seed=_seed(seed, 0),
                                           name="embedding")
         self.input_dropout = LockedDropout(dropouti, seed=_seed(seed, 1), name="input_dropout")
         self.rnn = self._make_rnn()
+        self.upper_rnns = [self._make_rnn(layer) for layer in range(1, nlayers)]
+        self.layer_dropouts = [LockedDropout(dropouth, seed=_seed(seed, 10 * layer + 5), name=f"layer_dropout_{layer}")
+                               for layer in range(nlayers - 1)]
         self.attention = self._make_attention()
         self.output_dropout = LockedDropout(dropout, seed=_seed(seed, 3), name="output_dropout")
         if tie_weights:
@@ -92,16 +112,26 @@ class LanguageModel(keras.Model):
         else:
             self.decoder = keras.layers.Dense(vocab_size, name="decoder")
 
-    def _make_rnn(self) -> keras.layers.Layer:
-        """The recurrent layer (subclasses such as the search supernet override it)."""
-        h = self.hparams
+    def _make_rnn(self, layer: int = 0) -> keras.layers.Layer:
+        """The recurrent layer number ``layer`` (the search supernets override it and have layer 0 only).
+
+        Layer 0 keeps the names of a single-layer model (``rnn``/``cell``,
+        ``lstm``), so its saved weights and exports are unchanged; layer k
+        is ``rnn_k``/``cell_k`` (``lstm_k``), seeded apart.
+        """
+        h, suffix, seed = self.hparams, f"_{layer}" if layer else "", _seed(self.seed, 10 * layer + 2)
         if self.genotype is None:
-            return keras.layers.LSTM(h.nhid, return_sequences=True, return_state=True, name="lstm",
-                                     seed=_seed(self.seed, 2))
+            return keras.layers.LSTM(h.nhid, return_sequences=True, return_state=True, name=f"lstm{suffix}",
+                                     seed=seed)
         cell_class = TreeCell if isinstance(self.genotype, TreeGenotype) else GenotypeCell
         cell = cell_class(self.genotype, h.nhid, dropout_x=h.dropoutx, dropout_h=h.dropouth,
-                          init_range=h.cell_init_range, seed=_seed(self.seed, 2), name="cell")
-        return CellRNN(cell, recompute=h.recompute, name="rnn")
+                          init_range=h.cell_init_range, seed=seed, name=f"cell{suffix}")
+        return CellRNN(cell, recompute=h.recompute, name=f"rnn{suffix}")
+
+    @property
+    def rnns(self) -> list[keras.layers.Layer]:
+        """The recurrent layers, bottom first."""
+        return [self.rnn, *self.upper_rnns]
 
     def _make_attention(self) -> keras.layers.Layer | None:
         """The attention head on the RNN outputs, or None."""
@@ -133,7 +163,8 @@ class LanguageModel(keras.Model):
 
     def build(self, input_shape=None):
         self.embedding.build(None)
-        self.rnn.build((None, None, self.hparams.emsize))
+        for layer, rnn in enumerate(self.rnns):
+            rnn.build((None, None, self.hparams.emsize if layer == 0 else self.hparams.nhid))
         if self.attention is not None:
             self.attention.build((None, None, self.hparams.nhid))
         if self.decoder is not None:
@@ -144,21 +175,33 @@ class LanguageModel(keras.Model):
         self.built = True
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        """Zero states: ``[h, c]`` for the LSTM, else one per state of the cell (``[h]``, ``[h, c]``...)."""
+        """Zero states, layer after layer: ``[h, c]`` for the LSTM, else one per state of the cell (``[h]``...)."""
         if self.is_lstm:
             zeros = tf.zeros((batch_size, self.hparams.nhid), self.compute_dtype)
-            return [zeros, zeros]
-        return self.rnn.initial_state(batch_size)
+            return [zeros, zeros] * self.hparams.nlayers
+        return [s for rnn in self.rnns for s in rnn.initial_state(batch_size)]
 
     def forward(self, tokens, states=None, training: bool = False) -> LMOutput:
-        """The full forward pass used by trainers (logits and regulariser inputs)."""
+        """The full forward pass used by trainers (logits and regulariser inputs).
+
+        ``raw_outputs`` and ``dropped_outputs`` are those of the last layer
+        (AWD-LSTM applies AR and TAR to the last layer only).
+        """
         if states is None:
             states = self.initial_state(tf.shape(tokens)[0])
-        emb = self.input_dropout(self.embedding(tokens, training=training), training=training)
-        if self.is_lstm:
-            raw, *new_states = self.rnn(emb, initial_state=list(states), training=training)
-        else:
-            raw, new_states = self.rnn(emb, initial_state=list(states), training=training)
+        states = list(states)
+        per_layer = len(states) // self.hparams.nlayers
+        raw = self.input_dropout(self.embedding(tokens, training=training), training=training)
+        new_states = []
+        for layer, rnn in enumerate(self.rnns):
+            if layer:
+                raw = self.layer_dropouts[layer - 1](raw, training=training)
+            layer_states = states[layer * per_layer:(layer + 1) * per_layer]
+            if self.is_lstm:
+                raw, *layer_states = rnn(raw, initial_state=layer_states, training=training)
+            else:
+                raw, layer_states = rnn(raw, initial_state=layer_states, training=training)
+            new_states += list(layer_states)
         attended = raw if self.attention is None else self.attention(raw, training=training)
         dropped = self.output_dropout(attended, training=training)
         return LMOutput(self.decode(dropped), list(new_states), raw, dropped)

@@ -11,6 +11,11 @@ non-monotone trigger of AWD-LSTM switches to averaged SGD (NT-ASGD): once
 the validation loss is worse than the best of all but the last ``nonmono``
 evaluations, every later step also updates the running average
 ``a <- a + (w - a) / n`` and evaluation uses the averaged weights.
+
+A non-finite training loss rolls back, as DARTS' ``rnn/train.py`` does, to
+the best evaluated weights and the NT-ASGD state saved with them, and goes
+on with the next epoch; after ``max_rollbacks`` of them (a tfnas limit;
+DARTS has none) it stops with `NonFiniteLossError`.
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from tfnas.config import TrainConfig
 from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator, load_corpus
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
-from tfnas.runs.checkpoint import CheckpointManager, save_variables
+from tfnas.runs.checkpoint import CheckpointManager, assign_arrays, read_arrays, save_variables
 from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, open_run, read_weights
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.objective import clipped_sgd_update, make_eval_step, mean_window_loss, regularized_loss
@@ -51,6 +56,8 @@ class TrainResult:
     valid_ppl: float
     test_ppl: float | None
     best_valid_ppl: float
+    params: int = 0
+    rollbacks: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -97,12 +104,14 @@ class Trainer:
         self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, config.keep_checkpoints)
         self.train_step = self._make_train_step()
         self._eval_step = make_eval_step(self.model)
+        self.params = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
         # Mutable run state; everything here goes into a checkpoint.
         self.step = 0
         self.epoch = 1
         self.asgd = False
         self.val_losses: list[float] = []
         self.best_val_loss = math.inf
+        self.rollbacks = 0
         self.history: list[dict[str, Any]] = []
         self.iterator = self._epoch_iterator(self.epoch)
         self.hidden = self.model.initial_state(config.batch_size)
@@ -194,7 +203,7 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         state = {"step": self.step, "epoch": self.epoch, "asgd": self.asgd, "val_losses": self.val_losses,
                  "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
-                 "iterator": self.iterator.state(), "history": self.history}
+                 "iterator": self.iterator.state(), "history": self.history, "rollbacks": self.rollbacks}
         extra = {f"hidden{i}": s.numpy() for i, s in enumerate(self.hidden)}
         path = self.checkpoints.save(self.step, self._all_variables(), state, extra,
                                      weights=self._evaluated_variables())
@@ -211,6 +220,7 @@ class Trainer:
         self.val_losses = list(state["val_losses"])
         self.best_val_loss = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
         self.history = list(state["history"])
+        self.rollbacks = state.get("rollbacks", 0)
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden = [tf.constant(extra[f"hidden{i}"]) for i in range(len(self.hidden))]
@@ -218,11 +228,39 @@ class Trainer:
         return True
 
     def _save_best(self) -> None:
-        """Saves the weights used for evaluation (averaged under ASGD) to ``best/``."""
+        """Saves the weights used for evaluation (averaged under ASGD) and the NT-ASGD state to ``best/``."""
         path = self.out_dir / BEST_WEIGHTS
         path.parent.mkdir(parents=True, exist_ok=True)
         names = [v.path for v in self.model.trainable_variables]
-        save_variables(path, self._evaluated_variables(), {"names": np.array(names)})
+        save_variables(path, self._evaluated_variables(), {
+            "names": np.array(names), "asgd": np.array(self.asgd), "average_count": self.average_count.numpy()})
+
+    def _roll_back(self, loss: float) -> None:
+        """After a non-finite loss: the best weights and their NT-ASGD state, then the next epoch (DARTS)."""
+        where = f"training loss is {loss} at step {self.step + 1}"
+        path = self.out_dir / BEST_WEIGHTS
+        if self.rollbacks >= self.config.max_rollbacks or not path.exists():
+            why = (f"{self.rollbacks} rollbacks already (--max-rollbacks)" if path.exists()
+                   else "no evaluated weights to roll back to yet")
+            raise NonFiniteLossError(f"{where}; {why}; the last good checkpoint is {self.checkpoints.latest()} "
+                                     "(lower --lr or --clip and resume from it)")
+        best = read_arrays(path)
+        assign_arrays(self.model.trainable_variables, best.variables, path)
+        self.asgd = bool(best.extra.get("asgd", self.asgd))
+        self.average_count.assign(int(best.extra.get("average_count", 0)))
+        for avg, value in zip(self.averages, best.variables):
+            avg.assign(value if self.asgd else np.zeros_like(value))
+        self.rollbacks += 1
+        self.callbacks.on_event("message", {"text": f"{where}: rolled back to the best weights ({path}), "
+                                                    f"rollback {self.rollbacks} of {self.config.max_rollbacks}"})
+        self._next_epoch()
+
+    def _next_epoch(self) -> None:
+        """A new epoch: its iterator, a zero recurrent state, and a checkpoint."""
+        self.epoch += 1
+        self.iterator = self._epoch_iterator(self.epoch)
+        self.hidden = self.model.initial_state(self.config.batch_size)
+        self.save_checkpoint()
 
     def best_weights(self) -> list[np.ndarray]:
         """The arrays of ``best/weights.npz`` (the best evaluated weights)."""
@@ -255,25 +293,23 @@ class Trainer:
         c = self.config
         if not self.restore_latest():
             self._write_run_files()
+        self.callbacks.on_event("message", {"text": f"model: {self.params:,} parameters ({self.params / 1e6:.2f}M)"})
         meter = ThroughputMeter()
         while not self._done():
             batch = next(self.iterator, None)
             if batch is None:
                 self._validate()
-                self.epoch += 1
-                self.iterator = self._epoch_iterator(self.epoch)
-                self.hidden = self.model.initial_state(c.batch_size)
-                self.save_checkpoint()
+                self._next_epoch()
                 continue
             inputs, targets, seq_len, lr_scale = batch
-            loss, self.hidden, _ = self.train_step(
+            loss, hidden, _ = self.train_step(
                 tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), self.hidden,
                 tf.constant(c.lr * lr_scale, tf.float32), tf.constant(self.asgd))
             loss = float(loss)
             if not math.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"training loss is {loss} at step {self.step + 1}; the last good checkpoint is "
-                    f"{self.checkpoints.latest()} (lower --lr or --clip and resume from it)")
+                self._roll_back(loss)
+                continue
+            self.hidden = hidden
             self.step += 1
             meter.add(loss, targets.size)
             if self.step % c.log_interval == 0:
@@ -295,7 +331,8 @@ class Trainer:
                 test_loss = self._mean_loss(self.test_data, self.config.max_eval_batches)
         result = TrainResult(steps=self.step, epochs_done=self.epoch - 1, valid_ppl=perplexity(self.val_losses[-1]),
                              test_ppl=None if test_loss is None else perplexity(test_loss),
-                             best_valid_ppl=perplexity(self.best_val_loss), history=self.history)
+                             best_valid_ppl=perplexity(self.best_val_loss), params=self.params,
+                             rollbacks=self.rollbacks, history=self.history)
         write_json(self.out_dir / "result.json", asdict(result))
         self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.valid_ppl,
                                         "best_valid_ppl": result.best_valid_ppl,

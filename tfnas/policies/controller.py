@@ -9,7 +9,7 @@ ENAS' sampling options the logits are ``C * tanh(l_p / T)`` (temperature
 ``T``, tanh constant ``C``). The log-probability of a sequence is
 ``sum_p log softmax(l_p)[a_p]`` and its entropy is the sum of the entropies
 of the per-position distributions along the sampled prefix. Every weight
-is drawn from ``U(-init_range, init_range)`` (0.08 in Zoph & Le).
+is drawn from ``U(-init_range, init_range)`` (0.08 in Zoph & Le, section 4.1).
 
 Sampling is stateless: ``sample(n, seed)`` with the same ``seed`` (two
 int32 numbers) gives the same architectures, so a search resumes exactly by
@@ -113,8 +113,8 @@ class Controller(Policy):
 
     Args:
         token_choices: number of choices at each position (``space.token_choices()``).
-        units: LSTM size (35 in Zoph & Le).
-        layers: stacked LSTM layers (2 in Zoph & Le).
+        units: LSTM size (35 in Zoph & Le, section 4.1, kept for PTB in section 4.2).
+        layers: stacked LSTM layers (2 in Zoph & Le, sections 4.1-4.2).
         init_range: every weight is drawn from ``U(-init_range, init_range)``.
         temperature: divide the logits by it (ENAS: 5), or None.
         tanh_constant: logits become ``C * tanh(logits)`` (ENAS: 2.5), or None.

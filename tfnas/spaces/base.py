@@ -98,7 +98,10 @@ class SearchSpace:
         return self.decode([int(rng.integers(n)) for n in self.token_choices()])
 
     def sample_unique(self, n: int, rng: Any = None, exclude: Iterable[Any] = ()) -> list[Any]:
-        """``n`` distinct genotypes, none of them in ``exclude`` (WeNet's Algorithm 1).
+        """``n`` distinct genotypes, none of them in ``exclude``.
+
+        Distinctness is a tfnas choice (WeNet's pool uses it; its Algorithm 1
+        has no rule against duplicates).
 
         Genotypes are drawn with `sample` and redrawn on a repeat; two are
         the same when their choices are (e.g. a DAG cell's attention and

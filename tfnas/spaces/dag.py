@@ -11,8 +11,9 @@ choice too. The space therefore holds::
 cells (``A = len(activations)``, ``N = steps``). Sampling draws every choice
 uniformly and independently, which is uniform over the space: this is
 WeNet's random network generation (Huang & Xiang, Algorithm 1) and the
-proposal of random search. `DagSpace.sample_unique` adds Algorithm 1's "no
-duplicates" rule.
+proposal of random search. `DagSpace.sample_unique` draws distinct cells, a
+tfnas choice that WeNet's pool uses: Algorithm 1 has no rule against
+duplicates.
 
 Choices and tokens. `token_choices` lists, for every position of
 `Genotype.to_tokens`, how many values that position can take in this space:
@@ -175,4 +176,4 @@ class DagSpace(SearchSpace):
         return Genotype(nodes, first_node=self.first_node, first_activation=first_activation,
                         output=self.output)
 
-    # `size`, `index`, `at`, `sample` and `sample_unique` (WeNet's Algorithm 1) come from `SearchSpace`.
+    # `size`, `index`, `at`, `sample` and `sample_unique` come from `SearchSpace`.

@@ -37,7 +37,8 @@ class StrategySpec:
 
 STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec("darts", DartsSearch, DartsConfig, ("darts_search_ptb", "darts2_search_ptb")),
-    StrategySpec("nasabn", NasabnSearch, NasabnConfig, ("nasabn_search_ptb", "quick_nasabn")),
+    StrategySpec("nasabn", NasabnSearch, NasabnConfig,
+                 ("nasabn_search_ptb", "nasabn_head_search_ptb", "quick_nasabn")),
     StrategySpec("enas", EnasSearch, EnasConfig, ("enas_ptb", "quick_enas")),
     StrategySpec("wenet", WenetSearch, WenetConfig, ("wenet_ptb", "quick_wenet")),
     StrategySpec("reinforce", ReinforceSearch, ReinforceConfig, ("reinforce_ptb", "quick_reinforce")),

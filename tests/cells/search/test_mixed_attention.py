@@ -12,7 +12,8 @@ U = 8
 
 
 def mixture(H, **kwargs):
-    return randomise(built(MixedAttention(U, alpha_init_std=0.0, **kwargs), H), seed=12)
+    """A mixture of every head, ``"none"`` included (opt-in)."""
+    return randomise(built(MixedAttention(U, candidates=ATTENTION_HEADS, alpha_init_std=0.0, **kwargs), H), seed=12)
 
 
 def standalone_copy(mixed, k, H):
@@ -60,10 +61,30 @@ def test_causal():
 def test_alpha_init():
     H = inputs(15)
     zeros = built(MixedAttention(U, alpha_init_std=0.0), H)
-    np.testing.assert_array_equal(zeros.alpha.numpy(), np.zeros(5))
+    np.testing.assert_array_equal(zeros.alpha.numpy(), np.zeros(4))
     small = built(MixedAttention(U, seed=3), H)
     a = small.alpha.numpy()
-    assert 0 < np.abs(a).max() < 5e-3 and len(set(a.tolist())) == 5
+    assert 0 < np.abs(a).max() < 5e-3 and len(set(a.tolist())) == 4
+
+
+def test_none_is_a_candidate_only_when_listed():
+    """NASABN's candidates (section III-A, l.87) do not include "no attention": by default the genotype's heads."""
+    assert MixedAttention(U).candidates == ("dot", "general", "additive", "multihead") == ATTENTIONS
+    assert "none" in MixedAttention(U, candidates=("none", "dot")).candidates
+
+
+def test_one_candidate_is_that_head_fixed():
+    """NASABN's experiment (l.175): the head fixed to dot; a mixture of one head is that head, with no alpha."""
+    H = inputs(19)
+    fixed = randomise(built(MixedAttention(U, candidates=("general",), seed=2), H), seed=3)
+    assert fixed.arch_variables == [] and not hasattr(fixed, "alpha")
+    assert len(fixed.weight_variables) == len(fixed.trainable_variables) == len(fixed.heads[0].trainable_variables)
+    head = built(make_attention("general", U), H)
+    head.set_weights(fixed.heads[0].get_weights())
+    np.testing.assert_array_equal(fixed(H), head(H))
+    assert fixed.derive() == "general" and fixed.mixture_weights() == {"general": 1.0}
+    dot = built(MixedAttention(U, candidates="dot"), H)
+    assert dot.count_params() == 0 and dot.derive() == "dot"
 
 
 @pytest.mark.parametrize("alpha, derived", [
@@ -72,7 +93,7 @@ def test_alpha_init():
     ([0.9, 0.1, 0.2, 0.3, 0.4], None),
 ])
 def test_derive_is_argmax(alpha, derived):
-    mixed = built(MixedAttention(U), inputs(16))
+    mixed = built(MixedAttention(U, candidates=ATTENTION_HEADS), inputs(16))
     mixed.alpha.assign(alpha)
     assert mixed.derive() == derived
     assert derived is None or derived in ATTENTIONS
@@ -91,13 +112,13 @@ def test_arch_and_weight_variables_are_separate():
     mixed = built(MixedAttention(U, attention_units=3), inputs(18))
     assert len(mixed.arch_variables) == 1
     alpha = mixed.arch_variables[0]
-    assert alpha is mixed.alpha and alpha.name == "alpha_attention" and tuple(alpha.shape) == (5,)
+    assert alpha is mixed.alpha and alpha.name == "alpha_attention" and tuple(alpha.shape) == (4,)
     weights = mixed.weight_variables
     assert all(v is not alpha for v in weights)
     assert len(weights) + 1 == len(mixed.trainable_variables)
-    # general 3u^2 + additive (2ua + a + 2u^2) + multihead (4u^2 + 4u); none and dot have none.
+    # general 3u^2 + additive (2ua + a + 2u^2) + multihead (4u^2 + 4u); dot has none.
     assert sum(int(np.prod(v.shape)) for v in weights) == 3 * U**2 + (2 * U * 3 + 3 + 2 * U**2) + 4 * U**2 + 4 * U
-    assert mixed.count_params() == sum(int(np.prod(v.shape)) for v in weights) + 5
+    assert mixed.count_params() == sum(int(np.prod(v.shape)) for v in weights) + 4
 
 
 def test_keras_round_trip(tmp_path):

@@ -73,3 +73,47 @@ def test_failed_evaluations_are_retried_then_recorded(tmp_path, tiny_corpus):
         failing.search(corpus, tmp_path / "fail")
     assert [(t.status, t.ppl, t.reward) for t in failing.trials] == [("failed", None, 0.0)] * 2
     assert "simulated evaluation failure" in failing.trials[0].error
+
+
+def test_defaults_and_ptb_preset_are_section_4_2():
+    """Zoph & Le section 4.2 (PTB): controller lr 0.0005, 10 gradients per update, no entropy bonus, 15,000
+    architectures, two-layer children of about the "medium" baseline's 20M parameters (Table 2) for 35 epochs."""
+    from tfnas.config import search_config
+    from tfnas.lm import LanguageModel
+    from tfnas.spaces.tree import TreeSpace
+    from tfnas.strategies.one_shot.enas import EnasConfig
+
+    r = ReinforceConfig()
+    assert (r.controller_lr, r.entropy_weight, r.trials_per_round) == (5e-4, 0.0, 10)
+    assert EnasConfig().entropy_weight == 1e-4  # ENAS keeps its bonus (the shared ControllerConfig default)
+    ptb = search_config("reinforce", ReinforceConfig, "reinforce_ptb")
+    assert (ptb.max_trials, ptb.base, ptb.child.epochs, ptb.child.model.nlayers) == (15000, 8, 35, 2)
+    child = LanguageModel.from_config_objects(10000, TreeSpace(8).sample(np.random.default_rng(0)), ptb.child.model)
+    assert child.count_params() == pytest.approx(20e6, rel=0.02)
+
+
+@pytest.mark.slow  # ~15 s: two real child trainings
+def test_two_layer_children_are_trained_as_two_layer_language_models(tmp_path, tiny_corpus):
+    """The black-box child is a `LanguageModel`, so it takes model.nlayers = 2 (section 4.2): each child's run
+    folder records two layers with a cell of its own each (2 x the tree cell's parameters, by formula)."""
+    from tfnas.config import ModelConfig, TrainConfig
+    from tfnas.lm import LanguageModel
+    from tfnas.runs.atomic import read_json
+
+    child = TrainConfig(model=ModelConfig(emsize=8, nhid=8, nlayers=2, dropout=0.1, dropouth=0.1, dropoutx=0.1,
+                                          dropouti=0.1, dropoute=0.0),
+                        batch_size=4, eval_batch_size=4, bptt=6, max_steps=3, max_eval_batches=2, log_interval=10,
+                        checkpoint_interval=10)
+    config = ReinforceConfig(base=2, max_trials=2, trials_per_round=2, seed=1, child=child)
+    search = ReinforceSearch(config)
+    search.search(load_corpus(tiny_corpus), tmp_path / "rl")
+    trained = {t.key for t in search.trials if t.status == "ok"}
+    assert trained and all(np.isfinite(t.ppl) for t in search.trials)
+    runs = sorted((tmp_path / "rl" / "children").iterdir())
+    assert [run.name for run in runs] == sorted(trained)
+    for run in runs:
+        model = LanguageModel.from_config(read_json(run / "model.json"))
+        model.build_weights()
+        assert model.hparams.nlayers == 2
+        # base-2 tree cell: kernel [8, 2 * 8] and recurrent kernel [8, 2 * 8] per layer; 31 words, tied decoder
+        assert model.count_params() == 2 * (8 * 16 + 8 * 16) + 31 * 8 + 31

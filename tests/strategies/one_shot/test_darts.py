@@ -1,29 +1,33 @@
 """DARTS / NASABN search: supernet restricted to a genotype, resume, NaN recovery, warm-up, CLI."""
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from tfnas.cells.attention import DotAttention
 from tfnas.cli import main
-from tfnas.config import ModelConfig
+from tfnas.config import ModelConfig, search_config
 from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.search_models import MixedLM
 from tfnas.strategies.base import SearchDivergedError
-from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnSearch
+from tfnas.strategies.one_shot.bilevel import adam_with_l2
+from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
 
 from support import Kill, latest_checkpoint_arrays
 
 TINY_MODEL = ModelConfig(emsize=8, nhid=8, dropout=0.1, dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0)
 
 
-def tiny_config(**kw):
+def tiny_config(config_class=DartsConfig, **kw):
     base = dict(model=TINY_MODEL, steps=3, search_attention=True, attention_candidates=("none", "dot", "general"),
                 batch_size=4, eval_batch_size=4, bptt=8, max_steps=12, epochs=5, log_interval=1,
                 checkpoint_interval=3, max_eval_batches=3, order=2, seed=5)
     base.update(kw)
-    return DartsConfig(**base)
+    return config_class(**base)
 
 
 def test_supernet_restricted_to_a_genotype_equals_the_frozen_model(exported_cells):
@@ -127,7 +131,7 @@ def test_cli_search_then_train_accepts_the_genotype(tmp_path, tiny_corpus, capsy
                  "--steps", "3", "--max-steps", "4", "--max-eval-batches", "2", "--quiet"])
     assert code == 0
     g = load_genotype(tmp_path / "s" / "genotype.json")
-    assert g.steps == 3 and g.attention in ("dot", "general", "additive", "multihead", None)
+    assert g.steps == 3 and g.attention == "dot"                  # NASABN's experiment: the head fixed to dot
     assert g.provenance["strategy"] == "nasabn" and g.provenance["metrics"]["steps"] == 4
     code = main(["train", "--genotype", str(tmp_path / "s" / "genotype.json"), "--dataset", str(tiny_corpus),
                  "--out", str(tmp_path / "t"), "--emsize", "8", "--nhid", "8", "--batch-size", "4", "--bptt", "8",
@@ -156,3 +160,89 @@ def test_search_step_is_traced_once(tmp_path, tiny_corpus):
     search = DartsSearch(tiny_config(order=1, max_steps=10, checkpoint_interval=100))
     search.search(load_corpus(tiny_corpus), tmp_path / "s")
     assert search.compiled_step.experimental_get_tracing_count() == 1
+
+
+def test_nasabn_defaults_and_preset_are_the_reported_experiment():
+    """NASABN section IV-B (l.175): 5 learned nodes after the x/h node 0, the head fixed to global dot attention."""
+    for config in (NasabnConfig(), search_config("nasabn", NasabnConfig, "nasabn_search_ptb")):
+        assert config.steps == 5 and config.model.attention == "dot" and not config.search_attention
+        assert config.attention_heads() == ("dot",)
+        assert (config.model.nhid, config.batch_size, config.epochs) == (300, 256, 50)   # l.177: as DARTS
+    assert search_config("nasabn", NasabnConfig, "nasabn_search_ptb").warmup_epochs == 5
+
+
+def test_a_head_search_offers_none_only_when_asked():
+    """NASABN names dot, multi-head and "others" (l.87), not "no attention": none joins when listed."""
+    head_search = search_config("nasabn", NasabnConfig, "nasabn_head_search_ptb")
+    assert head_search.search_attention and head_search.model.attention is None and head_search.steps == 5
+    assert head_search.attention_heads() == ("dot", "general", "additive", "multihead")
+    assert search_config("nasabn", NasabnConfig, "quick_nasabn").attention_heads() == head_search.attention_heads()
+    search = NasabnSearch(dataclasses.replace(head_search, model=TINY_MODEL, steps=3, batch_size=4))
+    search.build(30)
+    assert search.model.attention.candidates == ("dot", "general", "additive", "multihead")
+    asked = NasabnConfig(search_attention=True, model=TINY_MODEL, attention_candidates=("none", "dot"))
+    assert asked.attention_heads() == ("none", "dot")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(search_attention=True), r"search_attention searches the head, model.attention fixes it \('dot'\)"),
+    (dict(search_attention=True, model=TINY_MODEL, attention_candidates=("dot", "luong")),
+     r"attention_candidates must be distinct names from \['none', 'dot'"),
+    (dict(search_attention=True, model=TINY_MODEL, attention_candidates=("dot", "dot")), "attention_candidates"),
+])
+def test_attention_settings_are_validated_in_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        NasabnConfig(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_a_fixed_head_trains_the_cell_under_it_and_the_genotype_carries_it(tmp_path, tiny_corpus):
+    config = tiny_config(NasabnConfig, order=1, max_steps=4, search_attention=False,
+                         model=dataclasses.replace(TINY_MODEL, attention="dot"))
+    search = NasabnSearch(config)
+    result = search.search(load_corpus(tiny_corpus), tmp_path / "s")
+    head = search.model.attention
+    assert head.arch_variables == [] and search.model.arch_variables == search.model.cell.arch_variables
+    H = tf.random.stateless_normal((2, 6, 8), seed=(1, 2))
+    np.testing.assert_array_equal(head(H), DotAttention(units=8)(H))      # the supernet's head is dot attention
+    assert result.genotype.attention == "dot" and load_genotype(tmp_path / "s" / "genotype.json").attention == "dot"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_derived_head_is_the_argmax_of_alpha_att(seed):
+    """NASABN eq. 4: i = argmax_i alpha_att^i, over the searched candidates (none when listed and best)."""
+    search = DartsSearch(tiny_config())                           # candidates none, dot, general
+    search.build(30)
+    alpha = search.model.attention.alpha
+    values = np.random.default_rng(seed).normal(size=3).astype("float32")
+    alpha.assign(values)
+    best = ("none", "dot", "general")[int(np.argmax(values))]
+    assert search.derive().attention == (None if best == "none" else best)
+
+
+def test_darts_second_order_preset_clips_v_as_the_reference_code():
+    """quark0/darts rnn/architect.py (HEAD) clips v = grad_w' L_val to 0.25 before the HVP; the default is exact."""
+    assert not DartsConfig().clip_hvp_vector
+    preset = search_config("darts", DartsConfig, "darts2_search_ptb")
+    assert preset.order == 2 and preset.clip_hvp_vector
+    search = DartsSearch(tiny_config(clip_hvp_vector=True))
+    search.build(30)
+    assert search.architect.clip_hvp_vector and search.architect.clip == 0.25
+
+
+def test_architecture_adam_is_pytorchs_with_eps_1e_8():
+    """DARTS' architect: torch.optim.Adam(lr 3e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-3).
+
+    PyTorch's first step moves each parameter by lr * d / (|d| + eps), d = grad + wd * alpha. Keras adds eps
+    to sqrt(v) before the bias correction (eps / sqrt(1 - beta_2) = 3.2e-7 at step 1, a documented deviation):
+    within 5% of PyTorch's step at |d| = 1e-5, where Keras' default eps 1e-7 is 24% short.
+    """
+    search = DartsSearch(tiny_config())
+    search.build(30)
+    alpha = search.model.arch_variables[0]
+    before = alpha.numpy()
+    grads = [tf.fill(v.shape, 1e-5) for v in search.model.arch_variables]
+    adam_with_l2(search.arch_optimizer, search.model.arch_variables, grads, 1e-3)
+    d = 1e-5 + 1e-3 * before.astype("float64")
+    torch_step = -3e-3 * d / (np.abs(d) + 1e-8)
+    np.testing.assert_allclose(alpha.numpy() - before, torch_step, rtol=0.05)

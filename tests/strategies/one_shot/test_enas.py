@@ -7,7 +7,7 @@ import pytest
 
 from tfnas.cli import main
 from tfnas.config import ModelConfig
-from tfnas.data import load_corpus
+from tfnas.data import batchify, load_corpus
 from tfnas.evaluation import WeightSharingEvaluator
 from tfnas.genotypes.files import load_genotype
 from tfnas.spaces.dag import DagSpace
@@ -42,10 +42,15 @@ def write_corpus(folder):
 
 @pytest.fixture(scope="module")
 def enas_runs(tmp_path_factory):
-    """A full tiny search and the same search killed at step 7 and resumed (shared by the tests)."""
+    """A full tiny search and the same search killed at step 7 and resumed (shared by the tests).
+
+    The full search's `EnasSearch` object is ``full.search``.
+    """
     root = tmp_path_factory.mktemp("enas")
     corpus = load_corpus(write_corpus(root / "tiny"))
-    full = EnasSearch(tiny_config()).search(corpus, root / "full")
+    search = EnasSearch(tiny_config())
+    full = search.search(corpus, root / "full")
+    full.search = search
     with pytest.raises(KeyboardInterrupt):
         EnasSearch(tiny_config()).search(corpus, root / "cut", [Kill("train", step=7)])
     latest = (root / "cut" / "checkpoints" / "latest").read_text()
@@ -70,13 +75,23 @@ def test_enas_genotype_is_in_the_space_and_chosen_by_validation(enas_runs):
     assert DagSpace(3, first_node="enas", output="loose_ends").contains(g)
     history = [json.loads(line) for line in (root / "full" / "history.jsonl").read_text().splitlines()]
     assert history[-1]["genotype"]["nodes"] == [list(n) for n in g.nodes]
-    # The chosen cell is the best of the derive samples on the first validation windows.
+    # The chosen cell is the best of the derive samples (ENAS section 2.2): each sample's reward loss is
+    # recomputed with the saved shared weights, on each of the first derive_batches validation windows of the
+    # search batch from zero states.
+    search, c = full.search, full.search.config
+    choices, _, _ = search.reinforce.sample(c.derive_samples, [c.seed + 2, search.step])
+    candidates = list(dict.fromkeys(search.space.decode(row) for row in choices))
     evaluator = WeightSharingEvaluator.from_search(root / "full", corpus=corpus, max_batches=2)
-    candidates = DagSpace(3, first_node="enas", output="loose_ends").sample_unique(5, np.random.default_rng(0))
-    scores = evaluator.evaluate([g] + candidates)
-    assert all(np.isfinite(scores)) and len(set(np.round(scores, 6))) > 1
+    data = batchify(corpus.valid, c.batch_size)
+    windows = [WeightSharingEvaluator(evaluator.model, data[:, k * c.bptt:(k + 1) * c.bptt + 1], c.bptt)
+               for k in range(c.derive_batches)]
+    losses = [np.mean([w.loss(x) for w in windows]) for x in candidates]
+    assert len(candidates) > 1 and len(set(np.round(losses, 6))) > 1
+    assert g in candidates and g == candidates[int(np.argmin(losses))]
+    scores = evaluator.evaluate(candidates)
+    assert all(np.isfinite(scores))
     # The evaluator pickles (for Ray) with its weights: the same scores after a round trip.
-    np.testing.assert_allclose(pickle.loads(pickle.dumps(evaluator)).evaluate([g] + candidates), scores, rtol=1e-6)
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(evaluator)).evaluate(candidates), scores, rtol=1e-6)
     assert isinstance(WeightSharingEvaluator.from_search(root / "full", corpus=corpus), WeightSharingEvaluator)
 
 

@@ -2,7 +2,9 @@
 
 ``Y = sum_k softmax(alpha)_k head_k(H)`` over the causal heads of
 `tfnas.cells.attention`, and `MixedAttention.derive` the discretisation of
-eq. (4), ``argmax_k alpha_k``.
+eq. (4), ``argmax_k alpha_k``. A mixture of one head is that head, fixed
+(NASABN's reported experiment searches the cell under global dot
+attention, section IV-B).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS, check_seed, make_attention, offset_seed
 from tfnas.cells.validation import check_units
+from tfnas.genotypes.base import ATTENTIONS
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
@@ -27,11 +30,16 @@ class MixedAttention(keras.layers.Layer):
     and the derived head (eq. 4) is ``argmax_k alpha_k``. ``alpha`` is its
     own variable, named ``"alpha_attention"``: a bilevel optimiser updates
     `arch_variables` on validation data and `weight_variables` (all other
-    trainable variables, the heads' weights) on training data.
+    trainable variables, the heads' weights) on training data. With one
+    candidate there is nothing to choose: the layer is that head, with no
+    ``alpha`` and no architecture parameters.
 
     Args:
         units: size of ``h_t``, a positive integer.
-        candidates: names from `ATTENTION_HEADS`, distinct, at least one.
+        candidates: names from `ATTENTION_HEADS`, distinct, at least one;
+            by default the heads a genotype can carry (dot, general,
+            additive, multihead). ``"none"`` (the identity, not a NASABN
+            candidate) lets a search drop the head when listed.
         num_heads: heads of the ``"multihead"`` candidate (default as in
             `MultiHeadSelfAttention`).
         attention_units: hidden size of the ``"additive"`` score (default
@@ -44,19 +52,20 @@ class MixedAttention(keras.layers.Layer):
         inputs: ``[batch, time, units]``.
         training: passed to the heads.
         alphas: optional ``[K]`` logits used instead of ``alpha`` (e.g. a
-            controller's sample or a hard one-hot choice).
+            controller's sample or a hard one-hot choice); ignored with one
+            candidate.
 
     Example:
 
     >>> mixed = MixedAttention(units=8, alpha_init_std=0.0)
     >>> mixed(np.zeros((2, 5, 8), "float32")).shape
     TensorShape([2, 5, 8])
-    >>> _ = mixed.alpha.assign([0.0, 0.0, 3.0, 0.0, 0.0])
+    >>> _ = mixed.alpha.assign([0.0, 3.0, 0.0, 0.0])
     >>> mixed.derive()
     'general'
     """
 
-    def __init__(self, units: int, candidates: Sequence[str] = ATTENTION_HEADS, num_heads: int | None = None,
+    def __init__(self, units: int, candidates: Sequence[str] = ATTENTIONS, num_heads: int | None = None,
                  attention_units: int | None = None, alpha_init_std: float = 1e-3, seed: int | None = None,
                  **kwargs):
         super().__init__(**kwargs)
@@ -85,25 +94,32 @@ class MixedAttention(keras.layers.Layer):
         if "multihead" in candidates:
             self.num_heads = self.heads[candidates.index("multihead")].num_heads
 
+    @property
+    def searched(self) -> bool:
+        """Whether there is a choice (more than one candidate), i.e. an ``alpha``."""
+        return len(self.candidates) > 1
+
     def build(self, input_shape):
-        if self.alpha_init_std > 0:
-            init = keras.initializers.RandomNormal(stddev=self.alpha_init_std, seed=self.seed)
-        else:
-            init = keras.initializers.Zeros()
-        self.alpha = self.add_weight(name="alpha_attention", shape=(len(self.candidates),), initializer=init)
+        if self.searched:
+            if self.alpha_init_std > 0:
+                init = keras.initializers.RandomNormal(stddev=self.alpha_init_std, seed=self.seed)
+            else:
+                init = keras.initializers.Zeros()
+            self.alpha = self.add_weight(name="alpha_attention", shape=(len(self.candidates),), initializer=init)
         for head in self.heads:
             head.build(input_shape)
         self.built = True
 
     @property
     def arch_variables(self) -> list:
-        """The architecture parameters: ``[alpha]``."""
-        return [self.alpha]
+        """The architecture parameters: ``[alpha]`` (none with one candidate)."""
+        return [self.alpha] if self.searched else []
 
     @property
     def weight_variables(self) -> list:
         """Every trainable variable except ``alpha``: the heads' weights."""
-        return [v for v in self.trainable_variables if v is not self.alpha]
+        arch = self.arch_variables
+        return [v for v in self.trainable_variables if not any(v is a for a in arch)]
 
     def head(self, name: str) -> keras.layers.Layer:
         """The candidate head called ``name``."""
@@ -112,6 +128,8 @@ class MixedAttention(keras.layers.Layer):
         return self.heads[self.candidates.index(name)]
 
     def call(self, inputs, training=False, alphas=None):
+        if not self.searched:
+            return self.heads[0](inputs, training=training)
         if alphas is None:
             logits = self.alpha
         else:
@@ -123,16 +141,18 @@ class MixedAttention(keras.layers.Layer):
         return tf.add_n([weights[k] * head(inputs, training=training) for k, head in enumerate(self.heads)])
 
     def mixture_weights(self) -> dict[str, float]:
-        """``softmax(alpha)`` by candidate name (for logs and heatmaps)."""
+        """``softmax(alpha)`` by candidate name (for logs and heatmaps); 1 for a single candidate."""
+        if not self.searched:
+            return {self.candidates[0]: 1.0}
         return dict(zip(self.candidates, tf.nn.softmax(self.alpha).numpy().tolist()))
 
     def derive(self) -> str | None:
         """NASABN eq. (4): the candidate with the largest ``alpha`` (first on ties).
 
         Returns the head's name, a value for ``Genotype.attention``, or None
-        when ``"none"`` wins.
+        when ``"none"`` wins; the candidate itself when it is the only one.
         """
-        best = self.candidates[int(tf.argmax(self.alpha).numpy())]
+        best = self.candidates[int(tf.argmax(self.alpha).numpy())] if self.searched else self.candidates[0]
         return None if best == "none" else best
 
     def compute_output_shape(self, input_shape):

@@ -68,10 +68,11 @@ class WeightedCells(RecurrentCell):
     ``W0[k]`` and ``Ws[k]``. With ``x`` the input, ``h`` the previous
     combined state and the variational dropout masks ``m_x``, ``m_h`` fixed
     for a whole sequence (shared by all networks), network ``k`` computes
-    (``"wenet"`` first node; ``"darts"``/``"enas"`` as in `GenotypeCell`)::
+    (``"darts"`` first node, DARTS' ``_compute_init_state``, which WeNet
+    uses; ``"enas"`` as in `GenotypeCell`)::
 
-        c0 = sigmoid((x*m_x) W0[k][:d]),  h0~ = tanh((h*m_h) W0[k][d:])
-        s0 = norm(h + c0 * (h0~ - h))
+        [c0, h0~] = [x*m_x, h*m_h] W0[k]
+        s0 = norm(h + sigmoid(c0) * (tanh(h0~) - h))
         [c_i, h_i~] = (s_j * m_h) Ws[k][i-1]             j = pred_k(i)
         s_i = norm(s_j + sigmoid(c_i) * (act_k,i(h_i~) - s_j))
         N_k(x, h) = mean of s_i over i in concat_k
@@ -79,6 +80,12 @@ class WeightedCells(RecurrentCell):
     and the cell outputs, and feeds back to every network, (eq. 4)::
 
         h_t = sum_k softmax(w)_k N_k(x_t, h_{t-1})
+
+    With the ``"wenet"`` first node (the literal formula of WeNet §3.1, an
+    option of `tfnas.strategies.one_shot.wenet`) node 0 is instead
+    ``c0 = sigmoid((x*m_x) W0[k][:d])``, ``h0~ = tanh((h*m_h) W0[k][d:])``,
+    ``s0 = norm(h + c0 * (h0~ - h))``: from ``h = 0`` it gives ``s0 = 0``
+    whatever ``x``.
 
     The computation is vectorised over networks: the input and recurrent
     parts of node 0 are one matmul each against the networks' matrices side
@@ -102,8 +109,8 @@ class WeightedCells(RecurrentCell):
     ``norm="none"`` and a one-hot ``softmax(w)`` on network ``k``
     (`set_one_hot`) the cell computes exactly `get_network` ``(k)``.
 
-    Weights: ``W0`` ``[M, d + units, units]`` (``2*units`` columns for the
-    darts/enas first node), ``Ws`` ``[M, steps, units, 2*units]`` (network
+    Weights: ``W0`` ``[M, d + units, 2*units]`` (``units`` columns for the
+    wenet first node), ``Ws`` ``[M, steps, units, 2*units]`` (network
     ``k``'s slices have GenotypeCell's layout) and the architecture weights
     ``network_logits`` ``[M]`` (``w``, initialised to zero: all networks
     equal), a separate variable listed by `arch_variables`.
@@ -126,11 +133,11 @@ class WeightedCells(RecurrentCell):
     Example:
 
     >>> from tfnas.spaces import DagSpace
-    >>> space = DagSpace(steps=3, first_node="wenet")
+    >>> space = DagSpace(steps=3)
     >>> cells = WeightedCells(space.sample_unique(4, rng=0), units=8, norm="none")
     >>> outputs, states = CellRNN(cells)(np.zeros((2, 5, 6), "float32"))
-    >>> outputs.shape, tuple(cells.Ws.shape), tuple(cells.network_logits.shape)
-    (TensorShape([2, 5, 8]), (4, 3, 8, 16), (4,))
+    >>> outputs.shape, tuple(cells.W0.shape), tuple(cells.network_logits.shape)
+    (TensorShape([2, 5, 8]), (4, 14, 16), (4,))
     """
 
     def __init__(self, genotypes: Sequence[Genotype | Mapping[str, Any]], units: int, norm: str = "batch",

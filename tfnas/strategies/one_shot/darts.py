@@ -4,14 +4,17 @@ Each step first updates the architecture parameters by Adam on a validation
 batch (first order: ``grad_a L_val(w, a)``; second order: the unrolled
 gradient of `tfnas.strategies.one_shot.bilevel`), then the weights by clipped SGD on
 the training batch with the AWD regularisers, as in DARTS'
-``train_search.py``. NASABN searches the attention head too (a
-`MixedAttention` over the RNN outputs, eq. 3-4) and trains the weights
-alone for ``warmup_epochs`` before the architecture moves (phased
-training), against the drift towards parameter-free ops.
+``train_search.py``. NASABN puts an attention head on the RNN outputs:
+its reported experiment fixes it to global dot attention (section IV-B,
+l.175) and searches the cell under it; the framework can also search the
+head (``search_attention``: a `MixedAttention`, eq. 3-4). NASABN trains
+the weights alone for ``warmup_epochs`` before the architecture moves
+(phased training, section IV-D, l.242), against the drift towards
+parameter-free ops.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, field, replace
 from typing import Any
 
 import keras
@@ -20,12 +23,13 @@ import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_cell import DARTS_OPS
-from tfnas.config import setting, settings
+from tfnas.config import ModelConfig, setting, settings
+from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import MixedLM
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
-from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model
 
 
 @settings
@@ -34,27 +38,54 @@ class DartsConfig(OneShotConfig):
 
     The shared defaults are `OneShotConfig`'s; here: 8 nodes over none,
     tanh, relu, sigmoid, identity with batch norm on the nodes; the
-    architecture by Adam (lr 3e-3, betas 0.9/0.999, weight decay 1e-3),
-    first order, and the finite-difference radius 0.01 of eq. 8.
+    architecture by Adam (lr 3e-3, betas 0.9/0.999, weight decay 1e-3, eps
+    1e-8: PyTorch's default, used by DARTS' ``architect.py``), first order,
+    and the finite-difference radius 0.01 of eq. 8.
+
+    The attention head: ``model.attention`` fixes one (none by default;
+    NASABN's experiment: dot), ``search_attention`` searches it among
+    ``attention_candidates`` instead (NASABN eq. 3-4); ``none`` (no head) is
+    a candidate only when listed there.
     """
 
     steps: int = setting(8, help="nodes of the cell after node 0")
     ops: tuple[str, ...] = setting(DARTS_OPS, help="candidate ops of every edge")
     norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
-    search_attention: bool = setting(False, help="also search the attention head (NASABN eq. 3-4)")
-    attention_candidates: tuple[str, ...] = setting(ATTENTION_HEADS, help="attention heads searched")
+    search_attention: bool = setting(False, help="search the attention head among attention_candidates (NASABN "
+                                                 "eq. 3-4) instead of fixing it with model.attention")
+    attention_candidates: tuple[str, ...] = setting(ATTENTIONS, help="heads a search_attention search mixes; list "
+                                                                     "none too to let it drop the head (not in "
+                                                                     "NASABN)")
     arch_lr: float = setting(3e-3, help="Adam learning rate of the architecture parameters")
     arch_wdecay: float = setting(1e-3, help="L2 weight decay of the architecture parameters")
     arch_beta1: float = setting(0.9, help="Adam beta_1 of the architecture parameters")
     arch_beta2: float = setting(0.999, help="Adam beta_2 of the architecture parameters")
+    arch_epsilon: float = setting(1e-8, help="Adam epsilon of the architecture parameters (PyTorch's default, "
+                                             "used by DARTS)")
     order: int = setting(1, help="1: first-order architecture gradient; 2: one-step unrolled (eq. 7-8)")
     hvp_r: float = setting(1e-2, help="finite-difference scale r of the Hessian-vector product (eq. 8)")
+    clip_hvp_vector: bool = setting(False, help="order 2: clip v = grad_w' L_val to the norm clip before the "
+                                                "Hessian-vector product, as DARTS' code (rnn/architect.py); off: "
+                                                "the exact unrolled gradient")
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2):
             raise ValueError(f"order must be 1 or 2; received: {self.order!r}")
         self.ops = tuple(self.ops)
-        self.attention_candidates = tuple(self.attention_candidates)
+        candidates = tuple(self.attention_candidates)
+        if not candidates or len(set(candidates)) != len(candidates) or not set(candidates) <= set(ATTENTION_HEADS):
+            raise ValueError(f"attention_candidates must be distinct names from {list(ATTENTION_HEADS)}; "
+                             f"received: {list(candidates)!r}")
+        self.attention_candidates = candidates
+        if self.search_attention and self.model.attention is not None:
+            raise ValueError(f"search_attention searches the head, model.attention fixes it "
+                             f"({self.model.attention!r}): set model.attention to null to search it")
+
+    def attention_heads(self) -> tuple[str, ...]:
+        """The heads of the supernet: the candidates, the one fixed head, or none."""
+        if self.search_attention:
+            return self.attention_candidates
+        return () if self.model.attention is None else (self.model.attention,)
 
 
 class DartsSearch(OneShotSearch):
@@ -78,12 +109,13 @@ class DartsSearch(OneShotSearch):
     def build(self, vocab_size: int) -> None:
         c = self.config
         m = c.model
-        self.model = MixedLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm,
-                             search_attention=c.search_attention, attention_candidates=c.attention_candidates,
-                             seed=c.seed, **asdict(m))
+        heads = c.attention_heads()  # a fixed head is a mixture of one: no architecture parameter
+        self.model = MixedLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm, search_attention=bool(heads),
+                             attention_candidates=heads, seed=c.seed, **asdict(m))
         self.model.build_weights()
         model = self.model
-        self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2)
+        self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2,
+                                                    epsilon=c.arch_epsilon)
         self.arch_optimizer.build(model.arch_variables)
         seeds = [v for v in model.non_trainable_variables if "seed_generator_state" in v.path]
 
@@ -92,7 +124,8 @@ class DartsSearch(OneShotSearch):
             return cross_entropy(out.logits, targets), out.states
 
         self.architect = ArchitectureGradient(search_loss, model.weight_variables, model.arch_variables,
-                                              seed_states=seeds, clip=c.clip, wdecay=c.wdecay, r=c.hvp_r)
+                                              seed_states=seeds, clip=c.clip, wdecay=c.wdecay, r=c.hvp_r,
+                                              clip_hvp_vector=c.clip_hvp_vector)
         n_states = len(model.initial_state(1))
         spec_batch = lambda: (tf.TensorSpec((c.batch_size, None), tf.int32),  # noqa: E731
                               tf.TensorSpec((c.batch_size, None), tf.int32),
@@ -158,15 +191,30 @@ class DartsSearch(OneShotSearch):
         return out
 
 
+def nasabn_search_model() -> ModelConfig:
+    """NASABN's search model: DARTS' (`darts_search_model`) with global dot attention on the RNN (l.175)."""
+    return replace(darts_search_model(), attention="dot")
+
+
 @settings
 class NasabnConfig(DartsConfig):
-    """NASABN search settings: DARTS' with 9 nodes and the attention head searched (eq. 3-5)."""
+    """NASABN search settings: the reported experiment (section IV-B, l.175-177; Table I, l.194).
 
-    steps: int = 9
-    search_attention: bool = True
+    DARTS' search settings (l.177: "the same as DARTS") with a cell of 5
+    learned nodes after node 0: "N = 9 nodes (2 input, 6 intermediate, 1
+    output)" where the first intermediate node is the x/h highway node 0 and
+    the other 5 are averaged into the output (l.175), which gives the 18M
+    parameters of Table I (l.194) at 850 units. The head is fixed to global
+    dot attention ("the definite attention layer that use global dot
+    attention", l.175) and only the cell is searched; ``search_attention``
+    searches the head too (the framework's eq. 3-4, section III-A, l.87-95).
+    """
+
+    model: ModelConfig = field(default_factory=nasabn_search_model)
+    steps: int = 5
 
 
 class NasabnSearch(DartsSearch):
-    """NASABN: DARTS with the attention head searched (`NasabnConfig`)."""
+    """NASABN: DARTS with an attention head on the RNN, fixed or searched (`NasabnConfig`)."""
 
     name = "nasabn"

@@ -66,13 +66,15 @@ class EnasConfig(OneShotConfig, ControllerConfig):
     1e-4, reward 80 / valid ppl. Not pinned by the paper (tfnas choices):
     the hidden size during search (1000), weight decay 1e-7, the dropouts,
     the baseline decay 0.99 (the authors' code default), the 100 final
-    samples, and ``max_loss``. A fixed BPTT length (``max_seq_len_delta``
-    0) and no slowness term, as in the paper.
+    samples, and ``max_loss``. As in the paper: a fixed BPTT length of 35
+    (``full_bptt_prob`` 1, no jitter), no slowness term, and the learning
+    rate of the shared weights multiplied by 0.96 every epoch after epoch 15
+    (`EnasSearch.epoch_lr`).
     """
 
     model: ModelConfig = field(default_factory=enas_model)
     batch_size: int = 64
-    max_seq_len_delta: int = 0
+    full_bptt_prob: float = 1.0
     wdecay: float = 1e-7
     beta: float = 0.0
     epochs: int = 150
@@ -95,6 +97,9 @@ class EnasConfig(OneShotConfig, ControllerConfig):
     samples_per_update: int = setting(1, help="architectures sampled per REINFORCE update")
     derive_samples: int = setting(100, help="controller samples the final cell is chosen among")
     derive_batches: int = setting(1, help="validation minibatches that score each final sample")
+    lr_decay: float = setting(0.96, help="factor of the shared weights' learning rate per epoch after "
+                                         "lr_decay_start (ENAS section 3.1: 0.96)")
+    lr_decay_start: int = setting(15, help="the last epoch at the initial learning rate (ENAS section 3.1: 15)")
     max_loss: float | None = setting(100.0, help="a training loss above this is handled as a non-finite one "
                                                  "(a tfnas safeguard), or null")
 
@@ -103,6 +108,10 @@ class EnasConfig(OneShotConfig, ControllerConfig):
             raise ValueError(f"ENAS shares weights over the DAG space; space must be 'dag', received: {self.space!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must be in (0, 1]; received: {self.lr_decay!r}")
+        if isinstance(self.lr_decay_start, bool) or not isinstance(self.lr_decay_start, int) or self.lr_decay_start < 0:
+            raise ValueError(f"lr_decay_start must be an integer >= 0; received: {self.lr_decay_start!r}")
         for name in ("controller_interval", "controller_steps", "samples_per_update", "derive_samples",
                      "derive_batches"):
             value = getattr(self, name)
@@ -116,19 +125,24 @@ class EnasSearch(OneShotSearch):
     name = "enas"
 
     def build(self, vocab_size: int) -> None:
-        c, m = self.config, self.config.model
-        self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
-        self.model = SharedLM(vocab_size, steps=c.steps, first_node=c.first_node, output=c.output,
-                              seed=c.seed, **asdict(m))
-        self.model.build_weights()
+        c = self.config
+        self.build_shared_weights(vocab_size)
         self.controller = Controller(self.space.token_choices(), units=c.controller_units,
                                      layers=c.controller_layers, init_range=c.controller_init_range,
                                      temperature=c.temperature, tanh_constant=c.tanh_constant, seed=c.seed)
         self.reinforce = Reinforce(self.controller, lr=c.controller_lr, baseline_decay=c.baseline_decay,
                                    entropy_weight=c.entropy_weight)
         self.sample_count = 0
-        self.reward_position = 0
         self.controller_logs: dict[str, float] = {}
+
+    def build_shared_weights(self, vocab_size: int) -> None:
+        """The space, the shared-weights `SharedLM` and its compiled training and validation steps."""
+        c, m = self.config, self.config.model
+        self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
+        self.model = SharedLM(vocab_size, steps=c.steps, first_node=c.first_node, output=c.output,
+                              seed=c.seed, **asdict(m))
+        self.model.build_weights()
+        self.reward_position = 0
         self._derived: tuple[int, Genotype, float] | None = None
         model = self.model
         n_states = len(model.initial_state(1))
@@ -214,11 +228,32 @@ class EnasSearch(OneShotSearch):
         return {f"controller_{k}": float(np.mean([g[k] for g in logs])) for k in keys}
 
     # --------------------------------------------------------- one-shot API
+    def epoch_lr(self) -> float:
+        """ENAS section 3.1: ``lr * lr_decay ** max(0, epoch - lr_decay_start)`` (epochs counted from 1)."""
+        c = self.config
+        return c.lr * c.lr_decay ** max(0, self.epoch - c.lr_decay_start)
+
+    def training_arch(self) -> tf.Tensor:
+        """The encoded cell the shared weights train on at this step: one controller sample."""
+        choices, _, _ = self.reinforce.sample(1, [self.config.seed + 1, self.step])
+        return self._arch(choices[0])
+
+    def architecture_interval(self) -> int:
+        """Training steps between two `architecture_phase` calls."""
+        return self.config.controller_interval
+
+    def architecture_phase(self) -> None:
+        """What moves the architecture distribution: ENAS' controller phase."""
+        self.controller_logs = self.controller_phase()
+
+    def architecture_logs(self) -> dict[str, float]:
+        """The logs of the last `architecture_phase`, reported with every step."""
+        return self.controller_logs
+
     def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
         c = self.config
-        choices, _, _ = self.reinforce.sample(1, [c.seed + 1, self.step])
         inputs, targets, states = train
-        loss, new_states, norm = self._train(self._arch(choices[0]), inputs, targets, list(states),
+        loss, new_states, norm = self._train(self.training_arch(), inputs, targets, list(states),
                                              tf.constant(lr, tf.float32))
         logs = {"loss": float(loss), "grad_norm": float(norm)}
         if c.max_loss is not None and logs["loss"] > c.max_loss:
@@ -229,10 +264,10 @@ class EnasSearch(OneShotSearch):
             logs["loss"] = math.inf
         if not math.isfinite(logs["loss"]):
             return logs, list(states), list(valid[2])
-        if update_arch and (self.step + 1) % c.controller_interval == 0:
-            self.controller_logs = self.controller_phase()
+        if update_arch and (self.step + 1) % self.architecture_interval() == 0:
+            self.architecture_phase()
         self._derived = None
-        return {**logs, **self.controller_logs}, list(new_states), list(valid[2])
+        return {**logs, **self.architecture_logs()}, list(new_states), list(valid[2])
 
     def derive(self) -> Genotype:
         """The best of ``derive_samples`` controller samples by validation perplexity (shared weights)."""

@@ -1,8 +1,10 @@
 """The training loop shared by one-shot strategies (a supernet trained on the corpus).
 
-`OneShotSearch` owns everything but the update rule: variable-length BPTT
-over the training data with a validation batch at the same position (as
-DARTS' ``train_search.py``), hidden states carried across segments,
+`OneShotSearch` owns everything but the update rule: BPTT over the
+training data with a validation batch at the same position, as DARTS'
+``train_search.py`` (a training segment is ``bptt`` long, or ``bptt / 2``
+with probability 0.05, without AWD-LSTM's normal jitter; the validation
+segment is always ``bptt`` long), hidden states carried across segments,
 per-epoch evaluation and genotype snapshots, checkpoints of the whole state
 (every variable, optimizer slots, dropout seeds, data position, schedules)
 for exact resume, and recovery from non-finite losses: the last good
@@ -15,7 +17,7 @@ checkpoint records the supernet's variables as the model's weights.
 
 A subclass implements `build`, `search_step`, `derive` and may add
 `epoch_logs` (e.g. the architecture weights, as arrays that callbacks
-draw) and `extra_state`.
+draw), `extra_state` and a learning-rate schedule (`epoch_lr`).
 """
 from __future__ import annotations
 
@@ -45,7 +47,12 @@ Batch = tuple[tf.Tensor, tf.Tensor, list]
 
 
 def valid_segment(data: np.ndarray, position: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """The validation segment used with the training segment at ``position`` (DARTS search)."""
+    """The validation segment used with the training segment at ``position`` (DARTS search).
+
+    DARTS' ``train_search.py`` takes ``get_batch(search_data, i % (len - 1))``:
+    ``seq_len`` (there ``bptt``) steps from ``position`` modulo the data,
+    shortened at its end.
+    """
     start = position % (data.shape[1] - 1)
     length = min(seq_len, data.shape[1] - 1 - start)
     return data[:, start:start + length], data[:, start + 1:start + 1 + length]
@@ -63,9 +70,11 @@ class OneShotConfig(LMRunConfig):
 
     Defaults: DARTS' search (Liu et al., ICLR 2019, appendix A.1.2 and
     ``rnn/train_search.py``): the `darts_search_model`, batch 256, weight
-    decay 5e-7, 50 epochs, seed 3; the rest as `LMRunConfig` (BPTT 35, SGD
-    lr 20, clip 0.25, slowness 1e-3). The model recomputes each time step in
-    the backward pass (a tfnas choice: half the memory, same gradients).
+    decay 5e-7, 50 epochs, seed 3, training segments of ``bptt`` steps (or
+    ``bptt / 2`` with probability 0.05) without normal jitter; the rest as
+    `LMRunConfig` (BPTT 35, SGD lr 20, clip 0.25, slowness 1e-3). The model
+    recomputes each time step in the backward pass (a tfnas choice: half the
+    memory, same gradients).
     """
 
     model: ModelConfig = field(default_factory=darts_search_model)
@@ -74,6 +83,11 @@ class OneShotConfig(LMRunConfig):
     epochs: int = 50
     seed: int = 3
     checkpoint_interval: int = 100
+    seq_len_std: float = setting(0.0, help="normal jitter (standard deviation) of a training segment's length; "
+                                           "0: none, as DARTS' train_search.py (AWD-LSTM's train.py: 5, drawn "
+                                           "within [5, bptt + max_seq_len_delta])")
+    full_bptt_prob: float = setting(0.95, help="probability that a training segment is bptt rather than bptt/2 "
+                                               "long (DARTS' train_search.py: 0.95; 1: a fixed length)")
     warmup_epochs: int = setting(0, help="epochs that train only the weights before the architecture moves "
                                          "(NASABN's phased training)")
     nan_retries: int = setting(3, help="recoveries from a non-finite loss (restore the last checkpoint, halve "
@@ -115,6 +129,10 @@ class OneShotSearch(Strategy, abc.ABC):
         """JSON snapshot of the architecture parameters, stored in the per-epoch history."""
         return {}
 
+    def on_epoch_end(self) -> None:
+        """Called at the end of every epoch before it is evaluated and logged, and before the final partial
+        epoch if steps were taken since the last epoch end (BayesNAS updates its priors here)."""
+
     def evaluate(self, data: np.ndarray) -> float:
         """Mean per-token cross-entropy of the supernet on batchified ``data``."""
         return mean_window_loss(self._eval_step, data, self.config.bptt, self.model.initial_state(data.shape[0]),
@@ -143,7 +161,12 @@ class OneShotSearch(Strategy, abc.ABC):
 
     def _epoch_iterator(self, epoch: int) -> BPTTIterator:
         c = self.config
-        return epoch_iterator(self.train_data, c.bptt, c.seed, epoch, c.max_seq_len_delta)
+        return epoch_iterator(self.train_data, c.bptt, c.seed, epoch, c.max_seq_len_delta,
+                              seq_len_std=c.seq_len_std, full_bptt_prob=c.full_bptt_prob)
+
+    def epoch_lr(self) -> float:
+        """The weights' learning rate in the current epoch, before the BPTT scale and recoveries (``lr``)."""
+        return self.config.lr
 
     def extra_state(self) -> dict[str, Any]:
         """JSON state of a subclass, saved in checkpoints."""
@@ -224,17 +247,18 @@ class OneShotSearch(Strategy, abc.ABC):
         while not self._done():
             segment = next(self.iterator, None)
             if segment is None:
+                self.on_epoch_end()
                 self._end_epoch()
                 self.epoch += 1
                 self.iterator = self._epoch_iterator(self.epoch)
                 self._save()
                 continue
             inputs, targets, seq_len, lr_scale = segment
-            v_in, v_tg = valid_segment(self.search_data, self.iterator.position - seq_len, seq_len)
+            v_in, v_tg = valid_segment(self.search_data, self.iterator.position - seq_len, c.bptt)
             train = (tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), self.hidden_train)
             valid = (tf.constant(v_in, tf.int32), tf.constant(v_tg, tf.int32), self.hidden_valid)
-            logs, new_train, new_valid = self.search_step(train, valid, c.lr * lr_scale * self.lr_factor,
-                                                          self.update_arch_now())
+            lr = self.epoch_lr() * lr_scale * self.lr_factor
+            logs, new_train, new_valid = self.search_step(train, valid, lr, self.update_arch_now())
             loss = float(logs["loss"])
             if not math.isfinite(loss):
                 self._recover(loss)
@@ -244,11 +268,12 @@ class OneShotSearch(Strategy, abc.ABC):
             meter.add(loss, targets.size)
             if self.step % c.log_interval == 0:
                 self.callbacks.on_event("train", {
-                    "step": self.step, "epoch": self.epoch, "lr": c.lr * lr_scale * self.lr_factor,
+                    "step": self.step, "epoch": self.epoch, "lr": lr,
                     **meter.summary(), **{k: float(v) for k, v in logs.items() if k != "loss"}})
             if self.step % c.checkpoint_interval == 0:
                 self._save()
         if not self.history or self.history[-1]["step"] != self.step:
+            self.on_epoch_end()
             self._end_epoch()
             self._save()
         metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,

@@ -1,50 +1,69 @@
 """WeNet (Huang & Xiang, "WeNet: Weighted Networks for Recurrent Network Architecture Search").
 
 Random networks are drawn from the DAG space with ``L`` nodes and the ops
-tanh, relu, sigmoid and identity, without duplicates (Algorithm 1,
-`tfnas.spaces.DagSpace.sample_unique`), with WeNet's first node
-``c = sigmoid(W_x x_t)``, ``h = tanh(W_h h_{t-1})``, ``s0 = h_{t-1} + c (h -
-h_{t-1})`` (genotype ``first_node="wenet"``). A weighted network of ``M``
-of them (`tfnas.cells.WeightedCells`, eq. 4)::
+tanh, relu, sigmoid and identity, every node's predecessor and op uniform
+(Algorithm 1); tfnas draws the ``T`` networks distinct
+(`tfnas.spaces.DagSpace.sample_unique`), a tfnas choice: Algorithm 1 has
+no such rule (of the 2.6e9 networks with L = 8, 10k independent draws
+hold a repeat with probability about 2%). Node 0 is
+DARTS' (``first_node="darts"``, the default)::
+
+    [c, h~] = [x_t, h_{t-1}] W0,   s0 = h_{t-1} + sigmoid(c) (tanh(h~) - h_{t-1})
+
+§3.1 (l.55) writes it as ``c = sigmoid(W_x x_t)``, ``h = tanh(W_h
+h_{t-1})``, ``s0 = h_{t-1} + c (h - h_{t-1})``. tfnas reads that as a
+loose description of DARTS' node 0: the paper's code "is implemented on
+top of DARTS" (§4.2, l.150); its model sizes, 23M on PTB and 33M on
+WikiText-2 (Tables 1 and 2, l.186-187, l.201), are those of DARTS' node 0
+with 8 nodes at 850 / 700 units (22.96M / 33.13M), while the literal
+formula gives 21.52M / 32.15M; and the literal node cannot leave a zero
+state (below), a problem the paper does not report. The literal node is
+the option ``first_node="wenet"``. A weighted network of ``M`` networks
+(`tfnas.cells.WeightedCells`, eq. 4)::
 
     h_t = sum_{i=1..M} softmax(w)_i N_i(x_t, h_{t-1})
 
 is trained as one language model; the weights ``w`` and every network's
 parameters are updated together by Adam on the *training* data (no
-bilevel split). Algorithm 2 runs rounds over a pool:
+bilevel split). Algorithm 2 runs rounds over a pool::
 
-    pool  <- T distinct random networks;  seeds <- {}
-    while the pool is not used up:
-        networks <- seeds + the next B networks of the pool
-                    (the first round takes B + K, so every round has B + K)
-        train the weighted network of `networks` for E epochs
-        seeds <- the K networks with the largest weights
-    return the network with the largest weight in the last round
+    pool <- T random networks;  seed <- {}                        (lines 2-3)
+    while the pool is not empty:                                  (line 4)
+        candidates <- the next B networks of the pool             (lines 5-6)
+        candidates <- seed + candidates                           (line 7)
+        train the weighted network of candidates for E epochs     (line 8)
+        seed <- the K candidates with the largest weights         (line 9)
+    return the network of seed with the largest weight            (line 11)
+
+so the first round trains ``B`` networks (the seed set is empty) and the
+later ones ``B + K``; E = 2 ("We train WeNet for two epochs (line 8 in
+Algorithm 2)", §4.1, l.144).
 
 Every round starts from fresh parameters (networks kept as seeds are
-re-initialised, so the weights of one round compare networks trained alike)
-and a round seed drawn from the search RNG. A round is a `OneShotSearch`
-(`WenetRound`) in ``OUT/rounds/round-NNNN/``: it owns the BPTT loop,
-checkpoints, exact resume and NaN recovery. The pool state (pool, seeds,
-round index, position in the pool, RNG, the summary of every finished
-round) is written atomically to ``OUT/wenet_state.json`` before a round
-starts and after it ends, so a killed search resumes mid-pool and mid-round
-and ends with the same genotype as an uninterrupted one. A finished round's
-checkpoints are deleted (``keep_round_checkpoints`` keeps them): with the
-paper's settings one holds 120 networks and their Adam slots (about 1 GB).
+re-initialised, so the weights of one round compare networks trained
+alike; the paper does not say) and a round seed drawn from the search RNG.
+A round is a `OneShotSearch` (`WenetRound`) in ``OUT/rounds/round-NNNN/``:
+it owns the BPTT loop, checkpoints, exact resume and NaN recovery. The pool
+state (pool, seeds, round index, position in the pool, RNG, the summary of
+every finished round) is written atomically to ``OUT/wenet_state.json``
+before a round starts and after it ends, so a killed search resumes
+mid-pool and mid-round and ends with the same genotype as an uninterrupted
+one. A finished round's checkpoints are deleted (``keep_round_checkpoints``
+keeps them): with the paper's settings one holds 120 networks and their
+Adam slots (about 1 GB).
 
-The zero state. With WeNet's first node, ``h_{t-1} = 0`` gives ``s0 = 0``
-whatever ``x_t``: the input only gates ``h - h_{t-1}``. From a zero state a
-network leaves zero only through its sigmoid nodes (``0.5 * sigmoid(0)``),
-and a per-node batch norm (the paper's search setting) removes exactly that
-batch-constant offset, so the weighted network would output 0 for ever
-(and its gradient overflows). Search with ``norm != "none"`` therefore
-starts every sequence from a fixed random state (``init_noise``, default
-1.0; the config refuses 0 with a norm); with ``norm="none"`` a zero state
-works, and a network that cannot leave it adds a zero output only (its
-weight can still grow, as it scales the mixture down). A found cell is
-trained by `tfnas train` from a zero state: `zero_state_live` tells whether
-it can leave it, and the search warns when its best network cannot.
+The ``first_node="wenet"`` option and the zero state. With the literal
+node, ``h_{t-1} = 0`` gives ``s0 = 0`` whatever ``x_t``: the input only
+gates ``h - h_{t-1}``. From a zero state such a network leaves zero only
+through its sigmoid nodes (``0.5 * sigmoid(0)``), and a per-node batch
+norm (the paper's search setting) removes exactly that batch-constant
+offset, so the weighted network would output 0 for ever. With this option
+and ``norm != "none"`` the search therefore starts every sequence from a
+fixed random state (``init_noise`` > 0; the config refuses 0); DARTS' node
+reads ``x_t`` from any state, so by default the state starts at zero
+(``init_noise = 0``, as DARTS and `tfnas train`). A found cell is trained
+by `tfnas train` from a zero state: `zero_state_live` tells whether it can
+leave it, and the search warns when its best network cannot.
 
 Each round is logged: its sorted weights (WeNet's Figure 4) go to
 ``OUT/rounds.jsonl``, to the result history and, as an array with the
@@ -80,13 +99,17 @@ from tfnas.strategies.base import SearchResult, Strategy, with_provenance
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 STATE_FORMAT = "tfnas-wenet-state"
-STATE_VERSION = 1
+STATE_VERSION = 2      # 2: the first round takes B networks (version 1 took B + K)
+
+#: Node 0 rules a WeNet search offers: DARTS' (the default) and the literal formula of §3.1 (an option).
+WENET_FIRST_NODES = ("darts", "wenet")
 
 
 def zero_state_live(genotype: Genotype) -> bool:
     """Whether the frozen cell (no normalisation) leaves the zero state ``h = 0``.
 
-    With WeNet's first node, ``h_{t-1} = 0`` gives ``s0 = 0`` whatever
+    Always true but for the ``first_node="wenet"`` option: with the literal
+    node of §3.1, ``h_{t-1} = 0`` gives ``s0 = 0`` whatever
     ``x_t`` (the input only gates ``h~ - h_{t-1}``). A node reading a zero
     state is ``0.5 * act(0)``: zero unless ``act`` is sigmoid. So a cell
     whose output nodes are all zero from ``h = 0`` outputs zero forever and
@@ -112,29 +135,40 @@ def wenet_model() -> ModelConfig:
 class WenetConfig(OneShotConfig):
     """WeNet search settings; the defaults are the paper's PTB settings where it gives them.
 
-    Algorithm 2: ``pool_size`` (T = 10000), ``network_batch`` (B = 100),
-    ``seed_size`` (K = 20), ``epochs`` (E, per round); the space: ``steps``
-    (L = 8) nodes over ``ops``; emsize = nhid = 200, batch 20, BPTT 35,
-    dropouts 0.2 / 0.75 / 0.25 / 0.75. ``max_steps`` caps the training
-    steps of *each round*. Adam (``lr``, ``adam_beta1``, ``adam_beta2``,
-    ``adam_epsilon``) updates the weights ``w`` and the networks together on
-    clipped gradients (``clip``), with L2 ``wdecay`` on the network
-    parameters (not on ``w``); ``alpha``/``beta`` are the AR/TAR
-    regularisers. E = 1, the Adam settings, clip, weight decay and
-    ``init_noise`` are tfnas defaults, not settings of the paper.
+    Algorithm 2 (§3.3.2) with the values of §4.1 (l.142-144):
+    ``pool_size`` (T = 10000), ``network_batch`` (B = 100), ``seed_size``
+    (K = 20), ``epochs`` (E = 2 per round, "two epochs (line 8 in Algorithm
+    2)"); the space: ``steps`` (L = 8) nodes over ``ops`` (tanh, relu,
+    sigmoid, identity) after DARTS' node 0 (``first_node``, see the module
+    docstring); emsize = nhid = 200, batch 20, BPTT 35, dropouts 0.2 / 0.75
+    / 0.25 / 0.75, batch norm on every node, Adam. ``max_steps`` caps the
+    training steps of *each round*. Adam (``lr``, ``adam_beta1``,
+    ``adam_beta2``, ``adam_epsilon``) updates the weights ``w`` and the
+    networks together on clipped gradients (``clip``), with L2 ``wdecay``
+    on the network parameters (not on ``w``); ``alpha``/``beta`` are the
+    AR/TAR regularisers. tfnas choices, not given by the paper: the Adam
+    settings, clip, weight decay (the paper's "weight decay 5" is garbled),
+    AR/TAR, distinct networks in the pool and ``init_noise`` (0, a zero
+    initial state; only the ``first_node="wenet"`` option needs more).
     """
 
     model: ModelConfig = field(default_factory=wenet_model)
     batch_size: int = 20
-    lr: float = setting(1e-3, help="Adam learning rate of the networks and their weights w")
-    epochs: int = setting(1, help="E: epochs each round trains its weighted network (Algorithm 2)")
+    lr: float = setting(1e-3, help="Adam learning rate of the networks and their weights w (tfnas choice)")
+    epochs: int = setting(2, help="E: epochs each round trains its weighted network (Algorithm 2 line 8; "
+                                  "two in WeNet §4.1)")
     max_steps: int | None = setting(None, help="caps the training steps of each round")
     steps: int = setting(8, help="L: nodes of every network after node 0")
     ops: tuple[str, ...] = setting(ACTIVATIONS, help="activations a node may take")
+    first_node: str = setting("darts", help="node 0: darts ([c, h] = [x, h_prev] W0, the node of the DARTS code "
+                                            "WeNet is built on, which its 23M/33M model sizes imply) or wenet (the "
+                                            "literal formula of WeNet §3.1, c = sigmoid(W_x x), h = tanh(W_h h_prev): "
+                                            "a zero state stays zero, so a norm needs init_noise > 0)")
     norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
-    init_noise: float = setting(1.0, help="standard deviation of the fixed random initial state (needed "
-                                          "with a norm: WeNet's first node keeps a zero state at zero)")
-    pool_size: int = setting(10_000, help="T: random networks drawn without repeats (Algorithm 1)")
+    init_noise: float = setting(0.0, help="tfnas option: standard deviation of a fixed random initial state (0: "
+                                          "zeros, as DARTS' code and tfnas train); first_node wenet with a norm "
+                                          "needs it > 0, since that node keeps a zero state at zero")
+    pool_size: int = setting(10_000, help="T: random networks in the pool (Algorithm 1; tfnas draws them distinct)")
     network_batch: int = setting(100, help="B: new networks of the pool trained per round")
     seed_size: int = setting(20, help="K: networks with the largest weights kept for the next round")
     adam_beta1: float = setting(0.9, help="Adam beta_1")
@@ -150,13 +184,17 @@ class WenetConfig(OneShotConfig):
                 raise ValueError(f"wenet config: `{name}` must be an integer >= 1; received {name}={value!r}")
         if self.norm not in NORMS:
             raise ValueError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
+        if self.first_node not in WENET_FIRST_NODES:
+            raise ValueError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
+                             f"received first_node={self.first_node!r}")
         if not self.init_noise >= 0:
             raise ValueError(f"wenet config: `init_noise` must be >= 0; received init_noise={self.init_noise!r}")
-        if self.norm != "none" and self.init_noise == 0:
+        if self.first_node == "wenet" and self.norm != "none" and self.init_noise == 0:
             raise ValueError(
-                f"wenet config: norm {self.norm!r} needs init_noise > 0: with WeNet's first node a zero state "
-                "stays zero (x only gates h~ - h), and the normalisation removes the constant that sigmoid "
-                "nodes add, so every network would output 0; use init_noise 1.0 or norm 'none'")
+                f"wenet config: first_node 'wenet' with norm {self.norm!r} needs init_noise > 0: with the literal "
+                "first node a zero state stays zero (x only gates h~ - h), and the normalisation removes the "
+                "constant that sigmoid nodes add, so every network would output 0; use init_noise 1.0, norm "
+                "'none' or first_node 'darts'")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"wenet config: `max_steps` must be >= 1 or null; received {self.max_steps!r}")
         space = self.space()  # validates steps and ops
@@ -165,13 +203,12 @@ class WenetConfig(OneShotConfig):
                              f"networks of {space!r}")
 
     def space(self) -> DagSpace:
-        """The search space: ``steps`` nodes over ``ops``, WeNet's first node, mean output."""
-        return DagSpace(self.steps, self.ops, first_node="wenet", output="mean")
+        """The search space: ``steps`` nodes over ``ops`` after ``first_node``, mean output (eq. 3)."""
+        return DagSpace(self.steps, self.ops, first_node=self.first_node, output="mean")
 
     def num_rounds(self) -> int:
-        """Rounds of Algorithm 2: the first takes ``B + K`` networks of the pool, later ones ``B``."""
-        first = self.network_batch + self.seed_size
-        return 1 + max(0, math.ceil((self.pool_size - first) / self.network_batch))
+        """Rounds of Algorithm 2: every round takes ``B`` networks of the pool (lines 4-6), so ``ceil(T / B)``."""
+        return math.ceil(self.pool_size / self.network_batch)
 
 
 class WenetRound(OneShotSearch):
@@ -271,7 +308,7 @@ class WenetSearch(Strategy):
         config = WenetConfig(steps=2, pool_size=6, network_batch=2, seed_size=2, max_steps=5,
                              model=ModelConfig(emsize=16, nhid=16))
         result = WenetSearch(config).search(corpus, "runs/wenet")
-        result.genotype.first_node      # 'wenet'
+        result.genotype.first_node      # 'darts'
     """
 
     name = "wenet"
@@ -309,10 +346,9 @@ class WenetSearch(Strategy):
         return rng
 
     def _start_round(self) -> None:
-        """Chooses the round's networks (seeds + the next networks of the pool) and its seed."""
+        """Chooses the round's networks, seeds + the next ``B`` of the pool (Algorithm 2 lines 5-7), and its seed."""
         c, s = self.config, self.state
-        fresh = c.network_batch + (c.seed_size if not s["seeds"] else 0)
-        new = list(range(s["position"], min(s["position"] + fresh, c.pool_size)))
+        new = list(range(s["position"], min(s["position"] + c.network_batch, c.pool_size)))
         rng = self._rng()
         seed = int(rng.integers(1, 2**31 - 1))
         s["rng"] = rng.bit_generator.state

@@ -37,6 +37,7 @@ setup(
         "graphviz>=0.20",
         "pyyaml>=6.0",
         "tensorboard>=2.16",
+        "werkzeug>=3.0",  # tfnas serve (also what TensorBoard's server runs on)
     ],
     extras_require={
         "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9"],

@@ -55,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tfnas.runs",             ("tfnas.strategies", "tfnas.lm")),
     Rule("tfnas.policies",         ("tfnas.strategies",)),
     Rule("tfnas.export",           ("tfnas.strategies",)),
+    Rule("tfnas.serving",          ("tfnas.strategies", "tfnas.lm", "tfnas.runs", "tensorflow", "keras")),
     Rule("tfnas",                  ("keras.src",),                                     ("tfnas.cells.base",)),
 )
 

@@ -218,6 +218,25 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tfnas.export import load_export
+    from tfnas.serving import Limits, serve
+
+    model = load_export(args.model)
+    limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens)
+
+    def ready(url: str) -> None:
+        print(f"serving {model.format} {model.path} as {args.name!r} at {url} "
+              f"(POST {url}/v1/models/{args.name}:predict, :generate; GET {url}/healthz); Ctrl-C stops",
+              flush=True)
+
+    try:
+        serve(model, args.host, args.port, args.name, limits, ready)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def _strategy_named(argv: Sequence[str]) -> str | None:
     """The value of ``--strategy`` in ``argv`` (needed before parsing: it decides the flags)."""
     for k, arg in enumerate(argv):
@@ -306,6 +325,16 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, help="seed of the sampler (same seed, same text)")
     generate.add_argument("--no-start", action="store_true", help="do not put <eos> before the prompt")
     generate.set_defaults(func=cmd_generate)
+
+    serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
+    serve.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default 8501, as TensorFlow Serving's REST)")
+    serve.add_argument("--name", default="tfnas", help="model name in the URLs (default tfnas)")
+    serve.add_argument("--max-batch", type=int, default=64, help="rows per request (default 64)")
+    serve.add_argument("--max-tokens", type=int, default=4096,
+                       help="rows x time per request, and words per generation (default 4096)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -7,7 +7,7 @@ from tfnas.export import onnx_parity
 from tfnas.export.metadata import ExportMetadata
 from tfnas.export.parity import ort_session
 
-KINDS = ("darts_v2", "attention", "lstm")  # as in conftest.py
+KINDS = ("darts_v2", "attention", "lstm")  # as in tests/conftest.py
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -50,6 +50,10 @@ def test_graph_interface_dynamic_axes_and_broadcast_state(runs, kind):
                                                   for i in range(n_states)}})[0]
     np.testing.assert_array_equal(full, row)
     assert full.shape == (3, 4, 31)
+    # The states are optional: a feed of ids only starts from the zero state.
+    assert [init.name for init in proto.graph.initializer if init.name.startswith("hidden_")] == [
+        f"hidden_{i}" for i in range(n_states)]
+    np.testing.assert_array_equal(session.run(["logits"], {"ids": ids})[0], full)
 
 
 def test_any_cell_exports_tree_cell_with_attention(tmp_path):

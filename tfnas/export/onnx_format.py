@@ -1,8 +1,11 @@
 """ONNX export through tf2onnx, with dynamic batch and time axes and the state as input and output.
 
 The graph has the inputs ``ids`` (int32 ``[batch, time]``) and ``hidden_i``
-(float32 ``[batch, units]``, a row of batch 1 is broadcast), and the
-outputs ``logits`` (``[batch, time, vocab]``) and ``final_hidden_i``.
+(float32 ``[batch, units]``, a row of batch 1 is broadcast; every state of
+every layer, layer after layer, `tfnas.export.metadata.state_input_name`;
+optional: each has a zero row ``[1, units]`` as its initializer, which
+onnxruntime uses when a feed omits it),
+and the outputs ``logits`` (``[batch, time, vocab]``) and ``final_hidden_i``.
 ``vocab.txt`` and ``tfnas.json`` are written next to ``model.onnx``; the
 metadata is also stored in the model's ``metadata_props`` under ``tfnas``.
 """
@@ -12,6 +15,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import tensorflow as tf
 
@@ -20,6 +24,7 @@ from tfnas.export.graphs import forward_fn, ids_spec, state_specs
 from tfnas.export.layout import ONNX_FILE, metadata_path, prepare_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
 from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
+from tfnas.export.run import state_shapes
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = MIN_OPSET
@@ -58,6 +63,12 @@ def _name_dims(model: onnx.ModelProto) -> None:
         for dim, name in zip(dims, names):
             if not dim.HasField("dim_value"):
                 dim.dim_param = name
+
+
+def _default_states(proto: onnx.ModelProto, model) -> None:
+    """Makes every state input optional: a zero row ``[1, *shape]`` as its initializer (ONNX IR >= 4)."""
+    for spec, shape in zip(state_specs(model), state_shapes(model)):
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros([1, *shape], np.float32), spec.name))
 
 
 def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
@@ -106,6 +117,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             "with supported ops or try a newer --opset", ops=ops, nodes=nodes)
     hoist_loop_invariants(proto)
     _name_dims(proto)
+    _default_states(proto, model)
     return proto
 
 

@@ -36,6 +36,9 @@ def ort_session(model_or_path):
     options = ort.SessionOptions()
     # Idle worker threads sleep instead of spinning between runs, leaving the cores to the caller.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The state inputs are optional (initializers that are also inputs); onnxruntime warns about each one
+    # at load time, which is expected, so only errors are logged.
+    options.log_severity_level = 3
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 

@@ -2,7 +2,8 @@
 
 Signatures (all with a dynamic batch and time axis; ``hidden_i`` are the
 recurrent states, ``[batch, units]``; the LSTM has ``hidden_0`` = h and
-``hidden_1`` = c):
+``hidden_1`` = c; with ``nlayers`` layers the states of layer 2 follow
+those of layer 1, and so on, `tfnas.export.metadata.state_input_name`):
 
 ``serving_default``
     inputs ``ids`` (int32 ``[B, T]``) and optionally ``hidden_i``; outputs
@@ -21,12 +22,13 @@ recurrent states, ``[batch, units]``; the LSTM has ``hidden_0`` = h and
 
 The state inputs default to a zero row ``[1, units]`` (stored in the
 SignatureDef's ``defaults``, which TensorFlow Serving uses when a request
-omits them); a state whose batch axis is 1 is broadcast to the batch of
-``ids``. In Python, ``tf.saved_model.load(path)`` also offers the same four
-functions as attributes (``loaded.serving_default(ids)``,
-``loaded.score(ids, targets)``, ``loaded.lookup(words)``, ...) where the
-states may be left out; the restored ``loaded.signatures[...]`` need every
-input.
+omits them, as does ``saved_model_cli run``); a state whose batch axis is
+1 is broadcast to the batch of ``ids``. In Python, ``tf.saved_model.load(path)``
+also offers the same four functions as attributes
+(``loaded.serving_default(ids)``, ``loaded.score(ids, targets)``,
+``loaded.lookup(words)``, ...) where the states may be left out; the
+restored ``loaded.signatures[...]`` (TensorFlow's Python object path, which
+ignores SignatureDef defaults) need every input.
 """
 from __future__ import annotations
 
@@ -66,11 +68,26 @@ def _with_optional(impl: Callable, required: Sequence[str], optional: Sequence[s
     return function
 
 
+def captured_variables(functions: Sequence[tf.types.experimental.PolymorphicFunction]) -> list[tf.Variable]:
+    """The `tf.Variable` objects the traced ``functions`` read, each once, in order of first use."""
+    found: dict[int, tf.Variable] = {}
+    for function in functions:
+        for variable in function.get_concrete_function().variables:
+            found.setdefault(id(variable), variable)
+    return list(found.values())
+
+
 class ServingModule(tf.Module):
     """The object a SavedModel export saves: the model's variables, two lookup tables and four functions.
 
     The Keras model is captured by the functions, not tracked as a child,
     so only its variables (and no Keras-generated signature) are saved.
+    They are tracked as the `tf.Variable` objects the traced functions
+    capture (`captured_variables`), not as Keras variables: only then does
+    the SignatureDef loader that TensorFlow Serving and ``saved_model_cli
+    run`` use restore them (with Keras variables it fails with "Could not
+    find variable ..."; Keras' own ``ExportArchive`` tracks them the same
+    way).
 
     Args:
         model: a built `LanguageModel` (or anything with ``forward`` and
@@ -81,7 +98,6 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, vocab_path: str | Path, unk_id: int | None):
         super().__init__(name="tfnas_language_model")
-        self.model_variables = list(model.variables)
         vocab_path = str(vocab_path)
         self.word_to_id = tf.lookup.StaticHashTable(
             tf.lookup.TextFileInitializer(vocab_path, tf.string, tf.lookup.TextFileIndex.WHOLE_LINE,
@@ -102,6 +118,7 @@ class ServingModule(tf.Module):
             input_signature=[ids_spec(), ids_spec("targets")] + specs)
         self.lookup = tf.function(self._lookup, input_signature=[tf.TensorSpec([None, None], tf.string, "words")])
         self.words = tf.function(self._words, input_signature=[ids_spec()])
+        self.model_variables = captured_variables([self.serving_default, self.score])
 
     def _lookup(self, words):
         return {"ids": tf.cast(self.word_to_id.lookup(words), tf.int32)}

@@ -1,0 +1,237 @@
+"""TensorFlow Serving's REST predict API over any export: request checking and the four signatures.
+
+A request body is the JSON TensorFlow Serving takes (``POST
+/v1/models/NAME:predict``): ``{"signature_name": S, "inputs": {...}}`` (the
+columnar form; the reply is ``{"outputs": {...}}``) or ``{"signature_name":
+S, "instances": [...]}`` (one object per row; the reply is
+``{"predictions": [...]}``). The signatures are those of the SavedModel
+export (`tfnas.export.savedmodel`), computed here on any export format
+through `tfnas.export.ExportedModel`:
+
+``serving_default``
+    ``ids`` int ``[B, T]``, optional states ``hidden_i`` ``[B or 1, ...]``
+    -> ``logits`` ``[B, T, V]`` and ``final_hidden_i``.
+``score``
+    ``ids``, ``targets`` int ``[B, T]``, optional states -> ``log_probs``
+    ``[B, T]`` (``log p(targets | ids)``) and ``final_hidden_i``.
+``lookup``
+    ``words`` string ``[B, T]`` -> ``ids`` (``<unk>``'s id for an unknown
+    word, -1 when the vocabulary has none).
+``words``
+    ``ids`` -> ``words`` (an empty string for an id out of range).
+
+Every malformed request raises `RequestError` with one line that says what
+is wrong; nothing here knows about HTTP beyond the status code it suggests.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from tfnas.export.exported import ExportedModel
+from tfnas.export.metadata import IDS_INPUT, state_output_name
+
+SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class RequestError(ValueError):
+    """A request the server refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one request: rows (``max_batch``) and tokens, rows x time (``max_tokens``)."""
+
+    max_batch: int = 64
+    max_tokens: int = 4096
+
+    def __post_init__(self):
+        for name in ("max_batch", "max_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Argument `{name}` must be a positive integer; received: {name}={value!r}")
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        batch, tokens = shape[0], int(np.prod(shape))
+        if batch > self.max_batch:
+            raise RequestError(f"batch of {batch} rows is over this server's limit of {self.max_batch} "
+                               "(tfnas serve --max-batch)", 413)
+        if tokens > self.max_tokens:
+            raise RequestError(f"{tokens} tokens (rows x time) is over this server's limit of {self.max_tokens} "
+                               "(tfnas serve --max-tokens)", 413)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a request body."""
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RequestError(f"request body is not valid JSON: {err}") from None
+
+
+def _shape(name: str, value: Any) -> tuple[int, ...]:
+    """The shape of a nested list; `RequestError` if its rows differ in length."""
+    if not isinstance(value, list):
+        return ()
+    shapes = {_shape(name, v) for v in value}
+    if len(shapes) > 1:
+        raise RequestError(f"input {name!r} must be a rectangular nested list (every row of the same length)")
+    return (len(value), *(shapes.pop() if shapes else ()))
+
+
+def _leaves(value: Any):
+    if isinstance(value, list):
+        for v in value:
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+#: What each kind of input may hold, and the NumPy type it becomes.
+_KINDS = {"int": ((int,), np.int64, "integers (word ids)"), "float": ((int, float), np.float32, "numbers"),
+          "str": ((str,), object, "strings")}
+
+
+def _array(name: str, value: Any, kind: str) -> np.ndarray:
+    """``value`` (a nested list) as an array of ``kind``: ``"int"``, ``"float"`` or ``"str"``."""
+    shape = _shape(name, value)
+    types, dtype, what = _KINDS[kind]
+    leaves = list(_leaves(value))
+    if not all(isinstance(x, types) and not isinstance(x, bool) for x in leaves):
+        raise RequestError(f"input {name!r} must hold {what}")
+    out = np.empty(len(leaves), dtype)
+    try:
+        out[:] = leaves
+    except OverflowError:
+        raise RequestError(f"input {name!r} holds a number out of range") from None
+    if kind == "float" and not np.all(np.isfinite(out)):
+        raise RequestError(f"input {name!r} holds a value that is not finite")
+    return out.reshape(shape)
+
+
+def _columns(request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The named inputs of a request (columnar), and whether it came in the row (``instances``) form."""
+    if "inputs" in request and "instances" in request:
+        raise RequestError("give either 'inputs' or 'instances', not both")
+    if "inputs" in request:
+        inputs = request["inputs"]
+        if not isinstance(inputs, dict):
+            raise RequestError("'inputs' must be an object mapping input names to nested lists")
+        return inputs, False
+    if "instances" in request:
+        rows = request["instances"]
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            raise RequestError("'instances' must be a non-empty list of objects, one per row")
+        names = set(rows[0])
+        if any(set(r) != names for r in rows):
+            raise RequestError("every instance must name the same inputs")
+        return {name: [r[name] for r in rows] for name in names}, True
+    raise RequestError("the request needs 'inputs' (or 'instances')")
+
+
+class Signatures:
+    """The four signatures over ``model``, with its states optional and ``limits`` on every request."""
+
+    def __init__(self, model: ExportedModel, limits: Limits = Limits()):
+        self.model = model
+        self.limits = limits
+        self._run: dict[str, Callable[[dict[str, Any]], dict[str, np.ndarray]]] = {
+            "serving_default": self._serving_default, "score": self._score,
+            "lookup": self._lookup, "words": self._words}
+        self._inputs = {
+            "serving_default": ([IDS_INPUT], model.state_names), "score": ([IDS_INPUT, "targets"], model.state_names),
+            "lookup": (["words"], []), "words": ([IDS_INPUT], [])}
+
+    def predict(self, request: Any) -> dict[str, Any]:
+        """The reply to a predict request (a parsed JSON value)."""
+        if not isinstance(request, dict):
+            raise RequestError("the request must be a JSON object")
+        name = request.get("signature_name", DEFAULT_SIGNATURE)
+        if name not in self._run:
+            raise RequestError(f"unknown signature_name {name!r}; this model has {', '.join(SIGNATURES)}")
+        inputs, rows = _columns(request)
+        required, optional = self._inputs[name]
+        missing = [k for k in required if k not in inputs]
+        unknown = sorted(set(inputs) - set(required) - set(optional))
+        if missing or unknown:
+            what = "; ".join(part for part in (
+                f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "")
+                if part)
+            allowed = ", ".join(required + [f"{k} (optional)" for k in optional])
+            raise RequestError(f"signature {name!r}: {what}; its inputs are {allowed}")
+        outputs = self._run[name](inputs)
+        if rows:
+            return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(len(
+                next(iter(outputs.values()))))]}
+        return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+
+    # ------------------------------------------------------------ inputs
+    def _ids(self, inputs: dict[str, Any], name: str = IDS_INPUT) -> np.ndarray:
+        ids = _array(name, inputs[name], "int")
+        if ids.ndim != 2 or 0 in ids.shape:
+            raise RequestError(f"input {name!r} must be [batch, time] with at least one id; received shape "
+                               f"{list(ids.shape)}")
+        self.limits.check(ids.shape)
+        vocab = len(self.model.vocab)
+        if ids.min() < 0 or ids.max() >= vocab:
+            raise RequestError(f"input {name!r} must hold word ids in [0, {vocab}); received values from "
+                               f"{ids.min()} to {ids.max()}")
+        return ids.astype(np.int32)
+
+    def _states(self, inputs: dict[str, Any], batch: int) -> list[np.ndarray]:
+        """The states of the request (zero where omitted), each broadcast from batch 1 to ``batch``."""
+        states = self.model.initial_state(batch)
+        for i, (name, spec) in enumerate(zip(self.model.state_names, self.model.metadata.states)):
+            if name not in inputs:
+                continue
+            value = _array(name, inputs[name], "float")
+            shape = tuple(spec["shape"])
+            if value.ndim != 1 + len(shape) or value.shape[1:] != shape or value.shape[0] not in (1, batch):
+                rows = "1" if batch == 1 else f"{batch} or 1"
+                raise RequestError(f"input {name!r} must be [{rows}, {', '.join(map(str, shape))}]; "
+                                   f"received shape {list(value.shape)}")
+            states[i] = np.broadcast_to(value, (batch, *shape)).astype(np.float32)
+        return states
+
+    def _with_states(self, result: np.ndarray, key: str, states: list[np.ndarray]) -> dict[str, np.ndarray]:
+        return {key: result, **{state_output_name(i): s for i, s in enumerate(states)}}
+
+    # -------------------------------------------------------- signatures
+    def _serving_default(self, inputs):
+        ids = self._ids(inputs)
+        logits, states = self.model.step(ids, self._states(inputs, ids.shape[0]))
+        return self._with_states(np.asarray(logits, np.float32), "logits", states)
+
+    def _score(self, inputs):
+        ids, targets = self._ids(inputs), self._ids(inputs, "targets")
+        if targets.shape != ids.shape:
+            raise RequestError(f"input 'targets' must have the shape of 'ids' {list(ids.shape)}; received "
+                               f"{list(targets.shape)}")
+        log_probs, states = self.model.log_probs(ids, targets, self._states(inputs, ids.shape[0]))
+        return self._with_states(np.asarray(log_probs, np.float32), "log_probs", states)
+
+    def _lookup(self, inputs):
+        words = _array("words", inputs["words"], "str")
+        if words.ndim != 2 or 0 in words.shape:
+            raise RequestError(f"input 'words' must be [batch, time] with at least one word; received shape "
+                               f"{list(words.shape)}")
+        self.limits.check(words.shape)
+        return {"ids": self.model.encode(list(words.ravel())).reshape(words.shape).astype(np.int32)}
+
+    def _words(self, inputs):
+        ids = _array(IDS_INPUT, inputs[IDS_INPUT], "int")
+        if ids.ndim != 2:
+            raise RequestError(f"input 'ids' must be [batch, time]; received shape {list(ids.shape)}")
+        self.limits.check(ids.shape)
+        vocab = len(self.model.vocab)
+        valid = (ids >= 0) & (ids < vocab)
+        words = np.array(self.model.decode(np.where(valid, ids, 0).ravel()), dtype=object).reshape(ids.shape)
+        return {"words": np.where(valid, words, "")}

@@ -2,9 +2,10 @@
 
 Each pairs a search cell of `tfnas.cells.search` with the language model
 of `tfnas.lm.model`: `MixedLM` (`MixedCell`, and a `MixedAttention` head:
-DARTS, NASABN), `SharedLM` (`SharedCell`: ENAS) and `WeightedLM`
-(`WeightedCells`: WeNet). They hand on the cell's `arch_variables`,
-`weight_variables` and `derive` (the `SearchCell` protocol).
+DARTS, NASABN), `SharedLM` (`SharedCell`: ENAS), `WeightedLM`
+(`WeightedCells`: WeNet) and `BayesLM` (`BayesCell`: BayesNAS). They
+hand on the cell's `arch_variables`, `weight_variables` and `derive` (the
+`SearchCell` protocol).
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.rnn import CellRNN
+from tfnas.cells.search.bayes_cell import BayesCell
 from tfnas.cells.search.mixed_attention import MixedAttention
 from tfnas.cells.search.mixed_cell import DARTS_OPS, MixedCell
 from tfnas.cells.search.shared_cell import ENAS_INIT_RANGE, SharedCell
 from tfnas.cells.search.weighted_cells import WeightedCells
 from tfnas.cells.attention import ATTENTION_HEADS
-from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.model import LanguageModel
 
 
@@ -191,7 +193,9 @@ class WeightedLM(SearchLM):
         init_noise: standard deviation of the initial recurrent state (0: zeros, as
             `LanguageModel`). The state is a fixed draw (stateless, seeded by
             ``seed``), so every sequence start sees the same one. See
-            `tfnas.strategies.one_shot.wenet` for why batch norm needs it with WeNet's first node.
+            `tfnas.strategies.one_shot.wenet` for why batch norm needs it
+            with the ``first_node="wenet"`` option (WeNet §3.1 read
+            literally).
         **kwargs: `LanguageModel` settings (emsize, nhid, dropouts, seed...).
     """
 
@@ -223,3 +227,39 @@ class WeightedLM(SearchLM):
         config.pop("attention")
         return {**config, "genotypes": [g.to_dict() for g in self.genotypes], "norm": self.norm,
                 "init_noise": self.init_noise}
+
+
+@keras.saving.register_keras_serializable(package="tfnas")
+class BayesLM(SearchLM):
+    """`LanguageModel` whose RNN is a `BayesCell` (BayesNAS for recurrent cells, M. Li's thesis §3.1, §5.2).
+
+    `arch_variables` are the cell's scalars ``[bayes_w, bayes_d]``, trained
+    jointly with the weights on the training data (Eq. 3.15); the genotype
+    is pruned from their prior variances by the strategy
+    (`tfnas.strategies.one_shot.bayesnas`), so `derive` is the cell's refusal.
+
+    Args:
+        vocab_size: number of words.
+        steps: nodes of the searched cell after node 0.
+        ops: candidate ops of every edge (no ``none``).
+        norm: search-mode normalisation of the nodes (``"batch"``, ``"layer"``, ``"none"``).
+        **kwargs: `LanguageModel` settings (emsize, nhid, dropouts, seed...).
+    """
+
+    def __init__(self, vocab_size: int, steps: int = 12, ops: Sequence[str] = ACTIVATIONS, norm: str = "batch",
+                 **kwargs):
+        self.steps = steps
+        self.ops = tuple(ops)
+        self.norm = norm
+        kwargs.pop("attention", None)
+        super().__init__(vocab_size, **kwargs)
+
+    def make_cell(self) -> BayesCell:
+        h = self.hparams
+        return BayesCell(self.steps, h.nhid, ops=self.ops, norm=self.norm, dropout_x=h.dropoutx,
+                         dropout_h=h.dropouth, init_range=h.cell_init_range, seed=self.cell_seed, name="bayes_cell")
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("attention")
+        return {**config, "steps": self.steps, "ops": list(self.ops), "norm": self.norm}

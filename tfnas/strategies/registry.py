@@ -13,6 +13,7 @@ from tfnas.config import search_config
 from tfnas.strategies.base import Strategy
 from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
 from tfnas.strategies.black_box.reinforce import ReinforceConfig, ReinforceSearch
+from tfnas.strategies.one_shot.bayesnas import BayesNasConfig, BayesNasSearch
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
 from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
 from tfnas.strategies.one_shot.wenet import WenetConfig, WenetSearch
@@ -39,6 +40,7 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec("darts", DartsSearch, DartsConfig, ("darts_search_ptb", "darts2_search_ptb")),
     StrategySpec("nasabn", NasabnSearch, NasabnConfig,
                  ("nasabn_search_ptb", "nasabn_head_search_ptb", "quick_nasabn")),
+    StrategySpec("bayesnas", BayesNasSearch, BayesNasConfig, ("bayesnas_search_ptb", "quick_bayesnas")),
     StrategySpec("enas", EnasSearch, EnasConfig, ("enas_ptb", "quick_enas")),
     StrategySpec("wenet", WenetSearch, WenetConfig, ("wenet_ptb", "quick_wenet")),
     StrategySpec("reinforce", ReinforceSearch, ReinforceConfig, ("reinforce_ptb", "quick_reinforce")),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from tfnas.cells import GenotypeCell
-from tfnas.cells.search import MixedCell, SearchCell, SharedCell, WeightedCells
+from tfnas.cells.search import BayesCell, MixedCell, SearchCell, SharedCell, WeightedCells
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import resolve_genotype
 
@@ -33,11 +33,17 @@ def shared() -> SharedCell:
     return cell
 
 
+def bayes() -> BayesCell:
+    cell = BayesCell(steps=3, units=UNITS, seed=0)
+    cell.build((None, INPUT_DIM))
+    return cell
+
+
 def size(variables) -> int:
     return sum(int(np.prod(v.shape)) for v in variables)
 
 
-@pytest.mark.parametrize("make", [mixed, weighted, shared])
+@pytest.mark.parametrize("make", [mixed, weighted, shared, bayes])
 def test_search_cells_are_search_cells_and_frozen_cells_are_not(make):
     assert isinstance(make(), SearchCell)
     frozen = GenotypeCell.from_genotype(NETWORKS[0], UNITS, INPUT_DIM)
@@ -51,6 +57,8 @@ def test_search_cells_are_search_cells_and_frozen_cells_are_not(make):
     (weighted, ["network_logits"], 3, 3 * ((INPUT_DIM + UNITS) * UNITS + 3 * UNITS * 2 * UNITS)),
     # No trainable architecture; W0 [d+u, 2u] and one Ws matrix per edge, 6 of [u, 2u].
     (shared, [], 0, (INPUT_DIM + UNITS) * 2 * UNITS + 6 * UNITS * 2 * UNITS),
+    # BayesNAS: one scalar per (edge, op), 6 x 4 (no none), and one dummy scalar per edge; DARTS' layout.
+    (bayes, ["bayes_w", "bayes_d"], 6 * 4 + 6, (INPUT_DIM + UNITS) * 2 * UNITS + 3 * UNITS * 2 * UNITS),
 ])
 def test_arch_and_weight_variables_partition_the_trainable_variables(make, arch_names, arch_size, weight_size):
     cell = make()

@@ -11,11 +11,13 @@ from typing import Any, Mapping
 
 from tfnas.config import search_config
 from tfnas.strategies.base import Strategy
+from tfnas.strategies.black_box.nao import NaoConfig, NaoSearch
 from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
 from tfnas.strategies.black_box.reinforce import ReinforceConfig, ReinforceSearch
 from tfnas.strategies.one_shot.bayesnas import BayesNasConfig, BayesNasSearch
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
 from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
+from tfnas.strategies.one_shot.nao_ws import NaoWsConfig, NaoWsSearch
 from tfnas.strategies.one_shot.wenet import WenetConfig, WenetSearch
 
 
@@ -45,6 +47,8 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
     StrategySpec("wenet", WenetSearch, WenetConfig, ("wenet_ptb", "quick_wenet")),
     StrategySpec("reinforce", ReinforceSearch, ReinforceConfig, ("reinforce_ptb", "quick_reinforce")),
     StrategySpec("random", RandomSearch, RandomConfig, ("random_ptb", "quick_random")),
+    StrategySpec("nao", NaoSearch, NaoConfig, ("nao_ptb", "quick_nao")),
+    StrategySpec("nao_ws", NaoWsSearch, NaoWsConfig, ("nao_ws_ptb", "quick_nao_ws")),
 )}
 
 

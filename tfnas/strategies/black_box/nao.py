@@ -1,0 +1,263 @@
+"""NAO (Luo, Tian, Qin, Chen, Liu, NeurIPS 2018): Algorithm 1 as an ask/tell strategy.
+
+An encoder-predictor-decoder (`tfnas.policies.nao`) learns to embed cells,
+predict their scores and decode embeddings back to cells; new cells come
+from moving good cells' embeddings up the predictor's gradient (Eq. 2).
+Rounds of `BlackBoxSearch` are the iterations ``l = 1..L`` of Algorithm 1:
+
+* round 0 proposes ``initial_archs`` cells drawn uniformly without repeats
+  (the initial set ``X``);
+* after each round but the last, the EPD is trained on every cell with a
+  finite perplexity (``epd_epochs`` epochs of Eq. 1, warm-started across
+  rounds, or re-initialised with ``epd_reinit``; symmetric copies with
+  ``augment_symmetric``) against the score ``s = (l_max - l) / (l_max -
+  l_min)``, ``l = ln ppl`` (`normalise_scores`);
+* round ``l >= 1`` takes the ``seed_archs`` (K) best trials of *all* trials
+  as seeds, moves each embedding with Eq. 2 at ``step_size`` and decodes it;
+  a decoded cell already tried (or already decoded this round) makes the
+  step grow by ``step_size / 2`` (footnote 4, up to ``max_step_tries`` sizes);
+  seeds that give no new cell are replaced by unseen random cells
+  (``fill_random``, as the authors' weight-sharing code).
+
+So a search evaluates ``initial_archs + (iterations - 1) * seed_archs``
+cells (``max_trials``' default), as the paper's CIFAR count ``600 + 200 +
+200``. The result is the best trial. Every round logs the EPD's losses, its
+pairwise accuracy and Hamming distance on the training cells, and, from
+round 1 on, the pairwise accuracy of the predictor on the round's new
+cells before it trains on them (held out). Any evaluator and executor
+works; ``--evaluator weight_sharing --shared-weights runs/enas`` is NAO
+over frozen ENAS weights (the paper's NAO-WS is ``--strategy nao_ws``).
+The EPD and Adam's slots are checkpointed with the trials, so a killed
+search resumes to the same trials.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from tfnas.config import ModelConfig, TrainConfig, setting, settings
+from tfnas.evaluation.evaluators import Evaluator
+from tfnas.evaluation.executors import Executor
+from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
+from tfnas.policies.nao import (DECODER_INITS, EncoderPredictorDecoder, NaoTokens, NaoTrainer, fit_logs,
+                                footnote4_steps, normalise_scores, pairwise_accuracy, random_relabel)
+from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
+
+
+def nao_child() -> TrainConfig:
+    """The child recipe of NAO's PTB search: DARTS' evaluation recipe for 600 epochs, no embedding dropout.
+
+    Section 4.3 trains each sampled cell 600 epochs; the rest is the
+    authors' code (DARTS ``train.py`` defaults with ``dropoute 0``).
+    """
+    return TrainConfig(model=ModelConfig(dropoute=0.0), epochs=600)
+
+
+def _positive_int(config: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+
+
+@settings
+class EpdConfig:
+    """The encoder-predictor-decoder and its training, mixed into the configs of NAO and NAO-WS.
+
+    Defaults: the PTB settings of section 4.3 (embedding 64, encoder and
+    decoder LSTMs of 128, predictor MLP 200-1, lambda 0.8, Adam lr 1e-3);
+    1000 epochs per iteration (section 4.1, CIFAR-10); from the authors'
+    code: batch 100, weight decay 1e-4, global-norm clip 5, dropout 0.1, warm
+    start across iterations. The decoder starts from ``h_T`` (section 3.2).
+    """
+
+    epd_embed: int = setting(64, help="token embedding size of the encoder (section 4.3: 64)")
+    epd_hidden: int = setting(128, help="encoder LSTM size (section 4.3: 128)")
+    epd_mlp: tuple[int, ...] = setting((200,), help="hidden layer sizes of the predictor before its output unit "
+                                                    "(section 4.3: 200, 1)")
+    epd_decoder_hidden: int = setting(128, help="decoder LSTM size (section 4.3: 128; must equal epd_hidden)")
+    decoder_init: str = setting("last", help="decoder initial state: last (s_0 = h_T, section 3.2) or mean "
+                                             "(the normalised mean, the authors' code)")
+    trade_off: float = setting(0.8, help="lambda of Eq. 1 (section 4.3: 0.8)")
+    epd_lr: float = setting(1e-3, help="Adam learning rate of the EPD (section 4.3: 1e-3)")
+    epd_epochs: int = setting(1000, help="EPD training epochs per iteration (section 4.1: 1000)")
+    epd_batch_size: int = setting(100, help="EPD minibatch (the authors' code: 100)")
+    epd_weight_decay: float = setting(1e-4, help="L2 penalty w sum ||theta||^2 / 2 of the EPD (the authors' code)")
+    epd_clip: float = setting(5.0, help="global-norm clip of the EPD's gradients (the authors' code: 5)")
+    epd_dropout: float = setting(0.1, help="dropout on the encoder's embeddings and the predictor's hidden layers "
+                                           "(the authors' code: 0.1)")
+    epd_reinit: bool = setting(False, help="re-initialise the EPD before each iteration's training instead of "
+                                           "warm-starting it (the authors' weight-sharing code warm-starts)")
+
+    def check_epd(self) -> None:
+        """Raises ``ValueError`` naming a bad EPD setting (and turns ``epd_mlp`` into a tuple of ints)."""
+        if isinstance(self.epd_mlp, (str, bytes)) or not isinstance(self.epd_mlp, (list, tuple)):
+            raise ValueError(f"epd_mlp must be a list of layer sizes; received: {self.epd_mlp!r}")
+        self.epd_mlp = tuple(int(m) for m in self.epd_mlp)    # CLI values arrive as strings
+        _positive_int(self, ("epd_embed", "epd_hidden", "epd_decoder_hidden", "epd_epochs", "epd_batch_size"))
+        if any(m < 1 for m in self.epd_mlp):
+            raise ValueError(f"epd_mlp sizes must be positive; received: {list(self.epd_mlp)}")
+        if self.epd_decoder_hidden != self.epd_hidden:
+            raise ValueError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "
+                             f"equal epd_hidden; received {self.epd_decoder_hidden} and {self.epd_hidden}")
+        if self.decoder_init not in DECODER_INITS:
+            raise ValueError(f"decoder_init must be one of {list(DECODER_INITS)}; received: {self.decoder_init!r}")
+        if not 0.0 <= self.trade_off <= 1.0:
+            raise ValueError(f"trade_off must be in [0, 1]; received: {self.trade_off!r}")
+        if not 0.0 <= self.epd_dropout < 1.0:
+            raise ValueError(f"epd_dropout must be in [0, 1); received: {self.epd_dropout!r}")
+
+
+def make_epd_trainer(config: EpdConfig, tokens: NaoTokens, seed: int) -> NaoTrainer:
+    """The EPD of ``config`` over ``tokens`` (initialisation seeded by ``seed``) with its Adam trainer."""
+    epd = EncoderPredictorDecoder(tokens.masks, embed=config.epd_embed, hidden=config.epd_hidden,
+                                  mlp=config.epd_mlp, decoder_hidden=config.epd_decoder_hidden,
+                                  dropout=config.epd_dropout, decoder_init=config.decoder_init, seed=seed)
+    return NaoTrainer(epd, lr=config.epd_lr, trade_off=config.trade_off, weight_decay=config.epd_weight_decay,
+                      clip=config.epd_clip)
+
+
+def train_epd(trainer: NaoTrainer, config: EpdConfig, ids: np.ndarray, scores: np.ndarray, seed: int,
+              iteration: int) -> dict[str, float]:
+    """One iteration's EPD training (re-initialised first with ``epd_reinit``); its losses and metrics."""
+    if config.epd_reinit and iteration > 0:
+        trainer.reset(seed + iteration)
+    fit = trainer.fit(ids, scores, config.epd_epochs, config.epd_batch_size, [seed, iteration])
+    return {**{f"epd_{k}": v for k, v in fit.items()}, **fit_logs(trainer, ids, scores)}
+
+
+@settings
+class NaoConfig(BlackBoxConfig, EpdConfig):
+    """NAO settings (Luo et al., NeurIPS 2018).
+
+    PTB (section 4.3): the EPD of `EpdConfig`, L = 2 iterations, children
+    trained 600 epochs (`nao_child`). Not given for PTB, taken from CIFAR-10
+    (section 4.1): 600 initial cells, K = 200 seeds, step size 10. From the
+    authors' code: the space (11 nodes after a DARTS node 0, the output the
+    mean of nodes 1..11: the published cells and their 27M parameters).
+    tfnas choices: the score (min-max normalised log-perplexity),
+    ``max_step_tries`` and ``fill_random``.
+    """
+
+    space: str = setting("dag", help="search space: dag (NAO searches DAG cells)")
+    steps: int = setting(11, help="nodes of a dag cell after node 0 (the authors' PTB code: 11)")
+    max_trials: int | None = setting(None, help="genotypes evaluated in all; null: initial_archs + (iterations - 1) "
+                                                "* seed_archs (Algorithm 1)", resumable=True)
+    trials_per_round: int | None = setting(None, help="largest round; null: initial_archs (a round of the loop is "
+                                                      "an iteration of Algorithm 1)")
+    child: TrainConfig = setting(help="the training of each child (evaluator short_training)", factory=nao_child)
+    initial_archs: int = setting(600, help="random cells of the initial set X (section 4.1, CIFAR-10: 600)")
+    seed_archs: int = setting(200, help="seeds K: best cells moved by Eq. 2 per iteration (section 4.1: 200)")
+    iterations: int = setting(2, help="iterations L of Algorithm 1 (section 4.3, PTB: 2)")
+    step_size: float = setting(10.0, help="eta of Eq. 2 (section 4.1: 10)")
+    max_step_tries: int = setting(10, help="step sizes eta, 1.5 eta, 2 eta, ... tried per seed before giving up "
+                                           "(footnote 4; the bound is tfnas')")
+    fill_random: bool = setting(True, help="replace seeds that decode no new cell by unseen random cells")
+    augment_symmetric: bool = setting(False, help="train the EPD also on a random topology-preserving relabelling "
+                                                  "of each cell (section 3.2's symmetric pairs)")
+
+    def __post_init__(self) -> None:
+        if self.space != "dag":
+            raise ValueError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
+        self.check_epd()
+        _positive_int(self, ("initial_archs", "seed_archs", "iterations", "max_step_tries"))
+        if not self.step_size > 0:
+            raise ValueError(f"step_size must be positive; received: {self.step_size!r}")
+        resolved = self.resolved()
+        if resolved.trials_per_round < max(self.initial_archs, self.seed_archs):
+            raise ValueError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "
+                             f"iteration); received: {self.trials_per_round!r}")
+        BlackBoxConfig.__post_init__(resolved)
+
+    def resolved(self) -> "NaoConfig":
+        """This config with ``max_trials`` and ``trials_per_round`` filled in when null (no validation)."""
+        out = copy.copy(self)
+        if out.max_trials is None:
+            out.max_trials = self.initial_archs + (self.iterations - 1) * self.seed_archs
+        if out.trials_per_round is None:
+            out.trials_per_round = self.initial_archs
+        return out
+
+
+class NaoSearch(BlackBoxSearch):
+    """Algorithm 1 of NAO; see the module docstring."""
+
+    name = "nao"
+
+    def __init__(self, config: NaoConfig, evaluator: Evaluator | None = None, executor: Executor | None = None):
+        super().__init__(config.resolved(), evaluator, executor)
+
+    def build(self) -> None:
+        c = self.config
+        self.tokens = NaoTokens(self.space)
+        self.trainer = make_epd_trainer(c, self.tokens, c.seed)
+        self.proposal_logs: dict[str, float] = {}
+
+    def state_variables(self) -> list:
+        return self.trainer.variables
+
+    # ------------------------------------------------------------- propose
+    def seeds(self, k: int) -> list[Trial]:
+        """The ``k`` best trials of all trials by validation perplexity (ties: the earlier trial)."""
+        ok = [t for t in self.trials if t.ppl is not None]
+        return sorted(ok, key=lambda t: (t.ppl, t.trial))[:k]
+
+    def propose(self, n: int) -> list[AnyGenotype]:
+        c = self.config
+        tried = [genotype_from_dict(t.genotype) for t in self.trials]
+        left = self.space.size() - len(set(tried))
+        if self.round == 0:
+            return self.space.sample_unique(min(n, c.initial_archs, left), self.rng, exclude=tried)
+        count = min(n, c.seed_archs, left)
+        seen = {tuple(self.tokens.encode(g)) for g in tried}
+        seeds = self.seeds(count)
+        new: list[Genotype] = []
+        etas: list[float] = []
+        if seeds:
+            seed_ids = self.tokens.encode_many([genotype_from_dict(t.genotype) for t in seeds])
+            accepted, etas = self.trainer.generate(seed_ids, footnote4_steps(c.step_size, c.max_step_tries),
+                                                   is_new=lambda key: key not in seen)
+            new = [self.tokens.decode(key) for _, key in accepted]
+        decoded = len(new)
+        if c.fill_random and len(new) < count:
+            new += self.space.sample_unique(count - len(new), self.rng, exclude=tried + new)
+        self.proposal_logs = {"decoded": decoded, "random_fill": len(new) - decoded,
+                              "largest_step": max(etas) if etas else 0.0}
+        return new
+
+    # ------------------------------------------------------------- observe
+    def training_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """Token strings and scores of every trial with a finite perplexity (and symmetric copies)."""
+        ok = [t for t in self.trials if t.ppl is not None]
+        cells = [genotype_from_dict(t.genotype) for t in ok]
+        scores = normalise_scores([t.ppl for t in ok])
+        ids = self.tokens.encode_many(cells)
+        if not self.config.augment_symmetric:
+            return ids, scores
+        rng = np.random.default_rng([self.config.seed, self.round, 1])
+        relabelled = [(random_relabel(g, rng), s) for g, s in zip(cells, scores)]
+        copies = [(other, s) for g, (other, s) in zip(cells, relabelled) if other != g]
+        if not copies:
+            return ids, scores
+        return (np.concatenate([ids, self.tokens.encode_many([g for g, _ in copies])]),
+                np.concatenate([scores, [s for _, s in copies]]))
+
+    def observe(self, trials: list[Trial]) -> dict[str, float]:
+        c = self.config
+        logs: dict[str, float] = dict(self.proposal_logs)
+        self.proposal_logs = {}
+        new = [t for t in trials if t.ppl is not None]
+        if self.round > 0 and len(new) >= 2:
+            predicted = self.trainer.predict(self.tokens.encode_many([genotype_from_dict(t.genotype) for t in new]))
+            logs["heldout_pairwise_acc"] = pairwise_accuracy([-np.log(t.ppl) for t in new], predicted)
+            logs["predicted_score"] = float(np.mean(predicted))
+        if len(self.trials) >= c.max_trials:
+            return logs                                   # the last evaluation: Algorithm 1 stops here
+        ids, scores = self.training_set()
+        if len(ids) == 0:
+            return logs
+        logs.update(train_epd(self.trainer, c, ids, scores, c.seed, self.round))
+        return logs

@@ -166,4 +166,4 @@ def test_tfnas_serve_command(runs):
         assert status == 200 and np.array(reply["outputs"]["logits"]).shape == (1, 3, 31)
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=120) == 0  # interpreter shutdown can be slow on a loaded machine

@@ -14,7 +14,25 @@ Cases, each group in a subprocess of its own:
   training step, the Trainer's own);
 * ``score``, reported as ``score_keras`` / ``score_savedmodel`` / ``score_onnx``:
   scoring throughput of an exported DARTS_V2 model, ``ExportedModel.log_probs``
-  of one window computed inside each runtime as ``tfnas score`` does.
+  of one window computed inside each runtime as ``tfnas score`` does;
+* ``bayesnas``, reported as ``bayes_step`` (one BayesNAS search step,
+  `BayesNasSearch.compiled_step`: the weights' clipped SGD step and the
+  scalars' step on one training window) and ``bayes_hessian`` (the
+  ``recursive`` diagonal Hessian of the scalars, `scalar_hessian` as
+  `BayesNasSearch.on_epoch_end` calls it), both at `BayesNasConfig`'s search
+  setting and over the same ``bayes_windows`` windows per round; a figure is
+  per window, and the Hessian's includes its share of the call's tracing
+  (one call per round over ``bayes_windows`` windows; the search makes one
+  call over ``hessian_batches`` = 10 windows, so its share there is smaller);
+* ``nao``, reported as ``nao_epd`` (one epoch of `NaoTrainer.fit`: Adam steps
+  of batch 100 on Eq. 1 over ``nao_cells`` random 11-node cells, with the PTB
+  EPD of `NaoConfig`) and ``lstm_nao``, its baseline: the same number of Adam
+  steps (same learning rate and clip) of a ``keras.layers.LSTM`` of the
+  encoder's width over the same embedding size, reconstructing the same token
+  batches through a dense layer (the EPD without its decoder LSTM, attention
+  and predictor). A step is an epoch; the issue's figure, ``nao_epochs`` = 100
+  epochs, is measured with one `NaoTrainer.fit` call with ``nao_fit`` (the
+  full run) and projected from the median epoch otherwise.
 
 The cases of a group are timed in one process in interleaved rounds (one
 step of each in turn, round after round), since the machines drift and the
@@ -39,6 +57,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -56,27 +75,41 @@ RESULTS = REPO / "benchmarks" / "results"
 #: Paper settings (DARTS search: 300 / batch 256; DARTS_V2 evaluation: 850 / batch 64). The first
 #: steps of a process are slower (its memory is still being mapped in: up to 2x for a search step),
 #: hence several warm-up steps before the timed ones.
+#: BayesNAS (``bayes_*``) runs at ``search_nhid`` / ``search_batch`` with `BayesNasConfig`'s 12 nodes; NAO's
+#: EPD trains on ``nao_cells`` cells, and with ``nao_fit`` its ``nao_epochs`` epochs are timed in one `NaoTrainer.fit`.
 FULL = {"vocab": 10_000, "bptt": 35, "search_nhid": 300, "search_batch": 256, "train_nhid": 850,
-        "train_batch": 64, "steps": 8, "timed": 3, "warmup": 3}
+        "train_batch": 64, "steps": 8, "timed": 3, "warmup": 3, "bayes_windows": 2, "nao_cells": 1000,
+        "nao_epochs": 100, "nao_fit": True}
 QUICK = {"vocab": 10_000, "bptt": 35, "search_nhid": 128, "search_batch": 64, "train_nhid": 256,
-         "train_batch": 32, "steps": 8, "timed": 3, "warmup": 2}
+         "train_batch": 32, "steps": 8, "timed": 3, "warmup": 2, "bayes_windows": 2, "nao_cells": 1000,
+         "nao_epochs": 100, "nao_fit": False}
 
-#: Targets of the speed issue, as (case, baseline case, maximum ratio).
-TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype_train", "lstm_train", 2.2)]
+#: Targets of the speed issues, as (case, baseline case, maximum ratio): issue 13 item 5 for the BayesNAS Hessian.
+TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype_train", "lstm_train", 2.2),
+           ("bayes_hessian", "bayes_step", 2.0)]
 PEAK_TARGET_GB = 4.0
+#: Issue 14 item 6: the EPD trains on 1,000 cells for 100 epochs in "seconds to a few minutes" (read: 3 minutes).
+NAO_TARGET_S = 180.0
+#: Warm-up rounds of the ``bayesnas`` group (a round is ``bayes_windows`` steps and a Hessian call: the first
+#: compiles the step and maps in the Hessian's memory) and timed rounds of the ``nao`` group per ``timed``
+#: (an epoch is about a second).
+BAYES_WARMUP_ROUNDS = 1
+NAO_REPEAT = 5
 #: Scoring steps are short (under a second) and noisy: time this many times more of them.
 SCORE_REPEAT = 4
 #: Cases timed together in one process, in interleaved rounds (ratios need a common phase of the
 #: machine), with the number of timed rounds as a multiple of a single case's timed steps.
 GROUPS = {"search": (("lstm_search", "darts1", "darts2"), 1), "train": (("lstm_train", "genotype_train"), 2)}
+#: What a run without ``--cases`` runs (the README's main table); ``bayesnas`` and ``nao`` are run on their own.
+DEFAULT_CASES = "search,darts1_memory,train,score"
 #: Cases whose peak memory is measured in a process of their own (a group's process holds all its models).
 MEMORY_CASES = ("darts1",)
 
 
 # ------------------------------------------------------------------ FLOPs
-def lstm_forward_flops(nhid: int, vocab: int) -> float:
-    """Per token: the LSTM gates ``[x, h] W`` and the tied decoder."""
-    return 2 * (2 * nhid) * (4 * nhid) + 2 * nhid * vocab
+def lstm_forward_flops(nhid: int, vocab: int, emsize: int | None = None) -> float:
+    """Per token: the LSTM gates ``[x, h] W`` (``x`` of ``emsize``, default ``nhid``) and the decoder."""
+    return 2 * ((emsize or nhid) + nhid) * (4 * nhid) + 2 * nhid * vocab
 
 
 def darts_search_forward_flops(nhid: int, vocab: int, steps: int) -> float:
@@ -88,6 +121,35 @@ def darts_search_forward_flops(nhid: int, vocab: int, steps: int) -> float:
 def genotype_forward_flops(nhid: int, vocab: int, steps: int) -> float:
     """Per token: node 0, one matmul per node, the decoder."""
     return 2 * (2 * nhid) * (2 * nhid) + steps * 2 * nhid * (2 * nhid) + 2 * nhid * vocab
+
+
+def bayes_hessian_flops(nhid: int, vocab: int, steps: int) -> float:
+    """Per token, the ``recursive`` Hessian (`bayes_hessian.recursive_hessian`).
+
+    An inference forward pass (`darts_search_forward_flops`), the cell's
+    matmuls once more (`BayesCell.trace`), R0's ``p @ (E*E)`` and ``p @ E``
+    (two decoder-sized matmuls) and R4's three ``[U, U]`` matmuls for each of
+    the ``steps (steps + 1) / 2`` edges and for node 0's recurrence.
+    """
+    forward = darts_search_forward_flops(nhid, vocab, steps)
+    cell = forward - 2 * nhid * vocab
+    edges = steps * (steps + 1) // 2 + 1
+    return forward + cell + 2 * (2 * nhid * vocab) + edges * 3 * (2 * nhid * nhid)
+
+
+def epd_forward_flops(embed: int, hidden: int, mlp: tuple[int, ...], vocab: int, length: int) -> float:
+    """Per token of a cell's string of ``length`` tokens, the teacher-forced EPD (`EncoderPredictorDecoder.loss`).
+
+    Encoder and decoder LSTM gates ``[x, h] W``, the attention's key and query
+    projections, its energies ``v^T tanh(.)`` and context sums over the
+    ``length`` encoder states, the output layer ``[s, ctx] W``, and the
+    predictor's MLP once per string.
+    """
+    lstms = 2 * 2 * (embed + hidden) * (4 * hidden)
+    attention = 2 * hidden * hidden * 2 + length * 2 * hidden * 2
+    sizes = (hidden, *mlp, 1)
+    predictor = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])) / length
+    return lstms + attention + 2 * (2 * hidden) * vocab + predictor
 
 
 # ------------------------------------------------------------------ cases
@@ -203,6 +265,114 @@ def run_scoring(s: dict, quick: bool) -> dict[str, dict]:
     return {name: _figures(name, seconds[name], batch * s["bptt"], flops) for name in steps}
 
 
+def run_bayesnas(s: dict) -> dict[str, dict]:
+    """BayesNAS' search step and its Hessian pass over the same windows, timed in interleaved rounds.
+
+    `BayesNasConfig`'s defaults (the search setting: 12 nodes, batch norm,
+    the preset's dropouts) at ``search_nhid`` / ``search_batch``. A round is
+    ``bayes_windows`` compiled steps, the states carried from zeros through
+    the windows as the search carries them, then one `scalar_hessian` call
+    over the same windows, as `BayesNasSearch.on_epoch_end` makes it (its
+    tracing included). Figures are per window.
+    """
+    import tensorflow as tf
+
+    from tfnas.strategies.one_shot.bayes_hessian import scalar_hessian
+    from tfnas.strategies.one_shot.bayesnas import BayesNasConfig, BayesNasSearch
+
+    nhid, batch, count = s["search_nhid"], s["search_batch"], s["bayes_windows"]
+    defaults = BayesNasConfig()
+    config = BayesNasConfig(model=dataclasses.replace(defaults.model, emsize=nhid, nhid=nhid), batch_size=batch,
+                            bptt=s["bptt"])
+    search = BayesNasSearch(config)
+    search.build(s["vocab"])
+    windows = [_batch(batch, s["bptt"], s["vocab"], seed) for seed in range(count)]
+    lr = tf.constant(config.lr, tf.float32)
+
+    def search_steps() -> None:
+        states = search.model.initial_state(batch)
+        for inputs, targets in windows:
+            logs, states = search.compiled_step((inputs, targets, states), lr)
+        logs["loss"].numpy()
+
+    inputs = [w[0] for w in windows]
+    rounds = {"bayes_step": search_steps, "bayes_hessian": lambda: scalar_hessian(search.model, inputs)}
+    seconds = _interleaved(rounds, BAYES_WARMUP_ROUNDS, s["timed"])
+    flops = {"bayes_step": 3 * darts_search_forward_flops(nhid, s["vocab"], config.steps),
+             "bayes_hessian": bayes_hessian_flops(nhid, s["vocab"], config.steps)}
+    return {name: _figures(name, seconds[name] / count, batch * s["bptt"], flops[name]) for name in rounds}
+
+
+def nao_baseline_model(vocab: int, embed: int, hidden: int):
+    """``lstm_nao``: token embedding, a ``keras.layers.LSTM`` of ``hidden`` units, a dense layer to the tokens."""
+    import keras
+
+    return keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, embed),
+                             keras.layers.LSTM(hidden, return_sequences=True), keras.layers.Dense(vocab)])
+
+
+def run_nao(s: dict) -> dict[str, dict]:
+    """An epoch of NAO's EPD training against ``lstm_nao`` (module docstring), in interleaved rounds.
+
+    ``nao_cells`` distinct random cells of `NaoConfig`'s space (11 nodes)
+    with uniform random scores, the EPD and its trainer as `make_epd_trainer`
+    makes them (PTB sizes, batch 100). After the rounds, with ``nao_fit``,
+    ``nao_epochs`` epochs are timed in one `NaoTrainer.fit` call, as a search
+    iteration trains the EPD; otherwise they are projected from the median
+    epoch.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfnas.policies.nao import NaoTokens
+    from tfnas.strategies.black_box.loop import make_space
+    from tfnas.strategies.black_box.nao import NaoConfig, make_epd_trainer
+
+    config = NaoConfig()
+    space = make_space(config)
+    tokens = NaoTokens(space)
+    rng = np.random.default_rng(0)
+    ids = tokens.encode_many(space.sample_unique(s["nao_cells"], rng))
+    scores = rng.random(len(ids)).astype(np.float32)
+    trainer = make_epd_trainer(config, tokens, seed=0)
+    batch = config.epd_batch_size
+
+    baseline = nao_baseline_model(tokens.vocab_size, config.epd_embed, config.epd_hidden)
+    optimizer = keras.optimizers.Adam(config.epd_lr, global_clipnorm=config.epd_clip)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def baseline_step(x):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(x, baseline(x, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, baseline.trainable_variables),
+                                      baseline.trainable_variables))
+        return loss
+
+    batches = [tf.constant(ids[start:start + batch]) for start in range(0, len(ids), batch)]
+    epoch = itertools.count()
+
+    def baseline_epoch() -> None:
+        for x in batches:
+            loss = baseline_step(x)
+        loss.numpy()
+
+    rounds = {"nao_epd": lambda: trainer.fit(ids, scores, 1, batch, [0, next(epoch)]), "lstm_nao": baseline_epoch}
+    seconds = _interleaved(rounds, s["warmup"], s["timed"] * NAO_REPEAT)
+    flops = {"nao_epd": 3 * epd_forward_flops(config.epd_embed, config.epd_hidden, config.epd_mlp, tokens.vocab_size,
+                                              tokens.length),
+             "lstm_nao": 3 * lstm_forward_flops(config.epd_hidden, tokens.vocab_size, config.epd_embed)}
+    results = {name: _figures(name, seconds[name], ids.size, flops[name]) for name in rounds}
+    results["nao_epd"].update(cells=len(ids), epochs=s["nao_epochs"],
+                              epochs_projected_s=s["nao_epochs"] * seconds["nao_epd"])
+    if s["nao_fit"]:
+        start = time.perf_counter()
+        trainer.fit(ids, scores, s["nao_epochs"], batch, [1, 0])
+        results["nao_epd"]["epochs_measured_s"] = time.perf_counter() - start
+    return results
+
+
 def _interleaved(steps: dict, warmup: int, rounds: int) -> dict[str, float]:
     """Median seconds of each step, timed in turn round after round (a slow phase hits all alike)."""
     import numpy as np
@@ -227,6 +397,10 @@ def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
     """Times one case (or group) in this process; returns the figures by case name."""
     if case == "score":
         return run_scoring(s, quick)
+    if case == "bayesnas":
+        return run_bayesnas(s)
+    if case == "nao":
+        return run_nao(s)
     if case in GROUPS:
         names, repeat = GROUPS[case]
         made = {name: _make_case(name, s) for name in names}
@@ -287,7 +461,8 @@ def report(results: dict[str, dict]) -> list[str]:
     baseline = {"lstm_search": "lstm_search", "darts1": "lstm_search", "darts2": "lstm_search",
                 "darts1_xla": "lstm_search", "lstm_train": "lstm_train", "genotype_train": "lstm_train",
                 "genotype_train_xla": "lstm_train", "score_keras": "score_keras",
-                "score_savedmodel": "score_keras", "score_onnx": "score_keras"}
+                "score_savedmodel": "score_keras", "score_onnx": "score_keras", "bayes_step": "bayes_step",
+                "bayes_hessian": "bayes_step", "lstm_nao": "lstm_nao", "nao_epd": "lstm_nao"}
     lines = [f"{'case':16s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} {'x baseline':>11s}"]
     timed = {case: r for case, r in results.items() if "s_per_step" in r}
     for case, r in timed.items():
@@ -307,7 +482,26 @@ def report(results: dict[str, dict]) -> list[str]:
         peak = results["darts1"]["peak_rss_gb"]
         lines.append(f"target darts1 peak memory <= {PEAK_TARGET_GB} GB: {peak:.2f} GB -> "
                      f"{'met' if peak <= PEAK_TARGET_GB else 'NOT met'}")
+    if "nao_epd" in timed:
+        r = timed["nao_epd"]
+        measured = "epochs_measured_s" in r
+        total = r["epochs_measured_s"] if measured else r["epochs_projected_s"]
+        how = (f"measured in one fit; {r['epochs_projected_s']:.0f} s projected" if measured
+               else "projected: the median epoch x epochs")
+        lines.append(f"target nao_epd {r['epochs']} epochs on {r['cells']} cells <= {NAO_TARGET_S:.0f} s: "
+                     f"{total:.0f} s ({how}) -> {'met' if total <= NAO_TARGET_S else 'NOT met'}")
     return lines
+
+
+def latest_run(folder: Path, cases: str) -> Path | None:
+    """The latest full run of ``cases`` in ``folder`` (else the latest quick one); runs written before the
+    ``cases`` field ran `DEFAULT_CASES`."""
+    for mode in ("full", "quick"):
+        runs = [p for p in sorted(folder.glob(f"bench-{mode}-*.json"))
+                if json.loads(p.read_text(encoding="utf-8")).get("cases", DEFAULT_CASES) == cases]
+        if runs:
+            return runs[-1]
+    return None
 
 
 def markdown_table(path: Path) -> str:
@@ -322,7 +516,12 @@ def markdown_table(path: Path) -> str:
            "| case | s/step | tokens/s | GFLOP/s | peak RSS GB | x same-run baseline |", "|---|---|---|---|---|---|"]
     out += [f"| {' | '.join(r)} |" for r in rows]
     out += ["", "Peak RSS is that of the process that ran the case's group; * marks a process that ran only "
-            "that case.", ""] + [f"- {t}" for t in targets]
+            "that case."]
+    if "bayes_step" in data["results"]:
+        out.append("A `bayes_*` step is one window (`search_batch` x `bptt` tokens).")
+    if "nao_epd" in data["results"]:
+        out.append("A `nao_epd` / `lstm_nao` step is one epoch over `nao_cells` cells (tokens: cells x string length).")
+    out += [""] + [f"- {t}" for t in targets]
     del header
     return "\n".join(out)
 
@@ -331,16 +530,18 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--case", help="run one case in this process and print its JSON")
-    parser.add_argument("--cases", default="search,darts1_memory,train,score")
+    parser.add_argument("--cases", default=DEFAULT_CASES, help="groups or cases to run (with --table: whose "
+                                                                "latest run to print)")
     parser.add_argument("--export-to", type=Path, help=argparse.SUPPRESS)  # the exports of the score case
-    parser.add_argument("--table", action="store_true", help="print the README table of the latest full run")
+    parser.add_argument("--table", action="store_true", help="print the README table of the latest full run of "
+                                                             "--cases")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.table:
-        runs = sorted(RESULTS.glob("bench-full-*.json")) or sorted(RESULTS.glob("bench-quick-*.json"))
-        if not runs:
-            raise SystemExit(f"no results in {RESULTS}: run the benchmark first")
-        print(markdown_table(runs[-1]))
+        runs = latest_run(RESULTS, args.cases)
+        if runs is None:
+            raise SystemExit(f"no results of --cases {args.cases} in {RESULTS}: run the benchmark first")
+        print(markdown_table(runs))
         return 0
     if args.export_to:
         export_scoring_model(args.export_to, settings)
@@ -361,8 +562,8 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"bench-{'quick' if args.quick else 'full'}-{stamp}.json"
-    path.write_text(json.dumps({"settings": settings, "machine": machine_info(), "results": results,
-                                "report": lines}, indent=2), encoding="utf-8")
+    path.write_text(json.dumps({"cases": args.cases, "settings": settings, "machine": machine_info(),
+                                "results": results, "report": lines}, indent=2), encoding="utf-8")
     print(f"written {path}")
     return 0
 

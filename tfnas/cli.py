@@ -227,7 +227,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"serving {model.format} {model.path} as {args.name!r} at {url} "
-              f"(POST {url}/v1/models/{args.name}:predict, :generate; GET {url}/healthz); Ctrl-C stops",
+              f"(POST {url}/v1/models/{args.name}:predict, :generate; GET {url}/healthz); Ctrl-C or SIGTERM stops",
               flush=True)
 
     try:

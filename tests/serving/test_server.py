@@ -148,7 +148,10 @@ def test_oversized_and_bad_generation_requests(server):
 
 
 def test_tfnas_serve_command(runs):
-    """The command a user runs: it prints where it listens, answers, and stops on SIGINT with status 0."""
+    """The command a user runs: it prints where it listens, answers, and stops on SIGTERM with status 0.
+
+    (SIGTERM rather than Ctrl-C's SIGINT: a process that inherits an ignored SIGINT, as the children of this
+    test run may once Ray has started, never sees it.)"""
     import os
     import re
     import signal
@@ -165,5 +168,5 @@ def test_tfnas_serve_command(runs):
         status, reply = call(f"{url}/v1/models/ptb:predict", {"inputs": {"ids": [[1, 2, 3]]}})
         assert status == 200 and np.array(reply["outputs"]["logits"]).shape == (1, 3, 31)
     finally:
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 0  # interpreter shutdown can be slow on a loaded machine
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0

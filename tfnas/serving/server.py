@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import threading
 from typing import Any, Callable
 
@@ -151,13 +152,24 @@ def serve(model: ExportedModel, host: str = "127.0.0.1", port: int = 8501, name:
     """Serves ``model`` until interrupted (threaded: one thread per request).
 
     ``ready`` is called with the base URL once the socket listens (the
-    port is the one bound, which matters with ``port=0``).
+    port is the one bound, which matters with ``port=0``). SIGTERM (what
+    ``docker stop`` and process managers send) stops it like Ctrl-C: a
+    `KeyboardInterrupt` after the socket is closed.
     """
     server = make_server(host, port, ServingApp(model, name, limits), threaded=True)
     url = f"http://{host}:{server.server_port}"
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     if ready is not None:
         ready(url)
     try:
         server.serve_forever()
     finally:
         server.server_close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

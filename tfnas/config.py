@@ -61,6 +61,15 @@ def settings(cls: type[T]) -> type[T]:
     return cls
 
 
+def check_ints(config: Any, names: tuple[str, ...], minimum: int = 1) -> None:
+    """Refuses a setting among ``names`` that is not an integer >= ``minimum``, with one line naming it."""
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{name} must be {what}; received: {value!r}")
+
+
 def field_help(f: dataclasses.Field) -> str:
     """The help text of a settings field ('' if it has none)."""
     return f.metadata.get("help", "")

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tfnas.callbacks import Callback, CallbackList
-from tfnas.config import ModelConfig, RunConfig, TrainConfig, setting, settings
+from tfnas.config import ModelConfig, RunConfig, TrainConfig, check_ints, setting, settings
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
@@ -101,10 +101,7 @@ class BlackBoxConfig(RunConfig):
         for name, known in checks:
             if getattr(self, name) not in known:
                 raise ValueError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
-        for name in ("max_trials", "trials_per_round", "checkpoint_interval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        check_ints(self, ("max_trials", "trials_per_round", "checkpoint_interval"))
 
 
 def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:

@@ -33,11 +33,10 @@ search resumes to the same trials.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 
-from tfnas.config import ModelConfig, TrainConfig, setting, settings
+from tfnas.config import ModelConfig, TrainConfig, check_ints, setting, settings
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.evaluation.executors import Executor
 from tfnas.genotypes.dag import Genotype
@@ -54,13 +53,6 @@ def nao_child() -> TrainConfig:
     authors' code (DARTS ``train.py`` defaults with ``dropoute 0``).
     """
     return TrainConfig(model=ModelConfig(dropoute=0.0), epochs=600)
-
-
-def _positive_int(config: Any, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; received: {value!r}")
 
 
 @settings
@@ -97,7 +89,7 @@ class EpdConfig:
         if isinstance(self.epd_mlp, (str, bytes)) or not isinstance(self.epd_mlp, (list, tuple)):
             raise ValueError(f"epd_mlp must be a list of layer sizes; received: {self.epd_mlp!r}")
         self.epd_mlp = tuple(int(m) for m in self.epd_mlp)    # CLI values arrive as strings
-        _positive_int(self, ("epd_embed", "epd_hidden", "epd_decoder_hidden", "epd_epochs", "epd_batch_size"))
+        check_ints(self, ("epd_embed", "epd_hidden", "epd_decoder_hidden", "epd_epochs", "epd_batch_size"))
         if any(m < 1 for m in self.epd_mlp):
             raise ValueError(f"epd_mlp sizes must be positive; received: {list(self.epd_mlp)}")
         if self.epd_decoder_hidden != self.epd_hidden:
@@ -163,7 +155,7 @@ class NaoConfig(BlackBoxConfig, EpdConfig):
         if self.space != "dag":
             raise ValueError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
         self.check_epd()
-        _positive_int(self, ("initial_archs", "seed_archs", "iterations", "max_step_tries"))
+        check_ints(self, ("initial_archs", "seed_archs", "iterations", "max_step_tries"))
         if not self.step_size > 0:
             raise ValueError(f"step_size must be positive; received: {self.step_size!r}")
         resolved = self.resolved()

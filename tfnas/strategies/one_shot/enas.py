@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import ControllerConfig, ModelConfig, setting, settings
+from tfnas.config import ControllerConfig, ModelConfig, check_ints, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import SharedLM
@@ -110,13 +110,9 @@ class EnasConfig(OneShotConfig, ControllerConfig):
             raise ValueError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be in (0, 1]; received: {self.lr_decay!r}")
-        if isinstance(self.lr_decay_start, bool) or not isinstance(self.lr_decay_start, int) or self.lr_decay_start < 0:
-            raise ValueError(f"lr_decay_start must be an integer >= 0; received: {self.lr_decay_start!r}")
-        for name in ("controller_interval", "controller_steps", "samples_per_update", "derive_samples",
-                     "derive_batches"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        check_ints(self, ("lr_decay_start",), minimum=0)
+        check_ints(self, ("controller_interval", "controller_steps", "samples_per_update", "derive_samples",
+                          "derive_batches"))
 
 
 class EnasSearch(OneShotSearch):

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import setting, settings
+from tfnas.config import check_ints, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.nao import NaoTokens, normalise_scores
@@ -74,14 +74,8 @@ class NaoWsConfig(EnasConfig, EpdConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_epd()
-        for name in ("pool_size", "pool_interval", "seed_archs", "max_step_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
-        for name in ("new_archs", "random_archs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0; received: {value!r}")
+        check_ints(self, ("pool_size", "pool_interval", "seed_archs", "max_step_size"))
+        check_ints(self, ("new_archs", "random_archs"), minimum=0)
         if self.new_archs + self.random_archs > self.pool_size or self.seed_archs > self.pool_size:
             raise ValueError(f"new_archs + random_archs and seed_archs must not exceed pool_size; received "
                              f"{self.new_archs} + {self.random_archs} and {self.seed_archs} for {self.pool_size}")

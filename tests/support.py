@@ -203,3 +203,28 @@ def assert_onnx_parity(layer, units: int, name: str) -> None:
         x = attention_inputs(23 + time, batch=batch, time=time, units=units)
         got = session.run(None, {"h": x})[0]
         np.testing.assert_allclose(got, layer(x).numpy(), atol=1e-5, err_msg=name)
+
+
+def run_with_masks(cell, x, rates):
+    """Runs ``CellRNN(cell)`` on ``x`` in training and returns ``(outputs, x mask, h mask)``.
+
+    The masks are those the layer drew, recovered by drawing them again from
+    a copy of its seed state; each is checked to be inverted dropout of its
+    rate in ``rates`` (kept units scaled by 1 / (1 - rate), some dropped).
+    """
+    import tensorflow as tf
+
+    from tfnas.cells import CellRNN
+
+    state = cell.seed_generator.state.numpy().copy()
+    out, _ = CellRNN(cell)(x, training=True)
+    cell.seed_generator.state.assign(state)
+    mx = cell.get_dropout_mask(tf.constant(x[:, 0])).numpy()
+    mh = cell.get_recurrent_dropout_mask(tf.zeros((x.shape[0], cell.units))).numpy()
+    cell.reset_dropout_mask()
+    cell.reset_recurrent_dropout_mask()
+    for mask, rate in zip((mx, mh), rates):
+        kept = mask[mask != 0]
+        np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
+        assert 0 < kept.size < mask.size
+    return out, mx, mh

@@ -2,13 +2,12 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfnas.cells import CellRNN, GenotypeCell, node_schedule
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import load_genotype
 
-from support import ACT, sigmoid
+from support import ACT, run_with_masks, sigmoid
 
 
 def numpy_step(g: Genotype, W0, Ws, x, h, mx=1.0, mh=1.0):
@@ -87,18 +86,7 @@ def test_dropout_masks_fixed_per_sequence_and_match_numpy():
     rng = np.random.default_rng(3)
     W0, Ws = random_weights(cell, rng)
     x = rng.normal(size=(2, 5, 4)).astype("float32")
-    # Capture the masks the layer draws by drawing them the same way from a copy of the seed state.
-    state = cell.seed_generator.state.numpy().copy()
-    out, _ = CellRNN(cell)(x, training=True)
-    cell.seed_generator.state.assign(state)
-    mx = cell.get_dropout_mask(tf.constant(x[:, 0])).numpy()
-    mh = cell.get_recurrent_dropout_mask(tf.zeros((2, 6))).numpy()
-    cell.reset_dropout_mask()
-    cell.reset_recurrent_dropout_mask()
-    for mask, rate in ((mx, 0.5), (mh, 0.3)):
-        kept = mask[mask != 0]
-        np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
-        assert 0 < kept.size < mask.size
+    out, mx, mh = run_with_masks(cell, x, (0.5, 0.3))
     h = np.zeros((2, 6), "float32")
     for t in range(5):
         h = numpy_step(g, W0, Ws, x[:, t], h, mx, mh)

@@ -2,14 +2,13 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfnas.cells import CellRNN
 from tfnas.cells.tree_cell import TreeCell
 from tfnas.spaces.tree import TreeSpace
 from tfnas.genotypes.files import load_genotype
 
-from support import sigmoid
+from support import run_with_masks, sigmoid
 
 
 def relu(v):
@@ -113,18 +112,7 @@ def test_dropout_masks_fixed_per_sequence(exported_cells):
     rng = np.random.default_rng(1)
     randomise(cell, rng)
     x = rng.normal(size=(2, 6, 5)).astype("float32")
-    # Capture the masks the layer draws by drawing them again from a copy of the seed state.
-    state = cell.seed_generator.state.numpy().copy()
-    out, _ = CellRNN(cell)(x, training=True)
-    cell.seed_generator.state.assign(state)
-    mx = cell.get_dropout_mask(tf.constant(x[:, 0])).numpy()
-    mh = cell.get_recurrent_dropout_mask(tf.zeros((2, 6))).numpy()
-    cell.reset_dropout_mask()
-    cell.reset_recurrent_dropout_mask()
-    for mask, rate in ((mx, 0.5), (mh, 0.3)):
-        kept = mask[mask != 0]
-        np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
-        assert 0 < kept.size < mask.size
+    out, mx, mh = run_with_masks(cell, x, (0.5, 0.3))
     h = c = np.zeros((2, 6), "float32")
     for t in range(6):  # the same two masks at every step
         h, c = nascell_step(x[:, t] * mx, h * mh, c, cell.kernel.numpy(), cell.recurrent_kernel.numpy())

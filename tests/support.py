@@ -228,3 +228,25 @@ def run_with_masks(cell, x, rates):
         np.testing.assert_allclose(kept, 1 / (1 - rate), rtol=1e-6)
         assert 0 < kept.size < mask.size
     return out, mx, mh
+
+
+def assert_same_checkpoints(a: Path, b: Path) -> None:
+    """The newest checkpoints of two run folders hold the same arrays, bit for bit."""
+    arrays_a, arrays_b = latest_checkpoint_arrays(a), latest_checkpoint_arrays(b)
+    assert arrays_a.keys() == arrays_b.keys()
+    for key in arrays_a:
+        np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+
+
+def write_ascending_corpus(folder: Path) -> Path:
+    """A small learnable corpus folder (30 words in ascending runs), for module-scoped fixtures."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(29)] + ["<unk>"]
+    folder.mkdir()
+    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
+        rows = []
+        for _ in range(lines):
+            start, length = rng.integers(0, 30), rng.integers(3, 12)
+            rows.append(" ".join(words[(start + k) % 30] for k in range(length)))
+        (folder / f"{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder

@@ -18,7 +18,7 @@ from tfnas.lm.trainer import NonFiniteLossError, Trainer
 from tfnas.metrics import perplexity
 from tfnas.runs.folder import read_weights
 
-from support import Kill, latest_checkpoint_arrays
+from support import Kill, assert_same_checkpoints, latest_checkpoint_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,10 +42,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, tiny_corpus, cell):
     assert (tmp_path / "cut" / "checkpoints" / "latest").read_text() == "step-6"
     resumed = Trainer(tiny_config(), genotype, tmp_path / "cut", corpus=corpus).fit(evaluate_test=False)
     assert resumed.steps == full.steps == 12
-    a, b = latest_checkpoint_arrays(tmp_path / "full"), latest_checkpoint_arrays(tmp_path / "cut")
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_checkpoints(tmp_path / "full", tmp_path / "cut")
     assert resumed.valid_ppl == full.valid_ppl
 
 
@@ -116,9 +113,7 @@ def test_sigkill_then_resume_matches_uninterrupted_cli_run(tmp_path, tiny_corpus
     out = subprocess.run(_cli(tmp_path / "cut", tiny_corpus, 40), check=True, env=env, capture_output=True,
                          text=True).stdout
     assert "resumed from" in out and "step 12" in out
-    a, b = latest_checkpoint_arrays(tmp_path / "full"), latest_checkpoint_arrays(tmp_path / "cut")
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_checkpoints(tmp_path / "full", tmp_path / "cut")
 
 
 def test_train_step_is_traced_once_for_all_bptt_lengths(tmp_path, tiny_corpus):
@@ -237,8 +232,5 @@ def test_killed_two_layer_run_resumes_to_identical_weights_and_states(tmp_path, 
     assert all(h.shape == (4, 16) and np.abs(h).max() > 0 for h in hidden)  # mid-epoch: both layers' states
     resumed = Trainer(tiny_config(model=model), genotype, tmp_path / "cut", corpus=corpus).fit(evaluate_test=False)
     assert resumed.steps == full.steps == 12
-    a, b = latest_checkpoint_arrays(tmp_path / "full"), latest_checkpoint_arrays(tmp_path / "cut")
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_checkpoints(tmp_path / "full", tmp_path / "cut")
     assert resumed.valid_ppl == full.valid_ppl

@@ -17,7 +17,7 @@ from tfnas.strategies.base import SearchDivergedError
 from tfnas.strategies.one_shot.bilevel import adam_with_l2
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
 
-from support import Kill, latest_checkpoint_arrays
+from support import Kill, assert_same_checkpoints
 
 TINY_MODEL = ModelConfig(emsize=8, nhid=8, dropout=0.1, dropouth=0.1, dropoutx=0.1, dropouti=0.1, dropoute=0.0)
 
@@ -54,9 +54,7 @@ def test_killed_search_resumes_exactly(tmp_path, tiny_corpus):
         NasabnSearch(tiny_config()).search(corpus, tmp_path / "cut", [Kill("train", step=8)])
     resumed = NasabnSearch(tiny_config()).search(corpus, tmp_path / "cut")
     assert resumed.genotype == full.genotype
-    a, b = latest_checkpoint_arrays(tmp_path / "full"), latest_checkpoint_arrays(tmp_path / "cut")
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_checkpoints(tmp_path / "full", tmp_path / "cut")
     lines = (tmp_path / "cut" / "history.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["step"] == 12
     assert load_genotype(tmp_path / "cut" / "genotype.json") == full.genotype

@@ -13,7 +13,7 @@ from tfnas.genotypes.files import load_genotype
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
 
-from support import Kill, latest_checkpoint_arrays
+from support import Kill, assert_same_checkpoints, write_ascending_corpus
 
 
 def tiny_config(**kw) -> EnasConfig:
@@ -26,20 +26,6 @@ def tiny_config(**kw) -> EnasConfig:
     return EnasConfig(**base)
 
 
-def write_corpus(folder):
-    """A small learnable corpus (as conftest's tiny_corpus), module-scoped here to share one search."""
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(29)] + ["<unk>"]
-    folder.mkdir()
-    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
-        rows = []
-        for _ in range(lines):
-            start, length = rng.integers(0, 30), rng.integers(3, 12)
-            rows.append(" ".join(words[(start + k) % 30] for k in range(length)))
-        (folder / f"{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def enas_runs(tmp_path_factory):
     """A full tiny search and the same search killed at step 7 and resumed (shared by the tests).
@@ -47,7 +33,7 @@ def enas_runs(tmp_path_factory):
     The full search's `EnasSearch` object is ``full.search``.
     """
     root = tmp_path_factory.mktemp("enas")
-    corpus = load_corpus(write_corpus(root / "tiny"))
+    corpus = load_corpus(write_ascending_corpus(root / "tiny"))
     search = EnasSearch(tiny_config())
     full = search.search(corpus, root / "full")
     full.search = search
@@ -63,10 +49,7 @@ def test_killed_enas_search_resumes_to_the_same_genotype_and_weights(enas_runs):
     assert latest == "step-4"
     assert resumed.genotype == full.genotype
     assert resumed.metrics["valid_ppl"] == full.metrics["valid_ppl"]
-    a, b = latest_checkpoint_arrays(root / "full"), latest_checkpoint_arrays(root / "cut")
-    assert a.keys() == b.keys()
-    for key in a:  # shared weights, controller, Adam slots, baseline, dropout seeds
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_same_checkpoints(root / "full", root / "cut")
 
 
 def test_enas_genotype_is_in_the_space_and_chosen_by_validation(enas_runs):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from support import Kill, latest_checkpoint_arrays
+from support import Kill, assert_same_checkpoints, write_ascending_corpus
 from tfnas.cli import main
 from tfnas.config import ModelConfig
 from tfnas.data import load_corpus
@@ -46,22 +46,9 @@ class Recording(NaoWsSearch):
         return logs
 
 
-def write_corpus(folder):
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(29)] + ["<unk>"]
-    folder.mkdir()
-    for split, lines in (("train", 400), ("valid", 60), ("test", 60)):
-        rows = []
-        for _ in range(lines):
-            start, length = rng.integers(0, 30), rng.integers(3, 12)
-            rows.append(" ".join(words[(start + k) % 30] for k in range(length)))
-        (folder / f"{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return load_corpus(write_corpus(tmp_path_factory.mktemp("nao_ws") / "tiny"))
+    return load_corpus(write_ascending_corpus(tmp_path_factory.mktemp("nao_ws") / "tiny"))
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +106,7 @@ def test_killed_nao_ws_search_resumes_to_the_same_pool_genotype_and_weights(full
     assert resumed_search.pool == full_search.pool and resumed_search.scored == full_search.scored
     assert resumed.genotype == result.genotype
     assert resumed.metrics["valid_ppl"] == result.metrics["valid_ppl"]
-    a, b = latest_checkpoint_arrays(out), latest_checkpoint_arrays(tmp_path / "cut")
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    assert_same_checkpoints(out, tmp_path / "cut")
 
 
 def test_the_derived_cell_is_the_best_rescored_of_the_last_scored_pool(full):

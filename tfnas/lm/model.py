@@ -175,11 +175,11 @@ class LanguageModel(keras.Model):
         self.built = True
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        """Zero states, layer after layer: ``[h, c]`` for the LSTM, else one per state of the cell (``[h]``...)."""
+        """Zero float32 states, layer after layer: ``[h, c]`` for the LSTM, else one per state of the cell (``[h]``...)."""
         if self.is_lstm:
-            zeros = tf.zeros((batch_size, self.hparams.nhid), self.compute_dtype)
+            zeros = tf.zeros((batch_size, self.hparams.nhid), tf.float32)
             return [zeros, zeros] * self.hparams.nlayers
-        return [s for rnn in self.rnns for s in rnn.initial_state(batch_size)]
+        return [tf.cast(s, tf.float32) for rnn in self.rnns for s in rnn.initial_state(batch_size)]
 
     def forward(self, tokens, states=None, training: bool = False) -> LMOutput:
         """The full forward pass used by trainers (logits and regulariser inputs).
@@ -204,13 +204,23 @@ class LanguageModel(keras.Model):
             new_states += list(layer_states)
         attended = raw if self.attention is None else self.attention(raw, training=training)
         dropped = self.output_dropout(attended, training=training)
-        return LMOutput(self.decode(dropped), list(new_states), raw, dropped)
+        float32 = [tf.cast(t, tf.float32) for t in (raw, dropped, *new_states)]
+        return LMOutput(self.decode(dropped), float32[2:], float32[0], float32[1])
 
     def decode(self, outputs: tf.Tensor) -> tf.Tensor:
-        """Logits from RNN outputs (tied: ``outputs @ E^T + b``)."""
+        """float32 logits from RNN outputs (tied: ``outputs @ E^T + b``).
+
+        Under a mixed dtype policy (`tfnas.lm.precision`) the product runs in
+        the compute dtype and only the logits are cast to float32, for the
+        softmax and the loss; outputs, states, ``raw_outputs`` and
+        ``dropped_outputs`` of `forward` are float32 too.
+        """
         if self.decoder is not None:
-            return self.decoder(outputs)
-        return tf.tensordot(outputs, self.embedding.embeddings, axes=[[2], [1]]) + self.decoder_bias
+            return tf.cast(self.decoder(outputs), tf.float32)
+        dtype = outputs.dtype
+        logits = (tf.tensordot(outputs, tf.cast(self.embedding.embeddings, dtype), axes=[[2], [1]])
+                  + tf.cast(self.decoder_bias, dtype))
+        return tf.cast(logits, tf.float32)
 
     def call(self, inputs, training=False):
         if isinstance(inputs, (list, tuple)):

@@ -16,6 +16,20 @@ A non-finite training loss rolls back, as DARTS' ``rnn/train.py`` does, to
 the best evaluated weights and the NT-ASGD state saved with them, and goes
 on with the next epoch; after ``max_rollbacks`` of them (a tfnas limit;
 DARTS has none) it stops with `NonFiniteLossError`.
+
+With ``distribute`` set, the step is data-parallel on a `tf.distribute`
+strategy (`tfnas.lm.distribute`): each replica takes its block of rows of
+the global batch and carries their recurrent state; the gradients are
+summed over replicas before the global-norm clip, so R replicas compute the
+step of one device with the same global batch. Evaluation, NT-ASGD and
+checkpoints read the mirrored variables; the checkpointed states are those
+of the global batch, so a run resumes with any number of replicas that
+divides the batch. Under ``multi_worker`` the chief (task 0) writes the run
+folder; worker i writes the same files to its ``worker-i`` subfolder.
+
+With ``mixed_precision`` the model computes in bfloat16 (CPU) or float16
+with dynamic loss scaling (GPU), with float32 weights, loss and states
+(`tfnas.lm.precision`); ``model.json`` records float32 for the exports.
 """
 from __future__ import annotations
 
@@ -37,7 +51,9 @@ from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import CheckpointManager, assign_arrays, read_arrays, save_variables
 from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, open_run, read_weights
+from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
+from tfnas.lm.precision import DynamicLossScale, dtype_policy, mixed_policy_name
 from tfnas.lm.objective import clipped_sgd_update, make_eval_step, mean_window_loss, regularized_loss
 from tfnas.genotypes.files import load_genotype
 from tfnas.metrics import perplexity
@@ -89,18 +105,25 @@ class Trainer:
                  corpus: Corpus | None = None, callbacks: Sequence[Callback] = ()):
         self.config = config
         self.genotype = genotype
-        self.out_dir = Path(out_dir)
+        self.strategy = make_strategy(config.distribute)
+        check_batch(self.strategy, config.batch_size)
+        worker = worker_index() if config.distribute == "multi_worker" else 0
+        self.out_dir = Path(out_dir) / f"worker-{worker}" if worker else Path(out_dir)
         self.callbacks = CallbackList(callbacks)
-        self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir)
+        self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
+                                                                    download=config.download)
         self._open_run_folder()
         keras.utils.set_random_seed(config.seed)
-        self.model = LanguageModel.from_config_objects(len(self.corpus.vocab), genotype, config.model,
-                                                       seed=config.seed)
+        policy = mixed_policy_name() if config.mixed_precision else "float32"
+        with self.strategy.scope(), dtype_policy(policy):
+            self.model = LanguageModel.from_config_objects(len(self.corpus.vocab), genotype, config.model,
+                                                           seed=config.seed)
+            self.loss_scale = DynamicLossScale(policy == "mixed_float16")
+            self.averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.model.trainable_variables]
+            self.average_count = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.train_data = batchify(self.corpus.train, config.batch_size)
         self.valid_data = batchify(self.corpus.valid, config.eval_batch_size)
         self.test_data = batchify(self.corpus.test, config.test_batch_size)
-        self.averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.model.trainable_variables]
-        self.average_count = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, config.keep_checkpoints)
         self.train_step = self._make_train_step()
         self._eval_step = make_eval_step(self.model)
@@ -128,7 +151,7 @@ class Trainer:
 
     def _write_run_files(self) -> None:
         self.corpus.vocab.save(self.out_dir / "vocab.txt")
-        write_json(self.out_dir / MODEL_FILE, self.model.get_config())
+        write_json(self.out_dir / MODEL_FILE, {**self.model.get_config(), "dtype": "float32"})  # exports: float32
 
     def _epoch_iterator(self, epoch: int) -> BPTTIterator:
         c = self.config
@@ -140,20 +163,37 @@ class Trainer:
         return [tf.TensorSpec((batch, self.config.model.nhid), tf.float32)] * n
 
     def _make_train_step(self):
-        c, model = self.config, self.model
+        c, model, strategy = self.config, self.model, self.strategy
         variables = model.trainable_variables
         spec = [tf.TensorSpec((c.batch_size, None), tf.int32), tf.TensorSpec((c.batch_size, None), tf.int32),
                 self._state_spec(c.batch_size), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.bool)]
+        replicas = strategy.num_replicas_in_sync
+        single = c.distribute == "none"
+
+        def replica_step(inputs, targets, states):
+            with tf.GradientTape() as tape:
+                out = model.forward(replica_rows(inputs), [replica_rows(s) for s in states], training=True)
+                loss, raw_loss = regularized_loss(out, replica_rows(targets), c.alpha, c.beta)
+                share = self.loss_scale.scaled(loss / replicas)
+            return raw_loss / replicas, tape.gradient(share, variables), [tf.stop_gradient(s) for s in out.states]
+
+        if c.jit_compile and not single:  # XLA compiles each replica's part; the update runs across replicas
+            replica_step = tf.function(replica_step, jit_compile=True, autograph=False)
 
         def step(inputs, targets, states, lr, average):
-            with tf.GradientTape() as tape:
-                out = model.forward(inputs, states, training=True)
-                loss, raw_loss = regularized_loss(out, targets, c.alpha, c.beta)
-            norm = clipped_sgd_update(variables, tape.gradient(loss, variables), lr, c.clip, c.wdecay)
+            raw_loss, grads, new_states = run_replicas(strategy, replica_step, inputs, targets, states)
+            if self.loss_scale.enabled:  # float16: skip the update of a gradient that overflowed
+                grads, finite = self.loss_scale.unscaled(grads)
+                norm = tf.cond(finite, lambda: clipped_sgd_update(variables, grads, lr, c.clip, c.wdecay),
+                               lambda: tf.constant(math.inf))
+                self.loss_scale.update(finite)
+            else:
+                norm = clipped_sgd_update(variables, grads, lr, c.clip, c.wdecay)
             tf.cond(average, self._update_averages, tf.no_op)
-            return raw_loss, [tf.stop_gradient(s) for s in out.states], norm
+            return raw_loss, new_states, norm
 
-        return tf.function(step, input_signature=spec, jit_compile=c.jit_compile or None, autograph=False)
+        return tf.function(step, input_signature=spec, jit_compile=(c.jit_compile and single) or None,
+                           autograph=False)
 
     def _update_averages(self) -> tf.Operation:
         """``a <- a + (w - a) / n`` for every weight (the running mean of NT-ASGD)."""
@@ -198,7 +238,8 @@ class Trainer:
 
     # ----------------------------------------------------------- checkpoint
     def _all_variables(self) -> list[tf.Variable]:
-        return list(self.model.variables) + self.averages + [self.average_count]
+        scale = self.loss_scale.variables if self.loss_scale.enabled else []
+        return list(self.model.variables) + self.averages + [self.average_count] + scale
 
     def save_checkpoint(self) -> Path:
         state = {"step": self.step, "epoch": self.epoch, "asgd": self.asgd, "val_losses": self.val_losses,
@@ -294,6 +335,9 @@ class Trainer:
         if not self.restore_latest():
             self._write_run_files()
         self.callbacks.on_event("message", {"text": f"model: {self.params:,} parameters ({self.params / 1e6:.2f}M)"})
+        if c.distribute != "none":
+            self.callbacks.on_event("message", {"text": f"data-parallel on {self.strategy.num_replicas_in_sync} "
+                                                        f"replicas ({c.distribute})"})
         meter = ThroughputMeter()
         while not self._done():
             batch = next(self.iterator, None)

@@ -14,6 +14,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def no_download(monkeypatch):
+    """No test reaches the internet: a corpus found nowhere is an error (tests/test_download_first_use.py
+    lifts this to test downloading from a local server)."""
+    monkeypatch.setenv("TFNAS_NO_DOWNLOAD", "1")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED_DATA / "ptb" / "train.txt").exists():

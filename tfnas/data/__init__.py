@@ -9,7 +9,9 @@ Quick start::
     for inputs, targets, seq_len, lr_scale in BPTTIterator(train, bptt=35, seed=0):
         ...
 
-Where corpora are looked for is described in :mod:`tfnas.data.locate`.
+Where corpora are looked for is described in :mod:`tfnas.data.locate`; a
+named corpus found nowhere is downloaded on first use
+(:func:`tfnas.data.download.locate_or_download`).
 Importing this package does not import tensorflow-datasets; its builders live
 in :mod:`tfnas.data.tfds_builders` and are registered by
 :func:`register_tfds_builders` (``Ptb`` and ``Wikitext2`` are also reachable

@@ -9,13 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfnas.data.locate import (
-    CORPUS_NAMES,
-    CorpusFiles,
-    canonical_corpus_name,
-    find_corpus_files,
-    locate_corpus,
-)
+from tfnas.data.locate import CORPUS_NAMES, CorpusFiles, canonical_corpus_name, find_corpus_files
 from tfnas.data.tokens import SPLITS, read_tokens
 from tfnas.data.vocab import Vocabulary
 
@@ -89,11 +83,13 @@ def clear_corpus_cache() -> None:
 
 
 def _resolve_files(
-    name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None
+    name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None, download: bool
 ) -> tuple[str, CorpusFiles]:
     if isinstance(name_or_path, str) and name_or_path.strip().lower() in CORPUS_NAMES:
+        from tfnas.data.download import locate_or_download  # not at import: see tfnas.data.__getattr__
+
         name = canonical_corpus_name(name_or_path)
-        return name, locate_corpus(name, data_dir)
+        return name, locate_or_download(name, data_dir, download=download)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         files = find_corpus_files(path)
@@ -119,7 +115,7 @@ def _resolve_files(
 
 
 def load_corpus(
-    name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None
+    name_or_path: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None, *, download: bool = True
 ) -> Corpus:
     """Load and encode a corpus.
 
@@ -129,6 +125,10 @@ def load_corpus(
             with ``train.txt``, ``valid.txt`` and ``test.txt`` (names win over
             paths: write ``./ptb`` for a folder called ``ptb``).
         data_dir: data directory searched first for a named corpus.
+        download: a named corpus found nowhere is downloaded from its
+            official location, verified and put in the first data directory
+            searched (:func:`tfnas.data.download.locate_or_download`); off
+            when False or when ``$TFNAS_NO_DOWNLOAD`` is set.
 
     Returns:
         The corpus. Results are cached in memory (at most 4 corpora), keyed by
@@ -136,13 +136,14 @@ def load_corpus(
         is written to disk.
 
     Raises:
-        CorpusNotFoundError: a named corpus was not found.
+        CorpusNotFoundError: a named corpus was not found, and downloading it
+            was off or failed (one line).
         FileNotFoundError: the folder does not exist or lacks a split.
         ValueError: unknown name.
         OutOfVocabularyError: valid/test hold a word missing from train and
             the vocabulary has no ``<unk>``.
     """
-    name, files = _resolve_files(name_or_path, data_dir)
+    name, files = _resolve_files(name_or_path, data_dir, download)
     key = []
     for split in SPLITS:
         path = getattr(files, split).resolve()

@@ -11,6 +11,10 @@ Data directories are searched in this order:
    :mod:`tfnas.data.tfds_builders` read offline copies from, and where
    :func:`tfnas.data.download_corpus` puts files when given no directory.
 
+:func:`tfnas.data.load_corpus` downloads a named corpus found nowhere into
+the first of these (:func:`default_download_dir`), unless told not to
+(``download=False``, ``--no-download``, ``$TFNAS_NO_DOWNLOAD``).
+
 Inside a data directory ``D`` a corpus is looked for in these folders, the first
 complete one winning:
 
@@ -92,12 +96,15 @@ class CorpusNotFoundError(FileNotFoundError):
     Attributes:
         corpus: canonical corpus name.
         searched: every folder that was looked into, in order.
+        places: the data dirs in search order, one entry each, e.g.
+            ``"2. $TFNAS_DATA: not set"``.
     """
 
-    def __init__(self, message: str, *, corpus: str, searched: list[Path]) -> None:
+    def __init__(self, message: str, *, corpus: str, searched: list[Path], places: list[str] | None = None) -> None:
         super().__init__(message)
         self.corpus = corpus
         self.searched = list(searched)
+        self.places = list(places or [])
 
     def __str__(self) -> str:  # OSError would otherwise format its args
         return self.args[0]
@@ -223,16 +230,16 @@ def locate_corpus(name: str, data_dir: str | os.PathLike[str] | None = None) -> 
     """
     name = canonical_corpus_name(name)
     searched: list[Path] = []
-    report: list[str] = []
+    places: list[str] = []
     candidates: list[tuple[str, Path | None]] = list(data_dir_candidates(data_dir))
     if not _env_dirs():  # say so explicitly, at its place in the order
         candidates.insert(len(candidates) - 1, (f"${ENV_VAR}", None))
     for number, (label, root) in enumerate(candidates, start=1):
         if root is None:
-            report.append(f"  {number}. {label}: not set")
+            places.append(f"{number}. {label}: not set")
             continue
         if not root.is_dir():
-            report.append(f"  {number}. {label}: {root} (directory does not exist)")
+            places.append(f"{number}. {label}: {root} (directory does not exist)")
             searched.append(root)
             continue
         folders = corpus_folders(root, name)
@@ -240,11 +247,11 @@ def locate_corpus(name: str, data_dir: str | os.PathLike[str] | None = None) -> 
         if files is not None:
             return files
         searched.extend(folders)
-        report.append(f"  {number}. {label}: " + ", ".join(str(f) for f in folders))
+        places.append(f"{number}. {label}: " + ", ".join(str(f) for f in folders))
     target = default_download_dir(data_dir) / CORPUS_FOLDERS[name][0]
     message = (
-        f"Could not find the {name} corpus. Searched, in order:\n"
-        + "\n".join(report)
+        f"Could not find the {name} corpus. Searched, in order:\n  "
+        + "\n  ".join(places)
         + f"\nTo fix this, put {expected_files_hint(name)} in {target}/"
         + f" (or in <dir>/{CORPUS_FOLDERS[name][0]}/ and pass --data-dir <dir>"
         + f" or set {ENV_VAR}=<dir>).\n"
@@ -256,4 +263,4 @@ def locate_corpus(name: str, data_dir: str | os.PathLike[str] | None = None) -> 
         + "  or through tensorflow-datasets: tfnas.data.tfds_builders.register_builders(); "
         + f"tfds.load({name!r})"
     )
-    raise CorpusNotFoundError(message, corpus=name, searched=searched)
+    raise CorpusNotFoundError(message, corpus=name, searched=searched, places=places)

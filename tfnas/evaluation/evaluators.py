@@ -78,7 +78,7 @@ class ShortTrainingEvaluator:
             if where and Path(where).is_dir():
                 self.corpus = load_corpus(where)
             else:
-                self.corpus = load_corpus(self.config.dataset, self.config.data_dir)
+                self.corpus = load_corpus(self.config.dataset, self.config.data_dir, download=self.config.download)
         return self.corpus
 
     def evaluate_one(self, genotype: AnyGenotype) -> float:
@@ -176,7 +176,8 @@ class WeightSharingEvaluator:
         saved = read_weights(search_dir, "latest")
         assign_arrays(model.variables, saved.arrays, saved.path)
         settings = record.config
-        corpus = corpus if corpus is not None else load_corpus(settings["dataset"], settings["data_dir"])
+        corpus = corpus if corpus is not None else load_corpus(settings["dataset"], settings["data_dir"],
+                                                               download=settings.get("download", True))
         return cls(model, batchify(corpus.valid, settings["eval_batch_size"]), settings["bptt"], max_batches)
 
     def _eval_step(self):

@@ -25,6 +25,7 @@ from tfnas.export.layout import ONNX_FILE, metadata_path, prepare_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
 from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
 from tfnas.export.run import state_shapes
+from tfnas.progress import Progress
 
 #: Default and lowest supported ONNX opset.
 DEFAULT_OPSET = MIN_OPSET
@@ -122,7 +123,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 
 
 def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: bool = True,
-                tolerance: float = DEFAULT_TOLERANCE) -> Path:
+                tolerance: float = DEFAULT_TOLERANCE, progress: Progress | None = None) -> Path:
     """Writes ``out_dir/model.onnx``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 
     Args:
@@ -133,6 +134,8 @@ def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: boo
             (`tfnas.export.parity.onnx_parity`) and record the difference in
             the metadata.
         tolerance: largest accepted ``max |logits_onnx - logits_keras|``.
+        progress: a `tfnas.progress.Progress` whose note names each stage
+            (conversion, parity check, saving); `export_run` passes its own.
 
     Raises:
         OnnxConversionError: see `convert_to_onnx`.
@@ -140,13 +143,17 @@ def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: boo
     """
     from tfnas.export.parity import onnx_parity
 
+    bar = Progress("onnx", quiet=True) if progress is None else progress
+    bar.describe("onnx: converting with tf2onnx")
     proto = convert_to_onnx(run.model, opset)
     diff = None
     if check:
+        bar.describe("onnx: parity check in onnxruntime")
         diff = onnx_parity(run.model, proto).max_abs_diff
         if not diff <= tolerance:
             raise ParityError(f"onnxruntime and Keras disagree by {diff:.3g} (max |logits| difference), "
                               f"more than the tolerance {tolerance:g}")
+    bar.describe("onnx: saving")
     metadata = metadata_for(run, "onnx", opset=opset, parity_max_abs_diff=diff)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "tfnas", metadata.to_json()

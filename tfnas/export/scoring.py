@@ -22,6 +22,7 @@ from tfnas.data import EOS, UNK, BPTTIterator, OutOfVocabularyError, Vocabulary,
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import check_same_vocabulary
 from tfnas.metrics import perplexity
+from tfnas.progress import Progress, ProgressTarget
 
 
 @dataclass
@@ -54,7 +55,7 @@ def encode_tokens(model: ExportedModel, tokens: list[str], path: str | Path | No
 
 
 def score_ids(model: ExportedModel, ids: np.ndarray, batch_size: int | None = None, bptt: int | None = None,
-              max_batches: int | None = None) -> ScoreResult:
+              max_batches: int | None = None, progress: ProgressTarget = False) -> ScoreResult:
     """Perplexity of a 1-D id stream (see the module docstring for the windows).
 
     Args:
@@ -63,31 +64,37 @@ def score_ids(model: ExportedModel, ids: np.ndarray, batch_size: int | None = No
         batch_size: rows (default: the run's ``test_batch_size``).
         bptt: window length (default: the run's ``bptt``).
         max_batches: stop after this many windows (None: all).
+        progress: where to show the windows scored (`tfnas.progress.ProgressTarget`).
     """
     batch_size = model.metadata.test_batch_size if batch_size is None else batch_size
     bptt = model.metadata.bptt if bptt is None else bptt
     data = batchify(np.asarray(ids, np.int64), batch_size)
     states = model.initial_state(batch_size)
     total, count, windows = 0.0, 0, 0
-    for k, (inputs, targets, _, _) in enumerate(BPTTIterator(data, bptt, seed=0, variable=False)):
-        if max_batches is not None and k >= max_batches:
-            break
-        log_probs, states = model.log_probs(inputs, targets, states)
-        total -= float(np.sum(log_probs))
-        count += targets.size
-        windows += 1
+    expected = -(-(data.shape[1] - 1) // bptt)  # windows of the whole stream
+    expected = expected if max_batches is None else min(expected, max_batches)
+    with Progress.to(progress, "scoring", expected, "windows") as bar:
+        for k, (inputs, targets, _, _) in enumerate(BPTTIterator(data, bptt, seed=0, variable=False)):
+            if max_batches is not None and k >= max_batches:
+                break
+            log_probs, states = model.log_probs(inputs, targets, states)
+            total -= float(np.sum(log_probs))
+            count += targets.size
+            windows += 1
+            bar.advance()
     loss = total / max(count, 1)
     return ScoreResult(loss, perplexity(loss), count, batch_size, bptt, windows)
 
 
 def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = None, bptt: int | None = None,
-               vocab: str | Path | None = None, max_batches: int | None = None) -> ScoreResult:
+               vocab: str | Path | None = None, max_batches: int | None = None,
+               progress: ProgressTarget = False) -> ScoreResult:
     """Perplexity of a text file under ``model``.
 
     Args:
         model: the loaded export (`tfnas.export.load_export`).
         path: a text file, one sentence per line, tokens separated by spaces.
-        batch_size, bptt, max_batches: see `score_ids`.
+        batch_size, bptt, max_batches, progress: see `score_ids`.
         vocab: optionally the vocabulary file the text was prepared with; it
             must equal the model's.
 
@@ -101,4 +108,4 @@ def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = 
     tokens = read_tokens(path)
     if len(tokens) < 2:
         raise ValueError(f"{path} holds {len(tokens)} token(s); scoring needs at least 2")
-    return score_ids(model, encode_tokens(model, tokens, path), batch_size, bptt, max_batches)
+    return score_ids(model, encode_tokens(model, tokens, path), batch_size, bptt, max_batches, progress)

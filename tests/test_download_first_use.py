@@ -1,0 +1,200 @@
+"""A named corpus found nowhere is downloaded on first use, from a real HTTP server on 127.0.0.1.
+
+The server serves small archives in the layout of the official ones
+(``simple-examples.tgz``, ``wikitext-2-v1.zip``); ``$TFNAS_DOWNLOAD_BASE_URL``
+points tfnas at it and the checksums of the small files replace the real ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import socket
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tfnas import cli
+from tfnas.data import CHECKSUMS, CorpusNotFoundError, clear_corpus_cache, load_corpus, locate_corpus
+from tfnas.data.checksums import FileChecksum, count_tokens
+
+TEXTS = {"train": "the cat sat\non the mat\n", "valid": "the mat\n", "test": "the cat\n"}
+OFFICIAL = {"ptb": "ptb.{}.txt", "wikitext2": "wiki.{}.tokens"}
+ARCHIVES = {"ptb": "simple-examples.tgz", "wikitext2": "wikitext-2-v1.zip"}
+FOLDERS = {"ptb": "ptb", "wikitext2": "wikitext-2"}
+
+
+class Server:
+    """Serves ``files`` (name -> bytes) at ``url``; names in ``truncated`` announce their length, send half and
+    hang up. ``requests`` lists every path asked for."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.truncated: set[str] = set()
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = self.path.lstrip("/")
+                server.requests.append(name)
+                if name not in server.files:
+                    self.send_error(404)
+                    return
+                body = server.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if name in server.truncated else body)
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No user data dirs, downloads on; returns the tensorflow-datasets manual dir (where downloads go)."""
+    monkeypatch.delenv("TFNAS_DATA", raising=False)
+    monkeypatch.delenv("TFNAS_NO_DOWNLOAD", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    clear_corpus_cache()
+    return tmp_path / "tfds" / "downloads" / "manual"
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    served = Server()
+    thread = threading.Thread(target=served.httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("TFNAS_DOWNLOAD_BASE_URL", served.url)
+    yield served
+    served.httpd.shutdown()
+    served.httpd.server_close()
+
+
+def archive(name: str, texts: dict[str, str]) -> bytes:
+    """The corpus in the layout of its official archive."""
+    out = io.BytesIO()
+    if name == "ptb":
+        with tarfile.open(fileobj=out, mode="w:gz") as tar:
+            for split, text in texts.items():
+                info = tarfile.TarInfo(f"./simple-examples/data/{OFFICIAL[name].format(split)}")
+                info.size = len(text.encode())
+                tar.addfile(info, io.BytesIO(text.encode()))
+    else:
+        with zipfile.ZipFile(out, "w") as zf:
+            for split, text in texts.items():
+                zf.writestr(f"wikitext-2/{OFFICIAL[name].format(split)}", text)
+    return out.getvalue()
+
+
+def record_checksums(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str) -> None:
+    """The checksums of `TEXTS` replace the real ones of corpus ``name``."""
+    table = {}
+    for split, text in TEXTS.items():
+        path = tmp_path / f"checksum-{split}.txt"
+        path.write_text(text, encoding="utf-8")
+        table[split] = FileChecksum(OFFICIAL[name].format(split), len(text.encode()), count_tokens(path),
+                                    hashlib.sha256(text.encode()).hexdigest())
+    monkeypatch.setitem(CHECKSUMS, name, table)
+
+
+def one_line(err: BaseException) -> str:
+    message = str(err)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("name", ["ptb", "wikitext2"])
+def test_first_use_downloads_verifies_and_places_the_corpus(name, server, isolated, tmp_path, monkeypatch,
+                                                            capsys) -> None:
+    record_checksums(monkeypatch, tmp_path, name)
+    server.files[ARCHIVES[name]] = archive(name, TEXTS)
+    corpus = load_corpus(name)
+    assert corpus.vocab.words[:3] == ("the", "cat", "sat") and corpus.test.size == 3
+    assert ARCHIVES[name] in server.requests
+    assert f"downloading {ARCHIVES[name]}: " in capsys.readouterr().err  # the progress lines
+    files = locate_corpus(name)                                          # where the search finds it
+    assert files.directory == isolated / FOLDERS[name]
+    assert sorted(p.name for p in files.directory.iterdir()) == ["test.txt", "train.txt", "valid.txt"]
+    asked = len(server.requests)
+    clear_corpus_cache()
+    assert load_corpus(name).vocab.words == corpus.vocab.words
+    assert len(server.requests) == asked                                 # the second load asks nothing
+
+
+def test_first_use_downloads_into_the_data_dir(server, tmp_path, monkeypatch) -> None:
+    record_checksums(monkeypatch, tmp_path, "wikitext2")
+    server.files[ARCHIVES["wikitext2"]] = archive("wikitext2", TEXTS)
+    corpus = load_corpus("wikitext-2", data_dir=tmp_path / "data")
+    assert corpus.files.directory == tmp_path / "data" / "wikitext-2"
+    assert server.requests == ["wikitext-2-v1.zip"]  # the official archive and its mirror: one base URL, one file
+
+
+def test_a_file_that_fails_its_checksum_is_not_kept(server, tmp_path, monkeypatch) -> None:
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    server.files[ARCHIVES["ptb"]] = archive("ptb", {**TEXTS, "valid": "the cat\n"})
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("ptb", data_dir=tmp_path / "data")
+    message = one_line(info.value)
+    assert f"{server.url}/simple-examples.tgz: " in message and "official ptb.valid.txt" in message
+    assert not (tmp_path / "data" / "ptb").exists()
+
+
+def test_server_down_names_the_urls_and_the_folders_searched(tmp_path, isolated, monkeypatch) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("TFNAS_DOWNLOAD_BASE_URL", f"http://127.0.0.1:{port}/")
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("ptb", data_dir=tmp_path / "data")
+    message = one_line(info.value)
+    assert isinstance(info.value, OSError)
+    for url in ("ptb.train.txt", "simple-examples.tgz"):
+        assert f"http://127.0.0.1:{port}/{url}: " in message
+    assert str(tmp_path / "data") in message and str(isolated) in message and "2. $TFNAS_DATA: not set" in message
+    assert "put train.txt, valid.txt and test.txt (or the official ptb.train.txt" in message
+    assert not (tmp_path / "data" / "ptb").exists()
+
+
+def test_an_interrupted_download_leaves_no_partial_file(server, tmp_path, monkeypatch) -> None:
+    record_checksums(monkeypatch, tmp_path, "wikitext2")
+    server.files[ARCHIVES["wikitext2"]] = archive("wikitext2", TEXTS)
+    server.truncated.add(ARCHIVES["wikitext2"])
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("wikitext2", data_dir=tmp_path / "data")
+    assert f"{server.url}/wikitext-2-v1.zip: " in one_line(info.value)
+    assert not [p for p in (tmp_path / "data").rglob("*")]  # no partial archive, no temporary folder
+    with pytest.raises(CorpusNotFoundError):
+        locate_corpus("wikitext2", data_dir=tmp_path / "data")
+
+
+def test_download_off_makes_no_request_and_says_how_to_turn_it_on(server, tmp_path, monkeypatch) -> None:
+    server.files[ARCHIVES["ptb"]] = archive("ptb", TEXTS)
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("ptb", data_dir=tmp_path / "data", download=False)
+    message = one_line(info.value)
+    assert "downloading it is off (--no-download, download=False): --download to download it" in message
+    assert str(tmp_path / "data" / "ptb") in message
+    monkeypatch.setenv("TFNAS_NO_DOWNLOAD", "1")
+    with pytest.raises(CorpusNotFoundError, match="off \\(TFNAS_NO_DOWNLOAD=1\\): unset TFNAS_NO_DOWNLOAD"):
+        load_corpus("ptb", data_dir=tmp_path / "data")
+    assert server.requests == []
+
+
+def test_cli_no_download_exits_2_with_one_line(server, tmp_path, capsys) -> None:
+    argv = ["train", "--genotype", "lstm", "--out", str(tmp_path / "run"), "--dataset", "ptb",
+            "--data-dir", str(tmp_path / "data"), "--no-download"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tfnas: error: the ptb corpus is in none of the folders searched")
+    assert "--no-download" in err[0]
+    assert server.requests == []

@@ -36,6 +36,12 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 KEEP_SUFFIX = "_keep"
 
 
+def float32_scalar(value: float) -> float:
+    """``value`` clipped to the float32 range of a TensorBoard scalar: a diverged figure is written as the
+    largest float32, not an error."""
+    return float(np.clip(value, -FLOAT32_MAX, FLOAT32_MAX))
+
+
 class Callback:
     """Base class: override `on_event`."""
 
@@ -124,8 +130,7 @@ class TensorBoardLogger(Callback):
                     if image is not None:
                         tf.summary.image(f"{kind}/{key}", image)
                 elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-                    # A diverged figure (beyond float32) is written as the largest float32, not an error.
-                    tf.summary.scalar(f"{kind}/{key}", float(np.clip(value, -FLOAT32_MAX, FLOAT32_MAX)))
+                    tf.summary.scalar(f"{kind}/{key}", float32_scalar(value))
 
     def close(self) -> None:
         self.writer.flush()

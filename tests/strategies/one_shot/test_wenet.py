@@ -135,10 +135,10 @@ def test_search_command_end_to_end_then_trainer_accepts_genotype(tiny_corpus, tm
     assert result["metrics"]["networks_trained"] == 13
     assert genotype.provenance["strategy"] == "wenet"
     assert not (out / "rounds" / "round-0000" / "checkpoints").exists()    # finished rounds drop theirs
-    images = [v.tag for f in (out / "tensorboard").iterdir() for e in tf.compat.v1.train.summary_iterator(str(f))
+    images = [v.tag for f in (out / "tensorboard").glob("events.out.tfevents.*") for e in tf.compat.v1.train.summary_iterator(str(f))
               for v in e.summary.value if v.HasField("image") or v.metadata.plugin_data.plugin_name == "images"]
     assert images.count("round/sorted_weights") == 4                         # Figure 4, one per round
-    drawn = {e.step: tf.io.decode_png(tf.make_ndarray(v.tensor)[2]).numpy() for f in (out / "tensorboard").iterdir()
+    drawn = {e.step: tf.io.decode_png(tf.make_ndarray(v.tensor)[2]).numpy() for f in (out / "tensorboard").glob("events.out.tfevents.*")
              for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value
              if v.tag == "round/sorted_weights"}
     for step, r in zip(sorted(drawn), rounds):    # TensorBoardLogger draws the round's weights, the K kept dark

@@ -15,6 +15,11 @@ results in `observe`. Each round:
    strategy's variables such as the controller and its optimizer slots), then
    a ``"round"`` event is sent to the callbacks.
 
+Each trial is recorded as a line of ``trials.jsonl`` and as a session of
+TensorBoard's HParams dashboard (`tfnas.hparams`: its genotype's choices and
+``valid_ppl``); both are rewritten from the saved state when a search starts
+or resumes.
+
 Calling `search` again on the same folder resumes after the last saved
 round and proposes exactly what the uninterrupted run would have proposed
 (other settings than the resumable ones are refused: `tfnas.runs.folder`).
@@ -38,6 +43,7 @@ from tfnas.config import ModelConfig, RunConfig, TrainConfig, check_ints, settin
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
+from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hparams, start_experiment, write_session
 from tfnas.runs.atomic import append_jsonl, write_jsonl
 from tfnas.runs.checkpoint import CheckpointManager
 from tfnas.runs.folder import CHECKPOINTS, open_run
@@ -214,7 +220,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
             if c.space != "dag":
                 raise ValueError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
             return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
-        child = dataclasses.replace(c.child, dataset=c.dataset, data_dir=c.data_dir)
+        child = dataclasses.replace(c.child, dataset=c.dataset, data_dir=c.data_dir, download=c.download)
         return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children")
 
     def make_executor(self) -> Executor:
@@ -270,10 +276,19 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.trials = [Trial.from_dict(t) for t in state["trials"]]
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state["extra"])
-        self._rewrite_trials_file()
+        self._rewrite_trial_records()
 
-    def _rewrite_trials_file(self) -> None:
+    def _rewrite_trial_records(self) -> None:
+        """``trials.jsonl`` and the HParams experiment with a session per trial, from ``self.trials``."""
         write_jsonl(self.out_dir / "trials.jsonl", [t.to_dict() for t in self.trials])
+        self.hparams_dir = start_experiment(self.out_dir, space_hparams(self.space), [VALID_PPL])
+        for trial in self.trials:
+            self._log_trial(trial)
+
+    def _log_trial(self, trial: Trial) -> None:
+        """The HParams session of ``trial``: its genotype's choices, its validation perplexity."""
+        write_session(self.hparams_dir, session_name(trial.trial), genotype_hparams(genotype_from_dict(trial.genotype)),
+                      {VALID_PPL: trial.ppl}, step=trial.trial)
 
     @property
     def score_cache(self) -> dict[str, float]:
@@ -306,7 +321,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self.callbacks.on_event("message", {"text": f"resumed from {latest} (round {self.round}, "
                                                         f"{len(self.trials)} trials)"})
         else:
-            self._rewrite_trials_file()
+            self._rewrite_trial_records()
         self.executor = self._executor if self._executor is not None else self.make_executor()
         try:
             self._loop()
@@ -331,6 +346,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self.trials += new
             for trial in new:
                 append_jsonl(self.out_dir / "trials.jsonl", trial.to_dict())
+                self._log_trial(trial)
             logs = self.observe(new)
             self.round += 1
             best = self.best_trial()

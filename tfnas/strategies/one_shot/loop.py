@@ -13,7 +13,9 @@ checkpoint is restored and the learning rates are halved; after
 and writes no genotype. The search folder is a run folder
 (`tfnas.runs.folder`): a resume with other settings than the resumable
 ones is refused, ``model.json`` holds the supernet's config and every
-checkpoint records the supernet's variables as the model's weights.
+checkpoint records the supernet's variables as the model's weights. A
+finished search is logged to TensorBoard's HParams dashboard
+(`tfnas.hparams.write_final`: its settings, genotype and final metrics).
 
 A subclass implements `build`, `search_step`, `derive` and may add
 `epoch_logs` (e.g. the architecture weights, as arrays that callbacks
@@ -36,6 +38,7 @@ from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
 from tfnas.config import LMRunConfig, ModelConfig, setting, settings
 from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator
 from tfnas.genotypes.dag import Genotype
+from tfnas.hparams import write_final
 from tfnas.lm.objective import make_eval_step, mean_window_loss
 from tfnas.runs.atomic import append_jsonl, write_json
 from tfnas.runs.checkpoint import CheckpointManager
@@ -99,6 +102,10 @@ class OneShotSearch(Strategy, abc.ABC):
 
     Its config is a `OneShotConfig` (a subclass adds the method's settings).
     """
+
+    #: Whether `search` logs the finished search to the HParams dashboard (a WeNet round does not: its
+    #: search does).
+    logs_hparams: bool = True
 
     def __init__(self, config: OneShotConfig):
         self.config = config
@@ -280,6 +287,8 @@ class OneShotSearch(Strategy, abc.ABC):
                    "recoveries": self.recoveries}
         result = SearchResult(with_provenance(self.derive(), self.name, self.config, metrics), self.history, metrics)
         result.save(out_dir)
+        if self.logs_hparams:
+            write_final(out_dir, self.name, self.config, result.genotype, metrics, self.step)
         self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.metrics["valid_ppl"],
                                         "genotype": json.dumps(result.genotype.to_dict()["nodes"])})
         self.callbacks.close()

@@ -90,6 +90,7 @@ from tfnas.cells.search.norm import NORMS
 from tfnas.config import ModelConfig, setting, settings
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
+from tfnas.hparams import write_final
 from tfnas.lm.objective import regularized_loss
 from tfnas.lm.search_models import WeightedLM
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
@@ -220,6 +221,7 @@ class WenetRound(OneShotSearch):
     """
 
     name = "wenet"
+    logs_hparams = False
 
     def __init__(self, config: WenetConfig, genotypes: Sequence[Genotype]):
         super().__init__(config)
@@ -435,6 +437,7 @@ class WenetSearch(Strategy):
         genotype = with_provenance(best, self.name, c, metrics)
         result = SearchResult(genotype, s["rounds"], metrics)
         result.save(self.out_dir)
+        write_final(self.out_dir, self.name, c, genotype, metrics, s["global_step"])
         callbacks.on_event("end", {"step": s["global_step"], "rounds": len(s["rounds"]),
                                    "valid_ppl": last["valid_ppl"], "best_weight": last["best_weight"],
                                    "genotype": json.dumps(genotype.to_dict()["nodes"])})

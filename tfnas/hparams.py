@@ -1,0 +1,143 @@
+"""Searches in TensorBoard's HParams dashboard (``tensorboard.plugins.hparams``).
+
+A search writes under ``<out>/tensorboard/hparams/`` (`HPARAMS_DIR`) the
+experiment (its hyperparameters with their domains, and its metrics) and
+one session per subfolder:
+
+* a black-box search (random, REINFORCE, NAO): ``trial-00012/`` per trial
+  (`session_name`), the genotype's choices as hyperparameters and
+  ``valid_ppl`` as the metric (none when the trial failed);
+* a one-shot search: ``final/``, its settings (`config_hparams`), the
+  derived genotype's choices and its final numeric metrics.
+
+`start_experiment` empties the folder first: a black-box search rewrites
+its sessions from its saved state when it starts or resumes, a one-shot
+search each time it finishes, and none holds a session twice.
+
+A genotype's choices (`genotype_hparams`): a DAG cell has
+``node<i>_activation`` and ``node<i>_input`` (its predecessor) per node
+``i = 1..N``, and ``node0_activation`` when node 0's activation is searched
+(``first_node: enas``); a tree cell has ``node<k>_combination`` and
+``node<k>_activation`` per node ``k = 0..2 base - 2``, ``inject_combination``,
+``inject_activation``, ``inject_node`` and ``cell_node``; either has
+``attention`` when it has a head.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from tfnas.callbacks import float32_scalar
+from tfnas.genotypes.files import AnyGenotype
+from tfnas.genotypes.tree import TreeGenotype
+from tfnas.spaces.base import SearchSpace
+
+#: The HParams folder of a search, under its run folder.
+HPARAMS_DIR = Path("tensorboard", "hparams")
+#: The metric of a black-box trial.
+VALID_PPL = "valid_ppl"
+#: The session of a one-shot search.
+FINAL_SESSION = "final"
+
+#: A hyperparameter value the dashboard shows.
+Value = bool | int | float | str
+
+
+def session_name(trial: int) -> str:
+    """The subfolder (and session group) of black-box trial ``trial``: ``trial-00012``."""
+    return f"trial-{trial:05d}"
+
+
+def genotype_hparams(genotype: AnyGenotype) -> dict[str, str | int]:
+    """A genotype's choices by hyperparameter name (module docstring)."""
+    values: dict[str, str | int] = {}
+    if isinstance(genotype, TreeGenotype):
+        for k, (combination, activation) in enumerate(genotype.nodes):
+            values.update({f"node{k}_combination": combination, f"node{k}_activation": activation})
+        values.update(inject_combination=genotype.inject[0], inject_activation=genotype.inject[1],
+                      inject_node=genotype.inject_node, cell_node=genotype.cell_node)
+    else:
+        if genotype.first_node == "enas":
+            values["node0_activation"] = genotype.first_activation
+        for i, (activation, predecessor) in enumerate(genotype.nodes, start=1):
+            values.update({f"node{i}_activation": activation, f"node{i}_input": predecessor})
+    if genotype.attention is not None:
+        values["attention"] = genotype.attention
+    return values
+
+
+def space_hparams(space: SearchSpace) -> list[hp.HParam]:
+    """The `genotype_hparams` of ``space``'s genotypes, each with the values it takes there as its domain.
+
+    Every hyperparameter is one choice of the space: its domain is found by
+    varying one choice at a time.
+    """
+    limits = space.token_choices()
+    domains: dict[str, set[str | int]] = {}
+    for position, count in enumerate(limits):
+        for choice in range(count):
+            choices = [0] * len(limits)
+            choices[position] = choice
+            for name, value in genotype_hparams(space.decode(choices)).items():
+                domains.setdefault(name, set()).add(value)
+    return [hp.HParam(name, hp.Discrete(values)) for name, values in domains.items()]
+
+
+def config_hparams(config: Any, prefix: str = "") -> dict[str, Value]:
+    """The scalar settings of a settings dataclass; those of a nested one as dotted names (``model.nhid``)."""
+    values: dict[str, Value] = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            values.update(config_hparams(value, f"{prefix}{f.name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            values[prefix + f.name] = value
+    return values
+
+
+@contextmanager
+def _events(folder: Path) -> Iterator[None]:
+    """Summaries written inside go to a new events file in ``folder``."""
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default(step=0):
+        yield
+    writer.close()
+
+
+def start_experiment(out_dir: str | Path, hparams: Sequence[hp.HParam], metrics: Sequence[str]) -> Path:
+    """Empties the HParams folder of the search in ``out_dir`` and writes its experiment; returns the folder."""
+    logdir = Path(out_dir) / HPARAMS_DIR
+    shutil.rmtree(logdir, ignore_errors=True)
+    with _events(logdir):
+        hp.hparams_config(hparams=list(hparams), metrics=[hp.Metric(tag) for tag in metrics])
+    return logdir
+
+
+def write_session(logdir: Path, name: str, hparams: Mapping[str, Value], metrics: Mapping[str, float | None],
+                  step: int) -> None:
+    """Session ``name`` in ``logdir``: its hyperparameters, and each metric not None as a scalar at ``step``."""
+    with _events(logdir / name):
+        hp.hparams(dict(hparams), trial_id=name)
+        for tag, value in metrics.items():
+            if value is not None:
+                tf.summary.scalar(tag, float32_scalar(value), step=step)
+
+
+def write_final(out_dir: str | Path, strategy: str, config: Any, genotype: AnyGenotype,
+                metrics: Mapping[str, Any], step: int) -> None:
+    """A finished one-shot search as the experiment of one session, `FINAL_SESSION`.
+
+    Its hyperparameters are ``strategy``, the `config_hparams` of ``config``
+    and the `genotype_hparams` of ``genotype``; its metrics the numbers of
+    ``metrics`` (booleans and strings left out).
+    """
+    values: dict[str, Value] = {"strategy": strategy, **config_hparams(config), **genotype_hparams(genotype)}
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    logdir = start_experiment(out_dir, [hp.HParam(k, hp.Discrete([v])) for k, v in values.items()], list(numbers))
+    write_session(logdir, FINAL_SESSION, values, numbers, step)

@@ -29,7 +29,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError, ValueError, OSError)
 #: Nested settings whose fields are flags without a prefix.
 UNPREFIXED_SECTIONS = ("model",)
 #: Settings a nested section takes from its parent (a search's children read the search's corpus).
-PARENT_SETTINGS = ("dataset", "data_dir")
+PARENT_SETTINGS = ("dataset", "data_dir", "download")
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
 COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
 
@@ -142,10 +142,12 @@ def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bo
 
 def cmd_train(args: argparse.Namespace) -> int:
     from tfnas.genotypes import resolve_genotype
+    from tfnas.lm.distribute import make_strategy
 
-    genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
     overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
     config = train_config(args.config, overrides)
+    make_strategy(config.distribute)  # first: a multi-worker strategy must exist before TensorFlow runs an op
+    genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
     return _train(genotype, config, Path(args.out), args.quiet, evaluate_test=not args.no_test)
 
 
@@ -157,7 +159,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
     config = search_config(spec.name, spec.config_class, args.config, overrides)
     out = Path(args.out)
-    corpus = load_corpus(config.dataset, config.data_dir)
+    corpus = load_corpus(config.dataset, config.data_dir, download=config.download)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
     print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
@@ -191,7 +193,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tfnas.export import export_run
 
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
-                       check=not args.no_check, tolerance=args.tolerance)
+                       check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0
@@ -202,7 +204,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     model = load_export(args.model)
     r = score_file(model, args.text, batch_size=args.batch_size, bptt=args.bptt, vocab=args.vocab,
-                   max_batches=args.max_batches)
+                   max_batches=args.max_batches, progress=not args.quiet)
     print(f"perplexity {r.perplexity:.4f} | loss {r.loss:.6f} | {r.tokens} tokens | batch size {r.batch_size} | "
           f"bptt {r.bptt} | {model.format} {model.path}")
     return 0
@@ -305,6 +307,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     export.add_argument("--tolerance", type=float, default=1e-5,
                         help="largest accepted max |logits| difference onnxruntime vs Keras (default 1e-5)")
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 
     score = sub.add_parser("score", help="perplexity of a text file under an export")
@@ -314,6 +317,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score.add_argument("--bptt", type=int, help="window length (default: the run's bptt)")
     score.add_argument("--vocab", help="check that the text's vocabulary file is the model's")
     score.add_argument("--max-batches", type=int, help="score only the first windows")
+    score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
     generate = sub.add_parser("generate", help="sample text from an export")

@@ -117,6 +117,9 @@ class RunConfig:
     dataset: str = setting("ptb", help="ptb, wikitext2 or a folder with train/valid/test.txt")
     data_dir: str | None = setting(None, help="where the corpora are (else $TFNAS_DATA, then the tfds manual "
                                               "folder)", resumable=True)
+    download: bool = setting(True, help="download a named corpus (ptb, wikitext2) from its official location "
+                                        "when it is found nowhere (also off with TFNAS_NO_DOWNLOAD=1)",
+                             resumable=True)
     seed: int = setting(1267, help="seed of every random choice")
     checkpoint_interval: int = setting(200, help="steps between checkpoints", resumable=True)
     keep_checkpoints: int = setting(2, help="checkpoints kept on disk", resumable=True)
@@ -163,6 +166,10 @@ class TrainConfig(LMRunConfig):
                                         resumable=True)
     max_rollbacks: int = setting(3, help="non-finite training losses survived by rolling back to the best "
                                          "weights (DARTS rnn/train.py; the limit is tfnas')", resumable=True)
+    distribute: str = setting("none", help="data parallelism: none, mirrored (the GPUs of this machine) or "
+                                           "multi_worker (the machines of TF_CONFIG)", resumable=True)
+    mixed_precision: bool = setting(False, help="compute in bfloat16 (CPU) or float16 with loss scaling (GPU); "
+                                                "float32 weights, softmax and loss (tfnas.lm.precision)")
 
 
 @settings

@@ -175,11 +175,12 @@ class LanguageModel(keras.Model):
         self.built = True
 
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        """Zero float32 states, layer after layer: ``[h, c]`` for the LSTM, else one per state of the cell (``[h]``...)."""
+        """Zero states in the weights' dtype, layer after layer: ``[h, c]`` for the LSTM, else one per state of
+        the cell (``[h]``...)."""
         if self.is_lstm:
-            zeros = tf.zeros((batch_size, self.hparams.nhid), tf.float32)
+            zeros = tf.zeros((batch_size, self.hparams.nhid), self.variable_dtype)
             return [zeros, zeros] * self.hparams.nlayers
-        return [tf.cast(s, tf.float32) for rnn in self.rnns for s in rnn.initial_state(batch_size)]
+        return [tf.cast(s, self.variable_dtype) for rnn in self.rnns for s in rnn.initial_state(batch_size)]
 
     def forward(self, tokens, states=None, training: bool = False) -> LMOutput:
         """The full forward pass used by trainers (logits and regulariser inputs).
@@ -204,23 +205,23 @@ class LanguageModel(keras.Model):
             new_states += list(layer_states)
         attended = raw if self.attention is None else self.attention(raw, training=training)
         dropped = self.output_dropout(attended, training=training)
-        float32 = [tf.cast(t, tf.float32) for t in (raw, dropped, *new_states)]
-        return LMOutput(self.decode(dropped), float32[2:], float32[0], float32[1])
+        full = [tf.cast(t, self.variable_dtype) for t in (raw, dropped, *new_states)]
+        return LMOutput(self.decode(dropped), full[2:], full[0], full[1])
 
     def decode(self, outputs: tf.Tensor) -> tf.Tensor:
-        """float32 logits from RNN outputs (tied: ``outputs @ E^T + b``).
+        """Logits from RNN outputs (tied: ``outputs @ E^T + b``), in the weights' dtype.
 
         Under a mixed dtype policy (`tfnas.lm.precision`) the product runs in
-        the compute dtype and only the logits are cast to float32, for the
-        softmax and the loss; outputs, states, ``raw_outputs`` and
+        the compute dtype and the logits are cast to the weights' float32,
+        for the softmax and the loss; the states, ``raw_outputs`` and
         ``dropped_outputs`` of `forward` are float32 too.
         """
         if self.decoder is not None:
-            return tf.cast(self.decoder(outputs), tf.float32)
+            return tf.cast(self.decoder(outputs), self.variable_dtype)
         dtype = outputs.dtype
         logits = (tf.tensordot(outputs, tf.cast(self.embedding.embeddings, dtype), axes=[[2], [1]])
                   + tf.cast(self.decoder_bias, dtype))
-        return tf.cast(logits, tf.float32)
+        return tf.cast(logits, self.variable_dtype)
 
     def call(self, inputs, training=False):
         if isinstance(inputs, (list, tuple)):

@@ -40,7 +40,14 @@ targets are ratios; the median round is reported, and the peak memory is
 that of the group's process unless a case has a process of its own.
 
 Single cases (``--cases lstm_train,genotype_train_xla`` ...) can also be run
-on their own; ``_xla`` compiles the step with XLA.
+on their own; ``_xla`` compiles the step with XLA, and ``_mixed`` (after
+``_xla``: ``genotype_train_xla_mixed``) trains in mixed precision (the
+Trainer's ``mixed_precision``: bfloat16 on a CPU, float16 with loss scaling
+on a GPU), for the Trainer's cases only (``lstm_search``, ``lstm_train``,
+``genotype_train``); a variant's ratio is to its plain case's baseline.
+``--settings '{"timed": 20}'`` overrides the settings below. Where
+TensorFlow sees a GPU, ``peak_gpu_gb`` is its allocator's peak on GPU:0 in
+the case's process.
 
 Every figure is printed with its ratio to the baseline measured in the same
 run (the LSTM of the same hidden size and batch), with achieved GFLOP/s from
@@ -193,20 +200,28 @@ def _synthetic_trainer(genotype, nhid: int, batch: int, s: dict, out_dir: Path, 
     return Trainer(config, genotype, out_dir, corpus=corpus)
 
 
-def _trainer_step(genotype, nhid: int, batch: int, s: dict, jit: bool = False):
-    """The Trainer's own compiled step (`Trainer.train_step`) on synthetic data."""
+def train_step_call(genotype, nhid: int, batch: int, s: dict, **settings):
+    """``(trainer, call)``: `_synthetic_trainer` (``settings``: TrainConfig fields) and ``call()``, one of its
+    `Trainer.train_step` on a batch, returning the step's outputs."""
     import tempfile
 
     import tensorflow as tf
 
-    trainer = _synthetic_trainer(genotype, nhid, batch, s, Path(tempfile.mkdtemp()), jit_compile=jit)
+    trainer = _synthetic_trainer(genotype, nhid, batch, s, Path(tempfile.mkdtemp()), **settings)
     x, y = _batch(batch, s["bptt"], s["vocab"], 0)
     lr, avg = tf.constant(1.0), tf.constant(False)
-    return lambda: trainer.train_step(x, y, trainer.hidden, lr, avg)[0].numpy()
+    return trainer, lambda: trainer.train_step(x, y, trainer.hidden, lr, avg)
 
 
-def _darts_step(order: int, s: dict, jit: bool = False):
-    """The DARTS search's compiled step (`DartsSearch.compiled_step`) of ``order`` on synthetic data."""
+def _trainer_step(genotype, nhid: int, batch: int, s: dict, **settings):
+    """The Trainer's own compiled step (`Trainer.train_step`) on synthetic data, waiting for its loss."""
+    call = train_step_call(genotype, nhid, batch, s, **settings)[1]
+    return lambda: call()[0].numpy()
+
+
+def darts_step_call(order: int, s: dict, jit: bool = False):
+    """``(search, call)``: a built `DartsSearch` of ``order`` and ``call()``, its ``compiled_step`` on synthetic
+    batches (an architecture update, then the weights')."""
     import tensorflow as tf
 
     from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch
@@ -222,7 +237,13 @@ def _darts_step(order: int, s: dict, jit: bool = False):
     train = (*_batch(batch, s["bptt"], s["vocab"], 0), states)
     valid = (*_batch(batch, s["bptt"], s["vocab"], 1), states)
     lr, arch = tf.constant(20.0), tf.constant(True)
-    return lambda: search.compiled_step(train, valid, lr, arch)[0]["loss"].numpy()
+    return search, lambda: search.compiled_step(train, valid, lr, arch)
+
+
+def _darts_step(order: int, s: dict, jit: bool = False):
+    """The DARTS search's compiled step (`DartsSearch.compiled_step`) of ``order``, waiting for its loss."""
+    call = darts_step_call(order, s, jit)[1]
+    return lambda: call()[0]["loss"].numpy()
 
 
 def export_scoring_model(folder: Path, s: dict) -> None:
@@ -236,7 +257,7 @@ def export_scoring_model(folder: Path, s: dict) -> None:
     export_run(folder / "run", folder / "export", formats=",".join(FORMATS), check=False)
 
 
-def run_scoring(s: dict, quick: bool) -> dict[str, dict]:
+def run_scoring(s: dict) -> dict[str, dict]:
     """Scoring throughput of the three formats (``log_probs`` of one window), timed in interleaved rounds.
 
     The exports are made in a separate process (the conversion's memory is
@@ -251,7 +272,7 @@ def run_scoring(s: dict, quick: bool) -> dict[str, dict]:
     from tfnas.genotypes.files import resolve_genotype
 
     folder = Path(tempfile.mkdtemp())
-    cmd = [sys.executable, __file__, "--export-to", str(folder)] + (["--quick"] if quick else [])
+    cmd = [sys.executable, __file__, "--export-to", str(folder), "--settings", json.dumps(s)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"export for scoring failed:\n{proc.stderr[-3000:]}")
@@ -387,16 +408,25 @@ def _interleaved(steps: dict, warmup: int, rounds: int) -> dict[str, float]:
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def _peak_memory() -> dict[str, float]:
+    """This process' peak resident memory and, where TensorFlow sees a GPU, its allocator's peak on GPU:0 (GB)."""
+    import tensorflow as tf
+
+    peaks = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+    if tf.config.list_logical_devices("GPU"):
+        peaks["peak_gpu_gb"] = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 1024 ** 3
+    return peaks
+
+
 def _figures(case: str, seconds: float, tokens: int, flops_per_token: float) -> dict:
     return {"case": case, "s_per_step": seconds, "tokens_per_s": tokens / seconds,
-            "gflops": flops_per_token * tokens / seconds / 1e9,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+            "gflops": flops_per_token * tokens / seconds / 1e9, **_peak_memory()}
 
 
-def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
+def run_case(case: str, s: dict) -> dict[str, dict]:
     """Times one case (or group) in this process; returns the figures by case name."""
     if case == "score":
-        return run_scoring(s, quick)
+        return run_scoring(s)
     if case == "bayesnas":
         return run_bayesnas(s)
     if case == "nao":
@@ -412,10 +442,16 @@ def run_case(case: str, s: dict, quick: bool = False) -> dict[str, dict]:
         step = _make_case(name, s)[0]
         for _ in range(s["warmup"]):
             step()
-        return {name: {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
-                       "peak_rss_own_process": True}}
+        return {name: {**_peak_memory(), "peak_rss_own_process": True}}
     step, batch, flops = _make_case(case, s)
     return {case: _figures(case, _time(step, s["warmup"], s["timed"]), batch * s["bptt"], flops)}
+
+
+def split_case(case: str) -> tuple[str, bool, bool]:
+    """``(plain case, xla, mixed)`` of a case name with its optional ``_xla`` and ``_mixed`` suffixes."""
+    mixed = case.endswith("_mixed")
+    case = case.removesuffix("_mixed")
+    return case.removesuffix("_xla"), case.endswith("_xla"), mixed
 
 
 def _make_case(case: str, s: dict):
@@ -423,28 +459,32 @@ def _make_case(case: str, s: dict):
     from tfnas.genotypes.files import resolve_genotype
 
     v2 = resolve_genotype("darts_v2")
-    jit = case.endswith("_xla")
-    case = case.removesuffix("_xla")
-    if case == "lstm_search":
-        return _trainer_step(None, s["search_nhid"], s["search_batch"], s), s["search_batch"], \
+    name, jit, mixed = split_case(case)
+    trained = {"jit_compile": jit, "mixed_precision": mixed}
+    if name == "lstm_search":
+        return _trainer_step(None, s["search_nhid"], s["search_batch"], s, **trained), s["search_batch"], \
             3 * lstm_forward_flops(s["search_nhid"], s["vocab"])
-    if case == "lstm_train":
-        return _trainer_step(None, s["train_nhid"], s["train_batch"], s), s["train_batch"], \
+    if name == "lstm_train":
+        return _trainer_step(None, s["train_nhid"], s["train_batch"], s, **trained), s["train_batch"], \
             3 * lstm_forward_flops(s["train_nhid"], s["vocab"])
-    if case == "genotype_train":
-        return _trainer_step(v2, s["train_nhid"], s["train_batch"], s, jit), s["train_batch"], \
+    if name == "genotype_train":
+        return _trainer_step(v2, s["train_nhid"], s["train_batch"], s, **trained), s["train_batch"], \
             3 * genotype_forward_flops(s["train_nhid"], s["vocab"], v2.steps)
-    if case in ("darts1", "darts2"):
-        order = int(case[-1])
+    if name in ("darts1", "darts2") and not mixed:
+        order = int(name[-1])
         fwd = darts_search_forward_flops(s["search_nhid"], s["vocab"], s["steps"])
         # order 1: arch fwd+bwd on valid + weight fwd+bwd; order 2 adds the unrolled pass and two HVP passes.
         return _darts_step(order, s, jit), s["search_batch"], (6 if order == 1 else 15) * fwd
-    raise ValueError(f"unknown case {case!r}")
+    raise ValueError(f"unknown case {case!r} (_mixed applies to lstm_search, lstm_train and genotype_train)")
 
 
-def run_in_subprocess(case: str, quick: bool) -> dict[str, dict]:
+def run_in_subprocess(case: str, quick: bool, overrides: dict | None = None,
+                      timeout: float | None = None) -> dict[str, dict]:
+    """Runs ``--case case`` in a process of its own; raises RuntimeError if it fails, `subprocess.TimeoutExpired`
+    (the process killed) after ``timeout`` seconds."""
     cmd = [sys.executable, __file__, "--case", case] + (["--quick"] if quick else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd += ["--settings", json.dumps(overrides)] if overrides else []
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -459,17 +499,18 @@ def machine_info() -> dict:
 
 def report(results: dict[str, dict]) -> list[str]:
     baseline = {"lstm_search": "lstm_search", "darts1": "lstm_search", "darts2": "lstm_search",
-                "darts1_xla": "lstm_search", "lstm_train": "lstm_train", "genotype_train": "lstm_train",
-                "genotype_train_xla": "lstm_train", "score_keras": "score_keras",
+                "lstm_train": "lstm_train", "genotype_train": "lstm_train", "score_keras": "score_keras",
                 "score_savedmodel": "score_keras", "score_onnx": "score_keras", "bayes_step": "bayes_step",
                 "bayes_hessian": "bayes_step", "lstm_nao": "lstm_nao", "nao_epd": "lstm_nao"}
-    lines = [f"{'case':16s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} {'x baseline':>11s}"]
     timed = {case: r for case, r in results.items() if "s_per_step" in r}
+    width = max([16, *map(len, timed)])
+    lines = [f"{'case':{width}s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} "
+             f"{'x baseline':>11s}"]
     for case, r in timed.items():
-        base = timed.get(baseline.get(case, ""), None)
+        base = timed.get(baseline.get(split_case(case)[0], ""), None)
         ratio = f"{r['s_per_step'] / base['s_per_step']:.2f}x" if base else "-"
         peak = f"{r['peak_rss_gb']:.2f}" + ("*" if r.get("peak_rss_own_process") else "")
-        lines.append(f"{case:16s} {r['s_per_step']:9.3f} {r['tokens_per_s']:10.0f} {r['gflops']:8.2f} "
+        lines.append(f"{case:{width}s} {r['s_per_step']:9.3f} {r['tokens_per_s']:10.0f} {r['gflops']:8.2f} "
                      f"{peak:>8s} {ratio:>11s}")
     for case, base, limit in TARGETS:
         if case in timed and base in timed:
@@ -526,17 +567,37 @@ def markdown_table(path: Path) -> str:
     return "\n".join(out)
 
 
+def bench_settings(quick: bool, overrides: dict | None = None) -> dict:
+    """`QUICK` or `FULL` with ``overrides`` (keys of theirs only)."""
+    base = QUICK if quick else FULL
+    unknown = sorted(set(overrides or {}) - set(base))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown}; known: {sorted(base)}")
+    return {**base, **(overrides or {})}
+
+
+def result_path(prefix: str) -> Path:
+    """``benchmarks/results/<prefix>-<UTC timestamp>.json``."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return RESULTS / f"{prefix}-{stamp}.json"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (a few minutes)")
     parser.add_argument("--case", help="run one case in this process and print its JSON")
     parser.add_argument("--cases", default=DEFAULT_CASES, help="groups or cases to run (with --table: whose "
                                                                 "latest run to print)")
+    parser.add_argument("--settings", type=json.loads, default={},
+                        help="JSON object overriding settings of FULL (QUICK with --quick), e.g. '{\"timed\": 20}'")
     parser.add_argument("--export-to", type=Path, help=argparse.SUPPRESS)  # the exports of the score case
     parser.add_argument("--table", action="store_true", help="print the README table of the latest full run of "
                                                              "--cases")
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    try:
+        settings = bench_settings(args.quick, args.settings)
+    except ValueError as err:
+        parser.error(str(err))
     if args.table:
         runs = latest_run(RESULTS, args.cases)
         if runs is None:
@@ -547,11 +608,11 @@ def main(argv=None) -> int:
         export_scoring_model(args.export_to, settings)
         return 0
     if args.case:
-        print(json.dumps(run_case(args.case, settings, args.quick)))
+        print(json.dumps(run_case(args.case, settings)))
         return 0
     results = {}
     for case in args.cases.split(","):
-        for name, figures in run_in_subprocess(case, args.quick).items():
+        for name, figures in run_in_subprocess(case, args.quick, args.settings).items():
             results.setdefault(name, {}).update(figures)
             if "s_per_step" in figures:
                 print(f"measured {name}: {figures['s_per_step']:.3f} s/step", flush=True)
@@ -560,8 +621,7 @@ def main(argv=None) -> int:
     lines = report(results)
     print("\n".join(lines))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS / f"bench-{'quick' if args.quick else 'full'}-{stamp}.json"
+    path = result_path(f"bench-{'quick' if args.quick else 'full'}")
     path.write_text(json.dumps({"cases": args.cases, "settings": settings, "machine": machine_info(),
                                 "results": results, "report": lines}, indent=2), encoding="utf-8")
     print(f"written {path}")

@@ -1,11 +1,14 @@
 """Settings: published defaults, inherited help, merging at every depth, presets that hold only differences."""
 import dataclasses
+import re
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from tfnas.config import (ModelConfig, TrainConfig, from_dict, load_preset, merge, preset_dir, preset_names,
-                          search_config, setting, settings, train_config)
+from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ControllerConfig, ModelConfig, TrainConfig, check_argument,
+                          check_ints, from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
+                          settings, train_config)
 from tfnas.strategies.black_box.loop import BlackBoxConfig
 from tfnas.strategies.black_box.reinforce import ReinforceConfig
 from tfnas.strategies.one_shot.darts import DartsConfig, NasabnConfig
@@ -106,7 +109,7 @@ def test_a_preset_and_a_nested_flag_merge_key_by_key():
 
 
 def test_unknown_keys_and_other_strategies_presets_are_refused():
-    with pytest.raises(ValueError, match=r"config.model: unknown key 'nhidd'"):
+    with pytest.raises(ValueError, match=r"config: unknown key 'model.nhidd'"):
         from_dict(TrainConfig, {"model": {"nhidd": 3}})
     with pytest.raises(ValueError, match="preset 'quick_wenet' is for strategy 'wenet', not 'darts'"):
         search_config("darts", DartsConfig, "quick_wenet")
@@ -126,3 +129,82 @@ def test_presets_hold_only_what_differs_from_the_defaults_and_cite_it(kind, name
     text = (preset_dir(kind) / f"{name}.yaml").read_text(encoding="utf-8")
     assert text.startswith("#"), "a preset starts with a comment saying where its values come from"
     assert yaml.safe_load(text) is not None
+
+
+# ----------------------------------------------------------------- values are checked where they are read
+@pytest.mark.parametrize("config_class, data, message", [
+    (TrainConfig, {"lr": -1}, "lr must be a number > 0; received: -1"),
+    (TrainConfig, {"lr": "fast"}, "lr must be a number > 0; received: 'fast'"),
+    (TrainConfig, {"lr": True}, "lr must be a number > 0; received: True"),
+    (TrainConfig, {"lr": float("inf")}, "lr must be a number > 0; received: inf"),
+    (TrainConfig, {"max_steps": -5}, "max_steps must be null or an integer >= 0; received: -5"),
+    (TrainConfig, {"checkpoint_interval": 0}, "checkpoint_interval must be a positive integer; received: 0"),
+    (TrainConfig, {"log_interval": 0}, "log_interval must be a positive integer; received: 0"),
+    (TrainConfig, {"nhid": 3}, "unknown key 'nhid'"),
+    (TrainConfig, {"model": {"dropoute": 1.0}}, "model.dropoute must be a number in [0, 1); received: 1.0"),
+    (TrainConfig, {"model": {"nhid": 2.0}}, "model.nhid must be a positive integer; received: 2.0"),
+    (TrainConfig, {"model": [1]}, "model must be a mapping of settings; received: [1]"),
+    (TrainConfig, {"model": {"attention": 3}}, "model.attention must be null or a string; received: 3"),
+    (TrainConfig, {"jit_compile": "yes"}, "jit_compile must be true or false; received: 'yes'"),
+    (TrainConfig, {"seed": 2**32}, "seed must be an integer in [0, 4294967295]; received: 4294967296"),
+    (BlackBoxConfig, {"child": {"model": {"nlayers": 0}}},
+     "child.model.nlayers must be a positive integer; received: 0"),
+    (BlackBoxConfig, {"child": {"eval_batch_size": -1}}, "child.eval_batch_size must be a positive integer"),
+    (ReinforceConfig, {"controller_lr": 0.0}, "controller_lr must be a number > 0; received: 0.0"),
+    (ReinforceConfig, {"baseline_decay": 1}, "baseline_decay must be a number in [0, 1); received: 1"),
+    (EnasConfig, {"tanh_constant": -2.5}, "tanh_constant must be null or a number > 0; received: -2.5"),
+    (DartsConfig, {"ops": "tanh"}, "ops must be a list of strings; received: 'tanh'"),
+    (DartsConfig, {"wdecay": -1e-7}, "wdecay must be a number >= 0; received: -1e-07"),
+    (WenetConfig, {"lr": 0}, "lr must be a number > 0; received: 0"),
+])
+def test_a_value_outside_its_type_or_interval_is_refused_on_one_line_naming_it(config_class, data, message):
+    with pytest.raises(ValueError) as info:
+        from_dict(config_class, data, where="preset.yaml")
+    assert str(info.value).startswith(f"preset.yaml: {message}") and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=re.escape(message)):       # merged into defaults as well
+        merge(config_class(), data)
+
+
+def test_every_setting_of_config_py_that_is_a_number_has_an_interval():
+    for cls in (ModelConfig, TrainConfig, ControllerConfig):
+        for f in dataclasses.fields(cls):
+            if f.type in ("int", "float", "int | None", "float | None"):
+                assert isinstance(f.metadata.get("check"), Bound), f"{cls.__name__}.{f.name}"
+
+
+def test_a_redeclared_default_keeps_the_interval_of_the_base_field():
+    checks = {f.name: f.metadata.get("check") for f in dataclasses.fields(OneShotConfig)}
+    assert checks["batch_size"] == AT_LEAST_ONE and checks["checkpoint_interval"] == AT_LEAST_ONE
+
+
+def test_one_check_for_settings_arguments_and_strategies():
+    assert check_argument("units", 4, int, AT_LEAST_ONE) == 4
+    with pytest.raises(ValueError, match=r"^Argument `rate` must be a number in \[0, 1\); received: rate=1.0$"):
+        check_argument("rate", 1.0, float, RATE)
+    with pytest.raises(ValueError, match=r"^steps must be a positive integer; received: 0$"):
+        check_ints(SimpleNamespace(steps=0), ("steps",))
+    with pytest.raises(ValueError, match=r"^k must be an integer >= 0; received: -1$"):
+        check_ints(SimpleNamespace(k=-1), ("k",), minimum=0)
+    assert str(Bound(0, 1)) == "in [0, 1]" and str(Bound(0, open_low=True)) == "> 0"
+
+
+def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nwdecay: 5E-7\nmodel:\n  nhid: 1_000\n", encoding="utf-8")
+    config = train_config(str(path))
+    assert (config.lr, config.wdecay, config.model.nhid) == (1e-3, 5e-7, 1000)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr: 3\n  bptt: [\n", "c.yaml, line 2, column 7: not valid YAML: mapping values are not allowed here"),
+    ("lr: [1\n", "c.yaml, line 2, column 1: not valid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("- 1\n", "c.yaml: a config must be a YAML mapping of settings; received: [1]"),
+    ("lr: 0\n", "c.yaml: lr must be a number > 0; received: 0"),
+    ("[" * 10_000 + "]" * 10_000, "c.yaml: not valid YAML: nested too deeply"),
+])
+def test_a_bad_yaml_file_is_refused_on_one_line_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        train_config(str(path))
+    assert str(info.value) == f"{tmp_path}/{message}"

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tfnas.config import field_help, nested_class, search_config, train_config  # noqa: E402
+from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
+                          nested_class, search_config, train_config, type_hints)
 from tfnas.errors import TfnasError  # noqa: E402
 
 #: Errors that are the user's to fix: printed on one line, exit status 2.
@@ -36,20 +37,39 @@ COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_
 
 @dataclasses.dataclass(frozen=True)
 class SettingFlag:
-    """One generated flag: its name, the dotted path of the field it sets, how to parse it, its help."""
+    """One generated flag: its name, the dotted path of the field it sets, its type, help, default and interval."""
 
     name: str
     path: str
     kind: Any
     help: str
     default: Any
+    check: Bound | None = None
 
 
-def _parse_optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+def flag_type(kind: Any, check: Bound | None = None) -> Callable[[str], Any]:
+    """The argparse ``type`` of a flag holding a ``kind`` (one item of a ``tuple[X, ...]`` flag): it parses the
+    text (``none``/``null`` is None when ``kind`` is optional) and refuses what `tfnas.config.conforms`
+    refuses, so that argparse exits 2 with ``argument --lr: must be a number > 0; received: '-1'``."""
+    args = typing.get_args(kind)
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else kind
+    if typing.get_origin(base) is tuple:
+        base = kind = typing.get_args(base)[0]
+    parse = base if base in (int, float) else str
+
     def parse_value(text: str) -> Any:
-        return None if text.lower() in ("none", "null") else parse(text)
+        if optional and text.lower() in ("none", "null"):
+            return None
+        try:
+            value = parse(text)
+        except (ValueError, OverflowError):
+            value = text
+        if not conforms(base, check, value):
+            raise argparse.ArgumentTypeError(f"must be {expected(kind, check)}; received: {text!r}")
+        return value
 
-    parse_value.__name__ = getattr(parse, "__name__", "value")
+    parse_value.__name__ = parse.__name__
     return parse_value
 
 
@@ -61,7 +81,7 @@ def setting_flags(config_class: type, prefix: str = "", path: str = "", defaults
     class's own defaults when None; a nested section shows the values its
     parent gives it).
     """
-    hints = typing.get_type_hints(config_class)
+    hints = type_hints(config_class)
     defaults = config_class() if defaults is None else defaults
     for f in dataclasses.fields(config_class):
         sub = nested_class(config_class, f.name)
@@ -72,7 +92,8 @@ def setting_flags(config_class: type, prefix: str = "", path: str = "", defaults
         name = f"{prefix}{f.name}"
         if name in COMMAND_FLAGS or (path and f.name in PARENT_SETTINGS):
             continue
-        yield SettingFlag(name, f"{path}{f.name}", hints[f.name], field_help(f), getattr(defaults, f.name))
+        yield SettingFlag(name, f"{path}{f.name}", hints[f.name], field_help(f), getattr(defaults, f.name),
+                          f.metadata.get("check"))
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingFlag], title: str) -> None:
@@ -87,13 +108,12 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
         if base is bool:
             group.add_argument(option, dest=flag.path, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)
-        elif typing.get_origin(base) is tuple:
-            group.add_argument(option, dest=flag.path, nargs="+", default=argparse.SUPPRESS, help=text,
-                               metavar="NAME")
         else:
-            parse = base if base in (int, float, str) else str
-            group.add_argument(option, dest=flag.path, type=_parse_optional(parse) if optional else parse,
-                               default=argparse.SUPPRESS, help=text, metavar=parse.__name__.upper())
+            items = typing.get_origin(base) is tuple
+            parse = flag_type(flag.kind, flag.check)
+            group.add_argument(option, dest=flag.path, type=parse, nargs="+" if items else None,
+                               default=argparse.SUPPRESS, help=text,
+                               metavar="NAME" if parse.__name__ == "str" and items else parse.__name__.upper())
 
 
 def overrides_from_args(args: argparse.Namespace, flags: Sequence[SettingFlag]) -> dict[str, Any]:
@@ -121,6 +141,28 @@ def _data_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The settings of ``tfnas train`` or ``tfnas search``: the defaults, then ``--config``, then the flags."""
+    overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
+    if args.command == "train":
+        return train_config(args.config, overrides)
+    from tfnas.strategies.registry import get_strategy
+
+    spec = get_strategy(args.strategy)
+    return search_config(spec.name, spec.config_class, args.config, overrides)
+
+
+def check_out(out: Path) -> None:
+    """Refuses, on one line and before anything is written, an ``--out`` that is (or lies under) a file or that
+    lies in a folder this user may not write in."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise TfnasError(f"--out {out} is a file, not a folder" if existing == out else
+                         f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TfnasError(f"--out {out}: cannot write in {existing} (permission denied)")
+
+
 def _callbacks(out: Path, quiet: bool = False) -> list:
     from tfnas.callbacks import ProgressPrinter, TensorBoardLogger
 
@@ -141,14 +183,17 @@ def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bo
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tfnas.data import load_corpus
     from tfnas.genotypes import resolve_genotype
     from tfnas.lm.distribute import make_strategy
 
-    overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
-    config = train_config(args.config, overrides)
+    config = config_from_args(args)
+    out = Path(args.out)
+    check_out(out)
     make_strategy(config.distribute)  # first: a multi-worker strategy must exist before TensorFlow runs an op
     genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
-    return _train(genotype, config, Path(args.out), args.quiet, evaluate_test=not args.no_test)
+    corpus = load_corpus(config.dataset, config.data_dir, download=config.download)  # its errors: before any write
+    return _train(genotype, config, out, args.quiet, evaluate_test=not args.no_test, corpus=corpus)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -156,9 +201,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from tfnas.strategies.registry import get_strategy
 
     spec = get_strategy(args.strategy)
-    overrides = {**overrides_from_args(args, args.setting_flags), **_data_overrides(args)}
-    config = search_config(spec.name, spec.config_class, args.config, overrides)
+    config = config_from_args(args)
     out = Path(args.out)
+    check_out(out)
     corpus = load_corpus(config.dataset, config.data_dir, download=config.download)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
     print(f"genotype: {result.genotype.to_json()}")
@@ -191,7 +236,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from tfnas.export import export_run
+    from tfnas.export.onnx_graph import MIN_OPSET
 
+    if args.opset < MIN_OPSET:  # now, not after the other formats took minutes
+        raise ValueError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
                        check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet)
     for fmt, path in paths.items():
@@ -303,9 +351,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--format", default="all", help="keras, savedmodel, onnx or all (default: all)")
     export.add_argument("--weights", default="best", choices=["best", "latest"],
                         help="best/weights.npz (default) or the newest checkpoint")
-    export.add_argument("--opset", type=int, default=17, help="ONNX opset, >= 17 (default 17)")
+    export.add_argument("--opset", type=flag_type(int, AT_LEAST_ONE), default=17,
+                        help="ONNX opset, >= 17 (default 17)")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
-    export.add_argument("--tolerance", type=float, default=1e-5,
+    export.add_argument("--tolerance", type=flag_type(float, NON_NEGATIVE), default=1e-5,
                         help="largest accepted max |logits| difference onnxruntime vs Keras (default 1e-5)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
@@ -313,30 +362,37 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="perplexity of a text file under an export")
     score.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
     score.add_argument("--text", required=True, help="text file, one sentence per line")
-    score.add_argument("--batch-size", type=int, help="rows (default: the run's test batch size)")
-    score.add_argument("--bptt", type=int, help="window length (default: the run's bptt)")
+    score.add_argument("--batch-size", type=flag_type(int, AT_LEAST_ONE), help="rows (default: the run's test batch "
+                                                                               "size)")
+    score.add_argument("--bptt", type=flag_type(int, AT_LEAST_ONE), help="window length (default: the run's bptt)")
     score.add_argument("--vocab", help="check that the text's vocabulary file is the model's")
-    score.add_argument("--max-batches", type=int, help="score only the first windows")
+    score.add_argument("--max-batches", type=flag_type(int, AT_LEAST_ONE), help="score only the first windows")
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
     generate = sub.add_parser("generate", help="sample text from an export")
     generate.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
     generate.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
-    generate.add_argument("--max-tokens", type=int, default=50, help="words to generate (default 50)")
-    generate.add_argument("--temperature", type=float, default=1.0, help="0 is greedy (default 1.0)")
-    generate.add_argument("--top-k", type=int, default=0, help="sample among the k likeliest words (0: all)")
-    generate.add_argument("--seed", type=int, help="seed of the sampler (same seed, same text)")
+    generate.add_argument("--max-tokens", type=flag_type(int, NON_NEGATIVE), default=50,
+                          help="words to generate (default 50)")
+    generate.add_argument("--temperature", type=flag_type(float, NON_NEGATIVE), default=1.0,
+                          help="0 is greedy (default 1.0)")
+    generate.add_argument("--top-k", type=flag_type(int, NON_NEGATIVE), default=0,
+                          help="sample among the k likeliest words (0: all)")
+    generate.add_argument("--seed", type=flag_type(int, NON_NEGATIVE), help="seed of the sampler (same seed, same "
+                                                                             "text)")
     generate.add_argument("--no-start", action="store_true", help="do not put <eos> before the prompt")
     generate.set_defaults(func=cmd_generate)
 
     serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
     serve.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
-    serve.add_argument("--port", type=int, default=8501, help="port (default 8501, as TensorFlow Serving's REST)")
+    serve.add_argument("--port", type=flag_type(int, Bound(0, 65535)), default=8501,
+                       help="port (default 8501, as TensorFlow Serving's REST)")
     serve.add_argument("--name", default="tfnas", help="model name in the URLs (default tfnas)")
-    serve.add_argument("--max-batch", type=int, default=64, help="rows per request (default 64)")
-    serve.add_argument("--max-tokens", type=int, default=4096,
+    serve.add_argument("--max-batch", type=flag_type(int, AT_LEAST_ONE), default=64,
+                       help="rows per request (default 64)")
+    serve.add_argument("--max-tokens", type=flag_type(int, AT_LEAST_ONE), default=4096,
                        help="rows x time per request, and words per generation (default 4096)")
     serve.set_defaults(func=cmd_serve)
     return parser

@@ -28,6 +28,10 @@ def test_batchify_errors_name_the_argument() -> None:
         batchify(np.arange(4), 5)
     with pytest.raises(ValueError, match="1-D"):
         batchify(np.zeros((2, 2)), 1)
+    with pytest.raises(ValueError) as info:
+        batchify(np.arange(3), 4, source="the valid split (/data/valid.txt)")
+    assert str(info.value) == ("the valid split (/data/valid.txt) holds 3 tokens, fewer than batch_size=4: "
+                               "add text or lower the batch size")
 
 
 @settings(max_examples=60, deadline=None)

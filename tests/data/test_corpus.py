@@ -87,6 +87,17 @@ def test_tiny_corpus_without_unk_raises_oov_with_file_and_line(tmp_path, write_c
     assert "'zebra'" in message and "valid.txt" in message and "line 3" in message
 
 
+@pytest.mark.parametrize("split", ["train", "valid", "test"])
+@pytest.mark.parametrize("text", ["", "\n\n"])
+def test_a_split_without_words_is_named_with_its_file(tmp_path, write_corpus, split, text) -> None:
+    texts = {"train": " a b\n", "valid": " a\n", "test": " b\n", split: text}
+    folder = write_corpus(tmp_path / "empty", texts["train"], texts["valid"], texts["test"])
+    with pytest.raises(ValueError) as info:
+        load_corpus(folder)
+    assert str(info.value) == (f"corpus file {str(folder / f'{split}.txt')!r} holds no words: "
+                               f"the {split} split needs text")
+
+
 def test_cache_is_invalidated_when_a_file_changes(tmp_path, write_corpus) -> None:
     folder = write_corpus(tmp_path / "c", " a b\n", " a\n", " b\n")
     first = load_corpus(folder)

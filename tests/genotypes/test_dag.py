@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype, token_vocab_size
-from tfnas.genotypes.base import GenotypeError
+from tfnas.genotypes.base import MAX_NODES, GenotypeError
 from tfnas.genotypes.files import resolve_genotype
 
 
@@ -57,6 +57,14 @@ def test_provenance_not_part_of_identity():
 def test_invalid_genotypes_name_the_field(data, field):
     with pytest.raises(GenotypeError, match=re.escape(f"'{field}'")):
         Genotype.from_dict(data)
+
+
+def test_a_cell_is_bounded_by_max_nodes():
+    chain = [["tanh", i] for i in range(MAX_NODES)]
+    assert Genotype.from_dict({"nodes": chain}).steps == MAX_NODES == 128   # 10 x NAO's 12 nodes
+    with pytest.raises(GenotypeError, match=r"^genotype field 'nodes': holds 10000 nodes; tfnas builds cells of at "
+                                            r"most 128 nodes \(MAX_NODES\) \(got 10000\)$"):
+        Genotype.from_dict({"nodes": [["tanh", i] for i in range(10_000)]})
 
 
 def test_from_tokens_rejects_bad_tokens():

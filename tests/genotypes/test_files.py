@@ -35,6 +35,9 @@ def test_load_errors_name_the_file(tmp_path):
         load_genotype(bad)
     with pytest.raises(FileNotFoundError, match="missing.json"):
         load_genotype(tmp_path / "missing.json")
+    bad.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(GenotypeError, match=r"^\S*bad.json: genotype is not valid JSON: nested too deeply$"):
+        load_genotype(bad)
     bad.write_text(json.dumps({"nodes": [["relu", 3]]}))
     with pytest.raises(GenotypeError, match="node 1 can only read nodes 0..0"):
         load_genotype(bad)

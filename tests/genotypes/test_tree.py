@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tfnas.genotypes.base import GenotypeError
+from tfnas.genotypes.base import MAX_NODES, GenotypeError
 from tfnas.genotypes.files import load_genotype, resolve_genotype
 from tfnas.genotypes.tree import COMBINATIONS, TreeGenotype, tree_children
 from tfnas.spaces.tree import TreeSpace
@@ -44,6 +44,12 @@ def test_validation_errors_name_field_and_value(field, value, message):
     data[field] = value
     with pytest.raises(GenotypeError, match=message):
         TreeGenotype.from_dict(data)
+
+
+def test_a_tree_is_bounded_by_max_nodes():
+    assert TreeGenotype((("add", "tanh"),) * 127).base == 64 and MAX_NODES == 128
+    with pytest.raises(GenotypeError, match=r"'nodes': holds 255 nodes; tfnas builds cells of at most 128 nodes"):
+        TreeGenotype((("add", "tanh"),) * 255)
 
 
 def test_node_activation_error():

@@ -19,7 +19,7 @@ _STATE_FORMAT = "tfnas.data.BPTTIterator/1"
 _EPOCH_SEED_STRIDE = 100_003
 
 
-def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
+def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.ndarray:
     """Cut a 1-D id stream into ``batch_size`` contiguous rows.
 
     The tail that does not fill a whole column is dropped, so the result has
@@ -29,6 +29,8 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
     Args:
         ids: 1-D integer array (or sequence) of token ids.
         batch_size: number of rows, at least 1.
+        source: what ``ids`` are, for the error of too few tokens (e.g.
+            ``"the valid split (data/valid.txt)"``).
 
     Returns:
         A new C-contiguous array with the dtype of ``ids``.
@@ -46,9 +48,8 @@ def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
         raise ValueError(f"ids must be a 1-D array, got shape {ids.shape}")
     steps = ids.shape[0] // batch_size
     if steps == 0:
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the number of tokens ({ids.shape[0]})"
-        )
+        raise ValueError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
+                         "add text or lower the batch size")
     return np.array(ids[: steps * batch_size].reshape(batch_size, steps), copy=True, order="C")
 
 

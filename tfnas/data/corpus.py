@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from tfnas.data.locate import CORPUS_NAMES, CorpusFiles, canonical_corpus_name, find_corpus_files
-from tfnas.data.tokens import SPLITS, read_tokens
+from tfnas.data.tokens import EOS, SPLITS, read_tokens
 from tfnas.data.vocab import Vocabulary
 
 __all__ = ["Corpus", "load_corpus", "clear_corpus_cache"]
@@ -69,12 +69,22 @@ def _load_cached(name: str, key: tuple[tuple[str, int, int], ...]) -> Corpus:
     paths = [Path(path) for path, _, _ in key]
     files = CorpusFiles(name, *paths)
     train_tokens = read_tokens(files.train)
+    _check_words(files.train, "train", any(t != EOS for t in train_tokens))
     vocab = Vocabulary.from_tokens(train_tokens)
     train = vocab.encode(train_tokens)
     del train_tokens
     valid = vocab.encode_file(files.valid)
+    _check_words(files.valid, "valid", bool(np.any(valid != vocab.eos_id)))
     test = vocab.encode_file(files.test)
+    _check_words(files.test, "test", bool(np.any(test != vocab.eos_id)))
     return Corpus(name, vocab, _readonly(train), _readonly(valid), _readonly(test), files)
+
+
+def _check_words(path: Path, split: str, has_words: bool) -> None:
+    """Refuses a split file without a word (empty, or blank lines only), naming it: the error would otherwise
+    surface later as an unknown word of another split or a batch larger than the split."""
+    if not has_words:
+        raise ValueError(f"corpus file {str(path)!r} holds no words: the {split} split needs text")
 
 
 def clear_corpus_cache() -> None:
@@ -139,7 +149,7 @@ def load_corpus(
         CorpusNotFoundError: a named corpus was not found, and downloading it
             was off or failed (one line).
         FileNotFoundError: the folder does not exist or lacks a split.
-        ValueError: unknown name.
+        ValueError: unknown name, or a split file without a word (named).
         OutOfVocabularyError: valid/test hold a word missing from train and
             the vocabulary has no ``<unk>``.
     """

@@ -18,17 +18,19 @@ from typing import Sequence
 
 import numpy as np
 
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, check_argument
 from tfnas.data import EOS, UNK, OutOfVocabularyError
 from tfnas.export.exported import ExportedModel
 
 
-def _check(max_tokens, temperature, top_k) -> None:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
-        raise ValueError(f"max_tokens must be an integer >= 0; received: max_tokens={max_tokens!r}")
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or not temperature >= 0:
-        raise ValueError(f"temperature must be a number >= 0; received: temperature={temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
-        raise ValueError(f"top_k must be None or an integer >= 1; received: top_k={top_k!r}")
+def _check(max_tokens: int, temperature: float, top_k: int | None, seed: int | None) -> None:
+    """Refuses a bad argument with ``temperature must be a number >= 0; received: temperature=-1`` (the
+    message the serving API passes on)."""
+    for name, value, kind, bound in (("max_tokens", max_tokens, int, NON_NEGATIVE),
+                                     ("temperature", temperature, float, NON_NEGATIVE),
+                                     ("top_k", top_k, int | None, AT_LEAST_ONE),
+                                     ("seed", seed, int | None, NON_NEGATIVE)):
+        check_argument(name, int(value) if isinstance(value, np.integer) else value, kind, bound, label=name)
 
 
 def sample_token(logits: np.ndarray, rng: np.random.Generator, temperature: float = 1.0,
@@ -93,11 +95,11 @@ def generate_ids(model: ExportedModel, prompt_ids: Sequence[int], max_tokens: in
         max_tokens: how many ids to draw.
         temperature: divides the logits (0: greedy).
         top_k: draw among the ``top_k`` most likely ids only (None: all).
-        seed: seed of ``numpy.random.default_rng``; the same seed gives the
-            same ids.
+        seed: seed of ``numpy.random.default_rng`` (an integer >= 0, or None);
+            the same seed gives the same ids.
         stop_id: stop after drawing this id (e.g. ``<eos>``), if given.
     """
-    _check(max_tokens, temperature, top_k)
+    _check(max_tokens, temperature, top_k, seed)
     if len(prompt_ids) == 0:
         raise ValueError("prompt_ids must hold at least one id")
     rng = np.random.default_rng(seed)
@@ -142,6 +144,8 @@ def prompt_ids(model: ExportedModel, prompt: str, start_of_text: bool = True) ->
     `OutOfVocabularyError`.
     """
     words = prompt.split()
+    if not words and not start_of_text:
+        raise ValueError("the prompt is empty: give words to continue, or start from <eos> (without --no-start)")
     ids = model.encode(words).tolist()
     for word, i in zip(words, ids):
         if i < 0:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfnas.config import AT_LEAST_ONE, check_argument
 from tfnas.data import EOS, UNK, BPTTIterator, OutOfVocabularyError, Vocabulary, batchify, read_tokens
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import check_same_vocabulary
@@ -65,7 +66,12 @@ def score_ids(model: ExportedModel, ids: np.ndarray, batch_size: int | None = No
         bptt: window length (default: the run's ``bptt``).
         max_batches: stop after this many windows (None: all).
         progress: where to show the windows scored (`tfnas.progress.ProgressTarget`).
+
+    Raises:
+        ValueError: ``batch_size``, ``bptt`` or ``max_batches`` is not None or an integer >= 1.
     """
+    for name, value in (("batch_size", batch_size), ("bptt", bptt), ("max_batches", max_batches)):
+        check_argument(name, int(value) if isinstance(value, np.integer) else value, int | None, AT_LEAST_ONE)
     batch_size = model.metadata.test_batch_size if batch_size is None else batch_size
     bptt = model.metadata.bptt if bptt is None else bptt
     data = batchify(np.asarray(ids, np.int64), batch_size)

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 FORMAT = "tfnas-genotype"
 VERSION = 1
 
 #: Attention heads on top of the recurrent layer (NASABN); ``None`` is no head.
 ATTENTIONS: tuple[str, ...] = ("dot", "general", "additive", "multihead")
+#: The most nodes a genotype (a DAG's nodes after node 0, a tree's nodes) may hold: ten times the papers'
+#: largest cells (NAO, ENAS: 12 DAG nodes; Zoph & Le: 15 tree nodes). Building a cell takes time and memory
+#: that grow with its nodes (a 2-step run on 2 CPU cores: 15 s for a 128-node chain, over 4 min for 10,000 nodes).
+MAX_NODES = 128
 
 
 class GenotypeError(ValueError):
@@ -26,6 +30,13 @@ class GenotypeError(ValueError):
 def field_error(field_name: str, value: Any, why: str) -> GenotypeError:
     """The error for one bad field: names the field, says why, shows the value."""
     return GenotypeError(f"genotype field '{field_name}': {why} (got {value!r})")
+
+
+def check_node_count(count: int, fail: Callable[[str, Any, str], Exception]) -> None:
+    """Refuses a genotype of more than `MAX_NODES` nodes (``fail(field, value, why)`` makes the error)."""
+    if count > MAX_NODES:
+        raise fail("nodes", count, f"holds {count} nodes; tfnas builds cells of at most {MAX_NODES} nodes "
+                                   f"(MAX_NODES)")
 
 
 def check_envelope(data: Any, space: str, known: set[str]) -> None:
@@ -44,6 +55,16 @@ def check_envelope(data: Any, space: str, known: set[str]) -> None:
         raise field_error(unknown[0], data[unknown[0]], f"unknown field; known fields are {sorted(known)}")
 
 
+def parse_json(text: str) -> Any:
+    """The JSON value in ``text``; a `GenotypeError` (one line) if it is not JSON or nests too deeply."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise GenotypeError(f"genotype is not valid JSON: {err}") from None
+    except RecursionError:
+        raise GenotypeError("genotype is not valid JSON: nested too deeply") from None
+
+
 class JsonGenotypeMixin:
     """JSON text and files for a genotype class with ``to_dict`` / ``from_dict``."""
 
@@ -57,11 +78,7 @@ class JsonGenotypeMixin:
     @classmethod
     def from_json(cls, text: str):
         """Parses JSON text; errors are `GenotypeError`."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise GenotypeError(f"genotype is not valid JSON: {err}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text))
 
     def save(self, path: str | Path) -> Path:
         """Writes the JSON to ``path`` (parents created)."""

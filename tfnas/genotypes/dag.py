@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from tfnas.genotypes.base import ATTENTIONS, FORMAT, VERSION, JsonGenotypeMixin, check_envelope, field_error
+from tfnas.genotypes.base import (ATTENTIONS, FORMAT, VERSION, JsonGenotypeMixin, check_envelope, check_node_count,
+                                  field_error)
 
 #: Activations a frozen node may use (the DARTS primitives without ``none``).
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "sigmoid", "identity")
@@ -184,6 +185,7 @@ def _validate_nodes(nodes: Any) -> tuple[tuple[str, int], ...]:
     nodes = list(nodes)
     if not nodes:
         raise field_error("nodes", nodes, "needs at least one node")
+    check_node_count(len(nodes), field_error)
     out = []
     for i, node in enumerate(nodes, start=1):
         if isinstance(node, (str, bytes)) or not isinstance(node, Sequence) or len(node) != 2:

@@ -7,11 +7,10 @@ field picks the class (`Genotype` for ``dag``, `TreeGenotype` for
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tfnas.genotypes.base import GenotypeError
+from tfnas.genotypes.base import GenotypeError, parse_json
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.resources import resource_dir
@@ -51,11 +50,7 @@ def read_genotype_file(path: str | Path, parse: Callable[[Any], Any]) -> Any:
     except (OSError, UnicodeDecodeError) as err:
         raise GenotypeError(f"{path}: cannot read genotype file: {err}") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise GenotypeError(f"{path}: genotype is not valid JSON: {err}") from None
-    try:
-        return parse(data)
+        return parse(parse_json(text))
     except GenotypeError as err:
         raise GenotypeError(f"{path}: {err}") from None
 

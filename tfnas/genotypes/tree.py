@@ -31,7 +31,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tfnas.genotypes.base import ATTENTIONS, FORMAT, VERSION, GenotypeError, JsonGenotypeMixin, check_envelope
+from tfnas.genotypes.base import (ATTENTIONS, FORMAT, VERSION, GenotypeError, JsonGenotypeMixin, check_envelope,
+                                  check_node_count)
 
 #: How a tree node combines its two inputs.
 COMBINATIONS: tuple[str, ...] = ("add", "elem_mult")
@@ -48,6 +49,7 @@ def _fail(field_name: str, value: Any, why: str) -> GenotypeError:
 def check_base(base: Any) -> int:
     if isinstance(base, bool) or not isinstance(base, int) or base < 2 or base & (base - 1):
         raise _fail("base", base, "must be a power of two >= 2 (the leaves of a full binary tree)")
+    check_node_count(2 * base - 1, _fail)
     return base
 
 
@@ -109,6 +111,8 @@ class TreeGenotype(JsonGenotypeMixin):
         nodes = self.nodes
         if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Iterable):
             raise _fail("nodes", nodes, "must be a list of [combination, activation] pairs")
+        nodes = tuple(nodes)
+        check_node_count(len(nodes), _fail)
         nodes = tuple(_pair(n, f"nodes[{i}]") for i, n in enumerate(nodes))
         n = len(nodes)
         if n < 3 or (n + 1) & n:

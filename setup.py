@@ -40,8 +40,9 @@ setup(
         "werkzeug>=3.0",  # tfnas serve (also what TensorBoard's server runs on)
     ],
     extras_require={
-        "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9"],
+        "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9", "matplotlib>=3.7"],
         "ray": ["ray>=2.9"],
+        "compare": ["matplotlib>=3.7"],
     },
     entry_points={"console_scripts": ["tfnas=tfnas.cli:main"]},
 )

@@ -1,0 +1,119 @@
+"""The strategy comparison (`tfnas.compare`) end to end on a tiny corpus: report against the folders, resume."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+
+from support import TINY_SEARCH, write_ascending_corpus
+from tfnas.compare import CompareConfigError, load_compare_config, run_comparison
+from tfnas.compare import runner as runner_module
+from tfnas.compare.report import markdown_table, plot
+from tfnas.genotypes.files import load_genotype
+from tfnas.runs.atomic import read_json
+
+TINY_TRAIN = {"batch_size": 4, "eval_batch_size": 4, "test_batch_size": 4, "bptt": 8, "max_steps": 3,
+              "eval_interval": 3, "log_interval": 1, "checkpoint_interval": 2, "max_eval_batches": 2,
+              "model": {"emsize": 8, "nhid": 8}}
+
+
+def tiny_settings(corpus: Path) -> dict:
+    return {"dataset": str(corpus), "random_cells": 2, "random_steps": 2, "seeds": [1, 2],
+            "baselines": ["darts_v2", "lstm"], "train": "quick_train", "train_overrides": TINY_TRAIN,
+            "searches": [{"strategy": "darts", "overrides": TINY_SEARCH["darts"]},
+                         {"strategy": "random", "overrides": TINY_SEARCH["random"]}]}
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    config = load_compare_config(None, tiny_settings(write_ascending_corpus(root / "corpus")))
+    report = run_comparison(config, root / "out", plot_path=root / "out" / "plot.png")
+    return config, root / "out", report
+
+
+def test_report_agrees_with_the_run_folders(comparison, exported_cells):
+    config, out, report = comparison
+    rows = {row["cell"]: row for row in report["rows"]}
+    assert set(rows) == {"darts", "random", "random-00", "random-01", "darts_v2", "lstm"}
+    assert json.loads((out / "comparison.json").read_text()) == json.loads(json.dumps(report))
+    for row in rows.values():
+        tests = []
+        for run in row["runs"]:
+            result = read_json(Path(run["folder"]) / "result.json")
+            assert run["status"] == "done" and run["test_ppl"] == result["test_ppl"]
+            assert read_json(Path(run["folder"]) / "config.json")["config"]["seed"] == run["seed"]
+            tests.append(result["test_ppl"])
+        assert [r["seed"] for r in row["runs"]] == [1, 2]
+        assert row["test_ppl"]["mean"] == pytest.approx(statistics.fmean(tests))
+        assert row["test_ppl"]["sd"] == pytest.approx(statistics.stdev(tests))
+    # the searched cells are the searches' genotypes, the random cells come from the kept draw
+    for name in ("darts", "random"):
+        assert rows[name]["genotype"] == read_json(out / "searches" / name / "genotype.json")
+        assert rows[name]["search"]["steps"] == read_json(out / "searches" / name / "search_result.json")[
+            "metrics"]["steps"]
+        assert rows[name]["search"]["seconds"] > 0
+    assert rows["random-01"]["genotype"] == read_json(out / "random_cells.json")["random-01"]
+    assert rows["darts_v2"]["genotype"] == load_genotype(exported_cells / "darts_v2.json").to_dict()
+    assert rows["lstm"]["genotype"] is None
+    # rank = 1 + the random cells with a lower mean test perplexity
+    random_means = [rows[f"random-0{i}"]["test_ppl"]["mean"] for i in range(2)]
+    for name in ("darts", "random", "darts_v2", "lstm"):
+        assert rows[name]["rank"] == 1 + sum(m < rows[name]["test_ppl"]["mean"] for m in random_means)
+    table = (out / "comparison.md").read_text()
+    assert table == markdown_table(report)
+    assert "| darts | search |" in table and f"{rows['lstm']['test_ppl']['mean']:.1f}" in table
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_killed_comparison_resumes_without_redoing_finished_units(comparison, tmp_path, monkeypatch):
+    config, _, _ = comparison
+    out = tmp_path / "cut"
+    trained: list[str] = []
+    kill_after = [5]
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def counting(self, unit):
+        if len(trained) == kill_after[0]:
+            raise KeyboardInterrupt("killed")
+        trained.append(unit.folder)
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, out)
+    finished = {f: (Path(f) / "result.json").stat().st_mtime_ns for f in trained}
+    searched = {p: p.stat().st_mtime_ns for p in (out / "searches").glob("*/search_result.json")}
+    assert len(finished) == 5 and len(searched) == 2
+    trained.clear()
+    kill_after[0] = None
+    report = run_comparison(config, out)
+    assert len(trained) == 12 - 5 and not set(trained) & set(finished)   # 6 cells x 2 seeds, 5 done before
+    assert {f: (Path(f) / "result.json").stat().st_mtime_ns for f in finished} == finished
+    assert {p: p.stat().st_mtime_ns for p in searched} == searched
+    assert all(run["status"] == "done" for row in report["rows"] for run in row["runs"])
+
+
+def test_other_settings_on_resume_are_refused(comparison):
+    config, out, _ = comparison
+    changed = load_compare_config(None, {**config.to_dict(), "seeds": [1, 2, 3]})
+    with pytest.raises(CompareConfigError, match=r"seeds: \[1, 2\] -> \[1, 2, 3\]"):
+        run_comparison(changed, out)
+
+
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(CompareConfigError, match="unknown keys \\['seed'\\]"):
+        load_compare_config(None, {"seed": 3})
+    with pytest.raises(CompareConfigError, match="share the labels \\['darts'\\]"):
+        load_compare_config(None, {"searches": [{"strategy": "darts"}, {"strategy": "darts"}]})
+    with pytest.raises(CompareConfigError, match="seeds must be"):
+        load_compare_config(None, {"seeds": []})
+
+
+def test_presets_load(tmp_path):
+    for name in ("cpu_ptb", "paper_ptb"):
+        config = load_compare_config(name)
+        assert {run.strategy for run in config.searches} >= {"darts", "random"}
+    assert plot({"rows": [], "random_cells": 0}, tmp_path / "empty.png").exists()

@@ -1,0 +1,115 @@
+"""The settings of a strategy comparison (`tfnas.compare`) and their YAML presets in ``configs/compare/``."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from tfnas.config import deep_update, load_preset
+from tfnas.errors import TfnasError
+
+#: Baseline cells retrained beside the searches: a known cell's name, or ``lstm`` (keras.layers.LSTM).
+DEFAULT_BASELINES = ("darts_v2", "lstm")
+#: The random cells' names: ``random-00``, ``random-01`` ...
+RANDOM_PREFIX = "random-"
+
+
+class CompareConfigError(TfnasError, ValueError):
+    """A comparison preset or override that cannot be used (named in one line)."""
+
+
+@dataclass(frozen=True)
+class StrategyRun:
+    """One search of the comparison.
+
+    Attributes:
+        strategy: a name of `tfnas.strategies.registry.STRATEGIES`.
+        preset: its search preset (a name of ``configs/search/`` or a YAML file), or None for the defaults.
+        overrides: settings over the preset (the search budget: ``max_steps``, ``max_trials``, ...).
+        label: the row's name and folder (default: the strategy's name).
+    """
+
+    strategy: str
+    preset: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.strategy
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What to compare and how every cell is retrained.
+
+    Attributes:
+        dataset: ``ptb``, ``wikitext2`` or a corpus folder (every search and retraining reads it).
+        data_dir: where named corpora are (as ``--data-dir``).
+        searches: the `StrategyRun`s.
+        random_cells: K cells drawn uniformly from `random_space` (`tfnas.spaces.dag.DagSpace`).
+        random_steps: nodes of the random cells' space (DARTS' 8).
+        random_seed: seed of the random cells (drawn once, kept in the comparison folder).
+        baselines: known cells (and ``lstm``) retrained with the same recipe.
+        train: the retraining preset (``configs/train/``) and `train_overrides` over it.
+        train_overrides: settings over ``train`` (``max_steps``, ``model`` ...).
+        seeds: one retraining of every cell per seed.
+    """
+
+    dataset: str = "ptb"
+    data_dir: str | None = None
+    searches: tuple[StrategyRun, ...] = ()
+    random_cells: int = 8
+    random_steps: int = 8
+    random_seed: int = 0
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+    train: str | None = "quick_train"
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        names = [run.name for run in self.searches]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise CompareConfigError(f"searches share the labels {repeated}: give each a distinct `label`")
+        clash = sorted(n for n in names if n in self.baselines or n.startswith(RANDOM_PREFIX))
+        if clash:
+            raise CompareConfigError(f"search labels {clash} are baseline or random-cell names; give them another "
+                                     "`label`")
+        for name, value, low in (("random_cells", self.random_cells, 0), ("random_steps", self.random_steps, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise CompareConfigError(f"seeds must be a non-empty list of integers >= 0; got {list(self.seeds)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def compare_config(data: Mapping[str, Any], where: str = "comparison settings") -> CompareConfig:
+    """A `CompareConfig` from JSON/YAML data, refusing unknown keys by name."""
+    known = {f.name for f in dataclasses.fields(CompareConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CompareConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    runs = []
+    for i, run in enumerate(data.get("searches", ())):
+        if not isinstance(run, Mapping) or "strategy" not in run:
+            raise CompareConfigError(f"{where}: searches[{i}] must be a mapping with a `strategy`; got {run!r}")
+        extra = sorted(set(run) - {f.name for f in dataclasses.fields(StrategyRun)})
+        if extra:
+            raise CompareConfigError(f"{where}: searches[{i}] has unknown keys {extra}")
+        runs.append(StrategyRun(**{**run, "overrides": dict(run.get("overrides") or {})}))
+    values = {**data, "searches": tuple(runs)}
+    for key in ("baselines", "seeds"):
+        if key in values:
+            values[key] = tuple(values[key])
+    return CompareConfig(**values)
+
+
+def load_compare_config(preset: str | Path | None, overrides: Mapping[str, Any] | None = None) -> CompareConfig:
+    """A preset of ``configs/compare/`` (by name) or a YAML file, with ``overrides`` merged at every depth."""
+    data = load_preset(str(preset), "compare") if preset is not None else {}
+    deep_update(data, dict(overrides or {}))
+    return compare_config(data, str(preset) if preset is not None else "comparison settings")

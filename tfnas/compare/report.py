@@ -1,0 +1,162 @@
+"""The report of a comparison, rebuilt from its run folders: JSON, a Markdown table and a plot.
+
+Every number comes from a unit's own files (``result.json`` of a
+retraining, ``search_result.json`` and the cost file of a search), so the
+report always agrees with the folders, and rebuilding it changes nothing.
+A cell's rank is its place among the random cells by mean test perplexity:
+``r/K+1`` means r - 1 of the K random cells have a lower mean.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
+from tfnas.compare.runner import ERRORS_FILE, LSTM, TrainUnit, search_folder, train_units
+from tfnas.genotypes.files import as_any_genotype
+from tfnas.runs.atomic import read_json, write_json, write_text
+
+REPORT_JSON = "comparison.json"
+REPORT_TABLE = "comparison.md"
+
+
+def _spread(values: Sequence[float]) -> dict[str, float | int | None]:
+    """Mean and sample standard deviation (0 for one value; None without values)."""
+    if not values:
+        return {"mean": None, "sd": None, "n": 0}
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "sd": sd, "n": len(values)}
+
+
+def _unit_record(unit: TrainUnit, errors: dict[str, str]) -> dict[str, Any]:
+    record: dict[str, Any] = {"seed": unit.seed, "folder": unit.folder}
+    if unit.done:
+        result = read_json(Path(unit.folder) / "result.json")
+        record.update(status="done", valid_ppl=result["best_valid_ppl"], test_ppl=result["test_ppl"],
+                      steps=result["steps"], params=result["params"])
+    elif unit.folder in errors:
+        record.update(status="failed", error=errors[unit.folder])
+    else:
+        record.update(status="pending")
+    return record
+
+
+def short_genotype(genotype: dict[str, Any] | None) -> str:
+    """``tanh(0) relu(1) ...`` (a DAG cell's nodes, ``+ dot`` for a head), ``tree (k nodes)``, or ``LSTM``."""
+    if genotype is None:
+        return "LSTM"
+    g = as_any_genotype(genotype)
+    if not hasattr(g, "nodes") or not hasattr(g, "concat"):
+        return f"tree ({len(genotype.get('nodes', []))} nodes)"
+    head = f" + {g.attention}" if getattr(g, "attention", None) else ""
+    return " ".join(f"{act}({pred})" for act, pred in g.nodes) + head
+
+
+def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
+    """The comparison as JSON data: one row per cell with its retrainings, searches with their cost."""
+    errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
+    units: dict[str, list[TrainUnit]] = {}
+    genotypes: dict[str, Any] = {}
+    for unit in train_units(out, config):
+        units.setdefault(unit.cell, []).append(unit)
+        genotypes[unit.cell] = unit.genotype
+    search_names = {run.name: run for run in config.searches}
+    rows = []
+    for cell, cell_units in units.items():
+        runs = [_unit_record(u, errors) for u in cell_units]
+        done = [r for r in runs if r["status"] == "done"]
+        kind = "search" if cell in search_names else "random" if cell.startswith(RANDOM_PREFIX) else "baseline"
+        row: dict[str, Any] = {"cell": cell, "kind": kind, "genotype": genotypes[cell],
+                               "valid_ppl": _spread([r["valid_ppl"] for r in done]),
+                               "test_ppl": _spread([r["test_ppl"] for r in done]), "runs": runs}
+        if kind == "search":
+            row["search"] = _search_record(out, search_names[cell])
+        rows.append(row)
+    for run in config.searches:  # searches that did not finish have no cell yet
+        if run.name not in units:
+            rows.append({"cell": run.name, "kind": "search", "genotype": None, "runs": [],
+                         "valid_ppl": _spread([]), "test_ppl": _spread([]), "search": _search_record(out, run)})
+    random_means = [r["test_ppl"]["mean"] for r in rows if r["kind"] == "random" and r["test_ppl"]["n"]]
+    for row in rows:
+        mean = row["test_ppl"]["mean"]
+        row["rank"] = None if mean is None or row["kind"] == "random" else \
+            1 + sum(m < mean for m in random_means)
+    return {"settings": config.to_dict(), "random_cells": len(random_means), "rows": rows}
+
+
+def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:
+    folder = search_folder(out, run)
+    cost = folder.with_name(f"{run.name}.cost.json")
+    result = read_json(folder / "search_result.json") if (folder / "search_result.json").exists() else None
+    return {"strategy": run.strategy, "preset": run.preset, "overrides": dict(run.overrides),
+            "folder": str(folder), "finished": result is not None,
+            "seconds": read_json(cost)["seconds"] if cost.exists() else None,
+            "steps": None if result is None else result.get("metrics", {}).get("steps"),
+            "metrics": None if result is None else result.get("metrics")}
+
+
+def _fmt(spread: dict[str, Any]) -> str:
+    if not spread["n"]:
+        return "-"
+    return f"{spread['mean']:.1f}" if spread["n"] == 1 else f"{spread['mean']:.1f} ± {spread['sd']:.1f}"
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The report's table: searches first, then the baselines, then the random cells' summary and each random cell."""
+    k = report["random_cells"]
+    lines = ["| cell | kind | search s | search steps | genotype | valid ppl | test ppl | rank vs random |",
+             "|---|---|---|---|---|---|---|---|"]
+    order = {"search": 0, "baseline": 1, "random": 2}
+    for row in sorted(report["rows"], key=lambda r: order[r["kind"]]):
+        search = row.get("search") or {}
+        seconds = f"{search['seconds']:.0f}" if search.get("seconds") is not None else ""
+        steps = "" if search.get("steps") is None else str(search["steps"])
+        rank = "" if row["rank"] is None else f"{row['rank']}/{k + 1}"
+        lines.append(f"| {row['cell']} | {row['kind']} | {seconds} | {steps} | {short_genotype(row['genotype'])} | "
+                     f"{_fmt(row['valid_ppl'])} | {_fmt(row['test_ppl'])} | {rank} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: str | Path) -> Path:
+    """Test perplexity per searched cell (one dot per seed, a bar at the mean) over the random cells'
+    distribution (box and dots at the left, their range as a band), with the baselines as lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rows"]
+    tests = {r["cell"]: [u["test_ppl"] for u in r["runs"] if u["status"] == "done"] for r in rows}
+    random = [r["test_ppl"]["mean"] for r in rows if r["kind"] == "random" and r["test_ppl"]["n"]]
+    searches = [r["cell"] for r in rows if r["kind"] == "search" and tests[r["cell"]]]
+    fig, ax = plt.subplots(figsize=(1.2 * (len(searches) + 2) + 2, 4.5))
+    if random:
+        ax.axhspan(min(random), max(random), color="0.9", zorder=0, label="random cells (range)")
+        ax.boxplot([random], positions=[0], widths=0.5)
+        ax.scatter([0] * len(random), random, color="0.5", s=12, zorder=3)
+    for x, cell in enumerate(searches, start=1):
+        ax.scatter([x] * len(tests[cell]), tests[cell], color="C0", s=18, zorder=3)
+        ax.hlines(statistics.fmean(tests[cell]), x - 0.25, x + 0.25, color="C0", zorder=3)
+    for i, row in enumerate(r for r in rows if r["kind"] == "baseline" and r["test_ppl"]["n"]):
+        name = "LSTM" if row["cell"] == LSTM else row["cell"]
+        ax.axhline(row["test_ppl"]["mean"], color=f"C{i + 1}", linestyle="--", label=name)
+    ax.set_xticks(range(len(searches) + 1), [f"random ({len(random)})"] + searches, rotation=30, ha="right")
+    ax.set_ylabel("test perplexity (retrained)")
+    ax.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(out: Path, config: CompareConfig, plot_path: str | Path | None = None) -> dict[str, Any]:
+    """Rebuilds ``comparison.json`` and ``comparison.md`` (and the plot) from the folders; returns the report."""
+    report = build_report(out, config)
+    write_json(out / REPORT_JSON, report)
+    write_text(out / REPORT_TABLE, markdown_table(report))
+    if plot_path is not None:
+        plot(report, plot_path)
+    return report

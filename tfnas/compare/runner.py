@@ -1,0 +1,191 @@
+"""Running a comparison: every search, then every retraining, each unit of work in a run folder of its own.
+
+The comparison folder holds::
+
+    compare.json                 the settings (a rerun with other settings is refused)
+    random_cells.json            the K random cells, drawn once
+    searches/<label>/            one search run folder per `StrategyRun`
+    searches/<label>.cost.json   its wall-clock seconds, summed over the sessions that ran it
+    train/<cell>/seed-<s>/       one `tfnas train` run folder per cell and seed
+    errors.json                  retrainings that raised (diverged, ...), by folder
+    comparison.json, comparison.md (and the plot): the report, rebuilt from the folders
+
+A search or training unit that finished (``search_result.json`` /
+``result.json``) is never run again; one that was interrupted resumes
+exactly from its own checkpoints (`tfnas.runs`), so a killed comparison
+goes on where it stopped. Retrainings go through an executor
+(`tfnas.evaluation.executors`): in this process, or as Ray tasks over a
+cluster.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from tfnas.callbacks import Callback
+from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, CompareConfigError, StrategyRun
+from tfnas.config import TrainConfig, train_config
+from tfnas.data import Corpus, load_corpus
+from tfnas.evaluation.evaluators import ShortTrainingEvaluator
+from tfnas.evaluation.executors import Executor, LocalExecutor
+from tfnas.genotypes.files import as_any_genotype, resolve_genotype
+from tfnas.runs.atomic import read_json, write_json
+from tfnas.spaces.dag import DagSpace
+
+SETTINGS_FILE = "compare.json"
+RANDOM_CELLS_FILE = "random_cells.json"
+ERRORS_FILE = "errors.json"
+SEARCHES = "searches"
+TRAINING = "train"
+#: The row name of the LSTM baseline (``keras.layers.LSTM``).
+LSTM = "lstm"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainUnit:
+    """One retraining: cell ``cell`` (a row of the report) with seed ``seed`` in ``folder``."""
+
+    cell: str
+    seed: int
+    genotype: dict[str, Any] | None  # the genotype's JSON; None for the LSTM
+    folder: str
+
+    @property
+    def done(self) -> bool:
+        return (Path(self.folder) / "result.json").exists()
+
+
+class RetrainEvaluator(ShortTrainingEvaluator):
+    """Retrains `TrainUnit`s (an executor maps it over units as over genotypes); returns best valid ppl.
+
+    Every unit is a full `Trainer` run with the comparison's recipe and the
+    unit's seed, test perplexity included; the corpus travels to Ray workers
+    as `ShortTrainingEvaluator`'s does.
+    """
+
+    def evaluate_one(self, unit: TrainUnit) -> float:  # type: ignore[override]
+        from tfnas.lm.trainer import Trainer
+
+        genotype = None if unit.genotype is None else as_any_genotype(unit.genotype)
+        config = dataclasses.replace(self.config, seed=unit.seed)
+        return float(Trainer(config, genotype, unit.folder, corpus=self._corpus()).fit().best_valid_ppl)
+
+
+def search_folder(out: Path, run: StrategyRun) -> Path:
+    return out / SEARCHES / run.name
+
+
+def _check_settings(out: Path, config: CompareConfig) -> None:
+    """Records the settings; refuses a folder of a comparison with other settings, listing the differences."""
+    path, new = out / SETTINGS_FILE, config.to_dict()
+    if path.exists():
+        old = read_json(path)
+        changed = [f"{k}: {old.get(k)!r} -> {_plain(new[k])!r}" for k in new if _plain(old.get(k)) != _plain(new[k])]
+        if changed:
+            raise CompareConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}); "
+                                     "use a new --out folder or the same settings to resume")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, new)
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples are lists), to compare settings read back with new ones."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Path,
+               callbacks: Sequence[Callback] = ()) -> None:
+    """Runs (or resumes) one search unless it finished; adds its wall-clock time to its cost file."""
+    from tfnas.strategies.registry import get_strategy
+
+    folder = search_folder(out, run)
+    if (folder / "search_result.json").exists():
+        return
+    spec = get_strategy(run.strategy)
+    search_config = spec.make_config({**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir},
+                                     preset=run.preset)
+    cost_file = folder.with_name(f"{run.name}.cost.json")
+    start = time.perf_counter()
+    try:
+        spec.strategy_class(search_config).search(corpus, folder, list(callbacks))
+    finally:
+        spent = read_json(cost_file)["seconds"] if cost_file.exists() else 0.0
+        write_json(cost_file, {"seconds": spent + time.perf_counter() - start})
+
+
+def random_cells(out: Path, config: CompareConfig) -> dict[str, dict[str, Any]]:
+    """The K random cells of the comparison (``random-00`` ...), drawn once and kept in the folder."""
+    path = out / RANDOM_CELLS_FILE
+    if path.exists():
+        return read_json(path)
+    space = DagSpace(steps=config.random_steps)
+    drawn = space.sample_unique(config.random_cells, rng=config.random_seed)
+    cells = {f"{RANDOM_PREFIX}{i:02d}": g.to_dict() for i, g in enumerate(drawn)}
+    write_json(path, cells)
+    return cells
+
+
+def cell_genotypes(out: Path, config: CompareConfig) -> dict[str, dict[str, Any] | None]:
+    """Every retrained cell by row name: the searches' (finished ones), the random cells, the baselines."""
+    cells: dict[str, dict[str, Any] | None] = {}
+    for run in config.searches:
+        path = search_folder(out, run) / "genotype.json"
+        if path.exists():
+            cells[run.name] = read_json(path)
+    cells.update(random_cells(out, config))
+    for name in config.baselines:
+        cells[name] = None if name == LSTM else resolve_genotype(name).to_dict()
+    return cells
+
+
+def retraining_config(config: CompareConfig) -> TrainConfig:
+    """The one recipe every cell is retrained with (the seed is the unit's)."""
+    return train_config(config.train, {**config.train_overrides, "dataset": config.dataset,
+                                       "data_dir": config.data_dir})
+
+
+def train_units(out: Path, config: CompareConfig) -> list[TrainUnit]:
+    """Every retraining: each cell with each seed, cell by cell."""
+    return [TrainUnit(cell, seed, genotype, str(out / TRAINING / cell / f"seed-{seed}"))
+            for cell, genotype in cell_genotypes(out, config).items() for seed in config.seeds]
+
+
+def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | None = None,
+                   search_callbacks: Callable[[Path], Sequence[Callback]] = lambda folder: (),
+                   message: Callable[[str], None] = lambda text: None,
+                   plot_path: str | Path | None = None) -> dict[str, Any]:
+    """Runs every unit that has not finished, then writes and returns the report (`tfnas.compare.report`).
+
+    Args:
+        config: the comparison.
+        out: its folder (resumed if it holds this comparison).
+        executor: where retrainings run (default: this process).
+        search_callbacks: the callbacks of the search in a folder (progress, TensorBoard).
+        message: receives one line per unit started.
+        plot_path: where to draw the plot (`tfnas.compare.report.plot`), if anywhere.
+    """
+    from tfnas.compare.report import write_report
+
+    out = Path(out)
+    _check_settings(out, config)
+    corpus = load_corpus(config.dataset, config.data_dir)
+    for run in config.searches:
+        message(f"search {run.name} ({run.strategy}, preset {run.preset})")
+        run_search(run, config, corpus, out, search_callbacks(search_folder(out, run)))
+    pending = [unit for unit in train_units(out, config) if not unit.done]
+    message(f"retraining {len(pending)} runs")
+    outcomes = (executor or LocalExecutor()).map(RetrainEvaluator(retraining_config(config), corpus), pending)
+    errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
+    for unit, outcome in zip(pending, outcomes):
+        if isinstance(outcome, BaseException):
+            errors[unit.folder] = f"{type(outcome).__name__}: {outcome}"
+        else:
+            errors.pop(unit.folder, None)
+    write_json(out / ERRORS_FILE, errors)
+    return write_report(out, config, plot_path)

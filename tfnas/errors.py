@@ -9,3 +9,7 @@ from __future__ import annotations
 
 class TfnasError(Exception):
     """An error whose message tells the user what is wrong and what to do."""
+
+
+class MissingDependencyError(TfnasError, ImportError):
+    """An optional package (``ray``, ``matplotlib``) that a requested feature needs is not installed."""

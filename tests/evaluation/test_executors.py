@@ -10,6 +10,7 @@ import pytest
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.data import load_corpus
 from support import FailingEvaluator, SyntheticEvaluator
+from tfnas.errors import MissingDependencyError
 from tfnas.evaluation import LocalExecutor, ShortTrainingEvaluator, genotype_key, import_ray, make_executor
 from tfnas.spaces.dag import DagSpace
 from tfnas.spaces.tree import TreeSpace
@@ -38,7 +39,7 @@ def test_local_executor_isolates_the_failing_genotype():
 
 def test_missing_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(ImportError, match=r"pip install tfnas\[ray\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install tfnas\[ray\]"):
         import_ray()
     with pytest.raises(ImportError, match=r"pip install tfnas\[ray\]"):
         make_executor("ray", "local")

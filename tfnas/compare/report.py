@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
+from tfnas.errors import MissingDependencyError
 from tfnas.compare.runner import ERRORS_FILE, LSTM, TrainUnit, search_folder, train_units
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
@@ -121,8 +122,10 @@ def markdown_table(report: dict[str, Any]) -> str:
 def plot(report: dict[str, Any], path: str | Path) -> Path:
     """Test perplexity per searched cell (one dot per seed, a bar at the mean) over the random cells'
     distribution (box and dots at the left, their range as a band), with the baselines as lines."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingDependencyError("the plot needs matplotlib: pip install tfnas[compare]") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
+from tfnas.errors import MissingDependencyError
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.genotypes.files import AnyGenotype
 
@@ -58,11 +59,12 @@ def _evaluate_one(evaluator: Evaluator, genotype: AnyGenotype) -> float:
 
 
 def import_ray():
-    """``ray``, or an ImportError that says how to install it."""
+    """``ray``, or a `MissingDependencyError` (an ImportError the CLI prints on one line) that says how to
+    install it."""
     try:
         import ray
     except ImportError:
-        raise ImportError("the Ray executor needs the 'ray' package: pip install tfnas[ray]") from None
+        raise MissingDependencyError("the Ray executor needs the 'ray' package: pip install tfnas[ray]") from None
     return ray
 
 

@@ -250,3 +250,49 @@ def write_ascending_corpus(folder: Path) -> Path:
             rows.append(" ".join(words[(start + k) % 30] for k in range(length)))
         (folder / f"{split}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+# ------------------------------------------------ tiny searches of every strategy
+_TINY_MODEL = {"emsize": 8, "nhid": 8, "dropout": 0.1, "dropouth": 0.1, "dropoutx": 0.1, "dropouti": 0.1,
+               "dropoute": 0.0}
+_TINY_LOOP = {"batch_size": 4, "eval_batch_size": 4, "bptt": 8, "max_steps": 8, "epochs": 5, "log_interval": 1,
+              "checkpoint_interval": 2, "max_eval_batches": 2, "model": _TINY_MODEL}
+_TINY_EPD = {"epd_embed": 8, "epd_hidden": 16, "epd_decoder_hidden": 16, "epd_mlp": [16], "epd_epochs": 3,
+             "epd_batch_size": 4, "epd_lr": 5e-3}
+_TINY_CHILD = {"child": {"model": _TINY_MODEL, "batch_size": 4, "eval_batch_size": 4, "bptt": 8, "max_steps": 3,
+                         "max_eval_batches": 2, "log_interval": 1, "checkpoint_interval": 2}}
+#: Settings of every strategy of `tfnas.strategies.registry` that search a few steps on the ascending corpus in
+#: seconds (over each config class's defaults; ``dataset`` is set by `tiny_search_config`).
+TINY_SEARCH: dict[str, dict[str, Any]] = {
+    "darts": {**_TINY_LOOP, "steps": 2},
+    "nasabn": {**_TINY_LOOP, "steps": 2},
+    "bayesnas": {**_TINY_LOOP, "steps": 2, "batch_size": 8, "hessian_batches": 1, "arch_lr": 0.01},
+    "enas": {**_TINY_LOOP, "steps": 2, "controller_interval": 3, "controller_steps": 1, "samples_per_update": 2,
+             "derive_samples": 3, "derive_batches": 1, "controller_units": 8, "controller_lr": 0.01},
+    "nao_ws": {**_TINY_LOOP, **_TINY_EPD, "steps": 2, "pool_interval": 3, "pool_size": 8, "seed_archs": 3,
+               "new_archs": 3, "random_archs": 1, "max_step_size": 3, "derive_samples": 3, "derive_batches": 1},
+    "wenet": {**_TINY_LOOP, "steps": 2, "pool_size": 4, "network_batch": 2, "seed_size": 1, "max_steps": 4,
+              "norm": "none", "lr": 0.01},
+    "random": {"space": "dag", "steps": 2, "max_trials": 4, "trials_per_round": 2, **_TINY_CHILD},
+    "reinforce": {"space": "dag", "steps": 2, "max_trials": 4, "trials_per_round": 2, "controller_units": 8,
+                  **_TINY_CHILD},
+    "nao": {"steps": 2, "initial_archs": 2, "seed_archs": 2, "iterations": 2, **_TINY_EPD, **_TINY_CHILD},
+}
+
+
+def tiny_search_config(strategy: str, dataset: Path, **overrides: Any) -> Any:
+    """The `TINY_SEARCH` config of ``strategy`` on the corpus folder ``dataset``, with ``overrides`` merged in
+    (nested ones key by key)."""
+    from tfnas.config import merge
+    from tfnas.strategies.registry import get_strategy
+
+    return merge(get_strategy(strategy).make_config({**TINY_SEARCH[strategy], "dataset": str(dataset)}), overrides)
+
+
+def write_config_file(path: Path, config: Any) -> Path:
+    """``config`` (a settings dataclass) as a file for ``--config`` (JSON, which YAML reads)."""
+    import dataclasses
+    import json
+
+    path.write_text(json.dumps(dataclasses.asdict(config)), encoding="utf-8")
+    return path

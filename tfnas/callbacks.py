@@ -110,6 +110,14 @@ class TensorBoardLogger(Callback):
     Arrays are drawn and written with ``tf.summary.image``: an image as it
     is, a probability matrix as a heatmap, a weights vector as sorted bars
     (see the module docstring).
+
+    A resumed run writes again the steps after its restored checkpoint, into
+    a new event file. TensorBoard keeps the last value written at a step of
+    a series (its data server drops the older records of a step that comes
+    again), so each step shows once, with the resumed run's value: the
+    uninterrupted run's, since a resume is exact (timings and progress means
+    aside). ``tensorboard --load_fast=false`` (the older Python reader)
+    would show both.
     """
 
     def __init__(self, logdir: str | Path):

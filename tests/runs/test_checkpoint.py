@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from tfnas.runs import atomic
-from tfnas.runs.checkpoint import CheckpointError, CheckpointManager, assign_arrays, read_arrays, save_variables
+from tfnas.runs.checkpoint import (CheckpointError, CheckpointManager, CorruptCheckpointError, assign_arrays,
+                                   read_arrays, save_variables)
 
 from support import Var
 
@@ -60,7 +61,7 @@ def test_restore_refuses_another_model(tmp_path):
     with pytest.raises(CheckpointError, match=r"array 0 has shape \(2, 3\), the model's variable a expects \(3, 2\)"):
         assign_arrays(other, read_arrays(tmp_path / "w.npz").variables, tmp_path / "w.npz")
     (tmp_path / "junk.npz").write_text("not an npz")
-    with pytest.raises(CheckpointError, match=r"cannot read .*junk\.npz"):
+    with pytest.raises(CorruptCheckpointError, match=r"junk\.npz is truncated or corrupted \(not an \.npz archive\)$"):
         read_arrays(tmp_path / "junk.npz")
 
 
@@ -80,9 +81,61 @@ def test_a_weights_file_is_replaced_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.npz"]
 
 
-def test_latest_refuses_a_pointer_to_an_incomplete_checkpoint(tmp_path):
+def test_a_pointer_to_an_incomplete_checkpoint_is_not_restored(tmp_path):
     (tmp_path / "step-9").mkdir()
     (tmp_path / "latest").write_text("step-9")
-    with pytest.raises(CheckpointError, match=r"names .*step-9, which is not a complete checkpoint"):
-        CheckpointManager(tmp_path).latest()
+    manager = CheckpointManager(tmp_path)
+    assert manager.latest() is None and manager.candidates() == [tmp_path / "step-9"]
+    with pytest.raises(CorruptCheckpointError, match=r"^no checkpoint of .* can be read \(.*step-9/state\.json is "
+                                                     r"truncated or corrupted \(FileNotFoundError: .*\)\); use a new "
+                                                     r"--out folder$"):
+        manager.restore_newest(variables())
     assert CheckpointManager(tmp_path / "nothing").latest() is None
+    assert CheckpointManager(tmp_path / "nothing").restore_newest(variables()) is None
+
+
+def damage(path, how):
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x93NUMPY garbage" * 9, "empty": b""}[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_restore_newest_skips_damaged_checkpoints_and_sets_them_aside(tmp_path, how):
+    manager = CheckpointManager(tmp_path, keep=3)
+    for step in (2, 4, 6):
+        manager.save(step, variables(seed=step), {"step": step})
+    damage(tmp_path / "step-6" / "variables.npz", how)
+    (tmp_path / "step-4" / "state.json").write_text('{"step": 4, "ep')
+    fresh = variables(seed=9)
+    restored = manager.restore_newest(fresh)
+    assert restored.path == tmp_path / "step-2" and restored.state == {"step": 2}
+    for var, saved in zip(fresh, variables(seed=2)):
+        np.testing.assert_array_equal(var.value, saved.value)
+    assert [line.split(":")[0] for line in restored.skipped] == ["skipped the unreadable checkpoint step-6",
+                                                                 "skipped the unreadable checkpoint step-4"]
+    assert "step-6/variables.npz is truncated or corrupted (" in restored.skipped[0]
+    assert "step-4/state.json is truncated or corrupted (ValueError: " in restored.skipped[1]
+    assert not any("pickle" in line for line in restored.skipped)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt-step-4", "corrupt-step-6", "latest", "step-2"]
+    # The next checkpoints are pruned among themselves, never in favour of the damaged ones.
+    for step in (3, 4, 5, 6):
+        manager.save(step, variables(seed=step), {"step": step})
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-4", "step-5", "step-6"]
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_not_skipped(tmp_path):
+    manager = CheckpointManager(tmp_path)
+    manager.save(1, variables(), {"step": 1})
+    with pytest.raises(CheckpointError, match="holds 3 variables but the model has 2") as err:
+        manager.restore_newest(variables()[:2])
+    assert not isinstance(err.value, CorruptCheckpointError)
+
+
+def test_a_killed_write_leaves_the_previous_checkpoint_and_its_temporary_folder_is_removed(tmp_path):
+    manager = CheckpointManager(tmp_path)
+    manager.save(1, variables(seed=1), {"step": 1})
+    (tmp_path / ".tmp-step-2").mkdir()                           # killed while writing step 2
+    (tmp_path / ".tmp-step-2" / ".variables.npz.tmp").write_bytes(b"PK\x03\x04 half")
+    assert manager.restore_newest(variables()).path == tmp_path / "step-1"
+    manager.save(3, variables(seed=3), {"step": 3})
+    assert not list(tmp_path.glob(".tmp-*"))

@@ -12,7 +12,8 @@ import pytest
 from tfnas import __version__
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.runs.checkpoint import CheckpointManager, save_variables
-from tfnas.runs.folder import MissingWeightsError, open_run, read_record, read_weights, resumable_fields
+from tfnas.runs.folder import (MissingWeightsError, corpus_fingerprint, open_run, read_record, read_weights,
+                               resumable_fields)
 
 from support import Var
 
@@ -53,7 +54,7 @@ def test_a_new_folder_gets_its_record(tmp_path):
         "format": "tfnas-run", "version": 2, "kind": "search", "strategy": "toy",
         "config": {"inner": {"units": 8, "rate": 0.1}, "seed": 0, "lr": 1.0, "ops": ["tanh", "relu"],
                    "log_interval": 10, "data_dir": None},
-        "tfnas_version": __version__}
+        "data": None, "tfnas_version": __version__}
 
 
 def test_the_refusal_lists_every_non_resumable_difference(tmp_path):
@@ -189,3 +190,45 @@ def test_read_weights_best_and_latest(tmp_path):
         read_weights(tmp_path, "latest")
     with pytest.raises(ValueError, match="`which` must be one of"):
         read_weights(tmp_path, "newest")
+
+
+class Words:
+    """A corpus as `corpus_fingerprint` reads it."""
+
+    def __init__(self, vocab, train, valid=(0,), test=(1,)):
+        self.vocab, self.train, self.valid, self.test = vocab, np.array(train), np.array(valid), np.array(test)
+
+
+def test_the_fingerprint_is_sha256_of_the_words_and_of_the_ids():
+    import hashlib
+
+    corpus = Words(["<eos>", "a", "b"], [1, 2, 0])
+    ids = hashlib.sha256()
+    for split in ([1, 2, 0], [0], [1]):
+        ids.update(np.int64(len(split)).tobytes() + np.array(split, "<i8").tobytes())
+    assert corpus_fingerprint(corpus) == {"words": 3, "vocabulary": hashlib.sha256(b"<eos>\na\nb").hexdigest(),
+                                          "tokens": 5, "token_ids": ids.hexdigest()}
+    # The same ids in other splits, the same words in another order: other fingerprints.
+    assert corpus_fingerprint(Words(["<eos>", "a", "b"], [1, 2], [0, 0]))["token_ids"] != ids.hexdigest()
+    assert corpus_fingerprint(Words(["a", "<eos>", "b"], [1, 2, 0]))["token_ids"] == ids.hexdigest()
+    assert corpus_fingerprint(Words(["a", "<eos>", "b"], [1, 2, 0]))["vocabulary"] != \
+        corpus_fingerprint(corpus)["vocabulary"]
+
+
+def test_a_run_is_resumed_on_its_data_only(tmp_path):
+    data = corpus_fingerprint(Words(["<eos>", "a", "b"], [1, 2, 0]))
+    open_run(tmp_path, "search", "toy", Toy(), data)
+    assert read_record(tmp_path).data == data
+    open_run(tmp_path, "search", "toy", Toy(), data)
+    other = corpus_fingerprint(Words(["<eos>", "b", "a"], [1, 2, 0]))
+    with pytest.raises(ValueError, match=r"^.* holds a `toy` search on other data \(its vocabulary differs: 3 words, "
+                                         r"sha256 \w{12} -> 3 words, sha256 \w{12}\); use the corpus it was started "
+                                         r"on \(--dataset, --data-dir\) or a new --out folder$"):
+        open_run(tmp_path, "search", "toy", Toy(), other)
+    # A record without a fingerprint (an older tfnas) takes the one of the run that resumes it.
+    legacy = tmp_path / "legacy"
+    open_run(legacy, "search", "toy", Toy())
+    open_run(legacy, "search", "toy", Toy(), other)
+    assert read_record(legacy).data == other
+    open_run(legacy, "search", "toy", Toy())                         # a caller without data keeps it
+    assert read_record(legacy).data == other

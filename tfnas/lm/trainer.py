@@ -17,6 +17,13 @@ the best evaluated weights and the NT-ASGD state saved with them, and goes
 on with the next epoch; after ``max_rollbacks`` of them (a tfnas limit;
 DARTS has none) it stops with `NonFiniteLossError`.
 
+The run folder is locked from the trainer's creation to the end of `fit`
+(`tfnas.runs.lock`); a resume starts from the newest readable checkpoint
+(an unreadable one is skipped with a warning; an unreadable
+``best/weights.npz`` is set aside and rewritten by the next evaluation),
+and Ctrl-C writes a checkpoint at the next step boundary
+(`tfnas.runs.interrupt`).
+
 With ``distribute`` set, the step is data-parallel on a `tf.distribute`
 strategy (`tfnas.lm.distribute`): each replica takes its block of rows of
 the global batch and carries their recurrent state; the gradients are
@@ -37,7 +44,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -49,8 +56,11 @@ from tfnas.config import TrainConfig
 from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator, load_corpus
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
-from tfnas.runs.checkpoint import CheckpointManager, assign_arrays, read_arrays, save_variables
-from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, open_run, read_weights
+from tfnas.runs.checkpoint import (CheckpointManager, CorruptCheckpointError, assign_arrays, read_arrays,
+                                   save_variables)
+from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, corpus_fingerprint, open_run, read_weights
+from tfnas.runs.interrupt import deferred_interrupts
+from tfnas.runs.lock import RunLock
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.precision import DynamicLossScale, dtype_policy, mixed_policy_name
@@ -86,8 +96,10 @@ class Trainer:
         out_dir: run folder: ``config.json``, ``genotype.json``,
             ``vocab.txt``, ``checkpoints/``, ``best/``, ``tensorboard/``,
             ``result.json``. If it holds a checkpoint, training resumes;
-            a folder of another cell or of other settings (except the
-            resumable ones) is refused (`tfnas.runs.folder.open_run`).
+            a folder of another cell, of other settings (except the
+            resumable ones) or of other data is refused
+            (`tfnas.runs.folder.open_run`), and so is a folder in use by
+            another process (`tfnas.runs.lock.RunLockedError`).
         corpus: an already loaded corpus (else ``config.dataset`` is loaded).
         callbacks: progress, TensorBoard, history.
 
@@ -112,6 +124,16 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
                                                                     download=config.download)
+        self._lock = RunLock(self.out_dir).acquire()
+        try:
+            self._build()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _build(self) -> None:
+        """The record, the model and its steps, and the run state (the folder is locked)."""
+        config, genotype = self.config, self.genotype
         self._open_run_folder()
         keras.utils.set_random_seed(config.seed)
         policy = mixed_policy_name() if config.mixed_precision else "float32"
@@ -141,13 +163,27 @@ class Trainer:
 
     # ------------------------------------------------------------ run folder
     def _open_run_folder(self) -> None:
-        """Records the run in its folder (same settings to resume) and refuses a folder of another cell."""
+        """Records the run in its folder (same settings and data to resume) and refuses a folder of another cell.
+
+        A folder without a checkpoint (a run killed before its first one) holds nothing to resume: it starts
+        afresh with this run's cell.
+        """
         geno_path = self.out_dir / "genotype.json"
-        if open_run(self.out_dir, "train", None, self.config) is None:
+        open_run(self.out_dir, "train", None, self.config, corpus_fingerprint(self.corpus))
+        if CheckpointManager(self.out_dir / CHECKPOINTS).latest() is None:
             if self.genotype is not None:
                 self.genotype.save(geno_path)
+            else:
+                geno_path.unlink(missing_ok=True)
         elif (load_genotype(geno_path) if geno_path.exists() else None) != self.genotype:
             raise ValueError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
+
+    def close(self) -> None:
+        """Releases the run folder's lock (`fit` does when it ends)."""
+        self._lock.release()
+
+    def _message(self, text: str) -> None:
+        self.callbacks.on_event("message", {"text": text})
 
     def _write_run_files(self) -> None:
         self.corpus.vocab.save(self.out_dir / "vocab.txt")
@@ -252,11 +288,13 @@ class Trainer:
         return path
 
     def restore_latest(self) -> bool:
-        """Restores the newest checkpoint of the run folder; False if none."""
-        path = self.checkpoints.latest()
-        if path is None:
+        """Restores the newest readable checkpoint of the run folder (warning about skipped ones); False if none."""
+        restored = self.checkpoints.restore_newest(self._all_variables())
+        if restored is None:
             return False
-        state, extra = self.checkpoints.restore(path, self._all_variables())
+        for line in restored.skipped:
+            self._message(f"warning: {line}")
+        path, state, extra = restored.path, restored.state, restored.extra
         self.step, self.epoch, self.asgd = state["step"], state["epoch"], state["asgd"]
         self.val_losses = list(state["val_losses"])
         self.best_val_loss = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
@@ -265,8 +303,23 @@ class Trainer:
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden = [tf.constant(extra[f"hidden{i}"]) for i in range(len(self.hidden))]
-        self.callbacks.on_event("message", {"text": f"resumed from {path} (step {self.step}, epoch {self.epoch})"})
+        self._check_best()
+        self._message(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
         return True
+
+    def _check_best(self) -> None:
+        """An unreadable ``best/weights.npz`` is set aside (``best/corrupt-weights.npz``) and forgotten, so that
+        the next evaluation writes new best weights."""
+        path = self.out_dir / BEST_WEIGHTS
+        if not path.exists():
+            return
+        try:
+            read_arrays(path)
+        except CorruptCheckpointError as err:
+            path.replace(path.with_name("corrupt-weights.npz"))
+            self.best_val_loss = math.inf
+            self._message(f"warning: {err}: set aside as corrupt-weights.npz; the next evaluation writes the best "
+                          "weights again")
 
     def _save_best(self) -> None:
         """Saves the weights used for evaluation (averaged under ASGD) and the NT-ASGD state to ``best/``."""
@@ -330,7 +383,21 @@ class Trainer:
         return val_loss
 
     def fit(self, evaluate_test: bool = True) -> TrainResult:
-        """Trains until ``epochs`` or ``max_steps``; resumes if the run folder has a checkpoint."""
+        """Trains until ``epochs`` or ``max_steps``; resumes if the run folder has a checkpoint.
+
+        The run folder stays locked until it returns; Ctrl-C checkpoints at the next step boundary and raises
+        `KeyboardInterrupt`.
+        """
+        with self._lock, deferred_interrupts() as interrupts:
+            return self._fit(evaluate_test, interrupts.pending)
+
+    def _stop(self) -> None:
+        """Ctrl-C was pressed: a checkpoint of this step boundary, then `KeyboardInterrupt`."""
+        path = self.save_checkpoint()
+        self._message(f"interrupted at step {self.step}: checkpoint {path} written")
+        raise KeyboardInterrupt(f"interrupted at step {self.step}")
+
+    def _fit(self, evaluate_test: bool, interrupted: Callable[[], bool]) -> TrainResult:
         c = self.config
         if not self.restore_latest():
             self._write_run_files()
@@ -340,6 +407,8 @@ class Trainer:
                                                         f"replicas ({c.distribute})"})
         meter = ThroughputMeter()
         while not self._done():
+            if interrupted():
+                self._stop()
             batch = next(self.iterator, None)
             if batch is None:
                 self._validate()

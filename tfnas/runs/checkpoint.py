@@ -13,6 +13,14 @@ under NT-ASGD, or a search model's variables before its controller's), so
 that a reader takes them without knowing how the writer orders its state
 (`tfnas.runs.folder.read_weights`).
 
+A checkpoint that cannot be read (a truncated or garbage ``variables.npz``
+or ``state.json``, a ``latest`` naming a missing folder: a disk that lost
+what it was given, a file edited by hand) raises `CorruptCheckpointError`;
+`CheckpointManager.restore_newest` then falls back to the newest older
+checkpoint that can be read, sets the unreadable ones aside as
+``corrupt-step-N`` and reports them, so that the run's next checkpoints
+are not pruned in their favour.
+
 No TensorFlow import: variables are anything with ``numpy()``, ``assign``
 and ``shape`` (`Variable`).
 """
@@ -20,7 +28,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
@@ -36,6 +45,14 @@ STATE_FILE = "state.json"
 
 class CheckpointError(TfnasError, RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file cannot be read: truncated, garbage, or missing from its folder."""
+
+
+#: What reading a damaged ``.npz`` raises (NumPy reads a file that is not a zip archive as a pickle and refuses).
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 class Variable(Protocol):
@@ -86,8 +103,14 @@ def save_variables(path: Path, variables: Sequence[Variable], extra: dict[str, n
             np.savez(f, **arrays)
 
 
+def _unreadable(path: Path, err: BaseException) -> CorruptCheckpointError:
+    """The one-line error of a file that cannot be read (no advice to unpickle a damaged ``.npz``)."""
+    why = "not an .npz archive" if "pickle" in str(err) else f"{type(err).__name__}: {err}"
+    return CorruptCheckpointError(f"{path} is truncated or corrupted ({why})")
+
+
 def read_arrays(path: Path) -> SavedArrays:
-    """Reads an ``.npz`` written by `save_variables`; `CheckpointError` if it cannot be read."""
+    """Reads an ``.npz`` written by `save_variables`; `CorruptCheckpointError` if it cannot be read."""
     try:
         with np.load(path, allow_pickle=False) as data:
             names = [str(n) for n in data["__names__"]]
@@ -95,8 +118,8 @@ def read_arrays(path: Path) -> SavedArrays:
                                extra={key[2:]: data[key] for key in data.files if key.startswith("x_")},
                                weights=[int(i) for i in data["__weights__"]] if "__weights__" in data.files
                                else None)
-    except (OSError, ValueError, KeyError) as err:
-        raise CheckpointError(f"cannot read {path}: {err}") from None
+    except _UNREADABLE as err:
+        raise _unreadable(path, err) from None
 
 
 def assign_arrays(variables: Sequence[Variable], arrays: Sequence[np.ndarray], source: Path) -> None:
@@ -119,6 +142,30 @@ def load_variables(path: Path, variables: Sequence[Variable]) -> dict[str, np.nd
     return saved.extra
 
 
+@dataclass(frozen=True)
+class Restored:
+    """A checkpoint restored by `CheckpointManager.restore_newest`.
+
+    Attributes:
+        path: its folder.
+        state: its JSON state.
+        extra: its extra arrays.
+        skipped: one line per newer checkpoint that could not be read (and
+            was set aside as ``corrupt-step-N``), newest first.
+    """
+
+    path: Path
+    state: dict[str, Any]
+    extra: dict[str, np.ndarray]
+    skipped: list[str] = field(default_factory=list)
+
+
+def _step_of(folder: Path) -> int | None:
+    """N of a ``step-N`` folder name, else None."""
+    head, _, number = folder.name.partition("-")
+    return int(number) if head == "step" and number.isdigit() else None
+
+
 class CheckpointManager:
     """Writes ``step-N`` folders under ``root``, keeps the newest ``keep``."""
 
@@ -126,15 +173,23 @@ class CheckpointManager:
         self.root = Path(root)
         self.keep = max(1, int(keep))
 
-    def latest(self) -> Path | None:
-        """The newest complete checkpoint folder, or None if there is none."""
+    def candidates(self) -> list[Path]:
+        """The checkpoints to restore, newest first: the one ``latest`` names, then the older ``step-N`` folders.
+
+        Empty when ``latest`` does not exist (no checkpoint was completed).
+        """
         pointer = self.root / "latest"
         if not pointer.exists():
-            return None
-        target = self.root / pointer.read_text(encoding="utf-8").strip()
-        if not (target / STATE_FILE).exists():
-            raise CheckpointError(f"{pointer} names {target}, which is not a complete checkpoint")
-        return target
+            return []
+        named = self.root / pointer.read_text(encoding="utf-8").strip()
+        newest = _step_of(named)
+        steps = sorted(((s, p) for p in self.root.glob("step-*") if (s := _step_of(p)) is not None), reverse=True)
+        older = [p for s, p in steps if newest is None or s < newest]
+        return ([named] if newest is not None else []) + older
+
+    def latest(self) -> Path | None:
+        """The newest checkpoint folder that is complete on disk (its files may still be damaged), or None."""
+        return next((p for p in self.candidates() if (p / STATE_FILE).exists()), None)
 
     def save(self, step: int, variables: Sequence[Variable], state: dict[str, Any],
              extra: dict[str, np.ndarray] | None = None, weights: Sequence[Variable] | None = None) -> Path:
@@ -164,12 +219,52 @@ class CheckpointManager:
         return final
 
     def restore(self, path: Path, variables: Sequence[Variable]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Loads a checkpoint folder; returns ``(state, extra arrays)``."""
+        """Loads a checkpoint folder; returns ``(state, extra arrays)``.
+
+        Raises:
+            CorruptCheckpointError: a file of the folder cannot be read
+                (nothing was assigned).
+            CheckpointError: the variables do not fit the model.
+        """
+        if not path.is_dir():
+            raise CorruptCheckpointError(f"{path} is missing (named by {self.root / 'latest'})")
         try:
             state = read_json(path / STATE_FILE)
         except (OSError, ValueError) as err:
-            raise CheckpointError(f"cannot read {path / STATE_FILE}: {err}") from None
+            raise _unreadable(path / STATE_FILE, err) from None
+        if not isinstance(state, dict):
+            raise CorruptCheckpointError(f"{path / STATE_FILE} is truncated or corrupted (not a JSON object)")
         return state, load_variables(path / VARIABLES_FILE, variables)
+
+    def restore_newest(self, variables: Sequence[Variable]) -> Restored | None:
+        """Restores the newest checkpoint that can be read (see the module docstring); None if there is none.
+
+        Raises:
+            CorruptCheckpointError: there are checkpoints, and none can be read.
+            CheckpointError: a readable checkpoint does not fit the model.
+        """
+        skipped: list[tuple[Path, str]] = []
+        for path in self.candidates():
+            try:
+                state, extra = self.restore(path, variables)
+            except CorruptCheckpointError as err:
+                skipped.append((path, str(err)))
+                continue
+            for bad, _ in skipped:
+                self.set_aside(bad)
+            return Restored(path, state, extra, [f"skipped the unreadable checkpoint {bad.name}: {why}"
+                                                 for bad, why in skipped])
+        if skipped:
+            raise CorruptCheckpointError(f"no checkpoint of {self.root} can be read ({'; '.join(w for _, w in skipped)}"
+                                         "); use a new --out folder")
+        return None
+
+    def set_aside(self, path: Path) -> None:
+        """Renames an unreadable checkpoint folder ``step-N`` to ``corrupt-step-N`` (pruning ignores it)."""
+        if path.is_dir():
+            target = path.with_name(f"corrupt-{path.name}")
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(path, target)
 
     def read_weights(self, path: Path) -> list[np.ndarray] | None:
         """The arrays of the model's weights in checkpoint ``path``, or None if it does not record them."""
@@ -177,7 +272,8 @@ class CheckpointManager:
         return None if saved.weights is None else [saved.variables[i] for i in saved.weights]
 
     def _prune(self) -> None:
-        folders = sorted((p for p in self.root.glob("step-*") if p.is_dir()),
-                         key=lambda p: int(p.name.split("-")[1]))
-        for old in folders[: -self.keep]:
+        """Removes all but the newest ``keep`` checkpoints, and the temporary folders of killed writes."""
+        folders = sorted((p for p in self.root.glob("step-*") if p.is_dir() and _step_of(p) is not None),
+                         key=_step_of)
+        for old in folders[: -self.keep] + list(self.root.glob(".tmp-step-*")):
             shutil.rmtree(old, ignore_errors=True)

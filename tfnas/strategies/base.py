@@ -59,7 +59,11 @@ class Strategy(abc.ABC):
     A strategy is built from its config dataclass. It checkpoints its whole
     state under ``out_dir`` so that calling `search` again on the same folder
     resumes where a killed run stopped, and it reports progress only through
-    callbacks.
+    callbacks. While it runs it holds the folder's lock
+    (`tfnas.runs.lock.RunLock`); it opens the folder with
+    `tfnas.runs.folder.open_run` (another kind of run, other settings or
+    other data are refused) and checkpoints at the next step boundary on
+    Ctrl-C (`tfnas.runs.interrupt`).
     """
 
     #: The name used by ``tfnas search --strategy``.

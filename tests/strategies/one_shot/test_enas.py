@@ -138,6 +138,37 @@ def test_a_blown_up_loss_restores_the_checkpoint_at_half_the_learning_rate(enas_
     with pytest.raises(SearchDivergedError, match="after 1 recoveries"):
         EnasSearch(tiny_config(max_loss=0.5, nan_retries=1, max_steps=3)).search(corpus, tmp_path / "s", [history])
     texts = [e["text"] for e in history.events["message"]]
-    assert any("> max_loss 0.5 at step 1" in t for t in texts)
-    assert any("learning rates now x0.5" in t for t in texts)
+    assert any("(above max_loss 0.5) at step 1: restored" in t and "learning rates now x0.5 (recovery 1 of 1)" in t
+               for t in texts), texts
     assert not (tmp_path / "s" / "genotype.json").exists()
+
+
+class BadCell(EnasSearch):
+    """The cell that the first try of step 5 trains blows the shared weights up (loss 1e9) whenever it is trained."""
+
+    bad = None
+
+    def training_arch(self):
+        arch = super().training_arch()
+        self.drawn = tuple(arch.numpy().tolist())
+        if self.step == 4 and self.bad is None:
+            self.bad = self.drawn
+        return arch
+
+    def search_step(self, train, valid, lr, update_arch):
+        logs, t, v = super().search_step(train, valid, lr, update_arch)
+        return ({**logs, "loss": 1e9} if self.drawn == self.bad else logs), t, v
+
+
+def test_a_step_retried_after_a_blow_up_draws_another_cell(enas_runs, tmp_path):
+    """A smaller learning rate does not tame a cell that blows up: the retried step draws another one."""
+    from tfnas.callbacks import History
+
+    _, corpus, _, _, _ = enas_runs
+    history = History()
+    search = BadCell(tiny_config(nan_retries=3))
+    result = search.search(corpus, tmp_path / "s", [history])
+    assert result.metrics["steps"] == 10 and result.metrics["recoveries"] >= 1
+    assert "(above max_loss 100) at step 5: restored" in [e["text"] for e in history.events["message"]
+                                                          if "restored" in e["text"]][0]
+    assert search.training_seed() == [search.config.seed + 1 + result.metrics["recoveries"] * 2**20, 10]

@@ -21,9 +21,13 @@ TensorBoard's HParams dashboard (`tfnas.hparams`: its genotype's choices and
 or resumes.
 
 Calling `search` again on the same folder resumes after the last saved
-round and proposes exactly what the uninterrupted run would have proposed
-(other settings than the resumable ones are refused: `tfnas.runs.folder`).
-The result is the trial with the lowest validation perplexity.
+round (the newest readable checkpoint) and proposes exactly what the
+uninterrupted run would have proposed (other settings than the resumable
+ones, or other data, are refused: `tfnas.runs.folder`; the folder is
+locked while the search runs: `tfnas.runs.lock`). Ctrl-C checkpoints at the
+next round boundary, or stops the child being trained at its next step
+(`tfnas.runs.interrupt`). The result is the trial with the lowest
+validation perplexity.
 """
 from __future__ import annotations
 
@@ -46,7 +50,9 @@ from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
 from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hparams, start_experiment, write_session
 from tfnas.runs.atomic import append_jsonl, write_jsonl
 from tfnas.runs.checkpoint import CheckpointManager
-from tfnas.runs.folder import CHECKPOINTS, open_run
+from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
+from tfnas.runs.interrupt import Interrupts, deferred_interrupts
+from tfnas.runs.lock import RunLock
 from tfnas.spaces.dag import DagSpace
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
@@ -270,13 +276,20 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.callbacks.on_event("checkpoint", {"step": self.round, "path": str(path)})
         return path
 
-    def _restore(self, path: Path) -> None:
-        state, _ = self.checkpoints.restore(path, self.state_variables())
+    def _restore(self) -> Path | None:
+        """Restores the newest readable checkpoint (warning about skipped ones); returns it, None if none."""
+        restored = self.checkpoints.restore_newest(self.state_variables())
+        if restored is None:
+            return None
+        for line in restored.skipped:
+            self.callbacks.on_event("message", {"text": f"warning: {line}"})
+        state = restored.state
         self.round, self.history = state["round"], state["history"]
         self.trials = [Trial.from_dict(t) for t in state["trials"]]
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state["extra"])
         self._rewrite_trial_records()
+        return restored.path
 
     def _rewrite_trial_records(self) -> None:
         """``trials.jsonl`` and the HParams experiment with a session per trial, from ``self.trials``."""
@@ -302,9 +315,20 @@ class BlackBoxSearch(Strategy, abc.ABC):
     # ----------------------------------------------------------------- loop
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
-        c = self.config
         self.out_dir = Path(out_dir)
-        open_run(self.out_dir, "search", self.name, c)
+        with RunLock(self.out_dir), deferred_interrupts() as interrupts:
+            open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
+            self._start(corpus, callbacks)
+            try:
+                self._loop(interrupts)
+            finally:
+                if self._executor is None:
+                    self.executor.close()
+            return self._finish()
+
+    def _start(self, corpus: Corpus, callbacks: Sequence[Callback]) -> None:
+        """The evaluator, the space, the strategy's state and the executor, restored from the newest checkpoint."""
+        c = self.config
         self.callbacks = CallbackList(callbacks)
         self.corpus = corpus
         self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
@@ -315,24 +339,22 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.round, self.trials, self.history = 0, [], []
         self.build()
         self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, c.keep_checkpoints)
-        latest = self.checkpoints.latest()
+        latest = self._restore()
         if latest is not None:
-            self._restore(latest)
             self.callbacks.on_event("message", {"text": f"resumed from {latest} (round {self.round}, "
                                                         f"{len(self.trials)} trials)"})
         else:
             self._rewrite_trial_records()
         self.executor = self._executor if self._executor is not None else self.make_executor()
-        try:
-            self._loop()
-        finally:
-            if self._executor is None:
-                self.executor.close()
-        return self._finish()
 
-    def _loop(self) -> None:
+    def _loop(self, interrupts: Interrupts) -> None:
         c = self.config
         while len(self.trials) < c.max_trials:
+            if interrupts.pending():
+                path = self._save()
+                self.callbacks.on_event("message", {"text": f"interrupted at round {self.round}: checkpoint {path} "
+                                                            "written"})
+                raise KeyboardInterrupt(f"interrupted at round {self.round}")
             proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
             if not proposals:
                 self.callbacks.on_event("message", {"text": "the search space is exhausted"})

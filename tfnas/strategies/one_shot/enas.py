@@ -5,8 +5,9 @@ the space (`SharedCell`: one matrix per (node, predecessor) pair). Search
 alternates two phases inside the one-shot loop of `OneShotSearch`:
 
 * shared weights: every training batch runs one architecture sampled from
-  the controller (seed ``(seed + 1, step)``) and takes a clipped SGD step on
-  ``omega`` (AWD regularisers optional);
+  the controller (seed ``(seed + 1, step)``, and the recovery count after
+  a recovery) and takes a clipped SGD step on ``omega`` (AWD regularisers
+  optional);
 * controller: every ``controller_interval`` training steps,
   ``controller_steps`` REINFORCE updates, each on ``samples_per_update``
   sampled architectures whose reward is ``c / valid_ppl`` (``c = 80``,
@@ -26,8 +27,10 @@ score other cells with the shared weights.
 Some cells of the space (identity activations along long paths, in node 0
 too) make the hidden state grow without bound, and one such sample can blow
 up the shared weights. A training loss above ``max_loss`` (a safeguard, not
-in the paper) is handled as a non-finite loss: the last checkpoint is
-restored and the learning rate halved (`OneShotSearch`'s recovery).
+in the paper) is handled as a non-finite loss (`EnasSearch.divergence`):
+the last checkpoint is restored and the learning rate halved once more
+(`OneShotSearch`'s recovery), and the steps from there on draw other cells
+(`EnasSearch.training_seed`).
 """
 from __future__ import annotations
 
@@ -229,9 +232,15 @@ class EnasSearch(OneShotSearch):
         c = self.config
         return c.lr * c.lr_decay ** max(0, self.epoch - c.lr_decay_start)
 
+    def training_seed(self) -> list[int]:
+        """The seed (an int32 pair) of this step's training cell: ``(seed + 1 + recoveries * 2**20, step)``, so
+        that a step retried after a blow-up draws another cell (the blow-up is the cell's: a smaller learning
+        rate rarely helps it)."""
+        return [self.config.seed + 1 + self.recoveries * 2**20, self.step]
+
     def training_arch(self) -> tf.Tensor:
         """The encoded cell the shared weights train on at this step: one controller sample."""
-        choices, _, _ = self.reinforce.sample(1, [self.config.seed + 1, self.step])
+        choices, _, _ = self.reinforce.sample(1, self.training_seed())
         return self._arch(choices[0])
 
     def architecture_interval(self) -> int:
@@ -247,23 +256,24 @@ class EnasSearch(OneShotSearch):
         return self.controller_logs
 
     def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
-        c = self.config
         inputs, targets, states = train
         loss, new_states, norm = self._train(self.training_arch(), inputs, targets, list(states),
                                              tf.constant(lr, tf.float32))
         logs = {"loss": float(loss), "grad_norm": float(norm)}
-        if c.max_loss is not None and logs["loss"] > c.max_loss:
-            # A sampled cell blew the shared weights up (e.g. identity activations along a long path):
-            # handled as a non-finite loss, i.e. the last checkpoint is restored at half the learning rate.
-            self.callbacks.on_event("message", {"text": f"training loss {logs['loss']:.4g} > max_loss {c.max_loss} "
-                                                        f"at step {self.step + 1}"})
-            logs["loss"] = math.inf
-        if not math.isfinite(logs["loss"]):
+        if self.divergence(logs["loss"]) is not None:     # the loop restores the last checkpoint
             return logs, list(states), list(valid[2])
         if update_arch and (self.step + 1) % self.architecture_interval() == 0:
             self.architecture_phase()
         self._derived = None
         return {**logs, **self.architecture_logs()}, list(new_states), list(valid[2])
+
+    def divergence(self, loss: float) -> str | None:
+        """Non-finite, or above ``max_loss``: a sampled cell blew the shared weights up (e.g. identity
+        activations along a long path)."""
+        limit = self.config.max_loss
+        if limit is not None and math.isfinite(loss) and loss > limit:
+            return f"above max_loss {limit:g}"
+        return super().divergence(loss)
 
     def derive(self) -> Genotype:
         """The best of ``derive_samples`` controller samples by validation perplexity (shared weights)."""

@@ -7,19 +7,30 @@ with probability 0.05, without AWD-LSTM's normal jitter; the validation
 segment is always ``bptt`` long), hidden states carried across segments,
 per-epoch evaluation and genotype snapshots, checkpoints of the whole state
 (every variable, optimizer slots, dropout seeds, data position, schedules)
-for exact resume, and recovery from non-finite losses: the last good
-checkpoint is restored and the learning rates are halved; after
-``nan_retries`` recoveries the search stops with `SearchDivergedError`
-and writes no genotype. The search folder is a run folder
-(`tfnas.runs.folder`): a resume with other settings than the resumable
-ones is refused, ``model.json`` holds the supernet's config and every
-checkpoint records the supernet's variables as the model's weights. A
-finished search is logged to TensorBoard's HParams dashboard
-(`tfnas.hparams.write_final`: its settings, genotype and final metrics).
+for exact resume, and recovery from a diverged loss (non-finite, or what
+`divergence` says): the last good checkpoint is restored and the learning
+rates are halved once more (x0.5, x0.25, ... across recoveries); the count
+and the factor are also kept in ``recovery.json``, so that a search killed
+after a recovery resumes with them. After ``nan_retries`` recoveries the
+search stops with `SearchDivergedError` and writes no genotype.
+
+The search folder is a run folder (`tfnas.runs.folder`), locked while the
+search runs (`tfnas.runs.lock`): a resume with other settings than the
+resumable ones, or on other data, is refused; ``model.json`` holds the
+supernet's config and every checkpoint records the supernet's variables as
+the model's weights. A resume starts from the newest readable checkpoint
+(an unreadable one is skipped with a warning). ``history.jsonl`` (one line
+per evaluated epoch) is written whole with every checkpoint, from the
+history that checkpoint holds, and again on resume, so it never runs ahead
+of the checkpoints. Ctrl-C writes a checkpoint at the next step boundary
+(`tfnas.runs.interrupt`). A finished search is logged to TensorBoard's
+HParams dashboard (`tfnas.hparams.write_final`: its settings, genotype and
+final metrics).
 
 A subclass implements `build`, `search_step`, `derive` and may add
 `epoch_logs` (e.g. the architecture weights, as arrays that callbacks
-draw), `extra_state` and a learning-rate schedule (`epoch_lr`).
+draw), `extra_state`, a learning-rate schedule (`epoch_lr`) and a
+divergence rule (`divergence`).
 """
 from __future__ import annotations
 
@@ -40,13 +51,19 @@ from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator
 from tfnas.genotypes.dag import Genotype
 from tfnas.hparams import write_final
 from tfnas.lm.objective import make_eval_step, mean_window_loss
-from tfnas.runs.atomic import append_jsonl, write_json
-from tfnas.runs.checkpoint import CheckpointManager
-from tfnas.runs.folder import CHECKPOINTS, MODEL_FILE, open_run
+from tfnas.runs.atomic import read_json, write_json, write_jsonl
+from tfnas.runs.checkpoint import CheckpointManager, Restored
+from tfnas.runs.folder import CHECKPOINTS, MODEL_FILE, corpus_fingerprint, open_run
+from tfnas.runs.interrupt import Interrupts, deferred_interrupts
+from tfnas.runs.lock import RunLock
 from tfnas.metrics import perplexity
 from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
 
 Batch = tuple[tf.Tensor, tf.Tensor, list]
+
+#: Files of a one-shot search folder besides the run folder's (`tfnas.runs.folder`).
+HISTORY_FILE = "history.jsonl"
+RECOVERY_FILE = "recovery.json"
 
 
 def valid_segment(data: np.ndarray, position: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,7 +111,7 @@ class OneShotConfig(LMRunConfig):
     warmup_epochs: int = setting(0, help="epochs that train only the weights before the architecture moves "
                                          "(NASABN's phased training)")
     nan_retries: int = setting(3, help="recoveries from a non-finite loss (restore the last checkpoint, halve "
-                                       "the learning rates) before the search stops", resumable=True)
+                                       "the learning rates again) before the search stops", resumable=True)
 
 
 class OneShotSearch(Strategy, abc.ABC):
@@ -135,6 +152,10 @@ class OneShotSearch(Strategy, abc.ABC):
     def architecture_snapshot(self) -> dict[str, Any]:
         """JSON snapshot of the architecture parameters, stored in the per-epoch history."""
         return {}
+
+    def divergence(self, loss: float) -> str | None:
+        """Why ``loss`` (a training step's) diverged, or None if it did not: here, ``"not finite"``."""
+        return None if math.isfinite(loss) else "not finite"
 
     def on_epoch_end(self) -> None:
         """Called at the end of every epoch before it is evaluated and logged, and before the final partial
@@ -182,29 +203,53 @@ class OneShotSearch(Strategy, abc.ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restores what `extra_state` returned."""
 
+    def _message(self, text: str) -> None:
+        self.callbacks.on_event("message", {"text": text})
+
     def _save(self) -> Path:
+        """A checkpoint of the whole state, then ``history.jsonl`` from the history it holds."""
         state = {"step": self.step, "epoch": self.epoch, "lr_factor": self.lr_factor,
                  "recoveries": self.recoveries, "history": self.history, "iterator": self.iterator.state(),
                  "extra": self.extra_state()}
         extra = {f"train{i}": s.numpy() for i, s in enumerate(self.hidden_train)}
         extra.update({f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)})
         path = self.checkpoints.save(self.step, self.state_variables(), state, extra, weights=self.model.variables)
+        write_jsonl(self.out_dir / HISTORY_FILE, self.history)
         self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
-    def _restore(self, path: Path, keep_recoveries: bool = False) -> None:
-        state, extra = self.checkpoints.restore(path, self.state_variables())
-        recoveries = self.recoveries
+    def _restore(self) -> Restored | None:
+        """Restores the newest readable checkpoint (warning about skipped ones); None if there is none."""
+        restored = self.checkpoints.restore_newest(self.state_variables())
+        if restored is None:
+            return None
+        for line in restored.skipped:
+            self._message(f"warning: {line}")
+        state, extra = restored.state, restored.extra
         self.step, self.epoch = state["step"], state["epoch"]
         self.lr_factor, self.recoveries = state["lr_factor"], state["recoveries"]
-        if keep_recoveries:
-            self.recoveries = recoveries
         self.history = state["history"]
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden_train = [tf.constant(extra[f"train{i}"]) for i in range(len(self.hidden_train))]
         self.hidden_valid = [tf.constant(extra[f"valid{i}"]) for i in range(len(self.hidden_valid))]
         self.load_extra_state(state["extra"])
+        return restored
+
+    def _resume(self) -> bool:
+        """Resumes from the newest checkpoint and the recoveries made since (``recovery.json``); False if none."""
+        restored = self._restore()
+        if restored is None:
+            (self.out_dir / RECOVERY_FILE).unlink(missing_ok=True)
+            return False
+        recovery = self.out_dir / RECOVERY_FILE
+        if recovery.exists():
+            record = read_json(recovery)
+            if record["recoveries"] > self.recoveries:      # a recovery after that checkpoint: go on from it
+                self.recoveries, self.lr_factor = record["recoveries"], record["lr_factor"]
+        write_jsonl(self.out_dir / HISTORY_FILE, self.history)
+        self._message(f"resumed from {restored.path} (step {self.step})")
+        return True
 
     def _done(self) -> bool:
         c = self.config
@@ -220,38 +265,49 @@ class OneShotSearch(Strategy, abc.ABC):
         logs = {"step": self.step, "epoch": self.epoch, "valid_loss": val_loss, "valid_ppl": perplexity(val_loss),
                 "genotype": genotype.to_dict(), "architecture": self.architecture_snapshot()}
         self.history.append(logs)
-        append_jsonl(self.out_dir / "history.jsonl", logs)
         self.callbacks.on_event("epoch", {**{k: v for k, v in logs.items() if k not in ("genotype", "architecture")},
                                           "genotype": json.dumps(genotype.to_dict()["nodes"]),
                                           **self.epoch_logs()})
 
-    def _recover(self, loss: float) -> None:
-        self.recoveries += 1
-        if self.recoveries > self.config.nan_retries:
+    def _recover(self, loss: float, why: str) -> None:
+        """After a diverged loss: the newest checkpoint, and the learning rates halved once more."""
+        c, step = self.config, self.step + 1
+        seen = f"{loss:.6g} ({why}) at step {step}"
+        if self.recoveries >= c.nan_retries:
             raise SearchDivergedError(
-                f"the search loss was {loss} at step {self.step + 1} again after {self.config.nan_retries} "
-                "recoveries; no genotype was written (lower --lr or raise --clip)")
-        latest = self.checkpoints.latest()
-        self._restore(latest, keep_recoveries=True)
-        self.lr_factor *= 0.5
-        self.callbacks.on_event("message", {"text": (
-            f"loss {loss} at step {self.step + 1}: restored {latest}, learning rates now x{self.lr_factor}")})
+                f"the search loss was {seen} after {c.nan_retries} recoveries (learning rates "
+                f"x{self.lr_factor:g}); no genotype was written (lower --lr or raise --clip)")
+        recoveries, factor = self.recoveries + 1, self.lr_factor * 0.5
+        restored = self._restore()
+        self.recoveries, self.lr_factor = recoveries, factor
+        write_json(self.out_dir / RECOVERY_FILE, {"recoveries": recoveries, "lr_factor": factor, "step": step,
+                                                  "loss": str(loss), "why": why})
+        self._message(f"loss {seen}: restored {restored.path} (step {self.step}), learning rates now x{factor:g} "
+                      f"(recovery {recoveries} of {c.nan_retries})")
+
+    def _stop(self) -> None:
+        """Ctrl-C was pressed: a checkpoint of this step boundary, then `KeyboardInterrupt`."""
+        path = self._save()
+        self._message(f"interrupted at step {self.step}: checkpoint {path} written")
+        raise KeyboardInterrupt(f"interrupted at step {self.step}")
 
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         out_dir = Path(out_dir)
-        open_run(out_dir, "search", self.name, self.config)
-        self._setup(corpus, out_dir, callbacks)
-        latest = self.checkpoints.latest()
-        if latest is not None:
-            self._restore(latest)
-            self.callbacks.on_event("message", {"text": f"resumed from {latest} (step {self.step})"})
-        else:
-            (out_dir / "history.jsonl").unlink(missing_ok=True)
-            self._save()
+        with RunLock(out_dir), deferred_interrupts() as interrupts:
+            open_run(out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
+            self._setup(corpus, out_dir, callbacks)
+            if not self._resume():
+                self._save()
+            self._loop(interrupts)
+            return self._finish()
+
+    def _loop(self, interrupts: Interrupts) -> None:
         c = self.config
         meter = ThroughputMeter()
         while not self._done():
+            if interrupts.pending():
+                self._stop()
             segment = next(self.iterator, None)
             if segment is None:
                 self.on_epoch_end()
@@ -267,8 +323,9 @@ class OneShotSearch(Strategy, abc.ABC):
             lr = self.epoch_lr() * lr_scale * self.lr_factor
             logs, new_train, new_valid = self.search_step(train, valid, lr, self.update_arch_now())
             loss = float(logs["loss"])
-            if not math.isfinite(loss):
-                self._recover(loss)
+            why = self.divergence(loss)
+            if why is not None:
+                self._recover(loss, why)
                 continue
             self.hidden_train, self.hidden_valid = new_train, new_valid
             self.step += 1
@@ -279,6 +336,9 @@ class OneShotSearch(Strategy, abc.ABC):
                     **meter.summary(), **{k: float(v) for k, v in logs.items() if k != "loss"}})
             if self.step % c.checkpoint_interval == 0:
                 self._save()
+
+    def _finish(self) -> SearchResult:
+        """The last partial epoch's evaluation and checkpoint, then the result and its files."""
         if not self.history or self.history[-1]["step"] != self.step:
             self.on_epoch_end()
             self._end_epoch()
@@ -286,9 +346,9 @@ class OneShotSearch(Strategy, abc.ABC):
         metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,
                    "recoveries": self.recoveries}
         result = SearchResult(with_provenance(self.derive(), self.name, self.config, metrics), self.history, metrics)
-        result.save(out_dir)
+        result.save(self.out_dir)
         if self.logs_hparams:
-            write_final(out_dir, self.name, self.config, result.genotype, metrics, self.step)
+            write_final(self.out_dir, self.name, self.config, result.genotype, metrics, self.step)
         self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.metrics["valid_ppl"],
                                         "genotype": json.dumps(result.genotype.to_dict()["nodes"])})
         self.callbacks.close()

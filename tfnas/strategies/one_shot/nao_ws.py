@@ -9,7 +9,8 @@ authors' ``NAO-WS/rnn/train_search.py``, over ENAS' shared weights
 
 * a pool of ``pool_size`` distinct random cells;
 * every training batch runs one cell drawn uniformly from the pool (seed
-  ``(seed + 1, step)``) and takes one SGD step on the shared weights;
+  ``(seed + 1, step)``, and the recovery count after a recovery) and takes
+  one SGD step on the shared weights;
 * every ``pool_interval`` steps (`pool_phase`): every pool cell is scored
   by its loss with the shared weights on the next validation window (from
   zero states); the EPD (`tfnas.policies.nao`) is trained on the pool
@@ -147,8 +148,8 @@ class NaoWsSearch(EnasSearch):
 
     # --------------------------------------------------------- one-shot API
     def training_arch(self) -> tf.Tensor:
-        """A pool cell drawn uniformly with the seed ``(seed + 1, step)``."""
-        rng = np.random.default_rng([self.config.seed + 1, self.step])
+        """A pool cell drawn uniformly with the seed `training_seed` (``(seed + 1, step)`` before any recovery)."""
+        rng = np.random.default_rng(self.training_seed())
         arch = self.pool[int(rng.integers(len(self.pool)))]
         return tf.constant(self.model.cell.encode(self.tokens.decode(arch)))
 

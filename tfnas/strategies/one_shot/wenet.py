@@ -48,7 +48,8 @@ state (pool, seeds, round index, position in the pool, RNG, the summary of
 every finished round) is written atomically to ``OUT/wenet_state.json``
 before a round starts and after it ends, so a killed search resumes
 mid-pool and mid-round and ends with the same genotype as an uninterrupted
-one. A finished round's checkpoints are deleted (``keep_round_checkpoints``
+one (Ctrl-C checkpoints the round at its next step, or stops before the next
+round). A finished round's checkpoints are deleted (``keep_round_checkpoints``
 keeps them): with the paper's settings one holds 120 networks and their
 Adam slots (about 1 GB).
 
@@ -94,7 +95,9 @@ from tfnas.hparams import write_final
 from tfnas.lm.objective import regularized_loss
 from tfnas.lm.search_models import WeightedLM
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
-from tfnas.runs.folder import CHECKPOINTS, open_run
+from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
+from tfnas.runs.interrupt import Interrupts, deferred_interrupts
+from tfnas.runs.lock import RunLock
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import SearchResult, Strategy, with_provenance
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
@@ -403,10 +406,13 @@ class WenetSearch(Strategy):
 
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
-        c = self.config
         self.out_dir = Path(out_dir)
-        open_run(self.out_dir, "search", self.name, c)
-        callbacks = CallbackList(callbacks)
+        with RunLock(self.out_dir), deferred_interrupts() as interrupts:
+            open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
+            return self._search(corpus, CallbackList(callbacks), interrupts)
+
+    def _search(self, corpus: Corpus, callbacks: CallbackList, interrupts: Interrupts) -> SearchResult:
+        c = self.config
         path = self.out_dir / "wenet_state.json"
         if path.exists():
             self.state = self._load_state(path)
@@ -418,6 +424,9 @@ class WenetSearch(Strategy):
             self._save_state()
         self._drop_round_checkpoints()
         while self.state["current"] is not None or self.state["position"] < c.pool_size:
+            if interrupts.pending():          # between rounds: the pool state is saved
+                callbacks.on_event("message", {"text": f"interrupted before round {self.state['round'] + 1}"})
+                raise KeyboardInterrupt("interrupted between rounds")
             if self.state["current"] is None:
                 self._start_round()
                 self._save_state()

@@ -117,3 +117,18 @@ def test_presets_load(tmp_path):
         config = load_compare_config(name)
         assert {run.strategy for run in config.searches} >= {"darts", "random"}
     assert plot({"rows": [], "random_cells": 0}, tmp_path / "empty.png").exists()
+
+
+def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, capsys):
+    from tfnas.cli import main
+
+    config, out, report = comparison
+    settings = json.loads((out / "compare.json").read_text())
+    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--quiet", "--dataset", config.dataset,
+                 "--set", f"searches={json.dumps(settings['searches'])}",
+                 *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
+                   for a in ("--set", f"{key}={json.dumps(settings[key])}")]]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
+    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "seeds=[9]"]) == 2
+    assert "holds a comparison with other settings" in capsys.readouterr().err

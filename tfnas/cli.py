@@ -287,6 +287,47 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values are YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        *parents, leaf = key.split(".")
+        target = out
+        for part in parents:
+            target = target.setdefault(part, {})
+        try:
+            target[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"--set {item!r}: the value is not YAML ({err})".replace("\n", " ")) from None
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tfnas.compare import load_compare_config, markdown_table, run_comparison
+    from tfnas.evaluation.executors import make_executor
+
+    overrides = {**_settings_from_sets(args.set), **_data_overrides(args)}
+    config = load_compare_config(args.config, overrides)
+    out = Path(args.out)
+    executor = make_executor(args.executor, args.ray_address)
+    try:
+        report = run_comparison(
+            config, out, executor,
+            search_callbacks=lambda folder: _callbacks(folder, args.quiet),
+            message=(lambda text: None) if args.quiet else (lambda text: print(f"compare: {text}", flush=True)),
+            plot_path=args.plot)
+    finally:
+        executor.close()
+    print(markdown_table(report), end="")
+    print(f"report: {out / 'comparison.json'}, {out / 'comparison.md'}")
+    return 0
+
+
 def _strategy_named(argv: Sequence[str]) -> str | None:
     """The value of ``--strategy`` in ``argv`` (needed before parsing: it decides the flags)."""
     for k, arg in enumerate(argv):
@@ -395,6 +436,19 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument("--max-tokens", type=flag_type(int, AT_LEAST_ONE), default=4096,
                        help="rows x time per request, and words per generation (default 4096)")
     serve.set_defaults(func=cmd_serve)
+
+    compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "
+                                             "each cell retrained alike (tfnas.compare)")
+    compare.add_argument("--config", required=True, help="a preset of configs/compare/ or a YAML file")
+    compare.add_argument("--out", required=True, help="comparison folder; an existing comparison resumes")
+    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a setting (VALUE is YAML; nested keys dotted: train_overrides.max_steps=100)")
+    compare.add_argument("--executor", default="local", choices=["local", "ray"], help="where retrainings run")
+    compare.add_argument("--ray-address", default="local", help="ray: local, auto or HOST:PORT")
+    compare.add_argument("--plot", type=Path, help="draw the test perplexities to this PNG (needs matplotlib)")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    _data_flags(compare)
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 

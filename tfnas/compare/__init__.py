@@ -1,4 +1,4 @@
-"""Does the search find better cells? Every strategy against random cells and known baselines.
+"""``tfnas compare``: does the search find better cells? Every strategy against random cells and known baselines.
 
 `run_comparison` runs each search of a `CompareConfig`, then retrains every
 found cell, K random cells of the same space and the baselines (DARTS_V2,

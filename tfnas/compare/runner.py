@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 from tfnas.callbacks import Callback
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, CompareConfigError, StrategyRun
-from tfnas.config import TrainConfig, train_config
+from tfnas.config import TrainConfig, to_dict, train_config
 from tfnas.data import Corpus, load_corpus
 from tfnas.evaluation.evaluators import ShortTrainingEvaluator
 from tfnas.evaluation.executors import Executor, LocalExecutor
@@ -79,24 +79,15 @@ def search_folder(out: Path, run: StrategyRun) -> Path:
 
 def _check_settings(out: Path, config: CompareConfig) -> None:
     """Records the settings; refuses a folder of a comparison with other settings, listing the differences."""
-    path, new = out / SETTINGS_FILE, config.to_dict()
+    path, new = out / SETTINGS_FILE, to_dict(config)
     if path.exists():
         old = read_json(path)
-        changed = [f"{k}: {old.get(k)!r} -> {_plain(new[k])!r}" for k in new if _plain(old.get(k)) != _plain(new[k])]
+        changed = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
         if changed:
             raise CompareConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}); "
                                      "use a new --out folder or the same settings to resume")
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, new)
-
-
-def _plain(value: Any) -> Any:
-    """JSON's view of a value (tuples are lists), to compare settings read back with new ones."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Path,

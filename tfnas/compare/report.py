@@ -146,7 +146,8 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
         ax.axhline(row["test_ppl"]["mean"], color=f"C{i + 1}", linestyle="--", label=name)
     ax.set_xticks(range(len(searches) + 1), [f"random ({len(random)})"] + searches, rotation=30, ha="right")
     ax.set_ylabel("test perplexity (retrained)")
-    ax.legend(loc="upper right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,12 @@
 """Settings: published defaults, inherited help, merging at every depth, presets that hold only differences."""
 import dataclasses
 import re
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ControllerConfig, ModelConfig, TrainConfig, check_argument,
-                          check_ints, from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
+                          from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
                           settings, train_config)
 from tfnas.strategies.black_box.loop import BlackBoxConfig
 from tfnas.strategies.black_box.reinforce import ReinforceConfig
@@ -181,10 +180,10 @@ def test_one_check_for_settings_arguments_and_strategies():
     assert check_argument("units", 4, int, AT_LEAST_ONE) == 4
     with pytest.raises(ValueError, match=r"^Argument `rate` must be a number in \[0, 1\); received: rate=1.0$"):
         check_argument("rate", 1.0, float, RATE)
-    with pytest.raises(ValueError, match=r"^steps must be a positive integer; received: 0$"):
-        check_ints(SimpleNamespace(steps=0), ("steps",))
-    with pytest.raises(ValueError, match=r"^k must be an integer >= 0; received: -1$"):
-        check_ints(SimpleNamespace(k=-1), ("k",), minimum=0)
+    with pytest.raises(ValueError, match=r"^bptt must be a positive integer; received: bptt=0$"):
+        TrainConfig(bptt=0)
+    with pytest.raises(ValueError, match=r"^dropout must be a number in \[0, 1\); received: dropout=1.0$"):
+        ModelConfig(dropout=1.0)
     assert str(Bound(0, 1)) == "in [0, 1]" and str(Bound(0, open_low=True)) == "> 0"
 
 

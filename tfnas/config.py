@@ -171,12 +171,15 @@ def settings(cls: type[T]) -> type[T]:
     return cls
 
 
-def check_ints(config: Any, names: tuple[str, ...], minimum: int = 1) -> None:
-    """Refuses a setting among ``names`` that is not an integer >= ``minimum``, with one line naming it."""
-    for name in names:
-        value = getattr(config, name)
-        if not conforms(int, Bound(minimum), value):
-            raise ValueError(f"{name} must be {expected(int, Bound(minimum))}; received: {_shown(value)}")
+def check_settings(config: Any) -> None:
+    """Refuses a setting of ``config`` outside its field's type and interval (``setting(check=...)``) on one
+    line naming it: what `from_dict` checks in presets, flags and run records, for a config built directly
+    (``TrainConfig(lr=-1.0)``). `RunConfig` and `ModelConfig` (and so every config) call it on creation."""
+    hints = type_hints(type(config))
+    for f in dataclasses.fields(config):
+        bound = f.metadata.get("check")
+        if bound is not None:
+            check_argument(f.name, getattr(config, f.name), hints[f.name], bound, label=f.name)
 
 
 def field_help(f: dataclasses.Field) -> str:
@@ -219,6 +222,9 @@ class ModelConfig:
     recompute: bool = setting(False, help="recompute each time step in the backward pass (less memory, same "
                                           "gradients)")
 
+    def __post_init__(self) -> None:
+        check_settings(self)
+
 
 @settings
 class RunConfig:
@@ -233,6 +239,9 @@ class RunConfig:
     seed: int = setting(1267, help="seed of every random choice", check=SEED)
     checkpoint_interval: int = setting(200, help="steps between checkpoints", resumable=True, check=AT_LEAST_ONE)
     keep_checkpoints: int = setting(2, help="checkpoints kept on disk", resumable=True, check=AT_LEAST_ONE)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @settings

@@ -92,6 +92,18 @@ def test_other_configuration_in_run_folder_is_refused(tmp_path, tiny_corpus):
         Trainer(tiny_config(max_steps=1, model=ModelConfig(emsize=8, nhid=8)), None, tmp_path / "r", corpus=corpus)
 
 
+def test_a_split_smaller_than_its_batch_is_refused_naming_its_file_before_the_folder_is_written(tmp_path,
+                                                                                               tiny_corpus):
+    (tiny_corpus / "valid.txt").write_text("w0 w1\n", encoding="utf-8")   # 3 tokens with <eos>
+    out = tmp_path / "r"
+    out.mkdir()
+    with pytest.raises(ValueError) as info:
+        Trainer(tiny_config(eval_batch_size=4), None, out, corpus=load_corpus(tiny_corpus))
+    assert str(info.value) == (f"the valid split ({(tiny_corpus / 'valid.txt').resolve()}) holds 3 tokens, fewer than "
+                               "batch_size=4: add text or lower the batch size")
+    assert list(out.iterdir()) == []
+
+
 def _cli(out, corpus_dir, max_steps):
     return [sys.executable, "-m", "tfnas.cli", "train", "--genotype", "darts_v2", "--dataset", str(corpus_dir),
             "--out", str(out), "--emsize", "16", "--nhid", "16", "--batch-size", "4", "--bptt", "8",

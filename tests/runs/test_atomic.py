@@ -57,3 +57,15 @@ def test_read_json_names_a_file_that_is_not_json(tmp_path):
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(ValueError, match=r"config\.json is not valid JSON: Expecting property name"):
         read_json(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[" * 100_000, "is not valid JSON: nested too deeply"),
+    (b"\xff\xfe{}", "is not valid JSON: 'utf-8' codec can't decode"),
+])
+def test_read_json_names_a_file_too_deeply_nested_or_not_utf8(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    with pytest.raises(ValueError) as info:
+        read_json(path)
+    assert str(info.value).startswith(f"{path} {message}") and "\n" not in str(info.value)

@@ -157,6 +157,27 @@ def test_a_legacy_search_folder_without_settings_is_refused(tmp_path):
     assert not (tmp_path / "config.json").exists()
 
 
+RECORD = {"format": "tfnas-run", "version": 2, "kind": "search", "strategy": "toy", "config": {}, "data": None}
+
+
+@pytest.mark.parametrize("file, content, message", [
+    ("config.json", [1], "is not a run record: it holds [1], not a JSON object"),
+    ("config.json", "toy", "is not a run record: it holds 'toy', not a JSON object"),
+    ("config.json", {k: v for k, v in RECORD.items() if k != "kind"}, "is a damaged run record: kind missing"),
+    ("config.json", {**RECORD, "strategy": None, "config": [], "data": 3},
+     "is a damaged run record: strategy, config, data missing or malformed"),
+    ("config.json", {**RECORD, "kind": ["train"], "strategy": 1}, "is a damaged run record: kind, strategy missing"),
+    ("search_config.json", None, "is not a run record: it holds None, not a JSON object"),
+])
+def test_a_record_that_is_not_an_object_or_lacks_a_field_is_refused_on_one_line_naming_it(tmp_path, file, content,
+                                                                                       message):
+    (tmp_path / file).write_text(json.dumps(content), encoding="utf-8")
+    for read in (lambda: read_record(tmp_path), lambda: open_run(tmp_path, "search", "toy", Toy())):
+        with pytest.raises(ValueError) as info:
+            read()
+        assert str(info.value).startswith(f"{tmp_path / file} {message}") and "\n" not in str(info.value)
+
+
 def test_read_weights_best_and_latest(tmp_path):
     model = [Var("w", np.arange(6, dtype=np.float32).reshape(2, 3)), Var("seed", np.int64(7))]
     averages = [Var("avg", np.full((2, 3), 0.5, np.float32))]

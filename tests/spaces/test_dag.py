@@ -102,7 +102,8 @@ def test_contains_and_why_not():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"steps": 0}, "`steps` must be an integer >= 1"),
+    ({"steps": 0}, r"`steps` must be an integer in \[1, 128\] \(MAX_NODES\), received steps=0"),
+    ({"steps": 10**6}, r"`steps` must be an integer in \[1, 128\] \(MAX_NODES\), received steps=1000000"),
     ({"steps": 2, "activations": ()}, "must not be empty"),
     ({"steps": 2, "activations": ("tanh", "none")}, "unknown \\['none'\\]"),
     ({"steps": 2, "activations": ("tanh", "tanh")}, "has repeats"),

@@ -8,11 +8,14 @@ contiguous chunk of the token stream (AWD-LSTM uses the transpose,
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["batchify", "Segment", "BPTTIterator", "epoch_iterator"]
+if TYPE_CHECKING:
+    from tfnas.data.corpus import Corpus
+
+__all__ = ["batchify", "batchify_split", "Segment", "BPTTIterator", "epoch_iterator"]
 
 _STATE_FORMAT = "tfnas.data.BPTTIterator/1"
 #: Multiplier of the run seed in the seed of an epoch's length stream (a prime, so runs and epochs do not collide).
@@ -51,6 +54,14 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
         raise ValueError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
                          "add text or lower the batch size")
     return np.array(ids[: steps * batch_size].reshape(batch_size, steps), copy=True, order="C")
+
+
+def batchify_split(corpus: Corpus, split: str, batch_size: int) -> np.ndarray:
+    """:func:`batchify` of the ``split`` (``train``, ``valid`` or ``test``) of ``corpus``; too few tokens is
+    refused on one line naming the split and, for a corpus read from files, its file."""
+    files = corpus.files
+    source = f"the {split} split" + (f" ({getattr(files, split)})" if files is not None else "")
+    return batchify(corpus.split(split), batch_size, source=source)
 
 
 class Segment(NamedTuple):

@@ -159,7 +159,8 @@ class WeightSharingEvaluator:
         the search's record (``dataset``, ``data_dir``, ``eval_batch_size``,
         ``bptt``) unless ``corpus`` is given.
         """
-        from tfnas.data import batchify, load_corpus
+        from tfnas.data import load_corpus
+        from tfnas.data.batching import batchify_split
         from tfnas.lm.search_models import SharedLM
 
         search_dir = Path(search_dir)
@@ -178,7 +179,7 @@ class WeightSharingEvaluator:
         settings = record.config
         corpus = corpus if corpus is not None else load_corpus(settings["dataset"], settings["data_dir"],
                                                                download=settings.get("download", True))
-        return cls(model, batchify(corpus.valid, settings["eval_batch_size"]), settings["bptt"], max_batches)
+        return cls(model, batchify_split(corpus, "valid", settings["eval_batch_size"]), settings["bptt"], max_batches)
 
     def _eval_step(self):
         if self._step is None:

@@ -53,7 +53,8 @@ import tensorflow as tf
 from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
 from tfnas.config import TrainConfig
-from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator, load_corpus
+from tfnas.data import BPTTIterator, Corpus, epoch_iterator, load_corpus
+from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import (CheckpointManager, CorruptCheckpointError, assign_arrays, read_arrays,
@@ -124,6 +125,10 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
                                                                     download=config.download)
+        # Before the folder is locked and its record written: a split smaller than its batch leaves nothing behind.
+        self.train_data = batchify_split(self.corpus, "train", config.batch_size)
+        self.valid_data = batchify_split(self.corpus, "valid", config.eval_batch_size)
+        self.test_data = batchify_split(self.corpus, "test", config.test_batch_size)
         self._lock = RunLock(self.out_dir).acquire()
         try:
             self._build()
@@ -143,9 +148,6 @@ class Trainer:
             self.loss_scale = DynamicLossScale(policy == "mixed_float16")
             self.averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.model.trainable_variables]
             self.average_count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.train_data = batchify(self.corpus.train, config.batch_size)
-        self.valid_data = batchify(self.corpus.valid, config.eval_batch_size)
-        self.test_data = batchify(self.corpus.test, config.test_batch_size)
         self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, config.keep_checkpoints)
         self.train_step = self._make_train_step()
         self._eval_step = make_eval_step(self.model)

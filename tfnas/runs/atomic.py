@@ -67,9 +67,12 @@ def append_jsonl(path: str | Path, record: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON in ``path``; a file that is not JSON raises a one-line `ValueError` naming it."""
+    """The JSON in ``path``; a file that is not JSON (not UTF-8 text, malformed, nested too deeply for Python's
+    parser) raises a one-line `ValueError` naming it."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from None
+    except RecursionError:
+        raise ValueError(f"{path} is not valid JSON: nested too deeply") from None

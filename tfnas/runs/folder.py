@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import reprlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,23 +131,44 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
     ``config.json`` may hold the settings where an older tfnas kept a
     search's (``search_config.json``, ``enas_config.json``,
     ``wenet_state.json``).
+
+    Raises:
+        ValueError: one line naming the file: not JSON, not a JSON object, a record of another version, or a
+            record whose ``kind``, ``strategy``, ``config`` or ``data`` is missing or of the wrong type.
     """
     run_dir = Path(run_dir)
     path = run_dir / RECORD_FILE
     if path.exists():
-        data = read_json(path)
+        data = _read_object(path)
         if data.get("format") != RECORD_FORMAT:
             return RunRecord("train", None, data)
         if data.get("version") != RECORD_VERSION:
             raise ValueError(f"{path} is a version {data.get('version')} run record; this tfnas reads version "
                              f"{RECORD_VERSION}: use a new --out folder")
-        return RunRecord(data["kind"], data["strategy"], data["config"], data=data.get("data"))
+        kind, strategy, config, fingerprint = (data.get(key) for key in ("kind", "strategy", "config", "data"))
+        well_formed = {"kind": kind in KINDS,
+                       "strategy": isinstance(strategy, str) or (strategy is None and kind != "search"),
+                       "config": isinstance(config, dict), "data": fingerprint is None or isinstance(fingerprint, dict)}
+        damaged = [name for name, ok in well_formed.items() if not ok]
+        if damaged:
+            raise ValueError(f"{path} is a damaged run record: {', '.join(damaged)} missing or malformed; "
+                             "use a new --out folder")
+        return RunRecord(kind, strategy, config, data=fingerprint)
     for name, settings_of in _LEGACY_SEARCH_FILES.items():
         if (run_dir / name).exists():
-            strategy, settings = settings_of(read_json(run_dir / name))
+            strategy, settings = settings_of(_read_object(run_dir / name))
             if settings is not None:
                 return RunRecord("search", strategy, settings, name)
     return None
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; anything else raises a one-line `ValueError` naming the file."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a run record: it holds {reprlib.repr(data)}, not a JSON object; "
+                         "use a new --out folder")
+    return data
 
 
 class CorpusLike(Protocol):

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import ACTIVATIONS, FIRST_NODES, OUTPUT_RULES, Genotype
 from tfnas.spaces.base import SearchSpace
 
@@ -43,7 +44,8 @@ class DagSpace(SearchSpace):
     """All DAG genotypes with ``steps`` nodes over ``activations``.
 
     Args:
-        steps: number of nodes after node 0 (``L`` in WeNet, ``N`` in DARTS); >= 1.
+        steps: number of nodes after node 0 (``L`` in WeNet, ``N`` in DARTS); 1 to
+            `tfnas.genotypes.base.MAX_NODES`.
         activations: the activations a node may use; a non-empty subset of
             `tfnas.genotypes.ACTIVATIONS` without repeats. Their order fixes
             the choice indices of `encode` / `decode`.
@@ -69,8 +71,9 @@ class DagSpace(SearchSpace):
 
     def __init__(self, steps: int, activations: Sequence[str] = ACTIVATIONS,
                  first_node: str = "darts", output: str = "mean") -> None:
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"DagSpace: `steps` must be an integer >= 1, received steps={steps!r}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= MAX_NODES:
+            raise ValueError(f"DagSpace: `steps` must be an integer in [1, {MAX_NODES}] (MAX_NODES), "
+                             f"received steps={steps!r}")
         if isinstance(activations, str):
             raise ValueError(f"DagSpace: `activations` must be a sequence of names, received {activations!r}")
         activations = tuple(activations)

@@ -10,9 +10,15 @@ from typing import Any, Sequence
 
 from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback
+from tfnas.config import Bound
 from tfnas.data import Corpus
+from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
+
+#: The interval of every strategy's ``steps`` (the nodes of a DAG cell after node 0): at most what a genotype
+#: may hold, so that a search is refused before it counts or builds a space of more.
+STEPS = Bound(1, MAX_NODES)
 
 
 class SearchDivergedError(TfnasError, RuntimeError):

@@ -36,7 +36,9 @@ def test_defaults_are_the_papers_ptb_settings_and_the_trial_count_is_derived():
     assert c.child.epochs == 600 and c.child.model.dropoute == 0.0 and c.child.model.nhid == 850
     assert (c.max_trials, c.trials_per_round) == (None, None)
     assert (c.resolved().max_trials, c.resolved().trials_per_round) == (800, 600)
-    assert NaoConfig(epd_mlp=["200", "200"]).epd_mlp == (200, 200)                   # as the CLI passes them
+    assert NaoConfig(epd_mlp=[200, 200]).epd_mlp == (200, 200)                       # as a preset gives them
+    with pytest.raises(ValueError, match="epd_mlp must be a list of positive integers"):  # the CLI parses integers
+        NaoConfig(epd_mlp=["200", "200"])
     with pytest.raises(ValueError, match="space must be 'dag'"):
         NaoConfig(space="tree")
     with pytest.raises(ValueError, match="epd_decoder_hidden must equal epd_hidden"):

@@ -74,7 +74,7 @@ def test_config_validation_and_the_wenet_first_node_option():
         WenetConfig(first_node="enas")
     with pytest.raises(ValueError, match="exceeds the 32 distinct"):
         WenetConfig(steps=2, pool_size=33)
-    with pytest.raises(ValueError, match="`seed_size` must be an integer >= 1"):
+    with pytest.raises(ValueError, match="^seed_size must be a positive integer; received: seed_size=0$"):
         WenetConfig(seed_size=0)
 
 

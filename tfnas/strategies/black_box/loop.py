@@ -43,7 +43,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from tfnas.callbacks import Callback, CallbackList
-from tfnas.config import ModelConfig, RunConfig, TrainConfig, check_ints, setting, settings
+from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, RunConfig, TrainConfig, setting,
+                          settings)
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
@@ -54,9 +55,10 @@ from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
 from tfnas.runs.interrupt import Interrupts, deferred_interrupts
 from tfnas.runs.lock import RunLock
 from tfnas.spaces.dag import DagSpace
+from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
-from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
+from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Strategy, with_provenance
 from tfnas.policies.reinforce import REWARDS, perplexity_reward
 
 #: ``--space`` names.
@@ -86,34 +88,36 @@ class BlackBoxConfig(RunConfig):
     seed: int = 0
     checkpoint_interval: int = setting(1, help="rounds between checkpoints", resumable=True)
     space: str = setting("tree", help="search space: tree (Zoph & Le) or dag (DARTS/ENAS)")
-    steps: int = setting(8, help="nodes of a dag cell after node 0")
-    base: int = setting(8, help="leaves of a tree cell (a power of two)")
+    steps: int = setting(8, help="nodes of a dag cell after node 0", check=STEPS)
+    base: int = setting(8, help="leaves of a tree cell (a power of two)", check=Bound(2, (MAX_NODES + 1) // 2))
     first_node: str = setting("darts", help="node 0 of a dag cell: darts, wenet or enas")
     output: str = setting("mean", help="output rule of a dag cell: mean or loose_ends")
-    max_trials: int = setting(100, help="genotypes evaluated in all", resumable=True)
-    trials_per_round: int = setting(1, help="genotypes proposed and evaluated per round (m)")
+    max_trials: int = setting(100, help="genotypes evaluated in all", resumable=True, check=AT_LEAST_ONE)
+    trials_per_round: int = setting(1, help="genotypes proposed and evaluated per round (m)", check=AT_LEAST_ONE)
     evaluator: str = setting("short_training", help="how a genotype is scored: short_training or weight_sharing")
     child: TrainConfig = setting(help="the short training of each child (evaluator short_training)",
                                  factory=child_config)
     shared_weights: str | None = setting(None, help="folder of an ENAS search (evaluator weight_sharing)")
-    eval_batches: int | None = setting(10, help="validation windows per weight-sharing evaluation")
+    eval_batches: int | None = setting(10, help="validation windows per weight-sharing evaluation",
+                                       check=AT_LEAST_ONE)
     executor: str = setting("local", help="where children run: local or ray", resumable=True)
     ray_address: str = setting("local", help="ray: local, auto or HOST:PORT", resumable=True)
-    ray_num_cpus: int | None = setting(None, help="CPUs of a local Ray instance", resumable=True)
-    cpus_per_trial: float = setting(1.0, help="CPUs per Ray task", resumable=True)
-    gpus_per_trial: float = setting(0.0, help="GPUs per Ray task", resumable=True)
-    trial_retries: int = setting(2, help="retries of a failed evaluation", resumable=True)
+    ray_num_cpus: int | None = setting(None, help="CPUs of a local Ray instance", resumable=True,
+                                       check=AT_LEAST_ONE)
+    cpus_per_trial: float = setting(1.0, help="CPUs per Ray task", resumable=True, check=NON_NEGATIVE)
+    gpus_per_trial: float = setting(0.0, help="GPUs per Ray task", resumable=True, check=NON_NEGATIVE)
+    trial_retries: int = setting(2, help="retries of a failed evaluation", resumable=True, check=NON_NEGATIVE)
     reuse_scores: bool = setting(True, help="a genotype seen before reuses its score")
     reward: str = setting("inv_square", help="reward of a validation perplexity: inv_square (c / ppl^2) or inv "
                                              "(c / ppl)")
-    reward_c: float = setting(80.0, help="the constant c of the reward")
+    reward_c: float = setting(80.0, help="the constant c of the reward", check=POSITIVE)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS))
         for name, known in checks:
             if getattr(self, name) not in known:
                 raise ValueError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
-        check_ints(self, ("max_trials", "trials_per_round", "checkpoint_interval"))
 
 
 def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:

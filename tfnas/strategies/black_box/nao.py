@@ -36,7 +36,8 @@ import copy
 
 import numpy as np
 
-from tfnas.config import ModelConfig, TrainConfig, check_ints, setting, settings
+from tfnas.config import (AT_LEAST_ONE, check_settings, NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, TrainConfig, setting,
+                          settings)
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.evaluation.executors import Executor
 from tfnas.genotypes.dag import Genotype
@@ -66,41 +67,36 @@ class EpdConfig:
     start across iterations. The decoder starts from ``h_T`` (section 3.2).
     """
 
-    epd_embed: int = setting(64, help="token embedding size of the encoder (section 4.3: 64)")
-    epd_hidden: int = setting(128, help="encoder LSTM size (section 4.3: 128)")
+    epd_embed: int = setting(64, help="token embedding size of the encoder (section 4.3: 64)", check=AT_LEAST_ONE)
+    epd_hidden: int = setting(128, help="encoder LSTM size (section 4.3: 128)", check=AT_LEAST_ONE)
     epd_mlp: tuple[int, ...] = setting((200,), help="hidden layer sizes of the predictor before its output unit "
-                                                    "(section 4.3: 200, 1)")
-    epd_decoder_hidden: int = setting(128, help="decoder LSTM size (section 4.3: 128; must equal epd_hidden)")
+                                                    "(section 4.3: 200, 1)", check=AT_LEAST_ONE)
+    epd_decoder_hidden: int = setting(128, help="decoder LSTM size (section 4.3: 128; must equal epd_hidden)",
+                                      check=AT_LEAST_ONE)
     decoder_init: str = setting("last", help="decoder initial state: last (s_0 = h_T, section 3.2) or mean "
                                              "(the normalised mean, the authors' code)")
-    trade_off: float = setting(0.8, help="lambda of Eq. 1 (section 4.3: 0.8)")
-    epd_lr: float = setting(1e-3, help="Adam learning rate of the EPD (section 4.3: 1e-3)")
-    epd_epochs: int = setting(1000, help="EPD training epochs per iteration (section 4.1: 1000)")
-    epd_batch_size: int = setting(100, help="EPD minibatch (the authors' code: 100)")
-    epd_weight_decay: float = setting(1e-4, help="L2 penalty w sum ||theta||^2 / 2 of the EPD (the authors' code)")
-    epd_clip: float = setting(5.0, help="global-norm clip of the EPD's gradients (the authors' code: 5)")
+    trade_off: float = setting(0.8, help="lambda of Eq. 1 (section 4.3: 0.8)", check=Bound(0, 1))
+    epd_lr: float = setting(1e-3, help="Adam learning rate of the EPD (section 4.3: 1e-3)", check=POSITIVE)
+    epd_epochs: int = setting(1000, help="EPD training epochs per iteration (section 4.1: 1000)", check=AT_LEAST_ONE)
+    epd_batch_size: int = setting(100, help="EPD minibatch (the authors' code: 100)", check=AT_LEAST_ONE)
+    epd_weight_decay: float = setting(1e-4, help="L2 penalty w sum ||theta||^2 / 2 of the EPD (the authors' code)",
+                                      check=NON_NEGATIVE)
+    epd_clip: float = setting(5.0, help="global-norm clip of the EPD's gradients (the authors' code: 5)",
+                              check=POSITIVE)
     epd_dropout: float = setting(0.1, help="dropout on the encoder's embeddings and the predictor's hidden layers "
-                                           "(the authors' code: 0.1)")
+                                           "(the authors' code: 0.1)", check=RATE)
     epd_reinit: bool = setting(False, help="re-initialise the EPD before each iteration's training instead of "
                                            "warm-starting it (the authors' weight-sharing code warm-starts)")
 
     def check_epd(self) -> None:
-        """Raises ``ValueError`` naming a bad EPD setting (and turns ``epd_mlp`` into a tuple of ints)."""
-        if isinstance(self.epd_mlp, (str, bytes)) or not isinstance(self.epd_mlp, (list, tuple)):
-            raise ValueError(f"epd_mlp must be a list of layer sizes; received: {self.epd_mlp!r}")
-        self.epd_mlp = tuple(int(m) for m in self.epd_mlp)    # CLI values arrive as strings
-        check_ints(self, ("epd_embed", "epd_hidden", "epd_decoder_hidden", "epd_epochs", "epd_batch_size"))
-        if any(m < 1 for m in self.epd_mlp):
-            raise ValueError(f"epd_mlp sizes must be positive; received: {list(self.epd_mlp)}")
+        """Raises ``ValueError`` naming EPD settings that do not fit together (and turns ``epd_mlp`` into a tuple);
+        each value is checked against its interval first (`tfnas.config.check_settings`)."""
+        self.epd_mlp = tuple(self.epd_mlp)
         if self.epd_decoder_hidden != self.epd_hidden:
             raise ValueError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "
                              f"equal epd_hidden; received {self.epd_decoder_hidden} and {self.epd_hidden}")
         if self.decoder_init not in DECODER_INITS:
             raise ValueError(f"decoder_init must be one of {list(DECODER_INITS)}; received: {self.decoder_init!r}")
-        if not 0.0 <= self.trade_off <= 1.0:
-            raise ValueError(f"trade_off must be in [0, 1]; received: {self.trade_off!r}")
-        if not 0.0 <= self.epd_dropout < 1.0:
-            raise ValueError(f"epd_dropout must be in [0, 1); received: {self.epd_dropout!r}")
 
 
 def make_epd_trainer(config: EpdConfig, tokens: NaoTokens, seed: int) -> NaoTrainer:
@@ -141,23 +137,23 @@ class NaoConfig(BlackBoxConfig, EpdConfig):
     trials_per_round: int | None = setting(None, help="largest round; null: initial_archs (a round of the loop is "
                                                       "an iteration of Algorithm 1)")
     child: TrainConfig = setting(help="the training of each child (evaluator short_training)", factory=nao_child)
-    initial_archs: int = setting(600, help="random cells of the initial set X (section 4.1, CIFAR-10: 600)")
-    seed_archs: int = setting(200, help="seeds K: best cells moved by Eq. 2 per iteration (section 4.1: 200)")
-    iterations: int = setting(2, help="iterations L of Algorithm 1 (section 4.3, PTB: 2)")
-    step_size: float = setting(10.0, help="eta of Eq. 2 (section 4.1: 10)")
+    initial_archs: int = setting(600, help="random cells of the initial set X (section 4.1, CIFAR-10: 600)",
+                                 check=AT_LEAST_ONE)
+    seed_archs: int = setting(200, help="seeds K: best cells moved by Eq. 2 per iteration (section 4.1: 200)",
+                              check=AT_LEAST_ONE)
+    iterations: int = setting(2, help="iterations L of Algorithm 1 (section 4.3, PTB: 2)", check=AT_LEAST_ONE)
+    step_size: float = setting(10.0, help="eta of Eq. 2 (section 4.1: 10)", check=POSITIVE)
     max_step_tries: int = setting(10, help="step sizes eta, 1.5 eta, 2 eta, ... tried per seed before giving up "
-                                           "(footnote 4; the bound is tfnas')")
+                                           "(footnote 4; the bound is tfnas')", check=AT_LEAST_ONE)
     fill_random: bool = setting(True, help="replace seeds that decode no new cell by unseen random cells")
     augment_symmetric: bool = setting(False, help="train the EPD also on a random topology-preserving relabelling "
                                                   "of each cell (section 3.2's symmetric pairs)")
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.space != "dag":
             raise ValueError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
         self.check_epd()
-        check_ints(self, ("initial_archs", "seed_archs", "iterations", "max_step_tries"))
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive; received: {self.step_size!r}")
         resolved = self.resolved()
         if resolved.trials_per_round < max(self.initial_archs, self.seed_archs):
             raise ValueError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "

@@ -46,12 +46,12 @@ import tensorflow as tf
 
 from tfnas.callbacks import Callback
 from tfnas.cells.search.norm import NORMS, edges
-from tfnas.config import setting, settings
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 from tfnas.data import BPTTIterator, Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
 from tfnas.lm.search_models import BayesLM
-from tfnas.strategies.base import SearchResult
+from tfnas.strategies.base import STEPS, SearchResult
 from tfnas.strategies.one_shot.bayes_hessian import HESSIANS, scalar_hessian
 from tfnas.strategies.one_shot.bayes_update import (PRUNE_THRESHOLD, alive_nodes, dependency_gamma, derive_pruned,
                                                     laplace_update)
@@ -85,25 +85,28 @@ class BayesNasConfig(OneShotConfig):
     epochs: int = setting(1, help="epochs; one prior update at the end of each (thesis §3.3: one epoch)",
                           resumable=True)
     steps: int = setting(12, help="nodes of the cell after node 0 (thesis §5.2: 12; the published 23M / 20M "
-                                  "cells have 8 / 6 nodes)")
+                                  "cells have 8 / 6 nodes)", check=STEPS)
     ops: tuple[str, ...] = setting(ACTIVATIONS, help="candidate ops of every edge, no none (thesis §5.2)")
     norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none "
                                       "(thesis §5.2: non-affine batch norm)")
     lambda_w: float = setting(0.17, help="L1 weight of the op scalars, Eq. 3.15 (thesis Table 5.2: 0.17; "
-                                         "searched over 0.1, 0.13, 0.15, 0.17, 0.2)")
-    lambda_dummy: float | None = setting(None, help="L1 weight of the dummy scalars (null: lambda_w; tfnas)")
+                                         "searched over 0.1, 0.13, 0.15, 0.17, 0.2)", check=POSITIVE)
+    lambda_dummy: float | None = setting(None, help="L1 weight of the dummy scalars (null: lambda_w; tfnas)",
+                                         check=POSITIVE)
     arch_lr: float = setting(0.1, help="SGD learning rate of the scalars (tfnas; the BayesNAS code's switch "
-                                       "optimiser)")
-    arch_momentum: float = setting(0.9, help="SGD momentum of the scalars (tfnas)")
+                                       "optimiser)", check=POSITIVE)
+    arch_momentum: float = setting(0.9, help="SGD momentum of the scalars (tfnas)", check=RATE)
     hessian: str = setting("recursive", help="diagonal Hessian estimator: recursive (thesis ch. 4) or exact_ggn "
                                              "(one JVP per scalar: small cells only)")
-    hessian_batches: int = setting(10, help="training windows of bptt tokens the Hessian is averaged over (tfnas)")
+    hessian_batches: int = setting(10, help="training windows of bptt tokens the Hessian is averaged over (tfnas)",
+                                   check=AT_LEAST_ONE)
     hessian_scale: str = setting("inv_lambda", help="inv_lambda: H / lambda_w (the BayesNAS code); none: the "
                                                     "literal Eq. 3.16")
     prune_threshold: float = setting(PRUNE_THRESHOLD, help="an op edge is pruned when gamma <= this (thesis §5.3: "
-                                                           "0.0585 = 1/(2 pi e) rounded)")
+                                                           "0.0585 = 1/(2 pi e) rounded)", check=NON_NEGATIVE)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.ops = tuple(self.ops)
         if "none" in self.ops or not self.ops:
             raise ValueError(f"bayesnas config: `ops` must be non-empty and without 'none'; received {self.ops!r}")
@@ -114,13 +117,6 @@ class BayesNasConfig(OneShotConfig):
         if self.hessian_scale not in HESSIAN_SCALES:
             raise ValueError(f"bayesnas config: `hessian_scale` must be one of {list(HESSIAN_SCALES)}; "
                              f"received {self.hessian_scale!r}")
-        if isinstance(self.hessian_batches, bool) or not isinstance(self.hessian_batches, int) \
-                or self.hessian_batches < 1:
-            raise ValueError(f"bayesnas config: `hessian_batches` must be an integer >= 1; "
-                             f"received {self.hessian_batches!r}")
-        if not self.lambda_w > 0 or (self.lambda_dummy is not None and not self.lambda_dummy > 0):
-            raise ValueError(f"bayesnas config: `lambda_w` and `lambda_dummy` must be > 0; received "
-                             f"{self.lambda_w!r}, {self.lambda_dummy!r}")
 
     @property
     def dummy_weight(self) -> float:

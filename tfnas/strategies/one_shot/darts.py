@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_cell import DARTS_OPS
-from tfnas.config import ModelConfig, setting, settings
+from tfnas.config import NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, setting, settings
 from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import MixedLM
+from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model
 
@@ -48,7 +49,7 @@ class DartsConfig(OneShotConfig):
     a candidate only when listed there.
     """
 
-    steps: int = setting(8, help="nodes of the cell after node 0")
+    steps: int = setting(8, help="nodes of the cell after node 0", check=STEPS)
     ops: tuple[str, ...] = setting(DARTS_OPS, help="candidate ops of every edge")
     norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
     search_attention: bool = setting(False, help="search the attention head among attention_candidates (NASABN "
@@ -56,21 +57,22 @@ class DartsConfig(OneShotConfig):
     attention_candidates: tuple[str, ...] = setting(ATTENTIONS, help="heads a search_attention search mixes; list "
                                                                      "none too to let it drop the head (not in "
                                                                      "NASABN)")
-    arch_lr: float = setting(3e-3, help="Adam learning rate of the architecture parameters")
-    arch_wdecay: float = setting(1e-3, help="L2 weight decay of the architecture parameters")
-    arch_beta1: float = setting(0.9, help="Adam beta_1 of the architecture parameters")
-    arch_beta2: float = setting(0.999, help="Adam beta_2 of the architecture parameters")
+    arch_lr: float = setting(3e-3, help="Adam learning rate of the architecture parameters", check=POSITIVE)
+    arch_wdecay: float = setting(1e-3, help="L2 weight decay of the architecture parameters", check=NON_NEGATIVE)
+    arch_beta1: float = setting(0.9, help="Adam beta_1 of the architecture parameters", check=RATE)
+    arch_beta2: float = setting(0.999, help="Adam beta_2 of the architecture parameters", check=RATE)
     arch_epsilon: float = setting(1e-8, help="Adam epsilon of the architecture parameters (PyTorch's default, "
-                                             "used by DARTS)")
-    order: int = setting(1, help="1: first-order architecture gradient; 2: one-step unrolled (eq. 7-8)")
-    hvp_r: float = setting(1e-2, help="finite-difference scale r of the Hessian-vector product (eq. 8)")
+                                             "used by DARTS)", check=POSITIVE)
+    order: int = setting(1, help="1: first-order architecture gradient; 2: one-step unrolled (eq. 7-8)",
+                         check=Bound(1, 2))
+    hvp_r: float = setting(1e-2, help="finite-difference scale r of the Hessian-vector product (eq. 8)",
+                           check=POSITIVE)
     clip_hvp_vector: bool = setting(False, help="order 2: clip v = grad_w' L_val to the norm clip before the "
                                                 "Hessian-vector product, as DARTS' code (rnn/architect.py); off: "
                                                 "the exact unrolled gradient")
 
     def __post_init__(self) -> None:
-        if self.order not in (1, 2):
-            raise ValueError(f"order must be 1 or 2; received: {self.order!r}")
+        super().__post_init__()
         self.ops = tuple(self.ops)
         candidates = tuple(self.attention_candidates)
         if not candidates or len(set(candidates)) != len(candidates) or not set(candidates) <= set(ATTENTION_HEADS):

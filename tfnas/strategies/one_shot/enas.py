@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import ControllerConfig, ModelConfig, check_ints, setting, settings
+from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ControllerConfig, ModelConfig, setting,
+                          settings)
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import SharedLM
@@ -49,6 +50,7 @@ from tfnas.metrics import perplexity
 from tfnas.spaces.dag import DagSpace
 from tfnas.policies.reinforce import REWARDS, Reinforce, perplexity_reward
 from tfnas.policies.controller import Controller
+from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 
@@ -90,32 +92,30 @@ class EnasConfig(OneShotConfig, ControllerConfig):
     tanh_constant: float | None = 2.5
     baseline_decay: float = 0.99
     space: str = setting("dag", help="the search space (ENAS shares weights over the DAG space only)")
-    steps: int = setting(12, help="nodes of the cell after node 0")
+    steps: int = setting(12, help="nodes of the cell after node 0", check=STEPS)
     first_node: str = setting("enas", help="node 0: enas (its activation is searched) or darts")
     output: str = setting("loose_ends", help="output rule: loose_ends (ENAS) or mean")
     reward: str = setting("inv", help="reward of a validation perplexity: inv (c / ppl) or inv_square")
-    reward_c: float = setting(80.0, help="the constant c of the reward")
-    controller_interval: int = setting(400, help="training steps between controller phases")
-    controller_steps: int = setting(2000, help="REINFORCE updates per controller phase")
-    samples_per_update: int = setting(1, help="architectures sampled per REINFORCE update")
-    derive_samples: int = setting(100, help="controller samples the final cell is chosen among")
-    derive_batches: int = setting(1, help="validation minibatches that score each final sample")
+    reward_c: float = setting(80.0, help="the constant c of the reward", check=POSITIVE)
+    controller_interval: int = setting(400, help="training steps between controller phases", check=AT_LEAST_ONE)
+    controller_steps: int = setting(2000, help="REINFORCE updates per controller phase", check=AT_LEAST_ONE)
+    samples_per_update: int = setting(1, help="architectures sampled per REINFORCE update", check=AT_LEAST_ONE)
+    derive_samples: int = setting(100, help="controller samples the final cell is chosen among", check=AT_LEAST_ONE)
+    derive_batches: int = setting(1, help="validation minibatches that score each final sample", check=AT_LEAST_ONE)
     lr_decay: float = setting(0.96, help="factor of the shared weights' learning rate per epoch after "
-                                         "lr_decay_start (ENAS section 3.1: 0.96)")
-    lr_decay_start: int = setting(15, help="the last epoch at the initial learning rate (ENAS section 3.1: 15)")
+                                         "lr_decay_start (ENAS section 3.1: 0.96; 1: none)",
+                            check=Bound(0, 1, open_low=True))
+    lr_decay_start: int = setting(15, help="the last epoch at the initial learning rate (ENAS section 3.1: 15)",
+                                  check=NON_NEGATIVE)
     max_loss: float | None = setting(100.0, help="a training loss above this is handled as a non-finite one "
-                                                 "(a tfnas safeguard), or null")
+                                                 "(a tfnas safeguard), or null", check=POSITIVE)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.space != "dag":
             raise ValueError(f"ENAS shares weights over the DAG space; space must be 'dag', received: {self.space!r}")
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
-        if not 0 < self.lr_decay <= 1:
-            raise ValueError(f"lr_decay must be in (0, 1]; received: {self.lr_decay!r}")
-        check_ints(self, ("lr_decay_start",), minimum=0)
-        check_ints(self, ("controller_interval", "controller_steps", "samples_per_update", "derive_samples",
-                          "derive_batches"))
 
 
 class EnasSearch(OneShotSearch):

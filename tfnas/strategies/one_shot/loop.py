@@ -46,8 +46,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
-from tfnas.config import LMRunConfig, ModelConfig, setting, settings
-from tfnas.data import BPTTIterator, Corpus, batchify, epoch_iterator
+from tfnas.config import NON_NEGATIVE, Bound, LMRunConfig, ModelConfig, setting, settings
+from tfnas.data import BPTTIterator, Corpus, epoch_iterator
+from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.hparams import write_final
 from tfnas.lm.objective import make_eval_step, mean_window_loss
@@ -105,13 +106,18 @@ class OneShotConfig(LMRunConfig):
     checkpoint_interval: int = 100
     seq_len_std: float = setting(0.0, help="normal jitter (standard deviation) of a training segment's length; "
                                            "0: none, as DARTS' train_search.py (AWD-LSTM's train.py: 5, drawn "
-                                           "within [5, bptt + max_seq_len_delta])")
+                                           "within [5, bptt + max_seq_len_delta])", check=NON_NEGATIVE)
     full_bptt_prob: float = setting(0.95, help="probability that a training segment is bptt rather than bptt/2 "
-                                               "long (DARTS' train_search.py: 0.95; 1: a fixed length)")
+                                               "long (DARTS' train_search.py: 0.95; 1: a fixed length)",
+                                    check=Bound(0, 1))
     warmup_epochs: int = setting(0, help="epochs that train only the weights before the architecture moves "
-                                         "(NASABN's phased training)")
+                                         "(NASABN's phased training)", check=NON_NEGATIVE)
     nan_retries: int = setting(3, help="recoveries from a non-finite loss (restore the last checkpoint, halve "
-                                       "the learning rates again) before the search stops", resumable=True)
+                                       "the learning rates again) before the search stops", resumable=True,
+                               check=NON_NEGATIVE)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
 
 
 class OneShotSearch(Strategy, abc.ABC):
@@ -167,15 +173,20 @@ class OneShotSearch(Strategy, abc.ABC):
                                 self.config.max_eval_batches)
 
     # ----------------------------------------------------------------- loop
+    def _batchify(self, corpus: Corpus) -> None:
+        """The training, search (validation at ``batch_size``) and validation data; a split smaller than its batch
+        is refused naming its file."""
+        c = self.config
+        self.train_data = batchify_split(corpus, "train", c.batch_size)
+        self.search_data = batchify_split(corpus, "valid", c.batch_size)
+        self.valid_data = batchify_split(corpus, "valid", c.eval_batch_size)
+
     def _setup(self, corpus: Corpus, out_dir: Path, callbacks: Sequence[Callback]) -> None:
         c = self.config
         self.out_dir = out_dir
         self.callbacks = CallbackList(callbacks)
         keras.utils.set_random_seed(c.seed)
         self.corpus = corpus
-        self.train_data = batchify(corpus.train, c.batch_size)
-        self.search_data = batchify(corpus.valid, c.batch_size)
-        self.valid_data = batchify(corpus.valid, c.eval_batch_size)
         self.build(len(corpus.vocab))
         model = self.model
         self._eval_step = make_eval_step(model)
@@ -294,6 +305,7 @@ class OneShotSearch(Strategy, abc.ABC):
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         out_dir = Path(out_dir)
+        self._batchify(corpus)  # before the folder is locked and its record written
         with RunLock(out_dir), deferred_interrupts() as interrupts:
             open_run(out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
             self._setup(corpus, out_dir, callbacks)

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import check_ints, setting, settings
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.nao import NaoTokens, normalise_scores
@@ -61,22 +61,24 @@ class NaoWsConfig(EnasConfig, EpdConfig):
     steps: int = setting(11, help="nodes of the cell after node 0 (the authors' NAO-WS code: 11)")
     first_node: str = setting("darts", help="node 0: darts (the authors' NAO-WS code) or enas (the paper's space)")
     output: str = setting("mean", help="output rule: mean of nodes 1..N (the authors' NAO-WS code) or loose_ends")
-    pool_size: int = setting(1000, help="cells in the pool (the authors' code: 1000)")
+    pool_size: int = setting(1000, help="cells in the pool (the authors' code: 1000)", check=AT_LEAST_ONE)
     pool_interval: int = setting(12450, help="training steps between pool phases (the authors' code: 5 phases a "
-                                             "search; here every 30 of ENAS' 150 epochs of 415 steps)")
-    seed_archs: int = setting(100, help="best pool cells moved by Eq. 2 in a pool phase (the authors' code: 100)")
-    new_archs: int = setting(300, help="new cells decoded in a pool phase (the authors' code: 300)")
-    random_archs: int = setting(50, help="unseen random cells added in a pool phase (the authors' code: 50)")
+                                             "search; here every 30 of ENAS' 150 epochs of 415 steps)",
+                                 check=AT_LEAST_ONE)
+    seed_archs: int = setting(100, help="best pool cells moved by Eq. 2 in a pool phase (the authors' code: 100)",
+                              check=AT_LEAST_ONE)
+    new_archs: int = setting(300, help="new cells decoded in a pool phase (the authors' code: 300)",
+                             check=NON_NEGATIVE)
+    random_archs: int = setting(50, help="unseen random cells added in a pool phase (the authors' code: 50)",
+                                check=NON_NEGATIVE)
     max_step_size: int = setting(30, help="step sizes eta = 1, 2, ..., max_step_size are tried in turn (the "
-                                          "authors' code: 30)")
+                                          "authors' code: 30)", check=AT_LEAST_ONE)
     fill_random: bool = setting(True, help="unseen random cells make up for fewer than new_archs decoded cells")
     derive_samples: int = setting(100, help="best cells of the last scored pool re-scored for the final cell")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_epd()
-        check_ints(self, ("pool_size", "pool_interval", "seed_archs", "max_step_size"))
-        check_ints(self, ("new_archs", "random_archs"), minimum=0)
         if self.new_archs + self.random_archs > self.pool_size or self.seed_archs > self.pool_size:
             raise ValueError(f"new_archs + random_archs and seed_archs must not exceed pool_size; received "
                              f"{self.new_archs} + {self.random_archs} and {self.seed_archs} for {self.pool_size}")

@@ -88,7 +88,7 @@ import tensorflow as tf
 
 from tfnas.callbacks import KEEP_SUFFIX, Callback, CallbackList
 from tfnas.cells.search.norm import NORMS
-from tfnas.config import ModelConfig, setting, settings
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, ModelConfig, setting, settings
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.hparams import write_final
@@ -99,7 +99,7 @@ from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
 from tfnas.runs.interrupt import Interrupts, deferred_interrupts
 from tfnas.runs.lock import RunLock
 from tfnas.spaces.dag import DagSpace
-from tfnas.strategies.base import SearchResult, Strategy, with_provenance
+from tfnas.strategies.base import STEPS, SearchResult, Strategy, with_provenance
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
 
 STATE_FORMAT = "tfnas-wenet-state"
@@ -161,8 +161,8 @@ class WenetConfig(OneShotConfig):
     lr: float = setting(1e-3, help="Adam learning rate of the networks and their weights w (tfnas choice)")
     epochs: int = setting(2, help="E: epochs each round trains its weighted network (Algorithm 2 line 8; "
                                   "two in WeNet §4.1)")
-    max_steps: int | None = setting(None, help="caps the training steps of each round")
-    steps: int = setting(8, help="L: nodes of every network after node 0")
+    max_steps: int | None = setting(None, help="caps the training steps of each round", check=AT_LEAST_ONE)
+    steps: int = setting(8, help="L: nodes of every network after node 0", check=STEPS)
     ops: tuple[str, ...] = setting(ACTIVATIONS, help="activations a node may take")
     first_node: str = setting("darts", help="node 0: darts ([c, h] = [x, h_prev] W0, the node of the DARTS code "
                                             "WeNet is built on, which its 23M/33M model sizes imply) or wenet (the "
@@ -171,37 +171,33 @@ class WenetConfig(OneShotConfig):
     norm: str = setting("batch", help="search-mode normalisation of every node: batch, layer or none")
     init_noise: float = setting(0.0, help="tfnas option: standard deviation of a fixed random initial state (0: "
                                           "zeros, as DARTS' code and tfnas train); first_node wenet with a norm "
-                                          "needs it > 0, since that node keeps a zero state at zero")
-    pool_size: int = setting(10_000, help="T: random networks in the pool (Algorithm 1; tfnas draws them distinct)")
-    network_batch: int = setting(100, help="B: new networks of the pool trained per round")
-    seed_size: int = setting(20, help="K: networks with the largest weights kept for the next round")
-    adam_beta1: float = setting(0.9, help="Adam beta_1")
-    adam_beta2: float = setting(0.999, help="Adam beta_2")
-    adam_epsilon: float = setting(1e-8, help="Adam epsilon")
+                                          "needs it > 0, since that node keeps a zero state at zero",
+                                 check=NON_NEGATIVE)
+    pool_size: int = setting(10_000, help="T: random networks in the pool (Algorithm 1; tfnas draws them distinct)",
+                             check=AT_LEAST_ONE)
+    network_batch: int = setting(100, help="B: new networks of the pool trained per round", check=AT_LEAST_ONE)
+    seed_size: int = setting(20, help="K: networks with the largest weights kept for the next round",
+                             check=AT_LEAST_ONE)
+    adam_beta1: float = setting(0.9, help="Adam beta_1", check=RATE)
+    adam_beta2: float = setting(0.999, help="Adam beta_2", check=RATE)
+    adam_epsilon: float = setting(1e-8, help="Adam epsilon", check=POSITIVE)
     keep_round_checkpoints: bool = setting(False, help="keep the checkpoints of finished rounds", resumable=True)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.ops = tuple(self.ops)
-        for name in ("pool_size", "network_batch", "seed_size", "epochs", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"wenet config: `{name}` must be an integer >= 1; received {name}={value!r}")
         if self.norm not in NORMS:
             raise ValueError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
         if self.first_node not in WENET_FIRST_NODES:
             raise ValueError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
                              f"received first_node={self.first_node!r}")
-        if not self.init_noise >= 0:
-            raise ValueError(f"wenet config: `init_noise` must be >= 0; received init_noise={self.init_noise!r}")
         if self.first_node == "wenet" and self.norm != "none" and self.init_noise == 0:
             raise ValueError(
                 f"wenet config: first_node 'wenet' with norm {self.norm!r} needs init_noise > 0: with the literal "
                 "first node a zero state stays zero (x only gates h~ - h), and the normalisation removes the "
                 "constant that sigmoid nodes add, so every network would output 0; use init_noise 1.0, norm "
                 "'none' or first_node 'darts'")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"wenet config: `max_steps` must be >= 1 or null; received {self.max_steps!r}")
-        space = self.space()  # validates steps and ops
+        space = self.space()  # validates ops (steps is bounded, so counting its cells is quick)
         if self.pool_size > space.size():
             raise ValueError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
                              f"networks of {space!r}")

@@ -27,9 +27,10 @@ class GenotypeError(ValueError):
     """A genotype is malformed; the message names the field and the value."""
 
 
-def field_error(field_name: str, value: Any, why: str) -> GenotypeError:
-    """The error for one bad field: names the field, says why, shows the value."""
-    return GenotypeError(f"genotype field '{field_name}': {why} (got {value!r})")
+def field_error(field_name: str, value: Any, why: str, kind: str = "genotype") -> GenotypeError:
+    """The error for one bad field of a ``kind``: names the field (quoted as Python does, so a name with a
+    newline stays on one line), says why, shows the value."""
+    return GenotypeError(f"{kind} field {str(field_name)!r}: {why} (got {value!r})")
 
 
 def check_node_count(count: int, fail: Callable[[str, Any, str], Exception]) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from tfnas.genotypes.base import (ATTENTIONS, FORMAT, VERSION, GenotypeError, JsonGenotypeMixin, check_envelope,
-                                  check_node_count)
+                                  check_node_count, field_error)
 
 #: How a tree node combines its two inputs.
 COMBINATIONS: tuple[str, ...] = ("add", "elem_mult")
@@ -43,7 +43,7 @@ DEFAULT_BASE = 8
 
 
 def _fail(field_name: str, value: Any, why: str) -> GenotypeError:
-    return GenotypeError(f"tree genotype field '{field_name}': {why} (got {value!r})")
+    return field_error(field_name, value, why, kind="tree genotype")
 
 
 def check_base(base: Any) -> int:

@@ -132,3 +132,23 @@ def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, c
     assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
     assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "seeds=[9]"]) == 2
     assert "holds a comparison with other settings" in capsys.readouterr().err
+
+
+def test_shipped_cells_load_by_name_with_their_comparison(comparison, tmp_path, monkeypatch):
+    from tfnas.compare import DISCOVERED, ship_cells
+    from tfnas.genotypes import files
+
+    _, out, report = comparison
+    monkeypatch.setattr(files, "known_cells_dir", lambda: tmp_path)
+    paths = ship_cells(report, tmp_path / DISCOVERED, "tiny")
+    assert sorted(p.name for p in paths) == ["darts_tiny.json", "random_tiny.json"]
+    assert {"discovered/darts_tiny", "discovered/random_tiny"} <= set(files.known_cells())
+    rows = {row["cell"]: row for row in report["rows"]}
+    for name in ("darts", "random"):
+        shipped = files.resolve_genotype(f"discovered/{name}_tiny")
+        searched = load_genotype(out / "searches" / name / "genotype.json")
+        assert shipped == searched and shipped.provenance["strategy"] == name
+        record = shipped.provenance["comparison"]
+        assert record["retraining"]["test_ppl"] == rows[name]["test_ppl"] and record["retraining"]["seeds"] == [1, 2]
+        assert record["search"]["steps"] == rows[name]["search"]["steps"]
+        assert record["rank_among_random"] == f"{rows[name]['rank']}/3"

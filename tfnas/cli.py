@@ -308,7 +308,7 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tfnas.compare import load_compare_config, markdown_table, run_comparison
+    from tfnas.compare import load_compare_config, markdown_table, run_comparison, ship_cells
     from tfnas.evaluation.executors import make_executor
 
     overrides = {**_settings_from_sets(args.set), **_data_overrides(args)}
@@ -323,6 +323,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
             plot_path=args.plot)
     finally:
         executor.close()
+    if args.ship_cells:
+        for path in ship_cells(report, args.ship_cells, args.ship_suffix):
+            print(f"shipped {path}")
     print(markdown_table(report), end="")
     print(f"report: {out / 'comparison.json'}, {out / 'comparison.md'}")
     return 0
@@ -446,6 +449,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     compare.add_argument("--executor", default="local", choices=["local", "ray"], help="where retrainings run")
     compare.add_argument("--ray-address", default="local", help="ray: local, auto or HOST:PORT")
     compare.add_argument("--plot", type=Path, help="draw the test perplexities to this PNG (needs matplotlib)")
+    compare.add_argument("--ship-cells", type=Path, metavar="DIR",
+                         help="write each found cell with its comparison in its provenance to DIR/<label>_SUFFIX.json "
+                              "(exported_cells/discovered: loadable as --genotype discovered/<label>_SUFFIX)")
+    compare.add_argument("--ship-suffix", default="compare", help="name suffix of shipped cells (e.g. ptb_cpu)")
     compare.add_argument("--quiet", action="store_true", help="no progress lines")
     _data_flags(compare)
     compare.set_defaults(func=cmd_compare)

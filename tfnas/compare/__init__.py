@@ -4,11 +4,14 @@
 found cell, K random cells of the same space and the baselines (DARTS_V2,
 the LSTM) with one recipe and the same seeds, each unit in a run folder of
 its own so a killed comparison resumes; `tfnas.compare.report` rebuilds the
-JSON, the Markdown table and the plot from those folders.
+JSON, the Markdown table and the plot from those folders; `ship_cells` writes
+the found cells, with their comparison in their provenance, where known
+cells are (``exported_cells/discovered/``).
 """
+from tfnas.compare.cells import DISCOVERED, ship_cells
 from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun, load_compare_config
 from tfnas.compare.report import markdown_table, plot, write_report
 from tfnas.compare.runner import run_comparison
 
-__all__ = ["CompareConfig", "CompareConfigError", "StrategyRun", "load_compare_config", "markdown_table", "plot",
-           "run_comparison", "write_report"]
+__all__ = ["DISCOVERED", "CompareConfig", "CompareConfigError", "StrategyRun", "load_compare_config", "markdown_table", "plot",
+           "run_comparison", "ship_cells", "write_report"]

@@ -61,8 +61,10 @@ def load_genotype(path: str | Path) -> AnyGenotype:
 
 
 def known_cells() -> list[str]:
-    """Names of the genotypes shipped in ``exported_cells/``."""
-    return sorted(p.stem for p in known_cells_dir().glob("*.json"))
+    """Names of the genotypes shipped in ``exported_cells/``: ``darts_v2``, and ``discovered/<name>`` for the
+    cells of a sub-folder (those `tfnas.compare` ships)."""
+    root = known_cells_dir()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.json"))
 
 
 def find_genotype_file(name_or_path: str | Path) -> Path:

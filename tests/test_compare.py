@@ -68,7 +68,7 @@ def test_report_agrees_with_the_run_folders(comparison, exported_cells):
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_killed_comparison_resumes_without_redoing_finished_units(comparison, tmp_path, monkeypatch):
+def test_killed_comparison_resumes_without_redoing_finished_units(comparison, tmp_path, monkeypatch, capsys):
     config, _, _ = comparison
     out = tmp_path / "cut"
     trained: list[str] = []
@@ -89,8 +89,13 @@ def test_killed_comparison_resumes_without_redoing_finished_units(comparison, tm
     assert len(finished) == 5 and len(searched) == 2
     trained.clear()
     kill_after[0] = None
-    report = run_comparison(config, out)
+    capsys.readouterr()
+    report = run_comparison(config, out, announce=True)
     assert len(trained) == 12 - 5 and not set(trained) & set(finished)   # 6 cells x 2 seeds, 5 done before
+    announced = [line for line in capsys.readouterr().out.splitlines() if line.startswith("compare: retrained")]
+    assert len(announced) == 7
+    for line, folder in zip(announced, trained):
+        assert f"test ppl {read_json(Path(folder) / 'result.json')['test_ppl']:.2f}" in line
     assert {f: (Path(f) / "result.json").stat().st_mtime_ns for f in finished} == finished
     assert {p: p.stat().st_mtime_ns for p in searched} == searched
     assert all(run["status"] == "done" for row in report["rows"] for run in row["runs"])

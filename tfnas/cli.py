@@ -320,7 +320,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             config, out, executor,
             search_callbacks=lambda folder: _callbacks(folder, args.quiet),
             message=(lambda text: None) if args.quiet else (lambda text: print(f"compare: {text}", flush=True)),
-            plot_path=args.plot)
+            plot_path=args.plot, announce=not args.quiet)
     finally:
         executor.close()
     if args.ship_cells:

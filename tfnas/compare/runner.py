@@ -62,15 +62,24 @@ class RetrainEvaluator(ShortTrainingEvaluator):
 
     Every unit is a full `Trainer` run with the comparison's recipe and the
     unit's seed, test perplexity included; the corpus travels to Ray workers
-    as `ShortTrainingEvaluator`'s does.
+    as `ShortTrainingEvaluator`'s does. With ``announce`` each finished unit
+    prints one line (on the worker that trained it).
     """
+
+    def __init__(self, config: TrainConfig, corpus: Corpus | None = None, announce: bool = False):
+        super().__init__(config, corpus)
+        self.announce = announce
 
     def evaluate_one(self, unit: TrainUnit) -> float:  # type: ignore[override]
         from tfnas.lm.trainer import Trainer
 
         genotype = None if unit.genotype is None else as_any_genotype(unit.genotype)
         config = dataclasses.replace(self.config, seed=unit.seed)
-        return float(Trainer(config, genotype, unit.folder, corpus=self._corpus()).fit().best_valid_ppl)
+        result = Trainer(config, genotype, unit.folder, corpus=self._corpus()).fit()
+        if self.announce:
+            print(f"compare: retrained {unit.cell} (seed {unit.seed}): valid ppl {result.best_valid_ppl:.2f}, "
+                  f"test ppl {result.test_ppl:.2f}", flush=True)
+        return float(result.best_valid_ppl)
 
 
 def search_folder(out: Path, run: StrategyRun) -> Path:
@@ -150,7 +159,7 @@ def train_units(out: Path, config: CompareConfig) -> list[TrainUnit]:
 def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | None = None,
                    search_callbacks: Callable[[Path], Sequence[Callback]] = lambda folder: (),
                    message: Callable[[str], None] = lambda text: None,
-                   plot_path: str | Path | None = None) -> dict[str, Any]:
+                   plot_path: str | Path | None = None, announce: bool = False) -> dict[str, Any]:
     """Runs every unit that has not finished, then writes and returns the report (`tfnas.compare.report`).
 
     Args:
@@ -160,6 +169,7 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         search_callbacks: the callbacks of the search in a folder (progress, TensorBoard).
         message: receives one line per unit started.
         plot_path: where to draw the plot (`tfnas.compare.report.plot`), if anywhere.
+        announce: print one line per finished retraining (`RetrainEvaluator`).
     """
     from tfnas.compare.report import write_report
 
@@ -171,7 +181,8 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         run_search(run, config, corpus, out, search_callbacks(search_folder(out, run)))
     pending = [unit for unit in train_units(out, config) if not unit.done]
     message(f"retraining {len(pending)} runs")
-    outcomes = (executor or LocalExecutor()).map(RetrainEvaluator(retraining_config(config), corpus), pending)
+    evaluator = RetrainEvaluator(retraining_config(config), corpus, announce=announce)
+    outcomes = (executor or LocalExecutor()).map(evaluator, pending)
     errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
     for unit, outcome in zip(pending, outcomes):
         if isinstance(outcome, BaseException):

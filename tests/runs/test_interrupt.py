@@ -48,3 +48,17 @@ def test_an_ignored_sigint_stays_ignored_and_threads_are_left_alone(default_hand
     thread.start()
     thread.join()
     assert seen == [signal.default_int_handler]
+
+
+def test_stop_if_pending_checkpoints_says_where_and_raises_only_after_ctrl_c(default_handler):
+    lines, saved = [], []
+    with deferred_interrupts() as state:
+        state.stop_if_pending("at step 3", lines.append, lambda: saved.append(1) or "ckpt/step-3")
+        assert lines == [] and saved == []                     # no Ctrl-C: nothing happens
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt, match="^interrupted at step 4$"):
+            state.stop_if_pending("at step 4", lines.append, lambda: saved.append(1) or "ckpt/step-4")
+        with pytest.raises(KeyboardInterrupt, match="^interrupted before round 2$"):
+            state.stop_if_pending("before round 2", lines.append)
+    assert saved == [1]
+    assert lines == ["interrupted at step 4: checkpoint ckpt/step-4 written", "interrupted before round 2"]

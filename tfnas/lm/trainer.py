@@ -44,7 +44,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -60,7 +60,7 @@ from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import (CheckpointManager, CorruptCheckpointError, assign_arrays, read_arrays,
                                    save_variables)
 from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, corpus_fingerprint, open_run, read_weights
-from tfnas.runs.interrupt import deferred_interrupts
+from tfnas.runs.interrupt import Interrupts, deferred_interrupts
 from tfnas.runs.lock import RunLock
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
@@ -391,26 +391,18 @@ class Trainer:
         `KeyboardInterrupt`.
         """
         with self._lock, deferred_interrupts() as interrupts:
-            return self._fit(evaluate_test, interrupts.pending)
+            return self._fit(evaluate_test, interrupts)
 
-    def _stop(self) -> None:
-        """Ctrl-C was pressed: a checkpoint of this step boundary, then `KeyboardInterrupt`."""
-        path = self.save_checkpoint()
-        self._message(f"interrupted at step {self.step}: checkpoint {path} written")
-        raise KeyboardInterrupt(f"interrupted at step {self.step}")
-
-    def _fit(self, evaluate_test: bool, interrupted: Callable[[], bool]) -> TrainResult:
+    def _fit(self, evaluate_test: bool, interrupts: Interrupts) -> TrainResult:
         c = self.config
         if not self.restore_latest():
             self._write_run_files()
-        self.callbacks.on_event("message", {"text": f"model: {self.params:,} parameters ({self.params / 1e6:.2f}M)"})
+        self._message(f"model: {self.params:,} parameters ({self.params / 1e6:.2f}M)")
         if c.distribute != "none":
-            self.callbacks.on_event("message", {"text": f"data-parallel on {self.strategy.num_replicas_in_sync} "
-                                                        f"replicas ({c.distribute})"})
+            self._message(f"data-parallel on {self.strategy.num_replicas_in_sync} replicas ({c.distribute})")
         meter = ThroughputMeter()
         while not self._done():
-            if interrupted():
-                self._stop()
+            interrupts.stop_if_pending(f"at step {self.step}", self._message, self.save_checkpoint)
             batch = next(self.iterator, None)
             if batch is None:
                 self._validate()

@@ -354,11 +354,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def _loop(self, interrupts: Interrupts) -> None:
         c = self.config
         while len(self.trials) < c.max_trials:
-            if interrupts.pending():
-                path = self._save()
-                self.callbacks.on_event("message", {"text": f"interrupted at round {self.round}: checkpoint {path} "
-                                                            "written"})
-                raise KeyboardInterrupt(f"interrupted at round {self.round}")
+            interrupts.stop_if_pending(f"at round {self.round}",
+                                       lambda text: self.callbacks.on_event("message", {"text": text}), self._save)
             proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
             if not proposals:
                 self.callbacks.on_event("message", {"text": "the search space is exhausted"})

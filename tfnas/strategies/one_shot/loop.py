@@ -296,12 +296,6 @@ class OneShotSearch(Strategy, abc.ABC):
         self._message(f"loss {seen}: restored {restored.path} (step {self.step}), learning rates now x{factor:g} "
                       f"(recovery {recoveries} of {c.nan_retries})")
 
-    def _stop(self) -> None:
-        """Ctrl-C was pressed: a checkpoint of this step boundary, then `KeyboardInterrupt`."""
-        path = self._save()
-        self._message(f"interrupted at step {self.step}: checkpoint {path} written")
-        raise KeyboardInterrupt(f"interrupted at step {self.step}")
-
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         out_dir = Path(out_dir)
@@ -318,8 +312,7 @@ class OneShotSearch(Strategy, abc.ABC):
         c = self.config
         meter = ThroughputMeter()
         while not self._done():
-            if interrupts.pending():
-                self._stop()
+            interrupts.stop_if_pending(f"at step {self.step}", self._message, self._save)
             segment = next(self.iterator, None)
             if segment is None:
                 self.on_epoch_end()

@@ -420,9 +420,8 @@ class WenetSearch(Strategy):
             self._save_state()
         self._drop_round_checkpoints()
         while self.state["current"] is not None or self.state["position"] < c.pool_size:
-            if interrupts.pending():          # between rounds: the pool state is saved
-                callbacks.on_event("message", {"text": f"interrupted before round {self.state['round'] + 1}"})
-                raise KeyboardInterrupt("interrupted between rounds")
+            interrupts.stop_if_pending(f"before round {self.state['round'] + 1}",  # the pool state is saved
+                                       lambda text: callbacks.on_event("message", {"text": text}))
             if self.state["current"] is None:
                 self._start_round()
                 self._save_state()

@@ -157,3 +157,12 @@ def test_shipped_cells_load_by_name_with_their_comparison(comparison, tmp_path, 
         assert record["retraining"]["test_ppl"] == rows[name]["test_ppl"] and record["retraining"]["seeds"] == [1, 2]
         assert record["search"]["steps"] == rows[name]["search"]["steps"]
         assert record["rank_among_random"] == f"{rows[name]['rank']}/3"
+
+
+def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):
+    from tfnas.cli import _settings_from_sets, main
+
+    assert _settings_from_sets(["train_overrides.model.nhid=50", "seeds=[1, 2]", "train_overrides.lr=1e-3"]) == {
+        "train_overrides": {"model": {"nhid": 50}, "lr": 1e-3}, "seeds": [1, 2]}
+    assert main(["compare", "--config", "cpu_ptb", "--out", "unused", "--set", "seeds=3", "--set", "seeds.x=1"]) == 2
+    assert "seeds.x: seeds is set to a value" in capsys.readouterr().err

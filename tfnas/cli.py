@@ -116,19 +116,24 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
                                metavar="NAME" if parse.__name__ == "str" and items else parse.__name__.upper())
 
 
+def _set_dotted(overrides: dict[str, Any], path: str, value: Any) -> None:
+    """``overrides["a"]["b"] = value`` for ``path`` ``"a.b"``, creating the nested mappings."""
+    *parents, leaf = path.split(".")
+    target = overrides
+    for part in parents:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ValueError(f"{path}: {part} is set to a value, not to settings with keys")
+    target[leaf] = value
+
+
 def overrides_from_args(args: argparse.Namespace, flags: Sequence[SettingFlag]) -> dict[str, Any]:
     """Nested overrides (``{"model": {"nhid": 200}}``) from the flags that were given (``none`` sets None)."""
     given = vars(args)
     overrides: dict[str, Any] = {}
     for flag in flags:
-        if flag.path not in given:
-            continue
-        value = given[flag.path]
-        *parents, leaf = flag.path.split(".")
-        target = overrides
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = value
+        if flag.path in given:
+            _set_dotted(overrides, flag.path, given[flag.path])
     return overrides
 
 
@@ -288,22 +293,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values are YAML)."""
+    """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values are YAML, read as presets are)."""
     import yaml
+
+    from tfnas.config import parse_yaml
 
     out: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        *parents, leaf = key.split(".")
-        target = out
-        for part in parents:
-            target = target.setdefault(part, {})
         try:
-            target[leaf] = yaml.safe_load(text)
-        except yaml.YAMLError as err:
+            value = parse_yaml(text)
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as err:
             raise ValueError(f"--set {item!r}: the value is not YAML ({err})".replace("\n", " ")) from None
+        _set_dotted(out, key, value)
     return out
 
 

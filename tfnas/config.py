@@ -403,6 +403,11 @@ _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?
                                   list("-+0123456789."))
 
 
+def parse_yaml(text: str | bytes) -> Any:
+    """The value of YAML ``text`` as presets read it (`_YamlLoader`: ``1e-3`` is a number)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 def load_preset(name_or_path: str, kind: str) -> dict[str, Any]:
     """The mapping stored in a preset or YAML file (applied with `merge` by the caller).
 
@@ -411,7 +416,7 @@ def load_preset(name_or_path: str, kind: str) -> dict[str, Any]:
     """
     path = find_preset(name_or_path, kind)
     try:
-        data = yaml.load(path.read_bytes(), Loader=_YamlLoader)
+        data = parse_yaml(path.read_bytes())
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)

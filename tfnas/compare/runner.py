@@ -32,6 +32,7 @@ from tfnas.evaluation.evaluators import ShortTrainingEvaluator
 from tfnas.evaluation.executors import Executor, LocalExecutor
 from tfnas.genotypes.files import as_any_genotype, resolve_genotype
 from tfnas.runs.atomic import read_json, write_json
+from tfnas.runs.folder import setting_differences
 from tfnas.spaces.dag import DagSpace
 
 SETTINGS_FILE = "compare.json"
@@ -91,7 +92,7 @@ def _check_settings(out: Path, config: CompareConfig) -> None:
     path, new = out / SETTINGS_FILE, to_dict(config)
     if path.exists():
         old = read_json(path)
-        changed = [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
+        changed = setting_differences(old, new)
         if changed:
             raise CompareConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}); "
                                      "use a new --out folder or the same settings to resume")

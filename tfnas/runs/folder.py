@@ -36,7 +36,7 @@ import reprlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple, Protocol
+from typing import Any, Callable, Collection, Iterable, NamedTuple, Protocol
 
 import numpy as np
 
@@ -108,7 +108,8 @@ def _plain(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any], skip: set[str], prefix: str = "") -> list[str]:
+def setting_differences(old: dict[str, Any], new: dict[str, Any], skip: Collection[str] = (),
+                        prefix: str = "") -> list[str]:
     """``key: old -> new`` for every setting that differs (dotted keys inside nested configs), except ``skip``."""
     out = []
     for key in sorted(new):
@@ -117,7 +118,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any], skip: set[str], prefi
         if name in skip or before == after:
             continue
         if isinstance(before, dict) and isinstance(after, dict):
-            out += _differences(before, after, skip, f"{name}.")
+            out += setting_differences(before, after, skip, f"{name}.")
         else:
             out.append(f"{name}: {before!r} -> {after!r}")
     return out
@@ -247,7 +248,7 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
         except (TypeError, ValueError) as err:
             raise ValueError(f"{run_dir} holds settings this tfnas cannot read ({err}); "
                              "use a new --out folder") from None
-        changed = _differences(saved, new.config, resumable_fields(type(config)))
+        changed = setting_differences(saved, new.config, resumable_fields(type(config)))
         if changed:
             raise ValueError(f"{run_dir} holds {old.describe()} with another configuration ({', '.join(changed)}); "
                              "use a new --out folder or the same settings to resume")

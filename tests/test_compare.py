@@ -130,6 +130,7 @@ def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, c
     config, out, report = comparison
     settings = json.loads((out / "compare.json").read_text())
     assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--quiet", "--dataset", config.dataset,
+                 "--data-dir", str(out),  # the corpora's location is not a setting: each run folder checks its data
                  "--set", f"searches={json.dumps(settings['searches'])}",
                  *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
                    for a in ("--set", f"{key}={json.dumps(settings[key])}")]]) == 0

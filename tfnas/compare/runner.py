@@ -2,7 +2,7 @@
 
 The comparison folder holds::
 
-    compare.json                 the settings (a rerun with other settings is refused)
+    compare.json                 the settings (a rerun with other settings, except data_dir, is refused)
     random_cells.json            the K random cells, drawn once
     searches/<label>/            one search run folder per `StrategyRun`
     searches/<label>.cost.json   its wall-clock seconds, summed over the sessions that ran it
@@ -88,11 +88,15 @@ def search_folder(out: Path, run: StrategyRun) -> Path:
 
 
 def _check_settings(out: Path, config: CompareConfig) -> None:
-    """Records the settings; refuses a folder of a comparison with other settings, listing the differences."""
+    """Records the settings; refuses a folder of a comparison with other settings, listing the differences.
+
+    The corpora's location (``data_dir``) may change, as it may for a run
+    folder: every unit's run folder checks its corpus' fingerprint.
+    """
     path, new = out / SETTINGS_FILE, to_dict(config)
     if path.exists():
         old = read_json(path)
-        changed = setting_differences(old, new)
+        changed = setting_differences(old, new, skip=("data_dir",))
         if changed:
             raise CompareConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}); "
                                      "use a new --out folder or the same settings to resume")

@@ -292,6 +292,10 @@ class TrainConfig(LMRunConfig):
     mixed_precision: bool = setting(False, help="compute in bfloat16 (CPU) or float16 with loss scaling (GPU); "
                                                 "float32 weights, softmax and loss (tfnas.lm.precision)")
 
+    def split_batch_sizes(self) -> dict[str, int]:
+        """The batch of each split a training reads: ``{"train": batch_size, "valid": ..., "test": ...}``."""
+        return {"train": self.batch_size, "valid": self.eval_batch_size, "test": self.test_batch_size}
+
 
 @settings
 class ControllerConfig:

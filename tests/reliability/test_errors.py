@@ -11,7 +11,11 @@ import pytest
 from tfnas import cli
 from tfnas.export.generate import generate_ids, prompt_ids
 from tfnas.export.scoring import score_ids
+from tfnas.data import load_corpus
 from tfnas.runs.folder import read_record
+from tfnas.strategies.registry import get_strategy
+
+from support import TINY_SEARCH, tiny_search_config
 
 PACKAGE = Path(cli.__file__).resolve().parent
 
@@ -166,3 +170,18 @@ def test_every_runtime_error_of_tfnas_is_a_tfnas_error_and_none_is_raised_bare()
                     assert bases & {"TfnasError", "CheckpointError", "ExportError"}, f"{path}: {node.name}"
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
                 assert getattr(node.exc.func, "id", None) != "RuntimeError", f"{path}:{node.lineno}"
+
+
+@pytest.mark.parametrize("strategy", sorted(TINY_SEARCH))
+def test_a_split_smaller_than_a_batch_is_refused_naming_its_file_before_the_folder_is_written(strategy, tmp_path,
+                                                                                             tiny_corpus):
+    """One-shot searches check their batches, black-box ones their children's (which would all fail)."""
+    (tiny_corpus / "valid.txt").write_text("w0 w1\n", encoding="utf-8")   # 3 tokens with <eos>
+    out = tmp_path / "s"
+    out.mkdir()
+    batches = {"batch_size": 4, "eval_batch_size": 4}
+    config = tiny_search_config(strategy, tiny_corpus, **({"child": batches} if "child" in get_strategy(strategy).fields()
+                                                         else batches))
+    with pytest.raises(ValueError, match=r"^the valid split \(.*valid\.txt\) holds 3 tokens, fewer than batch_size=4"):
+        get_strategy(strategy).strategy_class(config).search(load_corpus(tiny_corpus), out)
+    assert list(out.iterdir()) == []

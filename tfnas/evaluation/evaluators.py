@@ -55,9 +55,18 @@ class ShortTrainingEvaluator:
         corpus: a loaded corpus; if None, ``config.dataset`` / ``config.data_dir``
             is loaded in the process that evaluates (what Ray workers do).
         workdir: folder of the child runs, or None for temporary folders.
+
+    Raises:
+        ValueError: a split of ``corpus`` is smaller than its batch (every
+            child would fail; refused here, before a search writes anything).
     """
 
     def __init__(self, config: Any, corpus: Any = None, workdir: str | Path | None = None):
+        from tfnas.data.batching import batchify_split
+
+        if corpus is not None:
+            for split, size in config.split_batch_sizes().items():
+                batchify_split(corpus, split, size)
         self.config = config
         self.corpus = corpus
         self.workdir = None if workdir is None else Path(workdir).resolve()

@@ -126,9 +126,8 @@ class Trainer:
         self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
                                                                     download=config.download)
         # Before the folder is locked and its record written: a split smaller than its batch leaves nothing behind.
-        self.train_data = batchify_split(self.corpus, "train", config.batch_size)
-        self.valid_data = batchify_split(self.corpus, "valid", config.eval_batch_size)
-        self.test_data = batchify_split(self.corpus, "test", config.test_batch_size)
+        self.train_data, self.valid_data, self.test_data = (
+            batchify_split(self.corpus, split, size) for split, size in config.split_batch_sizes().items())
         self._lock = RunLock(self.out_dir).acquire()
         try:
             self._build()

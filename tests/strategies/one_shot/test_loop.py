@@ -76,14 +76,3 @@ def test_enas_search_uses_fixed_bptt_and_the_decayed_learning_rate(tmp_path, tin
     assert [t for _, t, _, _ in search.seen] == ([BPTT] * full + [rest][:rest]) * 3
     for epoch, seq_len, _, lr in search.seen:
         assert lr == pytest.approx(20.0 * 0.5 ** (epoch - 1) * seq_len / BPTT, rel=1e-12)
-
-
-def test_a_split_smaller_than_a_batch_is_refused_naming_its_file_before_the_folder_is_written(tmp_path,
-                                                                                             tiny_corpus):
-    (tiny_corpus / "valid.txt").write_text("w0 w1\n", encoding="utf-8")   # 3 tokens with <eos>
-    out = tmp_path / "s"
-    out.mkdir()
-    config = DartsConfig(model=TINY_MODEL, steps=2, batch_size=4, eval_batch_size=4, bptt=BPTT)
-    with pytest.raises(ValueError, match=r"^the valid split \(.*valid\.txt\) holds 3 tokens, fewer than batch_size=4"):
-        DartsSearch(config).search(load_corpus(tiny_corpus), out)
-    assert list(out.iterdir()) == []

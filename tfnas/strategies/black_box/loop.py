@@ -320,6 +320,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         self.out_dir = Path(out_dir)
+        # Its errors (a split smaller than the child's batch, no shared weights): before the folder is written.
+        self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
         with RunLock(self.out_dir), deferred_interrupts() as interrupts:
             open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
             self._start(corpus, callbacks)
@@ -331,11 +333,10 @@ class BlackBoxSearch(Strategy, abc.ABC):
             return self._finish()
 
     def _start(self, corpus: Corpus, callbacks: Sequence[Callback]) -> None:
-        """The evaluator, the space, the strategy's state and the executor, restored from the newest checkpoint."""
+        """The space, the strategy's state and the executor, restored from the newest checkpoint."""
         c = self.config
         self.callbacks = CallbackList(callbacks)
         self.corpus = corpus
-        self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
         self.space = make_space(c, self.evaluator)
         if self.space != make_space(c):
             self.callbacks.on_event("message", {"text": f"searching {self.space!r}, the space of the shared weights"})

@@ -403,6 +403,7 @@ class WenetSearch(Strategy):
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
         self.out_dir = Path(out_dir)
+        WenetRound(self.config, ())._batchify(corpus)  # a split too small is refused before the folder is written
         with RunLock(self.out_dir), deferred_interrupts() as interrupts:
             open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
             return self._search(corpus, CallbackList(callbacks), interrupts)

@@ -269,6 +269,11 @@ def test_export_reads_past_a_damaged_checkpoint_and_refuses_a_damaged_best_file_
         saved = read_weights(run, "latest")
     assert saved.path == run / "checkpoints" / "step-4" / "variables.npz" and len(saved.skipped) == 1
     assert len(saved.arrays) == len(good.arrays)
+    assert main(["export", str(run), "--out", str(tmp_path / "latest"), "--format", "keras", "--weights", "latest",
+                 "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and re.match(r"tfnas: warning: skipped the unreadable checkpoint step-6: .*step-6/"
+                                         r"variables\.npz is truncated or corrupted \(", warned[0]), warned
     damage(run / "best" / "weights.npz", "garbage")
     with pytest.raises(CorruptCheckpointError, match=r"best/weights\.npz is truncated or corrupted \(not an \.npz "
                                                      r"archive\); its newest checkpoint is .*step-6 \(--weights "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 from pathlib import Path
 
@@ -103,9 +104,29 @@ def test_killed_comparison_resumes_without_redoing_finished_units(comparison, tm
 
 def test_other_settings_on_resume_are_refused(comparison):
     config, out, _ = comparison
-    changed = load_compare_config(None, {**config.to_dict(), "seeds": [1, 2, 3]})
-    with pytest.raises(CompareConfigError, match=r"seeds: \[1, 2\] -> \[1, 2, 3\]"):
+    changed = load_compare_config(None, {**config.to_dict(), "random_cells": 3, "train_overrides": {"max_steps": 4}})
+    with pytest.raises(CompareConfigError, match=r"random_cells: 2 -> 3; train_overrides.max_steps: 3 -> 4"):
         run_comparison(changed, out)
+
+
+def test_a_seed_added_on_resume_trains_only_its_units(comparison, tmp_path, monkeypatch):
+    config, out, _ = comparison
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    trained: list[str] = []
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def counting(self, unit):
+        trained.append(unit.folder)
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
+    more = load_compare_config(None, {**config.to_dict(), "seeds": [1, 2, 3], "baselines": ["lstm"]})
+    report = run_comparison(more, copy)
+    assert sorted(Path(f).relative_to(copy).as_posix() for f in trained) == sorted(
+        f"train/{cell}/seed-3" for cell in ("darts", "random", "random-00", "random-01", "lstm"))
+    rows = {row["cell"]: row for row in report["rows"]}
+    assert "darts_v2" not in rows and [run["seed"] for run in rows["darts"]["runs"]] == [1, 2, 3]
 
 
 def test_bad_settings_are_one_line_errors():
@@ -136,7 +157,7 @@ def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, c
                    for a in ("--set", f"{key}={json.dumps(settings[key])}")]]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
-    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "seeds=[9]"]) == 2
+    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "random_cells=9"]) == 2
     assert "holds a comparison with other settings" in capsys.readouterr().err
 
 

@@ -448,7 +448,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "
                                              "each cell retrained alike (tfnas.compare)")
     compare.add_argument("--config", required=True, help="a preset of configs/compare/ or a YAML file")
-    compare.add_argument("--out", required=True, help="comparison folder; an existing comparison resumes")
+    compare.add_argument("--out", required=True, help="comparison folder; an existing comparison resumes (with other "
+                                                              "seeds or baselines too)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a setting (VALUE is YAML; nested keys dotted: train_overrides.max_steps=100)")
     compare.add_argument("--executor", default="local", choices=["local", "ray"], help="where retrainings run")

@@ -2,7 +2,7 @@
 
 The comparison folder holds::
 
-    compare.json                 the settings (a rerun with other settings, except data_dir, is refused)
+    compare.json                 the settings (a rerun with other settings is refused, but see `RESUMABLE`)
     random_cells.json            the K random cells, drawn once
     searches/<label>/            one search run folder per `StrategyRun`
     searches/<label>.cost.json   its wall-clock seconds, summed over the sessions that ran it
@@ -42,6 +42,10 @@ SEARCHES = "searches"
 TRAINING = "train"
 #: The row name of the LSTM baseline (``keras.layers.LSTM``).
 LSTM = "lstm"
+#: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
+#: its corpus' fingerprint), and the seeds and baselines (each retraining is a folder of its own: new ones are
+#: trained, finished ones kept, and the report shows those of the current settings).
+RESUMABLE = ("data_dir", "seeds", "baselines")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,15 +92,12 @@ def search_folder(out: Path, run: StrategyRun) -> Path:
 
 
 def _check_settings(out: Path, config: CompareConfig) -> None:
-    """Records the settings; refuses a folder of a comparison with other settings, listing the differences.
-
-    The corpora's location (``data_dir``) may change, as it may for a run
-    folder: every unit's run folder checks its corpus' fingerprint.
-    """
+    """Records the settings; refuses a folder of a comparison with other settings (except `RESUMABLE`),
+    listing the differences."""
     path, new = out / SETTINGS_FILE, to_dict(config)
     if path.exists():
         old = read_json(path)
-        changed = setting_differences(old, new, skip=("data_dir",))
+        changed = setting_differences(old, new, skip=RESUMABLE)
         if changed:
             raise CompareConfigError(f"{out} holds a comparison with other settings ({'; '.join(changed)}); "
                                      "use a new --out folder or the same settings to resume")

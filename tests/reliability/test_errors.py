@@ -180,8 +180,8 @@ def test_a_split_smaller_than_a_batch_is_refused_naming_its_file_before_the_fold
     out = tmp_path / "s"
     out.mkdir()
     batches = {"batch_size": 4, "eval_batch_size": 4}
-    config = tiny_search_config(strategy, tiny_corpus, **({"child": batches} if "child" in get_strategy(strategy).fields()
-                                                         else batches))
+    black_box = "child" in get_strategy(strategy).fields()
+    config = tiny_search_config(strategy, tiny_corpus, **({"child": batches} if black_box else batches))
     with pytest.raises(ValueError, match=r"^the valid split \(.*valid\.txt\) holds 3 tokens, fewer than batch_size=4"):
         get_strategy(strategy).strategy_class(config).search(load_corpus(tiny_corpus), out)
     assert list(out.iterdir()) == []

@@ -120,6 +120,13 @@ class OneShotConfig(LMRunConfig):
         super().__post_init__()
 
 
+def one_shot_batches(corpus: Corpus, config: OneShotConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training, search (validation at ``batch_size``) and validation data of a one-shot search; a split
+    smaller than its batch is refused naming its file."""
+    return (batchify_split(corpus, "train", config.batch_size), batchify_split(corpus, "valid", config.batch_size),
+            batchify_split(corpus, "valid", config.eval_batch_size))
+
+
 class OneShotSearch(Strategy, abc.ABC):
     """Base class of supernet strategies; see the module docstring.
 
@@ -174,12 +181,7 @@ class OneShotSearch(Strategy, abc.ABC):
 
     # ----------------------------------------------------------------- loop
     def _batchify(self, corpus: Corpus) -> None:
-        """The training, search (validation at ``batch_size``) and validation data; a split smaller than its batch
-        is refused naming its file."""
-        c = self.config
-        self.train_data = batchify_split(corpus, "train", c.batch_size)
-        self.search_data = batchify_split(corpus, "valid", c.batch_size)
-        self.valid_data = batchify_split(corpus, "valid", c.eval_batch_size)
+        self.train_data, self.search_data, self.valid_data = one_shot_batches(corpus, self.config)
 
     def _setup(self, corpus: Corpus, out_dir: Path, callbacks: Sequence[Callback]) -> None:
         c = self.config

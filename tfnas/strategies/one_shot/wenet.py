@@ -100,7 +100,7 @@ from tfnas.runs.interrupt import Interrupts, deferred_interrupts
 from tfnas.runs.lock import RunLock
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS, SearchResult, Strategy, with_provenance
-from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, one_shot_batches
 
 STATE_FORMAT = "tfnas-wenet-state"
 STATE_VERSION = 2      # 2: the first round takes B networks (version 1 took B + K)
@@ -403,7 +403,7 @@ class WenetSearch(Strategy):
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
         self.out_dir = Path(out_dir)
-        WenetRound(self.config, ())._batchify(corpus)  # a split too small is refused before the folder is written
+        one_shot_batches(corpus, self.config)  # a split too small for a round is refused before the folder is written
         with RunLock(self.out_dir), deferred_interrupts() as interrupts:
             open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
             return self._search(corpus, CallbackList(callbacks), interrupts)

@@ -1,4 +1,5 @@
 """NAO-WS: the pool invariants of a pool phase, training on pool cells only, exact resume, the CLI."""
+import dataclasses
 import json
 
 import numpy as np
@@ -70,6 +71,22 @@ def test_defaults_are_enas_with_the_papers_epd_and_the_authors_pool():
         NaoWsConfig(pool_size=100)
 
 
+def test_nao_ws_has_enas_weight_training_but_no_controller_settings():
+    """Section 3.4 replaces ENAS' controller: its settings are ENAS' shared-weights training and the EPD's, and a
+    controller flag is refused rather than silently ignored."""
+    from tfnas.strategies.one_shot.enas import EnasConfig
+    from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig
+
+    names = {f.name for f in dataclasses.fields(NaoWsConfig)}
+    controller = {f.name for f in dataclasses.fields(EnasConfig)} - {f.name for f in dataclasses.fields(
+        SharedWeightsConfig)}
+    assert controller >= {"controller_lr", "controller_units", "entropy_weight", "reward_c", "controller_interval"}
+    assert names & controller == {"derive_samples"}     # redeclared: the pool's best cells, not controller samples
+    assert {f.name for f in dataclasses.fields(SharedWeightsConfig)} <= names
+    with pytest.raises(SystemExit):
+        main(["search", "--strategy", "nao_ws", "--out", "x", "--controller-lr", "0.1"])
+
+
 def test_a_pool_phase_keeps_the_size_the_best_old_cells_and_adds_only_new_ones(full):
     _, search, _ = full
     c = search.config
@@ -112,7 +129,7 @@ def test_killed_nao_ws_search_resumes_to_the_same_pool_genotype_and_weights(full
 def test_the_derived_cell_is_the_best_rescored_of_the_last_scored_pool(full):
     _, search, result = full
     candidates = [x for x, _ in search.scored[:search.config.derive_samples]]
-    windows = search._reward_windows(search.config.derive_batches, start=0)
+    windows = search.reward_windows(search.config.derive_batches, start=0)
     losses = [search.architecture_loss(search.tokens.decode(x), windows) for x in candidates]
     assert result.genotype == search.tokens.decode(candidates[int(np.argmin(losses))])
 

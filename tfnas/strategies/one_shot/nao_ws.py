@@ -4,8 +4,8 @@
 pipeline of ENAS unchanged." The paper says no more; the loop below is the
 authors' ``NAO-WS/rnn/train_search.py``, over ENAS' shared weights
 (`SharedLM`, one matrix per (node, predecessor) pair) and ENAS' training
-(`EnasSearch`: clipped SGD on the shared weights, its learning-rate decay,
-``max_loss``):
+(`SharedWeightsSearch`: clipped SGD on the shared weights, its learning-rate
+decay, ``max_loss``):
 
 * a pool of ``pool_size`` distinct random cells;
 * every training batch runs one cell drawn uniformly from the pool (seed
@@ -30,7 +30,6 @@ its scores, so a killed search resumes exactly.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -41,12 +40,13 @@ from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.nao import NaoTokens, normalise_scores
 from tfnas.strategies.black_box.nao import EpdConfig, make_epd_trainer, train_epd
-from tfnas.strategies.one_shot.enas import EnasConfig, EnasSearch
+from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 
 
 @settings
-class NaoWsConfig(EnasConfig, EpdConfig):
-    """NAO-WS settings: `EnasConfig`'s pipeline (section 3.4: "unchanged") with NAO for the controller.
+class NaoWsConfig(SharedWeightsConfig, EpdConfig):
+    """NAO-WS settings: ENAS' training of the shared weights (`SharedWeightsConfig`; section 3.4: "unchanged")
+    with NAO in place of the controller.
 
     The EPD is `EpdConfig`'s (the paper's PTB settings, section 4.3). From
     the authors' ``NAO-WS/rnn/train_search.sh`` and ``train_search.py``: the
@@ -54,8 +54,7 @@ class NaoWsConfig(EnasConfig, EpdConfig):
     1..11), a pool of 1000 cells, 100 seeds, 300 new cells per phase from
     step sizes 1..30, 50 random cells, and 5 pool phases in a search (one
     every 30 of ENAS' 150 epochs of 415 steps here; the code: every 200 of
-    its 1000 epochs). The ``controller_*`` settings of `EnasConfig` are not
-    used.
+    its 1000 epochs).
     """
 
     steps: int = setting(11, help="nodes of the cell after node 0 (the authors' NAO-WS code: 11)")
@@ -74,7 +73,8 @@ class NaoWsConfig(EnasConfig, EpdConfig):
     max_step_size: int = setting(30, help="step sizes eta = 1, 2, ..., max_step_size are tried in turn (the "
                                           "authors' code: 30)", check=AT_LEAST_ONE)
     fill_random: bool = setting(True, help="unseen random cells make up for fewer than new_archs decoded cells")
-    derive_samples: int = setting(100, help="best cells of the last scored pool re-scored for the final cell")
+    derive_samples: int = setting(100, help="best cells of the last scored pool re-scored for the final cell",
+                                  check=AT_LEAST_ONE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -84,7 +84,7 @@ class NaoWsConfig(EnasConfig, EpdConfig):
                              f"{self.new_archs} + {self.random_archs} and {self.seed_archs} for {self.pool_size}")
 
 
-class NaoWsSearch(EnasSearch):
+class NaoWsSearch(SharedWeightsSearch):
     """NAO-WS; see the module docstring."""
 
     name = "nao_ws"
@@ -123,7 +123,7 @@ class NaoWsSearch(EnasSearch):
     def pool_phase(self) -> dict[str, float]:
         """Score the pool, train the EPD, decode new cells from the best, replace the pool; returns logs."""
         c = self.config
-        windows = self._reward_windows(1)
+        windows = self.reward_windows(1)
         losses = [self._loss_of(x, windows) for x in self.pool]
         self.scored = sorted(zip(self.pool, losses), key=lambda pair: pair[1])      # stable: ties keep pool order
         ids = np.asarray(self.pool, np.int32)
@@ -164,26 +164,11 @@ class NaoWsSearch(EnasSearch):
     def architecture_logs(self) -> dict[str, float]:
         return self.pool_logs
 
-    def derive(self) -> Genotype:
-        """The best of the ``derive_samples`` best cells of the last scored pool, re-scored on ``derive_batches``."""
-        if self._derived is not None and self._derived[0] == self.step:
-            return self._derived[1]
-        c = self.config
+    def derive_candidates(self) -> list[Genotype]:
+        """The ``derive_samples`` best cells of the last scored pool (the first ones of the pool before any
+        phase)."""
         candidates = [x for x, _ in self.scored] or self.pool
-        windows = self._reward_windows(c.derive_batches, start=0)
-        best, best_loss = None, math.inf
-        for x in candidates[:c.derive_samples]:
-            loss = self._loss_of(x, windows)
-            if best is None or loss < best_loss:
-                best, best_loss = self.tokens.decode(x), loss
-        self._derived = (self.step, best, best_loss)
-        return best
-
-    def epoch_logs(self) -> dict[str, Any]:
-        logs = dict(self.pool_logs)
-        if self._derived is not None:
-            logs["derived_loss"] = self._derived[2]
-        return logs
+        return [self.tokens.decode(x) for x in candidates[:self.config.derive_samples]]
 
     def architecture_snapshot(self) -> dict[str, Any]:
         return {"pool_phases": self.phases, "derived_loss": None if self._derived is None else self._derived[2],

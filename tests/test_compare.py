@@ -1,6 +1,7 @@
 """The strategy comparison (`tfnas.compare`) end to end on a tiny corpus: report against the folders, resume."""
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import statistics
@@ -179,6 +180,18 @@ def test_shipped_cells_load_by_name_with_their_comparison(comparison, tmp_path, 
         assert record["retraining"]["test_ppl"] == rows[name]["test_ppl"] and record["retraining"]["seeds"] == [1, 2]
         assert record["search"]["steps"] == rows[name]["search"]["steps"]
         assert record["rank_among_random"] == f"{rows[name]['rank']}/3"
+
+
+def test_shipped_cells_leave_out_the_corpora_folder_of_the_machine_that_searched(comparison, tmp_path):
+    from tfnas.compare import ship_cells
+
+    report = copy.deepcopy(comparison[2])
+    for row in report["rows"]:
+        if row["kind"] == "search":
+            row["genotype"]["provenance"]["settings"]["data_dir"] = "/home/someone/corpora"
+    for path in ship_cells(report, tmp_path, "tiny"):
+        settings = load_genotype(path).provenance["settings"]
+        assert settings["data_dir"] is None and settings["dataset"] == report["settings"]["dataset"]
 
 
 def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):

@@ -14,8 +14,8 @@ DISCOVERED = "discovered"
 def ship_cells(report: dict[str, Any], folder: str | Path, suffix: str) -> list[Path]:
     """Writes every searched cell of ``report`` that was retrained as ``folder/<label>_<suffix>.json``.
 
-    Each genotype keeps its search provenance (strategy, settings, search
-    metrics, date) and gains ``comparison``: the search's preset, budget
+    Each genotype keeps its search provenance (strategy, settings without
+    the local ``data_dir``, search metrics, date) and gains ``comparison``: the search's preset, budget
     (its overrides), cost, and the retraining recipe, seeds, validation and
     test perplexities and rank among the random cells.
     """
@@ -36,6 +36,9 @@ def ship_cells(report: dict[str, Any], folder: str | Path, suffix: str) -> list[
                            "valid_ppl": row["valid_ppl"], "test_ppl": row["test_ppl"]},
             "rank_among_random": None if row["rank"] is None else f"{row['rank']}/{report['random_cells'] + 1}",
         }
-        shipped = dataclasses.replace(genotype, provenance={**genotype.provenance, "comparison": comparison})
+        provenance = {**genotype.provenance, "comparison": comparison}
+        if "settings" in provenance:  # the corpora's folder on the machine that searched means nothing elsewhere
+            provenance["settings"] = {**provenance["settings"], "data_dir": None}
+        shipped = dataclasses.replace(genotype, provenance=provenance)
         written.append(shipped.save(folder / f"{name}.json"))
     return written

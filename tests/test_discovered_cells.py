@@ -13,50 +13,66 @@ from tfnas.genotypes.files import known_cells, resolve_genotype
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-#: The committed comparisons (README, "Comparing strategies").
-COMPARISONS = ("comparison-ptb-cpu.json",)
-PTB = json.loads((RESULTS / "comparison-ptb-cpu.json").read_text(encoding="utf-8"))
-SEARCHED = {row["cell"]: row for row in PTB["rows"] if row["kind"] == "search"}
+README = (REPO / "README.md").read_text(encoding="utf-8")
+#: The committed comparisons (README, "Comparing strategies"): the settings over the ``cpu_ptb`` preset that
+#: the README's command for each sets, and the name suffix of the cells each shipped.
+COMPARISONS = {
+    "comparison-ptb-cpu.json": ({}, "ptb_cpu"),
+    "comparison-wt2-cpu.json": ({"dataset": "wikitext2", "seeds": [1],
+                                 "train_overrides": {"max_steps": 300, "eval_interval": 300}}, "wt2_cpu"),
+}
+REPORTS = {name: json.loads((RESULTS / name).read_text(encoding="utf-8")) for name in COMPARISONS}
+PTB, WT2 = REPORTS["comparison-ptb-cpu.json"], REPORTS["comparison-wt2-cpu.json"]
+SHIPPED = [(name, row["cell"]) for name, report in REPORTS.items() for row in report["rows"]
+           if row["kind"] == "search"]
 
 
 def without_provenance(genotype: dict) -> dict:
     return {k: v for k, v in genotype.items() if k != "provenance"}
 
 
-def test_the_cpu_comparison_ran_every_strategy_of_its_preset_and_ships_each_cell():
-    preset = load_compare_config("cpu_ptb")
-    assert set(SEARCHED) == {run.name for run in preset.searches}
+def rows_of(report: dict, kind: str) -> dict[str, dict]:
+    return {row["cell"]: row for row in report["rows"] if row["kind"] == kind}
+
+
+@pytest.mark.parametrize("name", COMPARISONS)
+def test_each_comparison_ran_every_strategy_of_its_preset_and_ships_each_cell(name):
+    overrides, suffix = COMPARISONS[name]
+    report = REPORTS[name]
+    preset = load_compare_config("cpu_ptb", overrides)
+    assert set(rows_of(report, "search")) == {run.name for run in preset.searches}
     settings = json.loads(json.dumps(preset.to_dict()))
-    assert {**PTB["settings"], "data_dir": None} == {**settings, "data_dir": None}  # the committed run is the preset's
-    assert {f"discovered/{cell}_ptb_cpu" for cell in SEARCHED} <= set(known_cells())
+    assert {**report["settings"], "data_dir": None} == {**settings, "data_dir": None}  # the README's command
+    assert {f"discovered/{cell}_{suffix}" for cell in rows_of(report, "search")} <= set(known_cells())
 
 
-@pytest.mark.parametrize("cell", sorted(SEARCHED))
-def test_a_shipped_cell_is_the_cell_its_comparison_found_and_retrained(cell):
-    shipped = resolve_genotype(f"discovered/{cell}_ptb_cpu")
-    row = SEARCHED[cell]
+@pytest.mark.parametrize("name, cell", SHIPPED)
+def test_a_shipped_cell_is_the_cell_its_comparison_found_and_retrained(name, cell):
+    report, suffix = REPORTS[name], COMPARISONS[name][1]
+    shipped = resolve_genotype(f"discovered/{cell}_{suffix}")
+    row = rows_of(report, "search")[cell]
     assert without_provenance(shipped.to_dict()) == without_provenance(row["genotype"])
     comparison = shipped.provenance["comparison"]
+    assert comparison["dataset"] == report["settings"]["dataset"]
     assert comparison["retraining"]["test_ppl"] == row["test_ppl"]
-    assert comparison["retraining"]["seeds"] == [run["seed"] for run in row["runs"]] == PTB["settings"]["seeds"]
+    assert comparison["retraining"]["seeds"] == [run["seed"] for run in row["runs"]] == report["settings"]["seeds"]
     assert comparison["search"]["strategy"] == row["search"]["strategy"]
-    assert comparison["rank_among_random"] == f"{row['rank']}/{PTB['random_cells'] + 1}"
+    assert comparison["rank_among_random"] == f"{row['rank']}/{report['random_cells'] + 1}"
 
 
 def test_a_shipped_cell_loads_by_name_on_the_command_line(capsys):
     assert cli.main(["show", "discovered/darts_ptb_cpu"]) == 0
     shown = capsys.readouterr().out
-    for i, (activation, predecessor) in enumerate(SEARCHED["darts"]["genotype"]["nodes"], start=1):
+    for i, (activation, predecessor) in enumerate(rows_of(PTB, "search")["darts"]["genotype"]["nodes"], start=1):
         assert f"node {i}: {activation}({predecessor})" in shown
 
 
 @pytest.mark.parametrize("name", COMPARISONS)
 def test_the_readme_shows_each_committed_comparison_as_its_table(name):
-    report = json.loads((RESULTS / name).read_text(encoding="utf-8"))
+    report = REPORTS[name]
     assert all(run["status"] == "done" for row in report["rows"] for run in row["runs"]), "an unfinished run"
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert markdown_table(report) in readme
-    assert re.search(rf"benchmarks/results/{re.escape(name)}", readme)
+    assert markdown_table(report) in README
+    assert re.search(rf"benchmarks/results/{re.escape(name)}", README)
 
 
 def average_ranks(values: list[float]) -> np.ndarray:
@@ -65,14 +81,38 @@ def average_ranks(values: list[float]) -> np.ndarray:
     return np.array([np.sum(values < v) + (np.sum(values == v) - 1) / 2 for v in values])
 
 
+def spearman(x: list[float], y: list[float]) -> float:
+    return float(np.corrcoef(average_ranks(x), average_ranks(y))[0, 1])
+
+
 def test_the_readme_correlation_of_random_search_children_with_their_retraining():
     trials = [json.loads(line) for line in
               (RESULTS / "comparison-ptb-cpu-random-search-trials.jsonl").read_text(encoding="utf-8").splitlines()]
     child_ppl = {json.dumps(t["genotype"]["nodes"]): t["ppl"] for t in trials}
-    random_rows = [row for row in PTB["rows"] if row["kind"] == "random"]
+    random_rows = list(rows_of(PTB, "random").values())
     keys = [json.dumps(row["genotype"]["nodes"]) for row in random_rows]
     assert sorted(keys) == sorted(child_ppl)  # random search (seed 0) trained exactly the comparison's random cells
-    proxy = average_ranks([child_ppl[k] for k in keys])
-    retrained = average_ranks([row["test_ppl"]["mean"] for row in random_rows])
-    spearman = np.corrcoef(proxy, retrained)[0, 1]
-    assert f"correlation of {spearman:.2f} against" in (REPO / "README.md").read_text(encoding="utf-8")
+    rho = spearman([child_ppl[k] for k in keys], [row["test_ppl"]["mean"] for row in random_rows])
+    assert f"correlation of {rho:.2f} against" in README
+
+
+def test_the_readme_correlation_of_the_cells_both_corpora_retrained():
+    """The random cells and the baselines are the same cells on both corpora (random_seed 0); the README gives
+    the Spearman correlation of their test perplexities on PTB and on WikiText-2."""
+    common = [cell for kind in ("random", "baseline") for cell in rows_of(PTB, kind)]
+    ptb = {row["cell"]: row for row in PTB["rows"]}
+    wt2 = {row["cell"]: row for row in WT2["rows"]}
+    assert len(common) == 10 and all(
+        without_provenance(ptb[c]["genotype"] or {}) == without_provenance(wt2[c]["genotype"] or {}) for c in common)
+    rho = spearman([ptb[c]["test_ppl"]["mean"] for c in common], [wt2[c]["test_ppl"]["mean"] for c in common])
+    assert f"Spearman correlation of {rho:.2f} between the corpora" in README
+
+
+def test_the_readme_table_of_ranks_on_both_corpora():
+    lines = ["| cell | rank on PTB | rank on WikiText-2 |", "|---|---|---|"]
+    for kind in ("search", "baseline"):
+        wt2 = rows_of(WT2, kind)
+        for cell, row in rows_of(PTB, kind).items():
+            lines.append(f"| {cell} | {row['rank']}/{PTB['random_cells'] + 1} | "
+                         f"{wt2[cell]['rank']}/{WT2['random_cells'] + 1} |")
+    assert "\n".join(lines) + "\n" in README

@@ -127,7 +127,7 @@ class EnasSearch(SharedWeightsSearch):
     def training_arch(self) -> tf.Tensor:
         """The encoded cell the shared weights train on at this step: one controller sample."""
         choices, _, _ = self.reinforce.sample(1, self.training_seed())
-        return tf.constant(self.model.cell.encode(self.space.decode(choices[0])))
+        return self.encoded(self.space.decode(choices[0]))
 
     def architecture_interval(self) -> int:
         return self.config.controller_interval

@@ -153,7 +153,7 @@ class NaoWsSearch(SharedWeightsSearch):
         """A pool cell drawn uniformly with the seed `training_seed` (``(seed + 1, step)`` before any recovery)."""
         rng = np.random.default_rng(self.training_seed())
         arch = self.pool[int(rng.integers(len(self.pool)))]
-        return tf.constant(self.model.cell.encode(self.tokens.decode(arch)))
+        return self.encoded(self.tokens.decode(arch))
 
     def architecture_interval(self) -> int:
         return self.config.pool_interval

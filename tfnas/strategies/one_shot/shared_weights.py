@@ -26,6 +26,7 @@ cells with the shared weights.
 """
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import asdict, field
 from typing import Any, Iterable
@@ -145,9 +146,13 @@ class SharedWeightsSearch(OneShotSearch):
             self.reward_position = position
         return windows
 
+    def encoded(self, genotype: Genotype) -> tf.Tensor:
+        """``genotype`` as the `SharedCell` input of the compiled steps."""
+        return tf.constant(self.model.cell.encode(genotype))
+
     def architecture_loss(self, genotype: Genotype, windows) -> float:
         """Mean validation cross-entropy of one cell with the shared weights."""
-        arch = tf.constant(self.model.cell.encode(genotype))
+        arch = self.encoded(genotype)
         losses = [float(self._valid_loss(arch, tf.constant(x, tf.int32), tf.constant(y, tf.int32)))
                   for x, y in windows]
         return float(np.mean(losses))
@@ -178,25 +183,25 @@ class SharedWeightsSearch(OneShotSearch):
         rate rarely helps it)."""
         return [self.config.seed + 1 + self.recoveries * 2**20, self.step]
 
+    @abc.abstractmethod
     def training_arch(self) -> tf.Tensor:
         """The encoded cell the shared weights train on at this step."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def architecture_interval(self) -> int:
         """Training steps between two `architecture_phase` calls."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def architecture_phase(self) -> None:
         """What moves the method's distribution over cells."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def architecture_logs(self) -> dict[str, float]:
         """The logs of the last `architecture_phase`, reported with every step."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def derive_candidates(self) -> Iterable[Genotype]:
         """The cells the final cell is chosen among (`derive`), in order of preference among equals."""
-        raise NotImplementedError
 
     def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
         inputs, targets, states = train

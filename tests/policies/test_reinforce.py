@@ -1,10 +1,12 @@
 """REINFORCE (Williams 1992) and the rewards: the estimator against analytic gradients, the baseline
 (with the LSTM controller: test_controller.py)."""
+import math
+
 import numpy as np
 import pytest
 
 from support import CategoricalPolicy
-from tfnas.policies.reinforce import Reinforce, perplexity_reward
+from tfnas.policies.reinforce import Reinforce, perplexity_reward, reward_overflows
 
 R = np.array([1.0, 3.0, -2.0, 0.5])
 
@@ -61,3 +63,13 @@ def test_rewards():
     assert perplexity_reward(80.0, 80.0, "inv") == pytest.approx(1.0)
     assert perplexity_reward(40.0, 80.0, "inv_square") == pytest.approx(0.05)
     assert perplexity_reward(float("inf")) == 0.0
+
+
+def test_a_reward_whose_square_overflows_is_zero_not_an_error():
+    """ppl = exp(700), the cap of a diverged loss, is finite, but ppl ** 2 raises OverflowError in Python."""
+    capped = math.exp(700)
+    with pytest.raises(OverflowError):
+        capped ** 2
+    assert reward_overflows(capped) and perplexity_reward(capped, 80.0, "inv_square") == 0.0
+    assert not reward_overflows(capped, "inv") and perplexity_reward(capped, 80.0, "inv") == pytest.approx(80 / capped)
+    assert not reward_overflows(1e154) and perplexity_reward(1e154) == pytest.approx(80e-308)

@@ -30,12 +30,22 @@ REWARDS = ("inv_square", "inv")
 
 
 def perplexity_reward(ppl: float, c: float = 80.0, kind: str = "inv_square") -> float:
-    """``c / ppl^2`` or ``c / ppl``; a failed (non-finite) perplexity earns 0."""
+    """``c / ppl^2`` or ``c / ppl``; a failed (non-finite) perplexity, or one whose reward overflows, earns 0."""
     if kind not in REWARDS:
         raise ValueError(f"reward must be one of {list(REWARDS)}; received: {kind!r}")
-    if not math.isfinite(ppl) or ppl <= 0:
+    if not math.isfinite(ppl) or ppl <= 0 or reward_overflows(ppl, kind):
         return 0.0
     return c / ppl ** 2 if kind == "inv_square" else c / ppl
+
+
+def reward_overflows(ppl: float, kind: str = "inv_square") -> bool:
+    """Whether ``ppl^2`` of the ``inv_square`` reward overflows a float (``ppl`` above about 1.34e154).
+
+    Only a child whose loss diverged gets there: `tfnas.metrics.perplexity`
+    caps a perplexity at ``exp(700)``, about 1e304, which is finite while its
+    square is not.
+    """
+    return kind == "inv_square" and math.isfinite(ppl) and math.isinf(ppl * ppl)
 
 
 class Reinforce:

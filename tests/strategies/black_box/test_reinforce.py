@@ -6,6 +6,7 @@ import pytest
 
 from support import FailingEvaluator, Kill, SyntheticEvaluator
 from tfnas.data import load_corpus
+from tfnas.metrics import perplexity
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.black_box.random_search import RandomConfig, RandomSearch
 from tfnas.strategies.black_box.reinforce import ReinforceConfig, ReinforceSearch
@@ -73,6 +74,41 @@ def test_failed_evaluations_are_retried_then_recorded(tmp_path, tiny_corpus):
         failing.search(corpus, tmp_path / "fail")
     assert [(t.status, t.ppl, t.reward) for t in failing.trials] == [("failed", None, 0.0)] * 2
     assert "simulated evaluation failure" in failing.trials[0].error
+
+
+class DivergingEvaluator:
+    """The synthetic objective, except that a genotype whose first activation is tanh (choice 0) diverges: its loss reaches the cap
+    of `tfnas.metrics.perplexity`, a finite perplexity of about 1e304 whose square overflows (issue 26, item 1)."""
+
+    def __init__(self, space):
+        self.space, self.inner = space, synthetic(space)
+
+    def evaluate(self, genotypes):
+        return [perplexity(1e6) if self.space.encode(g)[1] == 0 else ppl
+                for g, ppl in zip(genotypes, self.inner.evaluate(genotypes))]
+
+
+def test_a_child_whose_reward_overflows_is_a_failed_trial_and_the_search_goes_on_and_resumes(tmp_path, tiny_corpus):
+    """``c / ppl^2`` at ppl = exp(700) raised OverflowError in every rerun of the folder; now the trial fails with
+    reward 0, the controller still learns from the round, and a search killed before such a round resumes to the
+    uninterrupted run's trials."""
+    corpus = load_corpus(tiny_corpus)
+    space = DagSpace(3)
+    config = ReinforceConfig(space="dag", steps=3, max_trials=12, trials_per_round=3, seed=2, controller_lr=0.02,
+                             controller_units=8)
+    full = ReinforceSearch(config, evaluator=DivergingEvaluator(space))
+    result = full.search(corpus, tmp_path / "full")
+    diverged = [t for t in full.trials if t.choices[1] == 0]
+    assert diverged and all((t.status, t.ppl, t.reward) == ("failed", None, 0.0) for t in diverged)
+    assert all("overflows at perplexity 1.014e+304" in t.error for t in diverged)
+    assert len(full.trials) == 12 and len(full.history) == 4
+    assert result.metrics["failed"] == len(diverged) and space.encode(result.genotype)[1] != 0
+    with pytest.raises(KeyboardInterrupt):
+        ReinforceSearch(config, evaluator=DivergingEvaluator(space)).search(corpus, tmp_path / "cut",
+                                                                            [Kill("round", step=1)])
+    resumed = ReinforceSearch(config, evaluator=DivergingEvaluator(space))
+    resumed.search(corpus, tmp_path / "cut")
+    assert [t.to_dict() for t in resumed.trials] == [t.to_dict() for t in full.trials]
 
 
 def test_defaults_and_ptb_preset_are_section_4_2():

@@ -10,7 +10,9 @@ results in `observe`. Each round:
    evaluation still fails after ``trial_retries`` retries; a genotype seen
    before reuses its score when ``reuse_scores``);
 3. rewards ``c / ppl^2`` (``reward: inv_square``, Zoph & Le) or ``c / ppl``
-   (``inv``, ENAS) are attached and ``observe(trials)`` is called;
+   (``inv``, ENAS) are attached and ``observe(trials)`` is called; a child
+   whose ``ppl^2`` overflows (a diverged loss, perplexity near the cap of
+   ``exp(700)``) is a failed trial with reward 0, as one that raised;
 4. the whole state is checkpointed (trials, RNG, round, history, the
    strategy's variables such as the controller and its optimizer slots), then
    a ``"round"`` event is sent to the callbacks.
@@ -59,7 +61,7 @@ from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
 from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Strategy, with_provenance
-from tfnas.policies.reinforce import REWARDS, perplexity_reward
+from tfnas.policies.reinforce import REWARDS, perplexity_reward, reward_overflows
 
 #: ``--space`` names.
 SPACES = ("dag", "tree")
@@ -363,6 +365,10 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 break
             new = []
             for g, (ppl, status, error) in zip(proposals, self._evaluate(proposals)):
+                if reward_overflows(ppl, c.reward):
+                    ppl, status, error = (math.inf, TrialStatus.FAILED,
+                                          f"the reward c / ppl^2 overflows at perplexity {ppl:.4g} (the child "
+                                          f"diverged)")
                 new.append(Trial(trial=len(self.trials) + len(new), round=self.round, key=genotype_key(g),
                                  genotype={k: v for k, v in g.to_dict().items() if k != "provenance"},
                                  choices=[int(x) for x in self.space.encode(g)], ppl=_json_ppl(ppl),

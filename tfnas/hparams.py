@@ -8,7 +8,8 @@ one session per subfolder:
   (`session_name`), the genotype's choices as hyperparameters and
   ``valid_ppl`` as the metric (none when the trial failed);
 * a one-shot search: ``final/``, its settings (`config_hparams`), the
-  derived genotype's choices and its final numeric metrics.
+  derived genotype's choices and its final numeric metrics, written by the
+  callback `FinalHParams` on the search's ``"end"`` event.
 
 `start_experiment` empties the folder first: a black-box search rewrites
 its sessions from its saved state when it starts or resumes, a one-shot
@@ -33,9 +34,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from tfnas.callbacks import float32_scalar
-from tfnas.genotypes.files import AnyGenotype
+from tfnas.callbacks import Callback, float32_scalar
+from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.genotypes.tree import TreeGenotype
+from tfnas.runs.atomic import read_json
 from tfnas.spaces.base import SearchSpace
 
 #: The HParams folder of a search, under its run folder.
@@ -141,3 +143,24 @@ def write_final(out_dir: str | Path, strategy: str, config: Any, genotype: AnyGe
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     logdir = start_experiment(out_dir, [hp.HParam(k, hp.Discrete([v])) for k, v in values.items()], list(numbers))
     write_session(logdir, FINAL_SESSION, values, numbers, step)
+
+
+class FinalHParams(Callback):
+    """On a search's ``"end"`` event, `write_final` from the result it saved (``search_result.json``).
+
+    Args:
+        out_dir: the search folder.
+        strategy: the strategy's name.
+        config: the search's settings.
+    """
+
+    def __init__(self, out_dir: str | Path, strategy: str, config: Any):
+        self.out_dir, self.strategy, self.config = Path(out_dir), strategy, config
+
+    def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
+        if kind != "end":
+            return
+        result = read_json(self.out_dir / "search_result.json")
+        metrics = result["metrics"]
+        write_final(self.out_dir, self.strategy, self.config, genotype_from_dict(result["genotype"]), metrics,
+                    int(metrics["steps"]))

@@ -343,11 +343,11 @@ class NanWhileFast(NasabnSearch):
 
     threshold = 0.1
 
-    def search_step(self, train, valid, lr, update_arch):
-        logs, t, v = super().search_step(train, valid, lr, update_arch)
+    def search_step(self, train, lr, update_arch):
+        logs, t = super().search_step(train, lr, update_arch)
         if self.step + 1 == 5 and self.lr_factor > self.threshold:
             logs["loss"] = float("nan")
-        return logs, t, v
+        return logs, t
 
 
 class StopAt(Callback):
@@ -392,9 +392,9 @@ def test_recoveries_survive_a_restart(data, tmp_path):
 class BlowUp(EnasSearch):
     """Every training loss is 1e9, above ENAS' ``max_loss``."""
 
-    def search_step(self, train, valid, lr, update_arch):
-        logs, t, v = super().search_step(train, valid, lr, update_arch)
-        return {**logs, "loss": 1e9}, t, v
+    def search_step(self, train, lr, update_arch):
+        logs, t = super().search_step(train, lr, update_arch)
+        return {**logs, "loss": 1e9}, t
 
 
 def test_the_last_recovery_names_the_step_and_the_loss_seen(data, tmp_path):

@@ -17,8 +17,8 @@ the best evaluated weights and the NT-ASGD state saved with them, and goes
 on with the next epoch; after ``max_rollbacks`` of them (a tfnas limit;
 DARTS has none) it stops with `NonFiniteLossError`.
 
-The run folder is locked from the trainer's creation to the end of `fit`
-(`tfnas.runs.lock`); a resume starts from the newest readable checkpoint
+The run folder is a `tfnas.runs.session.RunSession`, locked from the
+trainer's creation to the end of `fit` (`tfnas.runs.lock`); a resume starts from the newest readable checkpoint
 (an unreadable one is skipped with a warning; an unreadable
 ``best/weights.npz`` is set aside and rewritten by the next evaluation),
 and Ctrl-C writes a checkpoint at the next step boundary
@@ -51,17 +51,15 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
-from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
+from tfnas.callbacks import Callback, ThroughputMeter
 from tfnas.config import TrainConfig
 from tfnas.data import BPTTIterator, Corpus, epoch_iterator, load_corpus
 from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
-from tfnas.runs.checkpoint import (CheckpointManager, CorruptCheckpointError, assign_arrays, read_arrays,
-                                   save_variables)
-from tfnas.runs.folder import BEST_WEIGHTS, CHECKPOINTS, MODEL_FILE, corpus_fingerprint, open_run, read_weights
-from tfnas.runs.interrupt import Interrupts, deferred_interrupts
-from tfnas.runs.lock import RunLock
+from tfnas.runs.checkpoint import CorruptCheckpointError, assign_arrays, read_arrays, save_variables
+from tfnas.runs.folder import BEST_WEIGHTS, MODEL_FILE, corpus_fingerprint, read_weights
+from tfnas.runs.session import RunSession
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.precision import DynamicLossScale, dtype_policy, mixed_policy_name
@@ -122,23 +120,24 @@ class Trainer:
         check_batch(self.strategy, config.batch_size)
         worker = worker_index() if config.distribute == "multi_worker" else 0
         self.out_dir = Path(out_dir) / f"worker-{worker}" if worker else Path(out_dir)
-        self.callbacks = CallbackList(callbacks)
         self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
                                                                     download=config.download)
         # Before the folder is locked and its record written: a split smaller than its batch leaves nothing behind.
         self.train_data, self.valid_data, self.test_data = (
             batchify_split(self.corpus, split, size) for split, size in config.split_batch_sizes().items())
-        self._lock = RunLock(self.out_dir).acquire()
+        self.session = RunSession(self.out_dir, "train", None, config, corpus_fingerprint(self.corpus), callbacks,
+                                  config.keep_checkpoints).open()
+        self.callbacks = self.session.callbacks
         try:
             self._build()
         except BaseException:
-            self._lock.release()
+            self.session.close()
             raise
 
     def _build(self) -> None:
-        """The record, the model and its steps, and the run state (the folder is locked)."""
+        """The cell's record, the model and its steps, and the run state (the folder is open and locked)."""
         config, genotype = self.config, self.genotype
-        self._open_run_folder()
+        self._record_cell()
         keras.utils.set_random_seed(config.seed)
         policy = mixed_policy_name() if config.mixed_precision else "float32"
         with self.strategy.scope(), dtype_policy(policy):
@@ -147,7 +146,6 @@ class Trainer:
             self.loss_scale = DynamicLossScale(policy == "mixed_float16")
             self.averages = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.model.trainable_variables]
             self.average_count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, config.keep_checkpoints)
         self.train_step = self._make_train_step()
         self._eval_step = make_eval_step(self.model)
         self.params = sum(int(np.prod(v.shape)) for v in self.model.trainable_variables)
@@ -163,15 +161,14 @@ class Trainer:
         self.hidden = self.model.initial_state(config.batch_size)
 
     # ------------------------------------------------------------ run folder
-    def _open_run_folder(self) -> None:
-        """Records the run in its folder (same settings and data to resume) and refuses a folder of another cell.
+    def _record_cell(self) -> None:
+        """Writes the cell's genotype in the run folder, or refuses a folder of another cell.
 
         A folder without a checkpoint (a run killed before its first one) holds nothing to resume: it starts
         afresh with this run's cell.
         """
         geno_path = self.out_dir / "genotype.json"
-        open_run(self.out_dir, "train", None, self.config, corpus_fingerprint(self.corpus))
-        if CheckpointManager(self.out_dir / CHECKPOINTS).latest() is None:
+        if self.session.checkpoints.latest() is None:
             if self.genotype is not None:
                 self.genotype.save(geno_path)
             else:
@@ -181,10 +178,10 @@ class Trainer:
 
     def close(self) -> None:
         """Releases the run folder's lock (`fit` does when it ends)."""
-        self._lock.release()
+        self.session.close()
 
     def _message(self, text: str) -> None:
-        self.callbacks.on_event("message", {"text": text})
+        self.session.message(text)
 
     def _write_run_files(self) -> None:
         self.corpus.vocab.save(self.out_dir / "vocab.txt")
@@ -283,18 +280,13 @@ class Trainer:
                  "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
                  "iterator": self.iterator.state(), "history": self.history, "rollbacks": self.rollbacks}
         extra = {f"hidden{i}": s.numpy() for i, s in enumerate(self.hidden)}
-        path = self.checkpoints.save(self.step, self._all_variables(), state, extra,
-                                     weights=self._evaluated_variables())
-        self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
-        return path
+        return self.session.save(self.step, self._all_variables(), state, extra, weights=self._evaluated_variables())
 
     def restore_latest(self) -> bool:
         """Restores the newest readable checkpoint of the run folder (warning about skipped ones); False if none."""
-        restored = self.checkpoints.restore_newest(self._all_variables())
+        restored = self.session.restore(self._all_variables())
         if restored is None:
             return False
-        for line in restored.skipped:
-            self._message(f"warning: {line}")
         path, state, extra = restored.path, restored.state, restored.extra
         self.step, self.epoch, self.asgd = state["step"], state["epoch"], state["asgd"]
         self.val_losses = list(state["val_losses"])
@@ -337,7 +329,8 @@ class Trainer:
         if self.rollbacks >= self.config.max_rollbacks or not path.exists():
             why = (f"{self.rollbacks} rollbacks already (--max-rollbacks)" if path.exists()
                    else "no evaluated weights to roll back to yet")
-            raise NonFiniteLossError(f"{where}; {why}; the last good checkpoint is {self.checkpoints.latest()} "
+            latest = self.session.checkpoints.latest()
+            raise NonFiniteLossError(f"{where}; {why}; the last good checkpoint is {latest} "
                                      "(lower --lr or --clip and resume from it)")
         best = read_arrays(path)
         assign_arrays(self.model.trainable_variables, best.variables, path)
@@ -389,10 +382,10 @@ class Trainer:
         The run folder stays locked until it returns; Ctrl-C checkpoints at the next step boundary and raises
         `KeyboardInterrupt`.
         """
-        with self._lock, deferred_interrupts() as interrupts:
-            return self._fit(evaluate_test, interrupts)
+        with self.session:
+            return self._fit(evaluate_test)
 
-    def _fit(self, evaluate_test: bool, interrupts: Interrupts) -> TrainResult:
+    def _fit(self, evaluate_test: bool) -> TrainResult:
         c = self.config
         if not self.restore_latest():
             self._write_run_files()
@@ -401,7 +394,7 @@ class Trainer:
             self._message(f"data-parallel on {self.strategy.num_replicas_in_sync} replicas ({c.distribute})")
         meter = ThroughputMeter()
         while not self._done():
-            interrupts.stop_if_pending(f"at step {self.step}", self._message, self.save_checkpoint)
+            self.session.stop_if_pending(f"at step {self.step}", self.save_checkpoint)
             batch = next(self.iterator, None)
             if batch is None:
                 self._validate()
@@ -440,8 +433,6 @@ class Trainer:
                              best_valid_ppl=perplexity(self.best_val_loss), params=self.params,
                              rollbacks=self.rollbacks, history=self.history)
         write_json(self.out_dir / "result.json", asdict(result))
-        self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.valid_ppl,
-                                        "best_valid_ppl": result.best_valid_ppl,
-                                        **({"test_ppl": result.test_ppl} if test_loss is not None else {})})
-        self.callbacks.close()
+        self.session.end({"step": self.step, "valid_ppl": result.valid_ppl, "best_valid_ppl": result.best_valid_ppl,
+                          **({"test_ppl": result.test_ppl} if test_loss is not None else {})})
         return result

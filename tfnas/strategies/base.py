@@ -15,6 +15,7 @@ from tfnas.data import Corpus
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
+from tfnas.runs.session import RunSession
 
 #: The interval of every strategy's ``steps`` (the nodes of a DAG cell after node 0): at most what a genotype
 #: may hold, so that a search is refused before it counts or builds a space of more.
@@ -74,7 +75,23 @@ class Strategy(abc.ABC):
 
     #: The name used by ``tfnas search --strategy``.
     name: str = ""
+    config: Any
 
     @abc.abstractmethod
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs (or resumes) the search and returns its result."""
+
+    def provenance(self) -> dict[str, Any]:
+        """What a method adds to the found genotype's provenance (BayesNAS: its prior variances)."""
+        return {}
+
+    def finish(self, session: RunSession, genotype: Genotype, history: list[dict[str, Any]],
+               metrics: dict[str, Any], end_logs: dict[str, Any]) -> SearchResult:
+        """The end of every search: the genotype with its provenance (`with_provenance`, then `provenance`),
+        ``genotype.json`` and ``search_result.json`` written, then the ``"end"`` event and the callbacks closed."""
+        found = with_provenance(genotype, self.name, self.config, metrics)
+        found = dataclasses.replace(found, provenance={**found.provenance, **self.provenance()})
+        result = SearchResult(found, history, metrics)
+        result.save(session.run_dir)
+        session.end(end_logs)
+        return result

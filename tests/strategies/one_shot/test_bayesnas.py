@@ -69,7 +69,7 @@ def test_clipping_the_weight_gradients_leaves_the_scalars_gradients_alone(tiny_c
     grads = [g.numpy() for g in tape.gradient(total, scalars)]
     before = [v.numpy() for v in scalars]
     weights_before = [v.numpy() for v in model.weight_variables]
-    search.search_step((inputs, targets, states), (inputs, targets, states), 20.0, True)
+    search.search_step((inputs, targets, states), 20.0, True)
     for v, b, g in zip(scalars, before, grads):                # SGD with momentum, first step: -lr * g
         np.testing.assert_allclose(v.numpy() - b, -0.5 * g, rtol=1e-4, atol=1e-7)
     moved = np.sqrt(sum(((v.numpy() - b) ** 2).sum() for v, b in zip(model.weight_variables, weights_before)))

@@ -65,12 +65,12 @@ class NanAt(DartsSearch):
 
     nan_steps: list = []
 
-    def search_step(self, train, valid, lr, update_arch):
-        logs, t, v = super().search_step(train, valid, lr, update_arch)
+    def search_step(self, train, lr, update_arch):
+        logs, t = super().search_step(train, lr, update_arch)
         if self.nan_steps and self.step + 1 == self.nan_steps[0]:
             self.nan_steps.pop(0)
             logs["loss"] = float("nan")
-        return logs, t, v
+        return logs, t
 
 
 def test_nan_loss_recovers_from_last_checkpoint_with_halved_lr(tmp_path, tiny_corpus):

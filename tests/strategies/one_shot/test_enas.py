@@ -155,9 +155,9 @@ class BadCell(EnasSearch):
             self.bad = self.drawn
         return arch
 
-    def search_step(self, train, valid, lr, update_arch):
-        logs, t, v = super().search_step(train, valid, lr, update_arch)
-        return ({**logs, "loss": 1e9} if self.drawn == self.bad else logs), t, v
+    def search_step(self, train, lr, update_arch):
+        logs, t = super().search_step(train, lr, update_arch)
+        return ({**logs, "loss": 1e9} if self.drawn == self.bad else logs), t
 
 
 def test_a_step_retried_after_a_blow_up_draws_another_cell(enas_runs, tmp_path):

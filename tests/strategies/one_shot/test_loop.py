@@ -12,12 +12,24 @@ BPTT, BATCH = 8, 16
 
 
 def recording(cls):
-    """``cls`` with every `search_step`'s epoch, training and validation lengths and learning rate recorded."""
+    """``cls`` with every `search_step`'s epoch, training length and learning rate recorded, and the length of
+    the validation batch its compiled step gets (DARTS' bilevel step; None for a method without one)."""
 
     class Recording(cls):
-        def search_step(self, train, valid, lr, update_arch):
-            self.seen.append((self.epoch, int(train[0].shape[1]), int(valid[0].shape[1]), lr))
-            return super().search_step(train, valid, lr, update_arch)
+        def build(self, vocab_size):
+            super().build(vocab_size)
+            if hasattr(self, "compiled_step"):
+                compiled = self.compiled_step
+
+                def recorded(train, valid, lr, update_arch):
+                    self.seen[-1] = (*self.seen[-1][:2], int(valid[0].shape[1]), self.seen[-1][3])
+                    return compiled(train, valid, lr, update_arch)
+
+                self.compiled_step = recorded
+
+        def search_step(self, train, lr, update_arch):
+            self.seen.append((self.epoch, int(train[0].shape[1]), None, lr))
+            return super().search_step(train, lr, update_arch)
 
     return Recording
 

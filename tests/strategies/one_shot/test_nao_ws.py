@@ -40,9 +40,9 @@ class Recording(NaoWsSearch):
 
         self._train = recording_train
 
-    def pool_phase(self):
+    def architecture_phase(self):
         old = list(self.pool)
-        logs = super().pool_phase()
+        logs = super().architecture_phase()
         self.phases_seen.append((old, list(self.scored), list(self.pool), logs))
         return logs
 

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tfnas.callbacks import Callback, CallbackList
+from tfnas.callbacks import Callback
 from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, RunConfig, TrainConfig, setting,
                           settings)
 from tfnas.data import Corpus
@@ -52,15 +52,13 @@ from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, Weigh
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
 from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hparams, start_experiment, write_session
 from tfnas.runs.atomic import append_jsonl, write_jsonl
-from tfnas.runs.checkpoint import CheckpointManager
-from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
-from tfnas.runs.interrupt import Interrupts, deferred_interrupts
-from tfnas.runs.lock import RunLock
+from tfnas.runs.folder import corpus_fingerprint
+from tfnas.runs.session import RunSession
 from tfnas.spaces.dag import DagSpace
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
-from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Strategy, with_provenance
+from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Strategy
 from tfnas.policies.reinforce import REWARDS, perplexity_reward, reward_overflows
 
 #: ``--space`` names.
@@ -278,17 +276,13 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def _save(self) -> Path:
         state = {"round": self.round, "trials": [t.to_dict() for t in self.trials], "history": self.history,
                  "rng": self.rng.bit_generator.state, "extra": self.extra_state()}
-        path = self.checkpoints.save(self.round, self.state_variables(), state)
-        self.callbacks.on_event("checkpoint", {"step": self.round, "path": str(path)})
-        return path
+        return self.session.save(self.round, self.state_variables(), state)
 
     def _restore(self) -> Path | None:
         """Restores the newest readable checkpoint (warning about skipped ones); returns it, None if none."""
-        restored = self.checkpoints.restore_newest(self.state_variables())
+        restored = self.session.restore(self.state_variables())
         if restored is None:
             return None
-        for line in restored.skipped:
-            self.callbacks.on_event("message", {"text": f"warning: {line}"})
         state = restored.state
         self.round, self.history = state["round"], state["history"]
         self.trials = [Trial.from_dict(t) for t in state["trials"]]
@@ -324,20 +318,21 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.out_dir = Path(out_dir)
         # Its errors (a split smaller than the child's batch, no shared weights): before the folder is written.
         self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
-        with RunLock(self.out_dir), deferred_interrupts() as interrupts:
-            open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
-            self._start(corpus, callbacks)
+        with RunSession(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus), callbacks,
+                        self.config.keep_checkpoints) as session:
+            self._start(corpus, session)
             try:
-                self._loop(interrupts)
+                self._loop()
             finally:
                 if self._executor is None:
                     self.executor.close()
             return self._finish()
 
-    def _start(self, corpus: Corpus, callbacks: Sequence[Callback]) -> None:
+    def _start(self, corpus: Corpus, session: RunSession) -> None:
         """The space, the strategy's state and the executor, restored from the newest checkpoint."""
         c = self.config
-        self.callbacks = CallbackList(callbacks)
+        self.session = session
+        self.callbacks = session.callbacks
         self.corpus = corpus
         self.space = make_space(c, self.evaluator)
         if self.space != make_space(c):
@@ -345,7 +340,6 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.rng = np.random.default_rng(c.seed)
         self.round, self.trials, self.history = 0, [], []
         self.build()
-        self.checkpoints = CheckpointManager(self.out_dir / CHECKPOINTS, c.keep_checkpoints)
         latest = self._restore()
         if latest is not None:
             self.callbacks.on_event("message", {"text": f"resumed from {latest} (round {self.round}, "
@@ -354,11 +348,10 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self._rewrite_trial_records()
         self.executor = self._executor if self._executor is not None else self.make_executor()
 
-    def _loop(self, interrupts: Interrupts) -> None:
+    def _loop(self) -> None:
         c = self.config
         while len(self.trials) < c.max_trials:
-            interrupts.stop_if_pending(f"at round {self.round}",
-                                       lambda text: self.callbacks.on_event("message", {"text": text}), self._save)
+            self.session.stop_if_pending(f"at round {self.round}", self._save)
             proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
             if not proposals:
                 self.callbacks.on_event("message", {"text": "the search space is exhausted"})
@@ -399,10 +392,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
         metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
                    "valid_ppl": best.ppl, "best_trial": best.trial, "strategy": self.name,
                    "failed": sum(t.status is TrialStatus.FAILED for t in self.trials)}
-        genotype = with_provenance(genotype_from_dict(best.genotype), self.name, self.config, metrics)
-        result = SearchResult(genotype, self.history, metrics)
-        result.save(self.out_dir)
-        self.callbacks.on_event("end", {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,
-                                        "genotype": json.dumps(genotype.to_tokens())})
-        self.callbacks.close()
-        return result
+        genotype = genotype_from_dict(best.genotype)
+        return self.finish(self.session, genotype, self.history, metrics,
+                           {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,
+                            "genotype": json.dumps(genotype.to_tokens())})

@@ -34,24 +34,21 @@ gamma table.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import asdict
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.callbacks import Callback
 from tfnas.cells.search.norm import NORMS, edges
 from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
-from tfnas.data import BPTTIterator, Corpus
+from tfnas.data import BPTTIterator
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
 from tfnas.lm.search_models import BayesLM
-from tfnas.strategies.base import STEPS, SearchResult
+from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bayes_hessian import HESSIANS, scalar_hessian
 from tfnas.strategies.one_shot.bayes_update import (PRUNE_THRESHOLD, alive_nodes, dependency_gamma, derive_pruned,
                                                     laplace_update)
@@ -179,10 +176,10 @@ class BayesNasSearch(OneShotSearch):
         self.arch_optimizer.apply(grads[len(weights):], scalars)
         return {"loss": raw, "penalty": penalty, "grad_norm": norm}, out.states
 
-    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+    def search_step(self, train: Batch, lr: float, update_arch: bool):
         del update_arch  # single level: the scalars move with the weights from the first step
         logs, states = self.compiled_step(train, tf.constant(lr, tf.float32))
-        return {k: float(v) for k, v in logs.items()}, list(states), list(valid[2])
+        return {k: float(v) for k, v in logs.items()}, list(states)
 
     # ------------------------------------------------------ Bayesian update
     def hessian_windows(self) -> list[tf.Tensor]:
@@ -247,10 +244,6 @@ class BayesNasSearch(OneShotSearch):
             logs[f"w_norm_node{j}"] = float(np.linalg.norm(w[j * (j - 1) // 2: j * (j + 1) // 2]))
         return logs
 
-    def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
-        """The one-shot search; the genotype's provenance also records the gamma table (``provenance.gamma``)."""
-        result = super().search(corpus, out_dir, callbacks)
-        g = result.genotype
-        result.genotype = dataclasses.replace(g, provenance={**g.provenance, "gamma": self.gamma_record()})
-        result.save(out_dir)
-        return result
+    def provenance(self) -> dict[str, Any]:
+        """The gamma table (``provenance.gamma``), from which the pruned cell was derived."""
+        return {"gamma": self.gamma_record()}

@@ -30,7 +30,7 @@ from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_lo
 from tfnas.lm.search_models import MixedLM
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
-from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model
+from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model, valid_segment
 
 
 @settings
@@ -116,6 +116,7 @@ class DartsSearch(OneShotSearch):
                              attention_candidates=heads, seed=c.seed, **asdict(m))
         self.model.build_weights()
         model = self.model
+        self.hidden_valid = model.initial_state(c.batch_size)
         self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2,
                                                     epsilon=c.arch_epsilon)
         self.arch_optimizer.build(model.arch_variables)
@@ -165,13 +166,24 @@ class DartsSearch(OneShotSearch):
         norm = clipped_sgd_update(weights, tape.gradient(loss, weights), lr, c.clip, c.wdecay)
         return {"loss": raw, "arch_val_loss": val_loss, "grad_norm": norm}, out.states, valid_states
 
-    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+    def search_step(self, train: Batch, lr: float, update_arch: bool):
+        """The bilevel step on ``train`` and the validation segment at the same position (`valid_segment`,
+        DARTS' ``train_search.py``), whose states this search carries from step to step."""
+        v_in, v_tg = valid_segment(self.search_data, self.segment_start, self.config.bptt)
+        valid = (tf.constant(v_in, tf.int32), tf.constant(v_tg, tf.int32), self.hidden_valid)
         logs, train_states, valid_states = self.compiled_step(train, valid, tf.constant(lr, tf.float32),
                                                               tf.constant(update_arch))
+        self.hidden_valid = list(valid_states)   # a diverged step restores them from the checkpoint
         logs = {k: float(v) for k, v in logs.items()}
         if not update_arch:
             logs.pop("arch_val_loss")
-        return logs, list(train_states), list(valid_states)
+        return logs, list(train_states)
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        return {f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)}
+
+    def load_extra_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.hidden_valid = [tf.constant(arrays[f"valid{i}"]) for i in range(len(self.hidden_valid))]
 
     def derive(self) -> Genotype:
         return self.model.derive()

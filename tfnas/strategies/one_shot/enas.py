@@ -82,6 +82,7 @@ class EnasSearch(SharedWeightsSearch):
     """ENAS; see the module docstring."""
 
     name = "enas"
+    interval_setting = "controller_interval"
 
     def build(self, vocab_size: int) -> None:
         c = self.config
@@ -92,23 +93,23 @@ class EnasSearch(SharedWeightsSearch):
         self.reinforce = Reinforce(self.controller, lr=c.controller_lr, baseline_decay=c.baseline_decay,
                                    entropy_weight=c.entropy_weight)
         self.sample_count = 0
-        self.controller_logs: dict[str, float] = {}
 
     def state_variables(self) -> list[tf.Variable]:
         return list(self.model.variables) + self.reinforce.variables
 
     def extra_state(self) -> dict[str, Any]:
         return {"sample_count": self.sample_count, "reward_position": self.reward_position,
-                "controller_logs": self.controller_logs}
+                "controller_logs": self.phase_logs}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.sample_count = state["sample_count"]
         self.reward_position = state["reward_position"]
-        self.controller_logs = dict(state["controller_logs"])
+        self.phase_logs = dict(state["controller_logs"])
         self._derived = None
 
-    def controller_phase(self) -> dict[str, float]:
-        """``controller_steps`` REINFORCE updates with rewards from validation minibatches."""
+    def architecture_phase(self) -> dict[str, float]:
+        """ENAS' controller phase: ``controller_steps`` REINFORCE updates with rewards from validation
+        minibatches."""
         c = self.config
         logs: list[dict[str, float]] = []
         for _ in range(c.controller_steps):
@@ -128,16 +129,6 @@ class EnasSearch(SharedWeightsSearch):
         """The encoded cell the shared weights train on at this step: one controller sample."""
         choices, _, _ = self.reinforce.sample(1, self.training_seed())
         return self.encoded(self.space.decode(choices[0]))
-
-    def architecture_interval(self) -> int:
-        return self.config.controller_interval
-
-    def architecture_phase(self) -> None:
-        """ENAS' controller phase."""
-        self.controller_logs = self.controller_phase()
-
-    def architecture_logs(self) -> dict[str, float]:
-        return self.controller_logs
 
     def derive_candidates(self) -> Iterable[Genotype]:
         """``derive_samples`` controller samples (seed ``(seed + 2, step)``), each distinct one once."""

@@ -27,9 +27,15 @@ of the checkpoints. Ctrl-C writes a checkpoint at the next step boundary
 HParams dashboard (`tfnas.hparams.write_final`: its settings, genotype and
 final metrics).
 
-A subclass implements `build`, `search_step`, `derive` and may add
-`epoch_logs` (e.g. the architecture weights, as arrays that callbacks
-draw), `extra_state`, a learning-rate schedule (`epoch_lr`) and a
+The folder, its lock, Ctrl-C, the checkpoints and the callbacks are a
+`tfnas.runs.session.RunSession`, as for every loop of tfnas.
+
+A subclass implements `build`, `search_step` (one update on a training
+segment: it gets no validation batch; DARTS' bilevel step pairs the
+segment with a validation one itself, `valid_segment` at `segment_start`),
+`derive` and may add `epoch_logs` (e.g. the architecture weights, as arrays
+that callbacks draw), `extra_state` and `extra_arrays` (JSON and arrays
+saved in checkpoints), a learning-rate schedule (`epoch_lr`) and a
 divergence rule (`divergence`).
 """
 from __future__ import annotations
@@ -45,20 +51,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.callbacks import Callback, CallbackList, ThroughputMeter
+from tfnas.callbacks import Callback, ThroughputMeter
 from tfnas.config import NON_NEGATIVE, Bound, LMRunConfig, ModelConfig, setting, settings
 from tfnas.data import BPTTIterator, Corpus, epoch_iterator
 from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
-from tfnas.hparams import write_final
+from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import make_eval_step, mean_window_loss
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
-from tfnas.runs.checkpoint import CheckpointManager, Restored
-from tfnas.runs.folder import CHECKPOINTS, MODEL_FILE, corpus_fingerprint, open_run
-from tfnas.runs.interrupt import Interrupts, deferred_interrupts
-from tfnas.runs.lock import RunLock
+from tfnas.runs.checkpoint import Restored
+from tfnas.runs.folder import MODEL_FILE, corpus_fingerprint
+from tfnas.runs.session import RunSession
 from tfnas.metrics import perplexity
-from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy, with_provenance
+from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy
 
 Batch = tuple[tf.Tensor, tf.Tensor, list]
 
@@ -133,8 +138,8 @@ class OneShotSearch(Strategy, abc.ABC):
     Its config is a `OneShotConfig` (a subclass adds the method's settings).
     """
 
-    #: Whether `search` logs the finished search to the HParams dashboard (a WeNet round does not: its
-    #: search does).
+    #: Whether `search` logs the finished search to the HParams dashboard (`tfnas.hparams.FinalHParams`; a
+    #: WeNet round does not: its search does).
     logs_hparams: bool = True
 
     def __init__(self, config: OneShotConfig):
@@ -147,8 +152,9 @@ class OneShotSearch(Strategy, abc.ABC):
         """Creates ``self.model`` (with ``initial_state`` and ``forward``) and the optimizers."""
 
     @abc.abstractmethod
-    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool) -> tuple[dict, list, list]:
-        """One update; returns ``(logs with "loss", new train states, new valid states)``."""
+    def search_step(self, train: Batch, lr: float, update_arch: bool) -> tuple[dict, list]:
+        """One update on the training segment ``train`` (inputs, targets, states); returns ``(logs with "loss",
+        new states)``."""
 
     @abc.abstractmethod
     def derive(self) -> Genotype:
@@ -157,6 +163,13 @@ class OneShotSearch(Strategy, abc.ABC):
     def state_variables(self) -> list[tf.Variable]:
         """Everything numeric to checkpoint (model variables; subclasses add optimizers)."""
         return list(self.model.variables)
+
+    def extra_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays of a subclass that are not variables (DARTS' carried validation states), saved in checkpoints."""
+        return {}
+
+    def load_extra_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restores what `extra_arrays` returned (``arrays`` holds every array of the checkpoint)."""
 
     def epoch_logs(self) -> dict[str, Any]:
         """Extra per-epoch logs for callbacks: numbers, or arrays that they draw (see `tfnas.callbacks`)."""
@@ -183,22 +196,22 @@ class OneShotSearch(Strategy, abc.ABC):
     def _batchify(self, corpus: Corpus) -> None:
         self.train_data, self.search_data, self.valid_data = one_shot_batches(corpus, self.config)
 
-    def _setup(self, corpus: Corpus, out_dir: Path, callbacks: Sequence[Callback]) -> None:
+    def _setup(self, corpus: Corpus, session: RunSession) -> None:
         c = self.config
-        self.out_dir = out_dir
-        self.callbacks = CallbackList(callbacks)
+        self.session = session
+        self.out_dir = session.run_dir
+        self.callbacks = session.callbacks
         keras.utils.set_random_seed(c.seed)
         self.corpus = corpus
         self.build(len(corpus.vocab))
         model = self.model
         self._eval_step = make_eval_step(model)
-        write_json(out_dir / MODEL_FILE, model.get_config())
-        self.checkpoints = CheckpointManager(out_dir / CHECKPOINTS, c.keep_checkpoints)
+        write_json(self.out_dir / MODEL_FILE, model.get_config())
         self.step, self.epoch, self.lr_factor, self.recoveries = 0, 1, 1.0, 0
         self.history: list[dict[str, Any]] = []
         self.iterator = self._epoch_iterator(1)
+        self.segment_start = 0
         self.hidden_train = model.initial_state(c.batch_size)
-        self.hidden_valid = model.initial_state(c.batch_size)
 
     def _epoch_iterator(self, epoch: int) -> BPTTIterator:
         c = self.config
@@ -217,7 +230,7 @@ class OneShotSearch(Strategy, abc.ABC):
         """Restores what `extra_state` returned."""
 
     def _message(self, text: str) -> None:
-        self.callbacks.on_event("message", {"text": text})
+        self.session.message(text)
 
     def _save(self) -> Path:
         """A checkpoint of the whole state, then ``history.jsonl`` from the history it holds."""
@@ -225,19 +238,16 @@ class OneShotSearch(Strategy, abc.ABC):
                  "recoveries": self.recoveries, "history": self.history, "iterator": self.iterator.state(),
                  "extra": self.extra_state()}
         extra = {f"train{i}": s.numpy() for i, s in enumerate(self.hidden_train)}
-        extra.update({f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)})
-        path = self.checkpoints.save(self.step, self.state_variables(), state, extra, weights=self.model.variables)
+        extra.update(self.extra_arrays())
+        path = self.session.save(self.step, self.state_variables(), state, extra, weights=self.model.variables)
         write_jsonl(self.out_dir / HISTORY_FILE, self.history)
-        self.callbacks.on_event("checkpoint", {"step": self.step, "path": str(path)})
         return path
 
     def _restore(self) -> Restored | None:
         """Restores the newest readable checkpoint (warning about skipped ones); None if there is none."""
-        restored = self.checkpoints.restore_newest(self.state_variables())
+        restored = self.session.restore(self.state_variables())
         if restored is None:
             return None
-        for line in restored.skipped:
-            self._message(f"warning: {line}")
         state, extra = restored.state, restored.extra
         self.step, self.epoch = state["step"], state["epoch"]
         self.lr_factor, self.recoveries = state["lr_factor"], state["recoveries"]
@@ -245,7 +255,7 @@ class OneShotSearch(Strategy, abc.ABC):
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden_train = [tf.constant(extra[f"train{i}"]) for i in range(len(self.hidden_train))]
-        self.hidden_valid = [tf.constant(extra[f"valid{i}"]) for i in range(len(self.hidden_valid))]
+        self.load_extra_arrays(extra)
         self.load_extra_state(state["extra"])
         return restored
 
@@ -302,19 +312,21 @@ class OneShotSearch(Strategy, abc.ABC):
         """Runs or resumes the search in ``out_dir``; see the module docstring."""
         out_dir = Path(out_dir)
         self._batchify(corpus)  # before the folder is locked and its record written
-        with RunLock(out_dir), deferred_interrupts() as interrupts:
-            open_run(out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
-            self._setup(corpus, out_dir, callbacks)
+        if self.logs_hparams:
+            callbacks = [*callbacks, FinalHParams(out_dir, self.name, self.config)]
+        with RunSession(out_dir, "search", self.name, self.config, corpus_fingerprint(corpus), callbacks,
+                        self.config.keep_checkpoints) as session:
+            self._setup(corpus, session)
             if not self._resume():
                 self._save()
-            self._loop(interrupts)
+            self._loop()
             return self._finish()
 
-    def _loop(self, interrupts: Interrupts) -> None:
+    def _loop(self) -> None:
         c = self.config
         meter = ThroughputMeter()
         while not self._done():
-            interrupts.stop_if_pending(f"at step {self.step}", self._message, self._save)
+            self.session.stop_if_pending(f"at step {self.step}", self._save)
             segment = next(self.iterator, None)
             if segment is None:
                 self.on_epoch_end()
@@ -324,17 +336,16 @@ class OneShotSearch(Strategy, abc.ABC):
                 self._save()
                 continue
             inputs, targets, seq_len, lr_scale = segment
-            v_in, v_tg = valid_segment(self.search_data, self.iterator.position - seq_len, c.bptt)
+            self.segment_start = self.iterator.position - seq_len
             train = (tf.constant(inputs, tf.int32), tf.constant(targets, tf.int32), self.hidden_train)
-            valid = (tf.constant(v_in, tf.int32), tf.constant(v_tg, tf.int32), self.hidden_valid)
             lr = self.epoch_lr() * lr_scale * self.lr_factor
-            logs, new_train, new_valid = self.search_step(train, valid, lr, self.update_arch_now())
+            logs, new_train = self.search_step(train, lr, self.update_arch_now())
             loss = float(logs["loss"])
             why = self.divergence(loss)
             if why is not None:
                 self._recover(loss, why)
                 continue
-            self.hidden_train, self.hidden_valid = new_train, new_valid
+            self.hidden_train = new_train
             self.step += 1
             meter.add(loss, targets.size)
             if self.step % c.log_interval == 0:
@@ -352,11 +363,7 @@ class OneShotSearch(Strategy, abc.ABC):
             self._save()
         metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,
                    "recoveries": self.recoveries}
-        result = SearchResult(with_provenance(self.derive(), self.name, self.config, metrics), self.history, metrics)
-        result.save(self.out_dir)
-        if self.logs_hparams:
-            write_final(self.out_dir, self.name, self.config, result.genotype, metrics, self.step)
-        self.callbacks.on_event("end", {"step": self.step, "valid_ppl": result.metrics["valid_ppl"],
-                                        "genotype": json.dumps(result.genotype.to_dict()["nodes"])})
-        self.callbacks.close()
-        return result
+        genotype = self.derive()
+        return self.finish(self.session, genotype, self.history, metrics,
+                           {"step": self.step, "valid_ppl": metrics["valid_ppl"],
+                            "genotype": json.dumps(genotype.to_dict()["nodes"])})

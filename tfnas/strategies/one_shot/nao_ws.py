@@ -11,7 +11,7 @@ decay, ``max_loss``):
 * every training batch runs one cell drawn uniformly from the pool (seed
   ``(seed + 1, step)``, and the recovery count after a recovery) and takes
   one SGD step on the shared weights;
-* every ``pool_interval`` steps (`pool_phase`): every pool cell is scored
+* every ``pool_interval`` steps (`architecture_phase`): every pool cell is scored
   by its loss with the shared weights on the next validation window (from
   zero states); the EPD (`tfnas.policies.nao`) is trained on the pool
   (``epd_epochs``, warm-started; scores min-max normalised
@@ -88,6 +88,7 @@ class NaoWsSearch(SharedWeightsSearch):
     """NAO-WS; see the module docstring."""
 
     name = "nao_ws"
+    interval_setting = "pool_interval"
 
     def build(self, vocab_size: int) -> None:
         self.build_shared_weights(vocab_size)
@@ -100,28 +101,27 @@ class NaoWsSearch(SharedWeightsSearch):
                      for g in self.space.sample_unique(c.pool_size, np.random.default_rng([c.seed, 5]))]
         self.scored: list[tuple[tuple[int, ...], float]] = []
         self.phases = 0
-        self.pool_logs: dict[str, float] = {}
 
     def state_variables(self) -> list[tf.Variable]:
         return list(self.model.variables) + self.trainer.variables
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool": [list(x) for x in self.pool], "scored": [[list(x), loss] for x, loss in self.scored],
-                "phases": self.phases, "reward_position": self.reward_position, "pool_logs": self.pool_logs}
+                "phases": self.phases, "reward_position": self.reward_position, "pool_logs": self.phase_logs}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.pool = [tuple(x) for x in state["pool"]]
         self.scored = [(tuple(x), loss) for x, loss in state["scored"]]
         self.phases, self.reward_position = state["phases"], state["reward_position"]
-        self.pool_logs = dict(state["pool_logs"])
+        self.phase_logs = dict(state["pool_logs"])
         self._derived = None
 
     # ------------------------------------------------------------- pool
     def _loss_of(self, tokens: tuple[int, ...], windows) -> float:
         return self.architecture_loss(self.tokens.decode(tokens), windows)
 
-    def pool_phase(self) -> dict[str, float]:
-        """Score the pool, train the EPD, decode new cells from the best, replace the pool; returns logs."""
+    def architecture_phase(self) -> dict[str, float]:
+        """The pool phase: score the pool, train the EPD, decode new cells from the best, replace the pool; returns logs."""
         c = self.config
         windows = self.reward_windows(1)
         losses = [self._loss_of(x, windows) for x in self.pool]
@@ -154,15 +154,6 @@ class NaoWsSearch(SharedWeightsSearch):
         rng = np.random.default_rng(self.training_seed())
         arch = self.pool[int(rng.integers(len(self.pool)))]
         return self.encoded(self.tokens.decode(arch))
-
-    def architecture_interval(self) -> int:
-        return self.config.pool_interval
-
-    def architecture_phase(self) -> None:
-        self.pool_logs = self.pool_phase()
-
-    def architecture_logs(self) -> dict[str, float]:
-        return self.pool_logs
 
     def derive_candidates(self) -> list[Genotype]:
         """The ``derive_samples`` best cells of the last scored pool (the first ones of the pool before any

@@ -6,7 +6,7 @@ Every training batch runs one cell, chosen by the method
 (`SharedWeightsSearch.training_arch`: a controller sample for ENAS, a pool
 cell for NAO-WS), and takes a clipped SGD step on ``omega`` (AWD
 regularisers optional) with ENAS' learning-rate decay; every
-`architecture_interval` steps the method's `architecture_phase` moves its
+``interval_setting`` steps the method's `architecture_phase` moves its
 distribution over cells, scoring cells by their validation loss with the
 shared weights (`architecture_loss`, from zero states, on windows of the
 validation data taken from a running cursor, `reward_windows`). The cell of
@@ -92,8 +92,11 @@ class SharedWeightsConfig(OneShotConfig):
 
 
 class SharedWeightsSearch(OneShotSearch):
-    """The shared weights and their training; a method adds `training_arch`, `architecture_interval`,
-    `architecture_phase`, `architecture_logs` and `derive` (see the module docstring)."""
+    """The shared weights and their training; a method adds `training_arch`, `architecture_phase`,
+    `derive_candidates` and the setting of its phases' interval (see the module docstring)."""
+
+    #: The setting that holds the training steps between two `architecture_phase` calls.
+    interval_setting: str = ""
 
     def build_shared_weights(self, vocab_size: int) -> None:
         """The space, the shared-weights `SharedLM` and its compiled training and validation steps."""
@@ -103,6 +106,7 @@ class SharedWeightsSearch(OneShotSearch):
                               seed=c.seed, **asdict(m))
         self.model.build_weights()
         self.reward_position = 0
+        self.phase_logs: dict[str, float] = {}
         self._derived: tuple[int, Genotype, float] | None = None
         model = self.model
         n_states = len(model.initial_state(1))
@@ -188,32 +192,25 @@ class SharedWeightsSearch(OneShotSearch):
         """The encoded cell the shared weights train on at this step."""
 
     @abc.abstractmethod
-    def architecture_interval(self) -> int:
-        """Training steps between two `architecture_phase` calls."""
-
-    @abc.abstractmethod
-    def architecture_phase(self) -> None:
-        """What moves the method's distribution over cells."""
-
-    @abc.abstractmethod
-    def architecture_logs(self) -> dict[str, float]:
-        """The logs of the last `architecture_phase`, reported with every step."""
+    def architecture_phase(self) -> dict[str, float]:
+        """What moves the method's distribution over cells; returns its logs (``phase_logs``, reported with
+        every step until the next phase; the method's `extra_state` saves them)."""
 
     @abc.abstractmethod
     def derive_candidates(self) -> Iterable[Genotype]:
         """The cells the final cell is chosen among (`derive`), in order of preference among equals."""
 
-    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+    def search_step(self, train: Batch, lr: float, update_arch: bool):
         inputs, targets, states = train
         loss, new_states, norm = self._train(self.training_arch(), inputs, targets, list(states),
                                              tf.constant(lr, tf.float32))
         logs = {"loss": float(loss), "grad_norm": float(norm)}
         if self.divergence(logs["loss"]) is not None:     # the loop restores the last checkpoint
-            return logs, list(states), list(valid[2])
-        if update_arch and (self.step + 1) % self.architecture_interval() == 0:
-            self.architecture_phase()
+            return logs, list(states)
+        if update_arch and (self.step + 1) % getattr(self.config, self.interval_setting) == 0:
+            self.phase_logs = self.architecture_phase()
         self._derived = None
-        return {**logs, **self.architecture_logs()}, list(new_states), list(valid[2])
+        return {**logs, **self.phase_logs}, list(new_states)
 
     def divergence(self, loss: float) -> str | None:
         """Non-finite, or above ``max_loss``: a cell blew the shared weights up (e.g. identity activations
@@ -229,7 +226,7 @@ class SharedWeightsSearch(OneShotSearch):
         return super().evaluate(data)
 
     def epoch_logs(self) -> dict[str, Any]:
-        logs = dict(self.architecture_logs())
+        logs = dict(self.phase_logs)
         if self._derived is not None:
             logs["derived_loss"] = self._derived[2]
         return logs

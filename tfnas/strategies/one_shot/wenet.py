@@ -91,15 +91,14 @@ from tfnas.cells.search.norm import NORMS
 from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, ModelConfig, setting, settings
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
-from tfnas.hparams import write_final
+from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import regularized_loss
 from tfnas.lm.search_models import WeightedLM
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
-from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint, open_run
-from tfnas.runs.interrupt import Interrupts, deferred_interrupts
-from tfnas.runs.lock import RunLock
+from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
+from tfnas.runs.session import RunSession
 from tfnas.spaces.dag import DagSpace
-from tfnas.strategies.base import STEPS, SearchResult, Strategy, with_provenance
+from tfnas.strategies.base import STEPS, SearchResult, Strategy
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, one_shot_batches
 
 STATE_FORMAT = "tfnas-wenet-state"
@@ -260,12 +259,12 @@ class WenetRound(OneShotSearch):
         self.optimizer.apply_gradients(zip(grads, self.variables))
         return {"loss": raw, "grad_norm": norm}, out.states
 
-    def search_step(self, train: Batch, valid: Batch, lr: float, update_arch: bool):
+    def search_step(self, train: Batch, lr: float, update_arch: bool):
         del update_arch  # WeNet has no separate architecture step
         logs, states = self._step(train, tf.constant(lr, tf.float32))
         logs = {k: float(v) for k, v in logs.items()}
         logs["best_weight"] = float(self.weights().max())
-        return logs, list(states), list(valid[2])
+        return logs, list(states)
 
     def weights(self) -> np.ndarray:
         """``softmax(w)`` of the round's networks, in network order."""
@@ -404,12 +403,13 @@ class WenetSearch(Strategy):
         """Runs Algorithm 2 in ``out_dir``, or resumes it (mid-pool and mid-round)."""
         self.out_dir = Path(out_dir)
         one_shot_batches(corpus, self.config)  # a split too small for a round is refused before the folder is written
-        with RunLock(self.out_dir), deferred_interrupts() as interrupts:
-            open_run(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus))
-            return self._search(corpus, CallbackList(callbacks), interrupts)
+        callbacks = [*callbacks, FinalHParams(self.out_dir, self.name, self.config)]
+        with RunSession(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus),
+                        callbacks) as session:
+            return self._search(corpus, session)
 
-    def _search(self, corpus: Corpus, callbacks: CallbackList, interrupts: Interrupts) -> SearchResult:
-        c = self.config
+    def _search(self, corpus: Corpus, session: RunSession) -> SearchResult:
+        c, callbacks = self.config, session.callbacks
         path = self.out_dir / "wenet_state.json"
         if path.exists():
             self.state = self._load_state(path)
@@ -421,8 +421,7 @@ class WenetSearch(Strategy):
             self._save_state()
         self._drop_round_checkpoints()
         while self.state["current"] is not None or self.state["position"] < c.pool_size:
-            interrupts.stop_if_pending(f"before round {self.state['round'] + 1}",  # the pool state is saved
-                                       lambda text: callbacks.on_event("message", {"text": text}))
+            session.stop_if_pending(f"before round {self.state['round'] + 1}")  # the pool state is saved
             if self.state["current"] is None:
                 self._start_round()
                 self._save_state()
@@ -439,12 +438,6 @@ class WenetSearch(Strategy):
             callbacks.on_event("message", {"text": (
                 "warning: the best network has no path from a sigmoid node to its output, so from a zero "
                 "state it outputs zero and never reads its input (see tfnas.strategies.one_shot.wenet.zero_state_live)")})
-        genotype = with_provenance(best, self.name, c, metrics)
-        result = SearchResult(genotype, s["rounds"], metrics)
-        result.save(self.out_dir)
-        write_final(self.out_dir, self.name, c, genotype, metrics, s["global_step"])
-        callbacks.on_event("end", {"step": s["global_step"], "rounds": len(s["rounds"]),
-                                   "valid_ppl": last["valid_ppl"], "best_weight": last["best_weight"],
-                                   "genotype": json.dumps(genotype.to_dict()["nodes"])})
-        callbacks.close()
-        return result
+        return self.finish(session, best, s["rounds"], metrics,
+                           {"step": s["global_step"], "rounds": len(s["rounds"]), "valid_ppl": last["valid_ppl"],
+                            "best_weight": last["best_weight"], "genotype": json.dumps(best.to_dict()["nodes"])})

@@ -1,4 +1,4 @@
-"""Tests of tfnas.data.checksums and tfnas.data.download (no network: file:// URLs)."""
+"""Tests of tfnas.data.checksums, tfnas.data.verify and tfnas.data.download (no network: file:// URLs)."""
 
 from __future__ import annotations
 

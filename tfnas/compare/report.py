@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
+from tfnas.compare.units import ERRORS_FILE, LSTM, TrainUnit, cost_file, search_folder, train_units
 from tfnas.errors import MissingDependencyError
-from tfnas.compare.runner import ERRORS_FILE, LSTM, TrainUnit, search_folder, train_units
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
 
@@ -88,7 +88,7 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
 
 def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:
     folder = search_folder(out, run)
-    cost = folder.with_name(f"{run.name}.cost.json")
+    cost = cost_file(out, run)
     result = read_json(folder / "search_result.json") if (folder / "search_result.json").exists() else None
     return {"strategy": run.strategy, "preset": run.preset, "overrides": dict(run.overrides),
             "folder": str(folder), "finished": result is not None,

@@ -1,21 +1,12 @@
 """Running a comparison: every search, then every retraining, each unit of work in a run folder of its own.
 
-The comparison folder holds::
-
-    compare.json                 the settings (a rerun with other settings is refused, but see `RESUMABLE`)
-    random_cells.json            the K random cells, drawn once
-    searches/<label>/            one search run folder per `StrategyRun`
-    searches/<label>.cost.json   its wall-clock seconds, summed over the sessions that ran it
-    train/<cell>/seed-<s>/       one `tfnas train` run folder per cell and seed
-    errors.json                  retrainings that raised (diverged, ...), by folder
-    comparison.json, comparison.md (and the plot): the report, rebuilt from the folders
-
-A search or training unit that finished (``search_result.json`` /
-``result.json``) is never run again; one that was interrupted resumes
-exactly from its own checkpoints (`tfnas.runs`), so a killed comparison
-goes on where it stopped. Retrainings go through an executor
-(`tfnas.evaluation.executors`): in this process, or as Ray tasks over a
-cluster.
+The units and their folders are laid out by `tfnas.compare.units`. A search
+or training unit that finished (``search_result.json`` / ``result.json``)
+is never run again; one that was interrupted resumes exactly from its own
+checkpoints (`tfnas.runs`), so a killed comparison goes on where it stopped.
+Retrainings go through an executor (`tfnas.evaluation.executors`): in this
+process, or as Ray tasks over a cluster. When every unit has run, the report
+is rebuilt (`tfnas.compare.report`).
 """
 from __future__ import annotations
 
@@ -25,41 +16,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tfnas.callbacks import Callback
-from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, CompareConfigError, StrategyRun
+from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun
+from tfnas.compare.report import write_report
+from tfnas.compare.units import ERRORS_FILE, SETTINGS_FILE, TrainUnit, cost_file, search_folder, train_units
 from tfnas.config import TrainConfig, to_dict, train_config
 from tfnas.data import Corpus, load_corpus
 from tfnas.evaluation.evaluators import ShortTrainingEvaluator
 from tfnas.evaluation.executors import Executor, LocalExecutor
-from tfnas.genotypes.files import as_any_genotype, resolve_genotype
+from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json
 from tfnas.runs.folder import setting_differences
-from tfnas.spaces.dag import DagSpace
 
-SETTINGS_FILE = "compare.json"
-RANDOM_CELLS_FILE = "random_cells.json"
-ERRORS_FILE = "errors.json"
-SEARCHES = "searches"
-TRAINING = "train"
-#: The row name of the LSTM baseline (``keras.layers.LSTM``).
-LSTM = "lstm"
 #: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
 #: its corpus' fingerprint), and the seeds and baselines (each retraining is a folder of its own: new ones are
 #: trained, finished ones kept, and the report shows those of the current settings).
 RESUMABLE = ("data_dir", "seeds", "baselines")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainUnit:
-    """One retraining: cell ``cell`` (a row of the report) with seed ``seed`` in ``folder``."""
-
-    cell: str
-    seed: int
-    genotype: dict[str, Any] | None  # the genotype's JSON; None for the LSTM
-    folder: str
-
-    @property
-    def done(self) -> bool:
-        return (Path(self.folder) / "result.json").exists()
 
 
 class RetrainEvaluator(ShortTrainingEvaluator):
@@ -87,10 +58,6 @@ class RetrainEvaluator(ShortTrainingEvaluator):
         return float(result.best_valid_ppl)
 
 
-def search_folder(out: Path, run: StrategyRun) -> Path:
-    return out / SEARCHES / run.name
-
-
 def _check_settings(out: Path, config: CompareConfig) -> None:
     """Records the settings; refuses a folder of a comparison with other settings (except `RESUMABLE`),
     listing the differences."""
@@ -116,50 +83,19 @@ def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Pat
     spec = get_strategy(run.strategy)
     search_config = spec.make_config({**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir},
                                      preset=run.preset)
-    cost_file = folder.with_name(f"{run.name}.cost.json")
+    cost = cost_file(out, run)
     start = time.perf_counter()
     try:
         spec.strategy_class(search_config).search(corpus, folder, list(callbacks))
     finally:
-        spent = read_json(cost_file)["seconds"] if cost_file.exists() else 0.0
-        write_json(cost_file, {"seconds": spent + time.perf_counter() - start})
-
-
-def random_cells(out: Path, config: CompareConfig) -> dict[str, dict[str, Any]]:
-    """The K random cells of the comparison (``random-00`` ...), drawn once and kept in the folder."""
-    path = out / RANDOM_CELLS_FILE
-    if path.exists():
-        return read_json(path)
-    space = DagSpace(steps=config.random_steps)
-    drawn = space.sample_unique(config.random_cells, rng=config.random_seed)
-    cells = {f"{RANDOM_PREFIX}{i:02d}": g.to_dict() for i, g in enumerate(drawn)}
-    write_json(path, cells)
-    return cells
-
-
-def cell_genotypes(out: Path, config: CompareConfig) -> dict[str, dict[str, Any] | None]:
-    """Every retrained cell by row name: the searches' (finished ones), the random cells, the baselines."""
-    cells: dict[str, dict[str, Any] | None] = {}
-    for run in config.searches:
-        path = search_folder(out, run) / "genotype.json"
-        if path.exists():
-            cells[run.name] = read_json(path)
-    cells.update(random_cells(out, config))
-    for name in config.baselines:
-        cells[name] = None if name == LSTM else resolve_genotype(name).to_dict()
-    return cells
+        spent = read_json(cost)["seconds"] if cost.exists() else 0.0
+        write_json(cost, {"seconds": spent + time.perf_counter() - start})
 
 
 def retraining_config(config: CompareConfig) -> TrainConfig:
     """The one recipe every cell is retrained with (the seed is the unit's)."""
     return train_config(config.train, {**config.train_overrides, "dataset": config.dataset,
                                        "data_dir": config.data_dir})
-
-
-def train_units(out: Path, config: CompareConfig) -> list[TrainUnit]:
-    """Every retraining: each cell with each seed, cell by cell."""
-    return [TrainUnit(cell, seed, genotype, str(out / TRAINING / cell / f"seed-{seed}"))
-            for cell, genotype in cell_genotypes(out, config).items() for seed in config.seeds]
 
 
 def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | None = None,
@@ -177,8 +113,6 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         plot_path: where to draw the plot (`tfnas.compare.report.plot`), if anywhere.
         announce: print one line per finished retraining (`RetrainEvaluator`).
     """
-    from tfnas.compare.report import write_report
-
     out = Path(out)
     _check_settings(out, config)
     corpus = load_corpus(config.dataset, config.data_dir)

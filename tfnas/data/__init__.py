@@ -29,7 +29,6 @@ from tfnas.data.checksums import (
     VOCAB_SIZES,
     ChecksumMismatchError,
     FileChecksum,
-    verify_corpus,
 )
 from tfnas.data.corpus import Corpus, clear_corpus_cache, load_corpus
 from tfnas.data.locate import (
@@ -44,6 +43,7 @@ from tfnas.data.locate import (
     tfds_manual_dir,
 )
 from tfnas.data.tokens import EOS, UNK, read_tokens, tokenize_text
+from tfnas.data.verify import verify_corpus
 from tfnas.data.vocab import OutOfVocabularyError, Vocabulary
 
 __all__ = [

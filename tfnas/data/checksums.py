@@ -1,8 +1,10 @@
 """Official locations, sizes and SHA-256 checksums of the named corpora.
 
 :data:`CHECKSUMS` is the single table used by the tensorflow-datasets builders
-(:mod:`tfnas.data.tfds_builders`), by :func:`tfnas.data.download_corpus` and by
-:func:`verify_corpus`.
+(:mod:`tfnas.data.tfds_builders`), by :func:`tfnas.data.download_corpus`, by
+:mod:`tfnas.data.locate` (the official file names) and by
+:func:`tfnas.data.verify.verify_corpus`; :func:`verify_file` checks one file
+against it.
 
 Provenance of the numbers:
 
@@ -37,7 +39,6 @@ __all__ = [
     "sha256_file",
     "count_tokens",
     "verify_file",
-    "verify_corpus",
 ]
 
 
@@ -203,65 +204,3 @@ def verify_file(path: str | os.PathLike[str], expected: FileChecksum) -> str:
             f"(official {expected.official_name})"
         )
     return "size and token count ok (no sha256 recorded)"
-
-
-def verify_corpus(directory: str | os.PathLike[str], name: str | None = None) -> dict[str, str]:
-    """Verify the train/valid/test files of a corpus folder against :data:`CHECKSUMS`.
-
-    Args:
-        directory: folder holding the three splits (``train.txt`` ... or the
-            official file names), or a data dir holding such a folder (see
-            :func:`tfnas.data.find_corpus_files`).
-        name: ``"ptb"`` or ``"wikitext2"``; inferred from the size of the
-            training file when omitted.
-
-    Returns:
-        split -> description of what was verified.
-
-    Raises:
-        FileNotFoundError: the folder lacks one of the splits.
-        ValueError: ``name`` is unknown, or cannot be inferred.
-        ChecksumMismatchError: at least one file differs (all are listed).
-    """
-    from tfnas.data.locate import canonical_corpus_name, find_corpus_files, find_in_data_dir
-
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"corpus directory {str(directory)!r} does not exist")
-    if name is not None:
-        names = [canonical_corpus_name(name)]
-    else:
-        names = list(CHECKSUMS)
-    candidates = []
-    for candidate in names:
-        files = find_corpus_files(directory, candidate) or find_in_data_dir(directory, candidate)
-        if files is not None:
-            candidates.append((candidate, files))
-    if not candidates:
-        raise FileNotFoundError(
-            f"no complete corpus (train, valid and test files) found in {str(directory)!r}"
-        )
-    if name is None:
-        matching = [
-            (c, f) for c, f in candidates if f.train.stat().st_size == CHECKSUMS[c]["train"].size
-        ]
-        if len(matching) != 1:
-            raise ValueError(
-                f"cannot infer which corpus {str(directory)!r} holds from its training file "
-                f"size; pass name= one of {sorted(CHECKSUMS)}"
-            )
-        candidates = matching
-    corpus, files = candidates[0]
-    report: dict[str, str] = {}
-    problems: list[str] = []
-    for split, expected in CHECKSUMS[corpus].items():
-        try:
-            report[split] = verify_file(getattr(files, split), expected)
-        except ChecksumMismatchError as err:
-            problems.append(str(err))
-    if problems:
-        raise ChecksumMismatchError(
-            f"{corpus} files in {str(files.directory)!r} do not match the official ones:\n  "
-            + "\n  ".join(problems)
-        )
-    return report

@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from tfnas.data import checksums as _checksums
-from tfnas.data.checksums import verify_corpus
 from tfnas.data.download import CorpusDownloadError, download_corpus
 from tfnas.data.locate import CORPUS_FOLDERS, expected_files_hint, find_corpus_files, find_in_data_dir
 from tfnas.data.tokens import SPLITS
+from tfnas.data.verify import verify_corpus
 
 __all__ = ["register_builders", "verify_corpus", "download_corpus", "BUILDER_NAMES"]
 

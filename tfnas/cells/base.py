@@ -78,6 +78,14 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         h_mask = self.get_recurrent_dropout_mask(states[0]) if training and self.recurrent_dropout > 0 else None
         return self.transition(self.project_inputs(inputs), states, self.prepare(), h_mask)
 
+    @classmethod
+    def from_genotype(cls, genotype: Any, units: int, input_dim: int, **kwargs) -> "RecurrentCell":
+        """The cell for ``genotype`` (a cell of a genotype takes it as its first argument), built for inputs of
+        size ``input_dim``; ``kwargs`` are the other arguments of the cell."""
+        cell = cls(genotype, units, **kwargs)
+        cell.build((None, input_dim))
+        return cell
+
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
         return [tf.zeros((batch_size, n), dtype=self.compute_dtype) for n in sizes]

@@ -95,13 +95,6 @@ class GenotypeCell(RecurrentCell):
         self.genotype = as_genotype(genotype)
         self._schedule = node_schedule(self.genotype)
 
-    @classmethod
-    def from_genotype(cls, genotype: Genotype, units: int, input_dim: int, **kwargs) -> "GenotypeCell":
-        """The cell for ``genotype``, built for inputs of size ``input_dim``."""
-        cell = cls(genotype, units, **kwargs)
-        cell.build((None, input_dim))
-        return cell
-
     def build(self, input_shape: Sequence[int | None]) -> None:
         self.input_dim = int(input_shape[-1])
         init = self.initializer()

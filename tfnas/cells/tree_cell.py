@@ -84,13 +84,6 @@ class TreeCell(RecurrentCell):
         self.state_size = [self.units, self.units]
         self._children = self.genotype.children
 
-    @classmethod
-    def from_genotype(cls, genotype: TreeGenotype, units: int, input_dim: int, **kwargs) -> "TreeCell":
-        """The cell for ``genotype``, built for inputs of size ``input_dim``."""
-        cell = cls(genotype, units, **kwargs)
-        cell.build((None, input_dim))
-        return cell
-
     def build(self, input_shape: Sequence[int | None]) -> None:
         self.input_dim = int(input_shape[-1])
         init = self.initializer()

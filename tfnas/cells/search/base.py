@@ -1,7 +1,11 @@
-"""`SearchCell`: what every search cell exposes to the strategies and to `tfnas.lm.search_models`."""
+"""`SearchCell`: what every search cell exposes to the strategies and to `tfnas.lm.search_models`, and
+`ArchitectureSplit`, the part of it that every search layer computes alike."""
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+import keras
+import numpy as np
 
 
 @runtime_checkable
@@ -37,3 +41,24 @@ class SearchCell(Protocol):
 
     def derive(self) -> Any:
         """The discrete choice the architecture currently points at (a `Genotype` for a recurrent cell)."""
+
+
+class ArchitectureSplit:
+    """What a search layer (a Keras layer with ``arch_variables``) needs no code of its own for.
+
+    `weight_variables` is every trainable variable that is not an
+    architecture parameter, in the layer's order, so the two lists split the
+    trainable variables as `SearchCell` requires; `probabilities_numpy` is
+    the layer's ``probabilities()`` (its architecture distribution) as a
+    NumPy array, for logs and heatmaps.
+    """
+
+    @property
+    def weight_variables(self) -> list:
+        """Every trainable variable except the architecture parameters."""
+        arch = {id(v) for v in self.arch_variables}
+        return [v for v in self.trainable_variables if id(v) not in arch]
+
+    def probabilities_numpy(self) -> np.ndarray:
+        """``probabilities()`` as a NumPy array."""
+        return np.asarray(keras.ops.convert_to_numpy(self.probabilities()))

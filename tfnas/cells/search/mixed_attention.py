@@ -14,12 +14,13 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS, check_seed, make_attention, offset_seed
+from tfnas.cells.search.base import ArchitectureSplit
 from tfnas.cells.validation import check_units
 from tfnas.genotypes.base import ATTENTIONS
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
-class MixedAttention(keras.layers.Layer):
+class MixedAttention(ArchitectureSplit, keras.layers.Layer):
     """The NASABN search layer: a softmax mixture of attention heads.
 
     With candidates ``k = 1..K`` and architecture parameters ``alpha`` of
@@ -114,12 +115,6 @@ class MixedAttention(keras.layers.Layer):
     def arch_variables(self) -> list:
         """The architecture parameters: ``[alpha]`` (none with one candidate)."""
         return [self.alpha] if self.searched else []
-
-    @property
-    def weight_variables(self) -> list:
-        """Every trainable variable except ``alpha``: the heads' weights."""
-        arch = self.arch_variables
-        return [v for v in self.trainable_variables if not any(v is a for a in arch)]
 
     def head(self, name: str) -> keras.layers.Layer:
         """The candidate head called ``name``."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import DARTS_INIT_RANGE, RecurrentCell
+from tfnas.cells.search.base import ArchitectureSplit
 from tfnas.cells.search.norm import NORMS, edge_index, edges, normalize, num_edges
 from tfnas.cells.validation import check_units
 from tfnas.genotypes.dag import Genotype
@@ -72,7 +73,7 @@ def _check_ops(ops: Any) -> tuple[str, ...]:
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
-class MixedCell(RecurrentCell):
+class MixedCell(ArchitectureSplit, RecurrentCell):
     """The DARTS search cell over the recurrent DAG space (one time step).
 
     Every edge ``j -> i`` of the complete DAG carries all candidate ops, mixed
@@ -193,11 +194,6 @@ class MixedCell(RecurrentCell):
         """The architecture parameters: ``[alpha]``."""
         return [self.alpha]
 
-    @property
-    def weight_variables(self) -> list:
-        """The network weights: ``[W0, Ws]`` (GenotypeCell's layout)."""
-        return [self.W0, self.Ws]
-
     # ---------------------------------------------------- architecture
     def probabilities(self) -> tf.Tensor:
         """``softmax(alpha, axis=-1)``: one row of op probabilities per edge."""
@@ -206,10 +202,6 @@ class MixedCell(RecurrentCell):
     def alphas_numpy(self) -> np.ndarray:
         """``alpha`` as a NumPy array ``[num_edges, len(ops)]``."""
         return np.asarray(keras.ops.convert_to_numpy(self.alpha))
-
-    def probabilities_numpy(self) -> np.ndarray:
-        """`probabilities` as a NumPy array (for logging and heatmaps)."""
-        return np.asarray(keras.ops.convert_to_numpy(self.probabilities()))
 
     def derive(self, attention: str | None = None) -> Genotype:
         """The DARTS genotype of the current ``alpha`` (see `derive_genotype`)."""

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import RecurrentCell
+from tfnas.cells.search.base import ArchitectureSplit
 from tfnas.cells.search.norm import edge_index
 from tfnas.cells.validation import check_units
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
@@ -18,7 +19,7 @@ ENAS_INIT_RANGE = 0.05
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
-class SharedCell(RecurrentCell):
+class SharedCell(ArchitectureSplit, RecurrentCell):
     """The ENAS recurrent cell with shared weights (Pham et al., ICML 2018, section 2.1).
 
     The genotype is data, not structure: a non-trainable int32 variable
@@ -112,11 +113,6 @@ class SharedCell(RecurrentCell):
     def arch_variables(self) -> list:
         """An empty list: the architecture is the non-trainable ``arch`` set by `set_genotype`, not a parameter."""
         return []
-
-    @property
-    def weight_variables(self) -> list:
-        """The shared weights: ``[W0, Ws]`` (every trainable variable of the cell)."""
-        return [self.W0, self.Ws]
 
     def derive(self) -> Genotype:
         """The genotype the cell currently runs (the last one given to `set_genotype`, or the default)."""

@@ -22,6 +22,7 @@ import tensorflow as tf
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import DARTS_INIT_RANGE, RecurrentCell
 from tfnas.cells.genotype_cell import GenotypeCell, as_genotype
+from tfnas.cells.search.base import ArchitectureSplit
 from tfnas.cells.search.norm import NORMS, normalize
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 
@@ -61,7 +62,7 @@ def batched_matmul(a: tf.Tensor, w: tf.Tensor):
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
-class WeightedCells(RecurrentCell):
+class WeightedCells(ArchitectureSplit, RecurrentCell):
     """M DAG networks with separate parameters, mixed by softmax weights (WeNet eq. 4).
 
     Network ``k`` is the `GenotypeCell` of ``genotypes[k]`` with its own
@@ -216,18 +217,10 @@ class WeightedCells(RecurrentCell):
         """The architecture weights: ``[network_logits]`` (``w`` of eq. 4)."""
         return [self.network_logits]
 
-    @property
-    def weight_variables(self) -> list:
-        """The networks' parameters: ``[W0, Ws]``."""
-        return [self.W0, self.Ws]
-
     # ------------------------------------------------------------- weights w
     def probabilities(self) -> tf.Tensor:
         """``softmax(w)``: the weight of every network, ``[M]``."""
         return tf.nn.softmax(self.network_logits)
-
-    def probabilities_numpy(self) -> np.ndarray:
-        return np.asarray(keras.ops.convert_to_numpy(self.probabilities()))
 
     def ranking(self) -> np.ndarray:
         """Network indices by decreasing weight (ties keep the network order)."""

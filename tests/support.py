@@ -1,9 +1,12 @@
 """Helpers shared by the tests: NumPy references of the cell equations, a crash simulator, checkpoint reading,
-checks of attention heads.
+checks of attention heads, a fresh interpreter, tiny search settings of every strategy.
 
 Importable as ``support`` because pytest puts ``tests/`` (the folder of the
 root conftest.py) on ``sys.path``.
 """
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -16,9 +19,21 @@ from tfnas.evaluation.evaluators import Evaluator
 from tfnas.genotypes.files import AnyGenotype
 from tfnas.policies.controller import Policy
 
+#: The repository, whose ``tfnas`` an interpreter started there imports.
+REPOSITORY = Path(__file__).resolve().parents[1]
+
 #: The activations of the DAG space (and ``none``) in NumPy.
 ACT = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
        "identity": lambda v: v, "none": np.zeros_like}
+
+
+def fresh_python(code: str, *args: str) -> str:
+    """The standard output of ``python -c code args`` run in the repository: a fresh interpreter, in which nothing
+    this test process imported is loaded yet (``code`` may be indented)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPOSITORY, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def sigmoid(v):
@@ -262,7 +277,8 @@ _TINY_EPD = {"epd_embed": 8, "epd_hidden": 16, "epd_decoder_hidden": 16, "epd_ml
 _TINY_CHILD = {"child": {"model": _TINY_MODEL, "batch_size": 4, "eval_batch_size": 4, "bptt": 8, "max_steps": 3,
                          "max_eval_batches": 2, "log_interval": 1, "checkpoint_interval": 2}}
 #: Settings of every strategy of `tfnas.strategies.registry` that search a few steps on the ascending corpus in
-#: seconds (over each config class's defaults; ``dataset`` is set by `tiny_search_config`).
+#: seconds (over each config class's defaults; ``dataset`` is set by `tiny_search_config`). The resume, kill and
+#: refusal suites run every strategy named here; tests/strategies/test_registry.py demands a row for each.
 TINY_SEARCH: dict[str, dict[str, Any]] = {
     "darts": {**_TINY_LOOP, "steps": 2},
     "nasabn": {**_TINY_LOOP, "steps": 2},

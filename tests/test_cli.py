@@ -1,11 +1,17 @@
-"""The ``tfnas`` command: flags generated from the config fields, their parsing, and which errors exit 2."""
+"""The ``tfnas`` command: flags generated from the config fields, their parsing, which errors exit 2, and the
+commands that run without loading TensorFlow."""
 import dataclasses
+import importlib.metadata
+import json
 
 import pytest
+from support import fresh_python
 
+import tfnas
 from tfnas import cli
 from tfnas.config import TrainConfig
 from tfnas.errors import TfnasError
+from tfnas.genotypes import resolve_genotype
 from tfnas.strategies.registry import STRATEGIES
 
 
@@ -89,3 +95,47 @@ def test_show_describes_dag_and_tree_genotypes(capsys):
     assert "  output: mean of nodes [1, 2, 3, 4, 5, 6, 7, 8]" in out
     assert cli.main(["show", "nascell"]) == 0
     assert "tree of base 8 (15 nodes, root 14)" in capsys.readouterr().out
+
+
+def run_without_tensorflow(argv):
+    """``tfnas argv`` in a fresh interpreter: its exit status and standard output; fails if it loaded TensorFlow or
+    Keras."""
+    printed = fresh_python("""
+        import contextlib, io, json, sys
+        from tfnas.cli import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                code = main(sys.argv[1:])
+            except SystemExit as exit:
+                code = exit.code
+        print(json.dumps({"code": code, "out": out.getvalue(),
+                          "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+    """, *argv)
+    result = json.loads(printed.splitlines()[-1])
+    assert result["loaded"] == [], f"tfnas {' '.join(argv)} loaded {result['loaded']}"
+    return result["code"], result["out"]
+
+
+def test_help_runs_without_tensorflow():
+    code, out = run_without_tensorflow(["--help"])
+    assert code == 0 and out.startswith("usage: tfnas")
+    assert "{train,search,show,export,score,generate,serve,compare}" in out and "--version" in out
+    code, out = run_without_tensorflow(["search", "--help"])
+    assert code == 0 and "one of bayesnas, darts, enas, nao, nao_ws, nasabn, random, reinforce, wenet" in " ".join(
+        out.split())
+
+
+def test_version_is_the_packages_and_runs_without_tensorflow():
+    assert run_without_tensorflow(["--version"]) == (0, f"tfnas {importlib.metadata.version('tfnas')}\n")
+    assert importlib.metadata.version("tfnas") == tfnas.__version__
+
+
+def test_show_runs_without_tensorflow_and_prints_what_it_prints_in_process(tmp_path, capsys):
+    path = resolve_genotype("enas").save(tmp_path / "enas.json")
+    for name in ("darts_v2", str(path)):
+        assert cli.main(["show", name]) == 0
+        expected = capsys.readouterr().out
+        assert expected.startswith(f"genotype: {name}\n") and "  attention: none\n" in expected
+        assert run_without_tensorflow(["show", name]) == (0, expected)

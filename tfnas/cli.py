@@ -353,10 +353,12 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; ``argv`` is read for ``--strategy``, whose config decides the search flags."""
+    from tfnas import __version__
     from tfnas.config import TrainConfig
-    from tfnas.strategies.registry import STRATEGIES
+    from tfnas.strategies.registry import STRATEGIES, strategy_names
 
     parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tfnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a language model around a cell")
@@ -375,7 +377,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     search = sub.add_parser("search", help="search a cell (and attention head); --train then trains it",
                             epilog=None if name in STRATEGIES else
                             "Give --strategy NAME with --help to list that strategy's settings.")
-    search.add_argument("--strategy", required=True, metavar="NAME", help=f"one of {', '.join(sorted(STRATEGIES))}")
+    search.add_argument("--strategy", required=True, metavar="NAME", help=f"one of {', '.join(strategy_names())}")
     search.add_argument("--out", required=True, help="search folder; an existing search resumes")
     search.add_argument("--config", help="a preset of configs/search/ or a YAML file")
     search.add_argument("--train", metavar="TRAIN_CONFIG",

@@ -38,6 +38,8 @@ setup(
         "pyyaml>=6.0",
         "tensorboard>=2.16",
         "werkzeug>=3.0",  # tfnas serve (also what TensorBoard's server runs on)
+        "filelock>=4.3.2",  # the run folder's lock (tfnas.runs.lock)
+        "tqdm>=4.70.1",  # the progress bar on a terminal (tfnas.progress)
     ],
     extras_require={
         "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9", "matplotlib>=3.7"],

@@ -101,3 +101,11 @@ def test_export_shows_each_format_and_onnx_stage(runs, tmp_path) -> None:
     assert notes == ["keras", "onnx", "onnx: converting with tf2onnx", "onnx: parity check in onnxruntime",
                      "onnx: saving"]
     assert out.getvalue().splitlines()[-1].startswith("export: 2/2 formats (100%) in ")
+
+
+def test_a_terminal_shows_braces_in_the_label_and_the_note_as_written() -> None:
+    out = Terminal()
+    with Progress("scoring {a}.txt", 4, stream=out, interval=0, width=2) as bar:
+        bar.advance(1, note="{0} and }{")
+    assert out.getvalue().startswith("\rscoring {a}.txt [> ] 1/4 (25%) | {0} and }{\rscoring {a}.txt [> ] 1/4 "
+                                     "(25%) in ")

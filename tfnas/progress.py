@@ -1,18 +1,30 @@
 """Progress of long work that is not a training loop: downloads, scoring, export stages.
 
-A `Progress` redraws a bar in place (``\\r``) when its stream is a terminal,
-writes a plain line now and then (and one at the end) when it is not, and
-writes nothing when quiet. Functions that report progress take a
+A `Progress` redraws a bar in place when its stream is a terminal, writes a
+plain line now and then (and one at the end) when it is not, and writes
+nothing when quiet. Functions that report progress take a
 `ProgressTarget`: False (silent), True (``sys.stderr``) or a text stream.
+
+On a terminal `tqdm` draws the line: the bar (``[===>    ]``, tqdm's ASCII
+bar with ``>`` for a half-filled cell), redrawn in place (``\\r``, with
+padding over a longer previous line). `Progress` decides what the line says
+and when it is redrawn (tqdm never draws by itself here), keeps it whole
+(tqdm would cut it at the terminal's width, count and note included) and
+ends it. The plain lines stay hand-written: tqdm
+redraws with ``\\r`` on any stream, while logs and piped output need one
+line per report, seldom (`LOG_INTERVAL`).
 (``keras.utils.Progbar`` writes to ``sys.stdout`` only and draws its bar
-whatever the stream is, so it does not fit logs and piped output.)
+whatever the stream is, so it fits neither.)
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO, Union
+
+from tqdm import tqdm
 
 __all__ = ["LOG_INTERVAL", "TERMINAL_INTERVAL", "Progress", "ProgressTarget"]
 
@@ -22,6 +34,8 @@ ProgressTarget = Union[bool, TextIO]
 TERMINAL_INTERVAL = 0.1
 #: Least seconds between two plain lines (output that is not a terminal).
 LOG_INTERVAL = 10.0
+#: tqdm's bar characters: the empty part, a half-filled cell, a filled cell.
+BAR_CHARACTERS = " >="
 
 
 def _bytes_unit(size: int) -> tuple[float, str]:
@@ -54,7 +68,10 @@ class Progress:
         self.note = ""
         self._start = time.monotonic()
         self._written: float | None = None  # when the last write was
-        self._drawn = 0  # length of the bar on screen
+        # The terminal's bar: tqdm draws it when `_draw` asks, never by itself (delay=inf), and never cuts the
+        # line at the terminal's width (ncols), which would hide the count and the note behind a long label.
+        self._bar = tqdm(total=total, file=self.stream, ascii=BAR_CHARACTERS, position=0, delay=math.inf,
+                         ncols=sys.maxsize) if self.terminal and not quiet else None
         self._closed = False
 
     @classmethod
@@ -118,14 +135,24 @@ class Progress:
             return
         self._written = now
         text = self._text(final)
-        if not self.terminal:
-            self.stream.write(f"{self.label}: {text}\n")
+        if self.terminal:
+            self._draw(text, final)
         else:
-            bar = ""
-            if self.total:
-                filled = min(self.width, self.width * self.done // self.total)
-                bar = "[" + ("=" * filled + (">" if filled < self.width else "")).ljust(self.width) + "] "
-            line = f"{self.label} {bar}{text}"
-            self.stream.write("\r" + line.ljust(self._drawn) + ("\n" if final else ""))
-            self._drawn = len(line)
+            self.stream.write(f"{self.label}: {text}\n")
         self.stream.flush()
+
+    def _draw(self, text: str, final: bool) -> None:
+        """Redraws ``label [bar] text`` with tqdm (the bar only when the total is known); ``final`` ends the line."""
+        bar = self._bar
+        bar.bar_format = _literal(self.label) + " " + (f"[{{bar:{self.width}}}] " if self.total else "") + \
+            _literal(text)
+        bar.n = min(self.done, self.total) if self.total else self.done
+        bar.refresh()
+        if final:
+            self.stream.write("\n")
+            bar.close()  # writes nothing: tqdm never drew by itself
+
+
+def _literal(text: str) -> str:
+    """``text`` as a literal part of a tqdm ``bar_format`` (a `str.format` template)."""
+    return text.replace("{", "{{").replace("}", "}}")

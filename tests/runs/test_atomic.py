@@ -69,3 +69,13 @@ def test_read_json_names_a_file_too_deeply_nested_or_not_utf8(tmp_path, content,
     with pytest.raises(ValueError) as info:
         read_json(path)
     assert str(info.value).startswith(f"{path} {message}") and "\n" not in str(info.value)
+
+
+def test_a_link_left_at_the_temporary_path_is_replaced_not_written_through(tmp_path):
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep\n", encoding="utf-8")
+    (tmp_path / ".state.json.tmp").symlink_to(outside)
+    write_json(tmp_path / "state.json", {"step": 2})
+    assert outside.read_text(encoding="utf-8") == "keep\n"
+    assert read_json(tmp_path / "state.json") == {"step": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt", "state.json"]

@@ -11,6 +11,17 @@ ENAS' sampling options the logits are ``C * tanh(l_p / T)`` (temperature
 of the per-position distributions along the sampled prefix. Every weight
 is drawn from ``U(-init_range, init_range)`` (0.08 in Zoph & Le, section 4.1).
 
+Each LSTM layer has one kernel ``K`` over ``[x, h]`` and no bias (as in
+ENAS' code): ``[i, f, g, o] = [x, h] K``, ``c' = sigmoid(f) c + sigmoid(i)
+tanh(g)``, ``h' = sigmoid(o) tanh(c')``. The step is written out, not
+`keras.layers.LSTMCell`, because the published runs (``benchmarks/results/``)
+depend on its numbers: LSTMCell holds an input and a recurrent kernel
+instead of ``K`` (other checkpointed variables), the seeded uniform draw of
+``K`` cannot be split into its two draws (the recurrent half comes out
+different), and ``x W + h U`` rounds otherwise than ``[x, h] K``
+(log-probabilities can differ in the last bits, and with them REINFORCE's
+updates).
+
 Sampling is stateless: ``sample(n, seed)`` with the same ``seed`` (two
 int32 numbers) gives the same architectures, so a search resumes exactly by
 saving a counter.

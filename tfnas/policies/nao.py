@@ -28,6 +28,14 @@ gradient, ``h'_t = h_t + eta df/dh_t`` (Eq. 2), re-normalises it and decodes
 (`EncoderPredictorDecoder.step`); footnote 4 grows ``eta`` by ``eta / 2``
 until a new cell comes out (`grow_steps`).
 
+The encoder's and the decoder's LSTM step is written out (one Glorot-uniform
+kernel over ``[x, h]``, the forget gate's bias starting at 1), not
+`keras.layers.LSTMCell`, because the NAO results depend on its numbers:
+LSTMCell holds an input kernel (its Glorot limit counts the input size,
+not the input and the state) and an orthogonal recurrent kernel, so the
+seeded initial weights, the checkpointed variables and the rounding would
+all change.
+
 The pure helpers `pairwise_accuracy`, `hamming_distance` (section 4.1's
 ``acc_f`` and ``dist_D``) and `normalise_scores` (min-max of log-perplexity,
 higher is better) are logged by the strategies every round.

@@ -23,7 +23,9 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path to write; when the block ends without error it replaces ``path`` atomically.
 
     If the block raises, ``path`` keeps its old content and the temporary
-    file is removed.
+    file is removed. Whatever is at the temporary path beforehand (a killed
+    write's leftover, a symbolic link) is removed first, so the write never
+    goes through a link.
 
     Example::
 
@@ -33,6 +35,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # a killed write's leftover, or a link the write would go through
     try:
         yield tmp
         os.replace(tmp, path)

@@ -6,7 +6,7 @@ A run folder (``tfnas train --out``, ``tfnas search --out``) holds:
   "kind": "train" | "search", "strategy": <name> | null, "config":
   <the settings as JSON>, "data": <the corpus fingerprint>,
   "tfnas_version": ...}``;
-* ``lock``: the holder of the folder (`tfnas.runs.lock`);
+* ``lock`` and ``.lock``: the holder of the folder and its OS lock (`tfnas.runs.lock`);
 * ``model.json``: the ``get_config()`` of the model whose weights the
   checkpoints hold (a `LanguageModel`, or a search model);
 * ``checkpoints/`` (`tfnas.runs.checkpoint`); a train run also has

@@ -5,9 +5,10 @@ import re
 import pytest
 import yaml
 
-from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ControllerConfig, ModelConfig, TrainConfig, check_argument,
+from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ModelConfig, TrainConfig, check_argument,
                           from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
                           settings, train_config)
+from tfnas.policies.controller import ControllerConfig
 from tfnas.strategies.black_box.loop import BlackBoxConfig
 from tfnas.strategies.black_box.reinforce import ReinforceConfig
 from tfnas.strategies.one_shot.darts import DartsConfig, NasabnConfig

@@ -297,30 +297,6 @@ class TrainConfig(LMRunConfig):
         return {"train": self.batch_size, "valid": self.eval_batch_size, "test": self.test_batch_size}
 
 
-@settings
-class ControllerConfig:
-    """The LSTM controller and its REINFORCE training, mixed into the configs of REINFORCE and ENAS.
-
-    Defaults: Zoph & Le (ICLR 2017, section 4.1): 2 layers of 35 units,
-    weights in U(-0.08, 0.08), Adam lr 6e-4 (their CIFAR-10 value;
-    `ReinforceConfig` redeclares section 4.2's PTB lr 5e-4 and no entropy
-    bonus); no logit temperature or tanh constant; an
-    exponential-moving-average baseline (decay 0.95, a tfnas choice) and an
-    entropy bonus of 1e-4 (ENAS' value, kept by `EnasConfig`).
-    """
-
-    controller_units: int = setting(35, help="LSTM units of the controller", check=AT_LEAST_ONE)
-    controller_layers: int = setting(2, help="LSTM layers of the controller", check=AT_LEAST_ONE)
-    controller_lr: float = setting(6e-4, help="Adam learning rate of the controller", check=POSITIVE)
-    controller_init_range: float = setting(0.08, help="controller weights ~ U(-r, r)", check=POSITIVE)
-    temperature: float | None = setting(None, help="logits / T before the tanh constant (ENAS), or null",
-                                        check=POSITIVE)
-    tanh_constant: float | None = setting(None, help="logits C * tanh(logits / T) (ENAS), or null", check=POSITIVE)
-    entropy_weight: float = setting(1e-4, help="weight of the entropy bonus", check=NON_NEGATIVE)
-    baseline_decay: float = setting(0.95, help="decay d of the moving-average baseline b <- d b + (1 - d) R",
-                                    check=RATE)
-
-
 def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T:
     """Builds a (nested) settings dataclass, checking every value (`conforms`) before the class sees it.
 

@@ -39,7 +39,8 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, POSITIVE, ControllerConfig, setting, settings
+from tfnas.config import AT_LEAST_ONE, POSITIVE, setting, settings
+from tfnas.policies.controller import ControllerConfig
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.controller import Controller

@@ -38,6 +38,7 @@ from tfnas.callbacks import Callback, float32_scalar
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.runs.atomic import read_json
+from tfnas.runs.folder import SEARCH_RESULT_FILE
 from tfnas.spaces.base import SearchSpace
 
 #: The HParams folder of a search, under its run folder.
@@ -160,7 +161,7 @@ class FinalHParams(Callback):
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         if kind != "end":
             return
-        result = read_json(self.out_dir / "search_result.json")
+        result = read_json(self.out_dir / SEARCH_RESULT_FILE)
         metrics = result["metrics"]
         write_final(self.out_dir, self.strategy, self.config, genotype_from_dict(result["genotype"]), metrics,
                     int(metrics["steps"]))

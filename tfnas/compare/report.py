@@ -17,6 +17,7 @@ from tfnas.compare.units import ERRORS_FILE, LSTM, TrainUnit, cost_file, search_
 from tfnas.errors import MissingDependencyError
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
+from tfnas.runs.folder import SEARCH_RESULT_FILE
 
 REPORT_JSON = "comparison.json"
 REPORT_TABLE = "comparison.md"
@@ -89,7 +90,7 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
 def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:
     folder = search_folder(out, run)
     cost = cost_file(out, run)
-    result = read_json(folder / "search_result.json") if (folder / "search_result.json").exists() else None
+    result = read_json(folder / SEARCH_RESULT_FILE) if (folder / SEARCH_RESULT_FILE).exists() else None
     return {"strategy": run.strategy, "preset": run.preset, "overrides": dict(run.overrides),
             "folder": str(folder), "finished": result is not None,
             "seconds": read_json(cost)["seconds"] if cost.exists() else None,

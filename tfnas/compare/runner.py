@@ -25,7 +25,7 @@ from tfnas.evaluation.evaluators import ShortTrainingEvaluator
 from tfnas.evaluation.executors import Executor, LocalExecutor
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json
-from tfnas.runs.folder import setting_differences
+from tfnas.runs.folder import SEARCH_RESULT_FILE, setting_differences
 
 #: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
 #: its corpus' fingerprint), and the seeds and baselines (each retraining is a folder of its own: new ones are
@@ -78,7 +78,7 @@ def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Pat
     from tfnas.strategies.registry import get_strategy
 
     folder = search_folder(out, run)
-    if (folder / "search_result.json").exists():
+    if (folder / SEARCH_RESULT_FILE).exists():
         return
     spec = get_strategy(run.strategy)
     search_config = spec.make_config({**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir},

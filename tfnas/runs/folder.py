@@ -56,6 +56,7 @@ WEIGHTS = ("best", "latest")
 #: The files and folders of a run folder.
 RECORD_FILE = "config.json"
 MODEL_FILE = "model.json"
+SEARCH_RESULT_FILE = "search_result.json"
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best/weights.npz"
 

@@ -53,7 +53,7 @@ class RunSession:
                  fingerprint: Mapping[str, Any], callbacks: Sequence[Callback] = (), keep_checkpoints: int = 2):
         self.run_dir = Path(run_dir)
         self.kind, self.strategy, self.config, self.fingerprint = kind, strategy, config, fingerprint
-        self.callbacks = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks)
+        self.callbacks = CallbackList(callbacks)
         self.checkpoints = CheckpointManager(self.run_dir / CHECKPOINTS, keep_checkpoints)
         self.lock = RunLock(self.run_dir)
         self.interrupts: Interrupts | None = None
@@ -100,9 +100,6 @@ class RunSession:
     def message(self, text: str) -> None:
         """One ``"message"`` line for the callbacks."""
         self.callbacks.on_event("message", {"text": text})
-
-    def event(self, kind: str, logs: Mapping[str, Any]) -> None:
-        self.callbacks.on_event(kind, logs)
 
     def stop_if_pending(self, where: str, checkpoint: Callable[[], Any] | None = None) -> None:
         """At a step boundary: after Ctrl-C, ``checkpoint()``, one message and `KeyboardInterrupt`."""

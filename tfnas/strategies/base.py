@@ -15,6 +15,7 @@ from tfnas.data import Corpus
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
+from tfnas.runs.folder import SEARCH_RESULT_FILE
 from tfnas.runs.session import RunSession
 
 #: The interval of every strategy's ``steps`` (the nodes of a DAG cell after node 0): at most what a genotype
@@ -39,7 +40,7 @@ class SearchResult:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = self.genotype.save(out_dir / "genotype.json")
-        write_json(out_dir / "search_result.json",
+        write_json(out_dir / SEARCH_RESULT_FILE,
                    {"genotype": self.genotype.to_dict(), "history": self.history, "metrics": self.metrics})
         return path
 

@@ -77,8 +77,9 @@ def test_failed_evaluations_are_retried_then_recorded(tmp_path, tiny_corpus):
 
 
 class DivergingEvaluator:
-    """The synthetic objective, except that a genotype whose first activation is tanh (choice 0) diverges: its loss reaches the cap
-    of `tfnas.metrics.perplexity`, a finite perplexity of about 1e304 whose square overflows (issue 26, item 1)."""
+    """The synthetic objective, except that a genotype whose first activation is tanh (choice 0) diverges: its
+    loss reaches the cap of `tfnas.metrics.perplexity`, a finite perplexity of about 1e304 whose square overflows
+    (issue 26, item 1)."""
 
     def __init__(self, space):
         self.space, self.inner = space, synthetic(space)

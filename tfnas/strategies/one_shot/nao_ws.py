@@ -121,7 +121,8 @@ class NaoWsSearch(SharedWeightsSearch):
         return self.architecture_loss(self.tokens.decode(tokens), windows)
 
     def architecture_phase(self) -> dict[str, float]:
-        """The pool phase: score the pool, train the EPD, decode new cells from the best, replace the pool; returns logs."""
+        """The pool phase: score the pool, train the EPD, decode new cells from the best, replace the pool;
+        returns logs."""
         c = self.config
         windows = self.reward_windows(1)
         losses = [self._loss_of(x, windows) for x in self.pool]

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tfnas.genotypes.files import resolve_genotype
-from tfnas.lm import LanguageModel
-from tfnas.lm.search_models import BayesLM, MixedLM
+from tfnas.cells.search import BayesCell, MixedCell
+from tfnas.config import ModelConfig
+from tfnas.lm import LanguageModel, cell_arguments, supernet
 from tfnas.policies.nao import EncoderPredictorDecoder, NaoTokens
 from tfnas.spaces.dag import DagSpace
 
@@ -26,13 +27,13 @@ def bench():
 
 def test_flop_counts_are_twice_the_multiply_adds_of_the_weights(bench):
     units, vocab, steps = 12, 50, 4
-    supernet = MixedLM(vocab, steps=steps, emsize=units, nhid=units, seed=0)
-    supernet.build_weights()
-    cell = supernet.cell
+    settings = ModelConfig(emsize=units, nhid=units)
+    mixed = supernet(vocab, MixedCell(steps, **cell_arguments(settings, 0)), settings, 0)
+    cell = mixed.cell
     # Node 0 reads [x, h] once; node i's matrix Ws[i-1] is applied to each of its i predecessors.
     macs = cell.W0.shape[0] * cell.W0.shape[1] + sum(i * cell.Ws.shape[1] * cell.Ws.shape[2]
                                                       for i in range(1, steps + 1))
-    decoder = supernet.embedding.embeddings.shape[0] * supernet.embedding.embeddings.shape[1]
+    decoder = mixed.embedding.embeddings.shape[0] * mixed.embedding.embeddings.shape[1]
     assert bench.darts_search_forward_flops(units, vocab, steps) == 2 * (macs + decoder)
 
     v2 = resolve_genotype("darts_v2")
@@ -78,8 +79,8 @@ def test_report_gives_ratios_to_the_same_run_baseline_and_judges_each_target(ben
 
 def test_bayes_hessian_flops_count_the_matmuls_of_the_recursive_pass(bench):
     units, vocab, steps = 12, 50, 4
-    model = BayesLM(vocab, steps=steps, emsize=units, nhid=units, seed=0)
-    model.build_weights()
+    settings = ModelConfig(emsize=units, nhid=units)
+    model = supernet(vocab, BayesCell(steps, **cell_arguments(settings, 0)), settings, 0)
     cell = model.cell
     w0 = cell.W0.shape[0] * cell.W0.shape[1]
     nodes = sum(i * cell.Ws.shape[1] * cell.Ws.shape[2] for i in range(1, steps + 1))

@@ -5,12 +5,14 @@ import pytest
 import tensorflow as tf
 
 from tfnas.cells import GenotypeCell, TreeCell
+from tfnas.cells.attention import ATTENTION_HEADS
+from tfnas.cells.search import MixedAttention, MixedCell, SharedCell
 from tfnas.config import ModelConfig
-from tfnas.genotypes.files import load_genotype
+from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.files import load_genotype, resolve_genotype
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.lm import (DroppedEmbedding, LanguageModel, LockedDropout, activation_regularization,
-                      temporal_activation_regularization)
-from tfnas.lm.search_models import MixedLM
+                      attention_seed, cell_arguments, supernet, temporal_activation_regularization)
 
 
 def randomised(lm: LanguageModel, scale: float = 0.5, seed: int = 3) -> LanguageModel:
@@ -192,8 +194,9 @@ def test_dropouth_is_a_locked_dropout_between_layers(monkeypatch):
 def test_nlayers_is_validated_and_search_supernets_refuse_more_than_one():
     with pytest.raises(ValueError, match="Argument `nlayers` must be an integer >= 1; received: nlayers=0"):
         LanguageModel(10, None, emsize=4, nhid=4, nlayers=0)
-    with pytest.raises(ValueError, match=r"MixedLM \(a search supernet\) has one recurrent layer; received nlayers=2"):
-        MixedLM(10, steps=2, emsize=4, nhid=4, nlayers=2)
+    with pytest.raises(ValueError, match=r"given a cell \(MixedCell, a search supernet\) has one recurrent layer; "
+                                         "received nlayers=2"):
+        LanguageModel(10, cell=MixedCell(2, 4), emsize=4, nhid=4, nlayers=2)
 
 
 def test_embedding_is_initialised_from_u_004_as_darts():
@@ -204,3 +207,52 @@ def test_embedding_is_initialised_from_u_004_as_darts():
     E = lm.embedding.embeddings.numpy()
     assert 0.0399 < np.abs(E).max() <= 0.04
     assert np.std(E) == pytest.approx(0.04 / np.sqrt(3), rel=0.02)  # the standard deviation of U(-r, r)
+
+
+SMALL = ModelConfig(emsize=4, nhid=4)
+
+
+def test_a_supernet_derives_the_cell_genotype_with_the_attention_choice():
+    lm = supernet(12, MixedCell(8, **cell_arguments(SMALL, 0)), SMALL, 0,
+                  attention=MixedAttention(4, candidates=ATTENTION_HEADS, seed=attention_seed(0)))
+    darts_v2 = resolve_genotype("darts_v2")
+    lm.cell.set_one_hot(darts_v2)
+    lm.attention.alpha.assign(np.float32([0.0, 0.0, 0.0, 3.0, 0.0]))
+    assert lm.attention.candidates[3] == "additive"
+    assert lm.derive() == darts_v2.with_attention("additive")
+    assert [v.name for v in lm.arch_variables] == ["alpha_cell", "alpha_attention"]
+    assert sorted(map(id, lm.arch_variables + lm.weight_variables)) == sorted(map(id, lm.trainable_variables))
+
+
+def test_a_shared_weights_supernet_derives_the_genotype_it_was_set_to():
+    lm = supernet(12, SharedCell(3, **cell_arguments(SMALL, 0)), SMALL, 0)
+    genotype = Genotype((("relu", 0), ("tanh", 0), ("identity", 1)), first_node="enas",
+                        first_activation="relu", output="loose_ends")
+    lm.cell.set_genotype(genotype)
+    assert lm.derive() == genotype == lm.cell.derive()
+    assert lm.arch_variables == []
+    assert sorted(v.name for v in lm.weight_variables) == ["W0", "Ws", "decoder_bias", "embeddings"]
+
+
+def test_a_supernet_round_trips_through_its_config_with_the_same_variables():
+    lm = supernet(12, MixedCell(3, norm="layer", **cell_arguments(SMALL, 5)), SMALL, 5,
+                  attention=MixedAttention(4, candidates=("dot", "general"), seed=attention_seed(5)))
+    clone = LanguageModel.from_config(lm.get_config())
+    clone.build_weights()
+    assert type(clone.cell) is MixedCell and clone.cell.norm == "layer" and clone.cell.steps == 3
+    assert clone.attention.candidates == ("dot", "general") and not clone.is_lstm
+    assert [v.path.split("/", 1)[1] for v in clone.weights] == [v.path.split("/", 1)[1] for v in lm.weights]
+    for mine, theirs in zip(lm.weights, clone.weights):  # the same seeds draw the same initial weights
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_model_takes_a_genotype_or_a_cell_and_a_frozen_cell_derives_nothing():
+    v2 = resolve_genotype("darts_v2")
+    with pytest.raises(ValueError, match="pass a genotype or a cell, not both"):
+        LanguageModel(10, v2, cell=MixedCell(2, 4), emsize=4, nhid=4)
+    with pytest.raises(ValueError, match="the cell has 6 units but the model nhid=4"):
+        LanguageModel(10, cell=MixedCell(2, 6), emsize=4, nhid=4)
+    frozen = LanguageModel(10, v2, emsize=4, nhid=4)
+    with pytest.raises(TypeError, match="derive\\(\\) needs a search cell; this model's cell is a GenotypeCell"):
+        frozen.derive()
+    assert frozen.arch_variables == [] and frozen.get_config().keys() == LanguageModel(10, None).get_config().keys()

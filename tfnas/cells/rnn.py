@@ -57,12 +57,10 @@ class CellRNN(keras.layers.Layer):
             self.cell.build((input_shape[0], input_shape[-1]))
         self.built = True
 
-    def _state_sizes(self) -> list[int]:
-        size = self.cell.state_size
-        return list(size) if isinstance(size, (list, tuple)) else [size]
-
     def initial_state(self, batch_size) -> list[tf.Tensor]:
-        return [tf.zeros((batch_size, n), dtype=self.compute_dtype) for n in self._state_sizes()]
+        """The cell's initial states (``cell.get_initial_state``, zeros for every cell but a noisy
+        `WeightedCells`)."""
+        return list(self.cell.get_initial_state(batch_size))
 
     def call(self, inputs, initial_state=None, training=False):
         if initial_state is None:

@@ -112,15 +112,48 @@ class ShortTrainingEvaluator:
         return [self.evaluate_one(g) for g in genotypes]
 
 
+#: The keys of a shared-weights model.json written before the search models were composed (a flat ``SharedLM``
+#: config, tfnas 0.x up to issue 24), which still load.
+LEGACY_SHARED_KEYS = ("steps", "first_node", "output")
+
+
+def shared_weights_model(config: dict[str, Any]) -> Any:
+    """The shared-weights language model (a `LanguageModel` around a `SharedCell`) of a search's ``model.json``.
+
+    A config written before the search models were composed (a flat
+    ``SharedLM`` config: the cell's ``steps``, ``first_node`` and ``output``
+    beside the model's settings) is rebuilt as the same cell, with the same
+    seed and variables.
+
+    Raises:
+        TypeError: the config describes another model (no `SharedCell`).
+    """
+    from tfnas.cells.search.shared_cell import SharedCell
+    from tfnas.config import ModelConfig
+    from tfnas.lm.model import LanguageModel, cell_arguments
+
+    config = dict(config)
+    if "cell" not in config and all(key in config for key in LEGACY_SHARED_KEYS):
+        steps, first_node, output = (config.pop(key) for key in LEGACY_SHARED_KEYS)
+        settings = {f.name: config[f.name] for f in dataclasses.fields(ModelConfig) if f.name in config}
+        config["cell"] = SharedCell(steps, first_node=first_node, output=output, name="shared_cell",
+                                    **cell_arguments(ModelConfig(**settings), config.get("seed")))
+        config.pop("name", None)
+    model = LanguageModel.from_config(config)
+    if not isinstance(model.cell, SharedCell):
+        raise TypeError(f"its cell is a {type(model.cell).__name__}, not a SharedCell")
+    return model
+
+
 class WeightSharingEvaluator:
-    """Scores genotypes with the shared weights of a trained ENAS `SharedLM` (no training).
+    """Scores genotypes with the shared weights of a trained ENAS supernet (no training).
 
     The perplexity of each genotype is measured on ``max_batches`` windows of
     ``data`` (batchified validation ids) from zero states, with one traced
     evaluation step for every genotype.
 
     Args:
-        model: a built `tfnas.lm.search_models.SharedLM`.
+        model: a built `LanguageModel` around a `tfnas.cells.search.SharedCell`.
         data: batchified validation data ``[batch, tokens]``.
         bptt: window length.
         max_batches: windows per evaluation (None: all).
@@ -140,11 +173,9 @@ class WeightSharingEvaluator:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from tfnas.lm.search_models import SharedLM
-
         config, weights = state.pop("model_config"), state.pop("model_weights")
         self.__dict__.update(state)
-        self.model = SharedLM.from_config(config)
+        self.model = shared_weights_model(config)
         self.model.build_weights()
         for var, value in zip(self.model.variables, weights):
             var.assign(value)
@@ -155,14 +186,15 @@ class WeightSharingEvaluator:
         """The DAG space the shared weights run (`tfnas.spaces.DagSpace`)."""
         from tfnas.spaces.dag import DagSpace
 
-        return DagSpace(self.model.steps, first_node=self.model.first_node, output=self.model.output_rule)
+        cell = self.model.cell
+        return DagSpace(cell.steps, first_node=cell.first_node, output=cell.output_rule)
 
     @classmethod
     def from_search(cls, search_dir: str | Path, corpus: Any = None, max_batches: int | None = None
                     ) -> "WeightSharingEvaluator":
         """The evaluator of the newest checkpoint of an ENAS search folder.
 
-        The `SharedLM` is rebuilt from the folder's ``model.json`` and given
+        The shared-weights model is rebuilt from the folder's ``model.json`` (`shared_weights_model`) and given
         the model's variables of the newest checkpoint
         (`tfnas.runs.folder.read_weights`); the validation data are those of
         the search's record (``dataset``, ``data_dir``, ``eval_batch_size``,
@@ -170,17 +202,15 @@ class WeightSharingEvaluator:
         """
         from tfnas.data import load_corpus
         from tfnas.data.batching import batchify_split
-        from tfnas.lm.search_models import SharedLM
-
         search_dir = Path(search_dir)
         record = read_record(search_dir)
         if record is None or record.kind != "search" or not (search_dir / MODEL_FILE).exists():
             raise FileNotFoundError(f"{search_dir} holds no search with its model ({MODEL_FILE}): pass the --out "
                                     "folder of an ENAS search (tfnas search --strategy enas)")
         try:
-            model = SharedLM.from_config(read_json(search_dir / MODEL_FILE))
+            model = shared_weights_model(read_json(search_dir / MODEL_FILE))
         except TypeError as err:
-            raise ValueError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedLM: {err}); "
+            raise ValueError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedCell: {err}); "
                              "pass the --out folder of an ENAS search") from None
         model.build_weights()
         saved = read_weights(search_dir, "latest")

@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.attention import make_attention
+from tfnas.cells.search.base import SearchCell
 from tfnas.cells.genotype_cell import GenotypeCell
 from tfnas.cells.rnn import CellRNN
 from tfnas.cells.tree_cell import TreeCell
@@ -29,6 +30,23 @@ class LMOutput(NamedTuple):
 
 def _seed(seed: int | None, offset: int) -> int | None:
     return None if seed is None else seed + offset
+
+
+def cell_arguments(model: ModelConfig, seed: int | None, layer: int = 0) -> dict[str, Any]:
+    """The arguments a cell of recurrent layer ``layer`` takes in a `LanguageModel` of settings ``model`` and seed
+    ``seed``: ``units`` (``nhid``), ``dropout_x``, ``dropout_h``, ``init_range`` (``cell_init_range``) and its
+    ``seed`` (the model's + ``10 layer + 2``).
+
+    A search cell built with these (``MixedCell(steps, **cell_arguments(m, seed))``) and given to
+    ``LanguageModel(..., cell=...)`` is seeded and regularised as the model's own cell would be.
+    """
+    return {"units": model.nhid, "dropout_x": model.dropoutx, "dropout_h": model.dropouth,
+            "init_range": model.cell_init_range, "seed": _seed(seed, 10 * layer + 2)}
+
+
+def attention_seed(seed: int | None) -> int | None:
+    """The seed of the attention head of a `LanguageModel` seeded ``seed`` (the model's + 4)."""
+    return _seed(seed, 4)
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
@@ -54,16 +72,29 @@ class LanguageModel(keras.Model):
     flat list, layer after layer: ``[h]`` per layer for a `GenotypeCell`,
     ``[h, c]`` per layer for a `TreeCell` and the LSTM, so one layer keeps
     the states (and the export names ``hidden_i``) of a single-layer model.
-    The search supernets (`tfnas.lm.search_models`) have one layer.
+
+    A search supernet is the same model around a search cell
+    (`tfnas.cells.search`): ``LanguageModel(vocab_size, cell=MixedCell(steps,
+    **cell_arguments(m, seed)), seed=seed, ...)``, with one recurrent layer.
+    Its attention head may be a layer too (a `MixedAttention`, NASABN).
+    `arch_variables`, `weight_variables` and `derive` hand on the cell's
+    `SearchCell` members (and the head's), so a strategy treats any supernet
+    alike.
 
     Args:
         vocab_size: number of words.
-        genotype: a `Genotype` / `TreeGenotype` (or dict) for a `GenotypeCell` / `TreeCell`, or None for LSTM.
+        genotype: a `Genotype` / `TreeGenotype` (or dict) for a `GenotypeCell` / `TreeCell`, or None for LSTM
+            (or for ``cell``).
         emsize, nhid, dropout, dropouth, dropoutx, dropouti, dropoute,
         tie_weights, cell_init_range, emb_init_range, attention, recompute, nlayers:
             see `tfnas.config.ModelConfig` (``recompute`` does not apply to the
-            LSTM baseline).
+            LSTM baseline). ``attention`` may also be a Keras layer (a searched
+            head). With ``cell``, ``dropoutx``, ``dropouth`` and
+            ``cell_init_range`` are the cell's own (`cell_arguments` builds it
+            from them); the model records them.
         seed: seed of all initialisers and dropout masks.
+        cell: a recurrent cell run by the model's one recurrent layer (a
+            `CellRNN`) instead of the genotype's; ``cell.units`` must be ``nhid``.
 
     Call arguments:
         inputs: int ids ``[batch, time]``, or ``(ids, states)``.
@@ -76,8 +107,8 @@ class LanguageModel(keras.Model):
                  emsize: int = 850, nhid: int = 850, dropout: float = 0.75, dropouth: float = 0.25,
                  dropoutx: float = 0.75, dropouti: float = 0.2, dropoute: float = 0.1,
                  tie_weights: bool = True, cell_init_range: float = 0.04, emb_init_range: float = 0.04,
-                 attention: str | None = None, recompute: bool = False, nlayers: int = 1, seed: int | None = None,
-                 **kwargs):
+                 attention: str | keras.layers.Layer | None = None, recompute: bool = False, nlayers: int = 1,
+                 seed: int | None = None, cell: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 2:
             raise ValueError(f"Argument `vocab_size` must be an integer >= 2; received: {vocab_size!r}")
@@ -88,44 +119,57 @@ class LanguageModel(keras.Model):
         if isinstance(nlayers, bool) or not isinstance(nlayers, int) or nlayers < 1:
             raise ValueError(f"Argument `nlayers` must be an integer >= 1; received: nlayers={nlayers!r}")
         self.genotype = as_any_genotype(genotype) if genotype is not None else None
-        if nlayers > 1 and self.genotype is None and not self.is_lstm:  # a search supernet (SearchLM)
-            raise ValueError(f"{type(self).__name__} (a search supernet) has one recurrent layer; received "
-                             f"nlayers={nlayers} (model.nlayers > 1 is for trained models)")
+        if cell is not None:
+            if self.genotype is not None:
+                raise ValueError("pass a genotype or a cell, not both: the genotype's cell would be built as well")
+            if nlayers > 1:
+                raise ValueError(f"a LanguageModel given a cell ({type(cell).__name__}, a search supernet) has one "
+                                 f"recurrent layer; received nlayers={nlayers} (model.nlayers > 1 is for trained "
+                                 "models)")
+            if getattr(cell, "units", nhid) != nhid:
+                raise ValueError(f"the cell has {cell.units} units but the model nhid={nhid}")
         self.vocab_size = vocab_size
+        head = attention if isinstance(attention, keras.layers.Layer) else None
+        # Flags, not the layers: a layer held in an attribute here would be tracked before the embedding and
+        # reorder the model's variables (and its checkpoints).
+        self.cell_given, self.attention_given = cell is not None, head is not None
         self.hparams = ModelConfig(emsize=emsize, nhid=nhid, dropout=dropout, dropouth=dropouth,
                                    dropoutx=dropoutx, dropouti=dropouti, dropoute=dropoute,
                                    tie_weights=tie_weights, cell_init_range=cell_init_range,
-                                   emb_init_range=emb_init_range, attention=attention, recompute=bool(recompute),
-                                   nlayers=nlayers)
+                                   emb_init_range=emb_init_range,
+                                   attention=None if head is not None else attention,
+                                   recompute=bool(recompute), nlayers=nlayers)
         self.seed = seed
         self.embedding = DroppedEmbedding(vocab_size, emsize, dropoute, emb_init_range, seed=_seed(seed, 0),
                                           name="embedding")
         self.input_dropout = LockedDropout(dropouti, seed=_seed(seed, 1), name="input_dropout")
-        self.rnn = self._make_rnn()
+        self.rnn = self._make_rnn(cell=cell)
         self.upper_rnns = [self._make_rnn(layer) for layer in range(1, nlayers)]
         self.layer_dropouts = [LockedDropout(dropouth, seed=_seed(seed, 10 * layer + 5), name=f"layer_dropout_{layer}")
                                for layer in range(nlayers - 1)]
-        self.attention = self._make_attention()
+        self.attention = head if head is not None else self._make_attention()
         self.output_dropout = LockedDropout(dropout, seed=_seed(seed, 3), name="output_dropout")
         if tie_weights:
             self.decoder = None
         else:
             self.decoder = keras.layers.Dense(vocab_size, name="decoder")
 
-    def _make_rnn(self, layer: int = 0) -> keras.layers.Layer:
-        """The recurrent layer number ``layer`` (the search supernets override it and have layer 0 only).
+    def _make_rnn(self, layer: int = 0, cell: keras.layers.Layer | None = None) -> keras.layers.Layer:
+        """The recurrent layer number ``layer``: a `CellRNN` over the given cell, the genotype's cell, or the LSTM.
 
         Layer 0 keeps the names of a single-layer model (``rnn``/``cell``,
         ``lstm``), so its saved weights and exports are unchanged; layer k
         is ``rnn_k``/``cell_k`` (``lstm_k``), seeded apart.
         """
-        h, suffix, seed = self.hparams, f"_{layer}" if layer else "", _seed(self.seed, 10 * layer + 2)
+        h, suffix = self.hparams, f"_{layer}" if layer else ""
+        if cell is not None:
+            return CellRNN(cell, recompute=h.recompute, name="rnn")
+        arguments = cell_arguments(h, self.seed, layer)
         if self.genotype is None:
             return keras.layers.LSTM(h.nhid, return_sequences=True, return_state=True, name=f"lstm{suffix}",
-                                     seed=seed)
+                                     seed=arguments["seed"])
         cell_class = TreeCell if isinstance(self.genotype, TreeGenotype) else GenotypeCell
-        cell = cell_class(self.genotype, h.nhid, dropout_x=h.dropoutx, dropout_h=h.dropouth,
-                          init_range=h.cell_init_range, seed=seed, name=f"cell{suffix}")
+        cell = cell_class(self.genotype, name=f"cell{suffix}", **arguments)
         return CellRNN(cell, recompute=h.recompute, name=f"rnn{suffix}")
 
     @property
@@ -134,10 +178,41 @@ class LanguageModel(keras.Model):
         return [self.rnn, *self.upper_rnns]
 
     def _make_attention(self) -> keras.layers.Layer | None:
-        """The attention head on the RNN outputs, or None."""
+        """The attention head that ``attention`` names on the RNN outputs, or None."""
         name = self.hparams.attention
-        return None if name is None else make_attention(name, self.hparams.nhid, seed=_seed(self.seed, 4),
+        return None if name is None else make_attention(name, self.hparams.nhid, seed=attention_seed(self.seed),
                                                           name="attention")
+
+    @property
+    def cell(self) -> keras.layers.Layer:
+        """The cell of the first recurrent layer."""
+        return self.rnn.cell
+
+    @property
+    def arch_variables(self) -> list:
+        """The architecture parameters: the cell's ``arch_variables``, then the attention head's (none for a
+        frozen cell or head)."""
+        layers = [self.cell] + ([self.attention] if self.attention is not None else [])
+        return [v for layer in layers for v in getattr(layer, "arch_variables", [])]
+
+    @property
+    def weight_variables(self) -> list:
+        """Every trainable variable that is not an architecture parameter."""
+        arch = {id(v) for v in self.arch_variables}
+        return [v for v in self.trainable_variables if id(v) not in arch]
+
+    def derive(self) -> Genotype:
+        """The genotype the search cell points at (`SearchCell.derive`), with the searched head's choice, if any.
+
+        Raises:
+            TypeError: the model's cell is not a search cell (its genotype is ``genotype``).
+        """
+        if not isinstance(self.cell, SearchCell):
+            raise TypeError(f"derive() needs a search cell; this model's cell is a {type(self.cell).__name__} "
+                            "(its genotype: model.genotype)")
+        if isinstance(self.attention, SearchCell):
+            return self.cell.derive(attention=self.attention.derive())
+        return self.cell.derive()
 
     @classmethod
     def from_config_objects(cls, vocab_size: int, genotype: Genotype | None, model: ModelConfig,
@@ -155,7 +230,7 @@ class LanguageModel(keras.Model):
 
     @property
     def is_lstm(self) -> bool:
-        return self.genotype is None
+        return self.genotype is None and not self.cell_given
 
     def build_weights(self) -> None:
         """Creates every weight by running one step on a dummy batch."""
@@ -233,10 +308,37 @@ class LanguageModel(keras.Model):
         return out.logits, out.states
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config = {
             **super().get_config(),
             "vocab_size": self.vocab_size,
             "genotype": None if self.genotype is None else self.genotype.to_dict(),
             "seed": self.seed,
             **asdict(self.hparams),
         }
+        if self.attention_given:
+            config["attention"] = keras.saving.serialize_keras_object(self.attention)
+        if self.cell_given:
+            config["cell"] = keras.saving.serialize_keras_object(self.cell)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "LanguageModel":
+        config = dict(config)
+        for key in ("cell", "attention"):
+            if isinstance(config.get(key), Mapping):  # built by the model, as the original was (same paths)
+                layer = {k: v for k, v in config[key].items() if k != "build_config"}
+                config[key] = keras.saving.deserialize_keras_object(layer)
+        return cls(**config)
+
+
+def supernet(vocab_size: int, cell: keras.layers.Layer, model: ModelConfig, seed: int | None,
+             attention: str | keras.layers.Layer | None = None) -> LanguageModel:
+    """The `LanguageModel` of settings ``model`` and seed ``seed`` around the search cell ``cell``, its weights built.
+
+    ``cell`` is built from ``cell_arguments(model, seed)``; ``attention`` is
+    the head (a name, a searched layer, or None): ``model.attention`` is not
+    read, since each search decides whether it uses it.
+    """
+    lm = LanguageModel(vocab_size, seed=seed, cell=cell, **{**asdict(model), "attention": attention})
+    lm.build_weights()
+    return lm

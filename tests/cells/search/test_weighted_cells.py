@@ -208,20 +208,25 @@ def test_config_round_trip_and_argument_errors():
         WeightedCells([g2], 4, norm="group")
     with pytest.raises(ValueError, match="non-empty list"):
         WeightedCells([], 4)
+    with pytest.raises(ValueError, match="`init_noise` must be >= 0; received: init_noise=-0.5"):
+        WeightedCells([g2], 4, init_noise=-0.5)
 
 
-def test_weighted_lm_splits_weights_and_round_trips():
-    from tfnas.lm.search_models import WeightedLM
+def test_weighted_supernet_splits_weights_and_round_trips():
+    from tfnas.config import ModelConfig
+    from tfnas.lm import LanguageModel, cell_arguments, supernet
 
     genotypes = DagSpace(2, first_node="wenet").sample_unique(3, np.random.default_rng(0))
-    lm = WeightedLM(12, genotypes, norm="batch", init_noise=0.5, emsize=4, nhid=4, seed=2)
-    lm.build_weights()
+    settings = ModelConfig(emsize=4, nhid=4)
+    cells = WeightedCells(genotypes, norm="batch", init_noise=0.5, state_seed=2, **cell_arguments(settings, 2))
+    lm = supernet(12, cells, settings, 2)
     assert [v.name for v in lm.arch_variables] == ["network_logits"]
     assert sorted(v.name for v in lm.weight_variables) == ["W0", "Ws", "decoder_bias", "embeddings"]
     state = lm.initial_state(5)[0].numpy()
     np.testing.assert_array_equal(state, lm.initial_state(5)[0].numpy())     # a fixed draw
     assert 0.2 < state.std() < 1.0
-    clone = WeightedLM.from_config(lm.get_config())
-    assert clone.genotypes == lm.genotypes and clone.init_noise == 0.5 and clone.norm == "batch"
+    clone = LanguageModel.from_config(lm.get_config())
+    assert clone.cell.genotypes == lm.cell.genotypes and clone.cell.init_noise == 0.5 and clone.cell.norm == "batch"
+    np.testing.assert_array_equal(state, clone.initial_state(5)[0].numpy())     # the same draw after a round trip
     lm.cell.set_one_hot(1)
     assert lm.derive() == genotypes[1]

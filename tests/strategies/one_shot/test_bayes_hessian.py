@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.lm.search_models import BayesLM
+from tfnas.cells.search import BayesCell
+from tfnas.config import ModelConfig
+from tfnas.lm.model import cell_arguments, supernet
 from tfnas.strategies.one_shot.bayes_hessian import (decoder_hessian, edge_input_hessian, edge_outputs,
                                                      exact_ggn_hessian, norm_hessian, recursive_hessian,
                                                      scalar_hessian, scalar_hessians)
@@ -79,9 +81,9 @@ def test_r3_and_r4_are_exact_for_an_edge(ops):
 
 
 def tiny_lm(rng, units, steps, ops, vocab=11, scale=0.6):
-    model = BayesLM(vocab, steps=steps, ops=ops, norm="none", emsize=units, nhid=units, dropout=0.0,
-                    dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0, seed=0)
-    model.build_weights()
+    settings = ModelConfig(emsize=units, nhid=units, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0,
+                           dropoute=0.0)
+    model = supernet(vocab, BayesCell(steps, ops=ops, norm="none", **cell_arguments(settings, 0)), settings, 0)
     for var in model.trainable_variables:
         var.assign(rng.uniform(-scale, scale, var.shape))
     model.cell.bayes_w.assign(rng.uniform(0.3, 1.5, model.cell.bayes_w.shape))

@@ -4,7 +4,9 @@ import pytest
 import tensorflow as tf
 
 from tfnas.lm.objective import cross_entropy
-from tfnas.lm.search_models import MixedLM
+from tfnas.cells.search import MixedAttention, MixedCell
+from tfnas.config import ModelConfig
+from tfnas.lm.model import attention_seed, cell_arguments, supernet
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient
 
 XI, WDECAY = 0.5, 1e-3
@@ -13,10 +15,9 @@ CLIP = 0.25
 
 
 def tiny_supernet():
-    model = MixedLM(12, steps=3, norm="layer", search_attention=True,
-                       attention_candidates=("none", "dot", "general"), emsize=6, nhid=6, dropout=0.0,
-                       dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0, seed=0)
-    model.build_weights()
+    settings = ModelConfig(emsize=6, nhid=6, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0, dropoute=0.0)
+    model = supernet(12, MixedCell(3, norm="layer", **cell_arguments(settings, 0)), settings, 0,
+                     attention=MixedAttention(6, candidates=("none", "dot", "general"), seed=attention_seed(0)))
     rng = np.random.default_rng(0)
     for v in model.arch_variables:
         v.assign(rng.normal(0, 0.7, v.shape))

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.cells.attention import DotAttention
+from tfnas.cells.attention import ATTENTION_HEADS, DotAttention
+from tfnas.cells.search import MixedAttention, MixedCell
 from tfnas.cli import main
 from tfnas.config import ModelConfig, search_config
 from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
-from tfnas.lm.model import LanguageModel
-from tfnas.lm.search_models import MixedLM
+from tfnas.lm.model import LanguageModel, attention_seed, cell_arguments, supernet
 from tfnas.strategies.base import SearchDivergedError
 from tfnas.strategies.one_shot.bilevel import adam_with_l2
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
@@ -32,8 +32,9 @@ def tiny_config(config_class=DartsConfig, **kw):
 
 def test_supernet_restricted_to_a_genotype_equals_the_frozen_model(exported_cells):
     g = load_genotype(exported_cells / "darts_v2.json").with_attention("general")
-    sup = MixedLM(40, steps=8, norm="none", search_attention=True, emsize=8, nhid=8, seed=1)
-    sup.build_weights()
+    settings = ModelConfig(emsize=8, nhid=8)
+    sup = supernet(40, MixedCell(8, norm="none", **cell_arguments(settings, 1)), settings, 1,
+                   attention=MixedAttention(8, candidates=ATTENTION_HEADS, seed=attention_seed(1)))
     sup.cell.set_one_hot(g)
     sup.attention.alpha.assign(np.where(np.array(sup.attention.candidates) == "general", 1000.0, 0.0))
     frozen = LanguageModel.from_config_objects(40, g, ModelConfig(emsize=8, nhid=8), seed=2)

@@ -1,4 +1,5 @@
-"""`SearchCell`: what every search cell exposes to the strategies and to `tfnas.lm.search_models`, and
+"""`SearchCell`: what every search cell exposes to the strategies and to the supernet
+(`tfnas.lm.LanguageModel` given the cell), and
 `ArchitectureSplit`, the part of it that every search layer computes alike."""
 from __future__ import annotations
 

@@ -125,6 +125,12 @@ class WeightedCells(ArchitectureSplit, RecurrentCell):
         dropout_h: rate of the variational dropout mask on ``h`` and on every node input.
         init_range: weights are drawn from ``U(-init_range, init_range)``.
         seed: seed of the dropout masks and of the initialisation.
+        init_noise: standard deviation of the initial state (`get_initial_state`):
+            0 gives zeros (as every cell); ``> 0`` gives ``init_noise * N(0, 1)``,
+            a fixed draw (stateless, key ``[state_seed, 7]``), so every sequence
+            start sees the same one (see `tfnas.strategies.one_shot.wenet` for
+            why batch norm needs it with the ``first_node="wenet"`` option).
+        state_seed: seed of that draw (None: 0).
 
     Call arguments:
         inputs: ``[batch, input_dim]``.
@@ -143,8 +149,12 @@ class WeightedCells(ArchitectureSplit, RecurrentCell):
 
     def __init__(self, genotypes: Sequence[Genotype | Mapping[str, Any]], units: int, norm: str = "batch",
                  dropout_x: float = 0.0, dropout_h: float = 0.0, init_range: float = DARTS_INIT_RANGE,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, init_noise: float = 0.0, state_seed: int | None = None, **kwargs):
         super().__init__(units, dropout_x, dropout_h, init_range, seed, **kwargs)
+        if not init_noise >= 0:
+            raise ValueError(f"Argument `init_noise` must be >= 0; received: init_noise={init_noise!r}")
+        self.init_noise = float(init_noise)
+        self.state_seed = state_seed
         self.genotypes = _check_genotypes(genotypes)
         if norm not in NORMS:
             raise ValueError(f"Argument `norm` must be one of {list(NORMS)}; received: norm={norm!r}")
@@ -354,5 +364,14 @@ class WeightedCells(ArchitectureSplit, RecurrentCell):
             combined = term if combined is None else combined + term
         return combined, [combined]
 
+    def get_initial_state(self, batch_size=None) -> list[tf.Tensor]:
+        """Zeros, or ``init_noise * N(0, 1)`` (the same draw on every call) if ``init_noise > 0``."""
+        if not self.init_noise:
+            return super().get_initial_state(batch_size)
+        key = tf.constant([0 if self.state_seed is None else self.state_seed, 7], tf.int32)
+        noise = tf.random.stateless_normal((batch_size, self.units), key, dtype=self.compute_dtype)
+        return [self.init_noise * noise]
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "genotypes": [g.to_dict() for g in self.genotypes], "norm": self.norm}
+        return {**super().get_config(), "genotypes": [g.to_dict() for g in self.genotypes], "norm": self.norm,
+                "init_noise": self.init_noise, "state_seed": self.state_seed}

@@ -1,4 +1,4 @@
-"""The diagonal Hessian of BayesNAS' scalars (M. Li's thesis, chapter 4), for a `BayesLM`.
+"""The diagonal Hessian of BayesNAS' scalars (M. Li's thesis, chapter 4), for a `BayesCell` supernet.
 
 Both estimators return the Gauss-Newton (GGN) diagonal of the per-token
 mean cross-entropy ``l_pred`` of a window of tokens in every scalar, as a
@@ -148,7 +148,7 @@ def recursive_hessian(model, tokens: tf.Tensor, states: Sequence[tf.Tensor]) -> 
     """The ``recursive`` estimator on one window (module docstring); returns ``(H [edges, ops + 1], final states)``.
 
     Args:
-        model: a built `tfnas.lm.search_models.BayesLM` (tied decoder, no attention).
+        model: a built `LanguageModel` around a `tfnas.cells.search.BayesCell` (tied decoder, no attention).
         tokens: ``[batch, T]`` inputs.
         states: the states at the window's start (constants: nothing flows back through them).
     """
@@ -258,7 +258,7 @@ def scalar_hessian(model, windows: Sequence[tuple[tf.Tensor, ...]], method: str 
     """The mean of ``method``'s diagonal over ``windows`` of input tokens, the states carried from zeros.
 
     Args:
-        model: a built `BayesLM`.
+        model: a built `BayesCell` supernet.
         windows: ``[batch, T]`` input tokens, consecutive windows of the same rows.
         method: ``"recursive"`` or ``"exact_ggn"``.
         untied: for ``exact_ggn``, whether the time steps are untied copies.

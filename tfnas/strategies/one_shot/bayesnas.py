@@ -1,6 +1,6 @@
 """BayesNAS for recurrent cells (M. Li, MSc thesis, TU Delft 2019, chapters 3-5; Algorithm 2).
 
-A `BayesLM` supernet (`tfnas.cells.search.bayes_cell.BayesCell`: one
+A supernet (`tfnas.lm.supernet` around a `tfnas.cells.search.bayes_cell.BayesCell`: one
 scalar ``w`` per edge and op, one dummy scalar ``d`` per edge) is trained
 on the training data alone (single level, as WeNet). Each step is one
 clipped SGD step of the weights ``W`` on ``l_pred`` with AR/TAR and weight
@@ -35,7 +35,6 @@ gamma table.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any
 
 import keras
@@ -47,7 +46,8 @@ from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, se
 from tfnas.data import BPTTIterator
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
-from tfnas.lm.search_models import BayesLM
+from tfnas.cells.search.bayes_cell import BayesCell
+from tfnas.lm.model import cell_arguments, supernet
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bayes_hessian import HESSIANS, scalar_hessian
 from tfnas.strategies.one_shot.bayes_update import (PRUNE_THRESHOLD, alive_nodes, dependency_gamma, derive_pruned,
@@ -135,8 +135,8 @@ class BayesNasSearch(OneShotSearch):
     def build(self, vocab_size: int) -> None:
         c = self.config
         m = c.model
-        self.model = BayesLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm, seed=c.seed, **asdict(m))
-        self.model.build_weights()
+        cell = BayesCell(c.steps, ops=c.ops, norm=c.norm, name="bayes_cell", **cell_arguments(m, c.seed))
+        self.model = supernet(vocab_size, cell, m, c.seed)
         model = self.model
         shape = (model.cell.num_edges, len(c.ops) + 1)
         # gamma(0) = omega(0) = 1 (Algorithm 2); s = 1 (the switches start ON, §3.2); C and H before any update.

@@ -14,7 +14,7 @@ parameter-free ops.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, field, replace
+from dataclasses import field, replace
 from typing import Any
 
 import keras
@@ -22,12 +22,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS
-from tfnas.cells.search.mixed_cell import DARTS_OPS
+from tfnas.cells.search.mixed_attention import MixedAttention
+from tfnas.cells.search.mixed_cell import DARTS_OPS, MixedCell
 from tfnas.config import NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, setting, settings
 from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
-from tfnas.lm.search_models import MixedLM
+from tfnas.lm.model import attention_seed, cell_arguments, supernet
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model, valid_segment
@@ -112,9 +113,10 @@ class DartsSearch(OneShotSearch):
         c = self.config
         m = c.model
         heads = c.attention_heads()  # a fixed head is a mixture of one: no architecture parameter
-        self.model = MixedLM(vocab_size, steps=c.steps, ops=c.ops, norm=c.norm, search_attention=bool(heads),
-                             attention_candidates=heads, seed=c.seed, **asdict(m))
-        self.model.build_weights()
+        cell = MixedCell(c.steps, ops=c.ops, norm=c.norm, name="mixed_cell", **cell_arguments(m, c.seed))
+        head = MixedAttention(m.nhid, candidates=heads, seed=attention_seed(c.seed),
+                              name="mixed_attention") if heads else None
+        self.model = supernet(vocab_size, cell, m, c.seed, attention=head)
         model = self.model
         self.hidden_valid = model.initial_state(c.batch_size)
         self.arch_optimizer = keras.optimizers.Adam(c.arch_lr, beta_1=c.arch_beta1, beta_2=c.arch_beta2,

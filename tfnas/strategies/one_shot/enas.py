@@ -1,7 +1,7 @@
 """ENAS (Pham et al., ICML 2018): REINFORCE with weight sharing over the DAG space.
 
-A `SharedLM` holds one set of shared weights ``omega`` for every cell of
-the space (`SharedCell`: one matrix per (node, predecessor) pair). Search
+A supernet (`tfnas.lm.supernet`) around a `SharedCell` holds one set of shared weights ``omega`` for every
+cell of the space (`SharedCell`: one matrix per (node, predecessor) pair). Search
 alternates two phases inside the one-shot loop of `OneShotSearch`:
 
 * shared weights: every training batch runs one architecture sampled from
@@ -20,7 +20,7 @@ shared weights on ``derive_batches`` validation minibatches (ENAS, section
 2.2: "take only the model with the highest reward"). Checkpoints hold the
 shared weights, the controller, Adam's slots, the baseline, the dropout
 seeds and the sampling counters, so a killed search resumes exactly. The
-search folder's ``model.json`` (the `SharedLM` config) and its checkpoints
+search folder's ``model.json`` (the supernet's config) and its checkpoints
 are what `tfnas.evaluation.WeightSharingEvaluator.from_search` reads to
 score other cells with the shared weights.
 

@@ -3,7 +3,7 @@
 "We replace the RL controller in ENAS by NAO ... with the other training
 pipeline of ENAS unchanged." The paper says no more; the loop below is the
 authors' ``NAO-WS/rnn/train_search.py``, over ENAS' shared weights
-(`SharedLM`, one matrix per (node, predecessor) pair) and ENAS' training
+(a `SharedCell` supernet, one matrix per (node, predecessor) pair) and ENAS' training
 (`SharedWeightsSearch`: clipped SGD on the shared weights, its learning-rate
 decay, ``max_loss``):
 

@@ -1,7 +1,7 @@
 """ENAS' weight sharing (Pham et al., ICML 2018, sections 2.1 and 3.1): what ENAS and NAO-WS have in common.
 
-A `SharedLM` holds one set of shared weights ``omega`` for every cell of
-the DAG space (`SharedCell`: one matrix per (node, predecessor) pair).
+A supernet (`tfnas.lm.supernet`) around a `SharedCell` holds one set of shared weights ``omega`` for every
+cell of the DAG space (`SharedCell`: one matrix per (node, predecessor) pair).
 Every training batch runs one cell, chosen by the method
 (`SharedWeightsSearch.training_arch`: a controller sample for ENAS, a pool
 cell for NAO-WS), and takes a clipped SGD step on ``omega`` (AWD
@@ -19,7 +19,7 @@ up the shared weights. A training loss above ``max_loss`` (a safeguard, not
 in the paper) is handled as a non-finite loss (`divergence`): the last
 checkpoint is restored and the learning rate halved once more
 (`OneShotSearch`'s recovery), and the steps from there on draw other cells
-(`training_seed`). The search folder's ``model.json`` (the `SharedLM`
+(`training_seed`). The search folder's ``model.json`` (the supernet's
 config) and its checkpoints are what
 `tfnas.evaluation.WeightSharingEvaluator.from_search` reads to score other
 cells with the shared weights.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import abc
 import math
-from dataclasses import asdict, field
+from dataclasses import field
 from typing import Any, Iterable
 
 import numpy as np
@@ -37,7 +37,8 @@ import tensorflow as tf
 from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
-from tfnas.lm.search_models import SharedLM
+from tfnas.cells.search.shared_cell import SharedCell
+from tfnas.lm.model import cell_arguments, supernet
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
@@ -99,12 +100,13 @@ class SharedWeightsSearch(OneShotSearch):
     interval_setting: str = ""
 
     def build_shared_weights(self, vocab_size: int) -> None:
-        """The space, the shared-weights `SharedLM` and its compiled training and validation steps."""
+        """The space, the shared-weights model (a `SharedCell` supernet) and its compiled training and validation
+        steps."""
         c, m = self.config, self.config.model
         self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
-        self.model = SharedLM(vocab_size, steps=c.steps, first_node=c.first_node, output=c.output,
-                              seed=c.seed, **asdict(m))
-        self.model.build_weights()
+        cell = SharedCell(c.steps, first_node=c.first_node, output=c.output, name="shared_cell",
+                          **cell_arguments(m, c.seed))
+        self.model = supernet(vocab_size, cell, m, c.seed, attention=m.attention)
         self.reward_position = 0
         self.phase_logs: dict[str, float] = {}
         self._derived: tuple[int, Genotype, float] | None = None
@@ -222,7 +224,7 @@ class SharedWeightsSearch(OneShotSearch):
 
     def evaluate(self, data: np.ndarray) -> float:
         """Validation loss of the derived cell with the shared weights."""
-        self.model.set_genotype(self.derive())
+        self.model.cell.set_genotype(self.derive())
         return super().evaluate(data)
 
     def epoch_logs(self) -> dict[str, Any]:

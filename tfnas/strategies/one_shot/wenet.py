@@ -78,7 +78,7 @@ import dataclasses
 import json
 import math
 import shutil
-from dataclasses import asdict, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -93,7 +93,8 @@ from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import regularized_loss
-from tfnas.lm.search_models import WeightedLM
+from tfnas.cells.search.weighted_cells import WeightedCells
+from tfnas.lm.model import cell_arguments, supernet
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
 from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
 from tfnas.runs.session import RunSession
@@ -228,9 +229,9 @@ class WenetRound(OneShotSearch):
     def build(self, vocab_size: int) -> None:
         c = self.config
         m = c.model
-        self.model = WeightedLM(vocab_size, self.genotypes, norm=c.norm, init_noise=c.init_noise, seed=c.seed,
-                                **asdict(m))
-        self.model.build_weights()
+        cell = WeightedCells(self.genotypes, norm=c.norm, init_noise=c.init_noise, state_seed=c.seed,
+                             name="weighted_cells", **cell_arguments(m, c.seed))
+        self.model = supernet(vocab_size, cell, m, c.seed)
         self.optimizer = keras.optimizers.Adam(c.lr, beta_1=c.adam_beta1, beta_2=c.adam_beta2,
                                                epsilon=c.adam_epsilon)
         self.variables = list(self.model.trainable_variables)

@@ -5,10 +5,10 @@ import re
 import pytest
 import yaml
 
-from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ModelConfig, TrainConfig, check_argument,
-                          from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
-                          settings, train_config)
+from tfnas.config import ModelConfig, TrainConfig
 from tfnas.policies.controller import ControllerConfig
+from tfnas.presets import load_preset, preset_dir, preset_names, search_config, train_config
+from tfnas.settings import AT_LEAST_ONE, RATE, Bound, check_argument, from_dict, merge, setting, settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig
 from tfnas.strategies.black_box.reinforce import ReinforceConfig
 from tfnas.strategies.one_shot.darts import DartsConfig, NasabnConfig

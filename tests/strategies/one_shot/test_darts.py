@@ -8,11 +8,12 @@ import tensorflow as tf
 
 from tfnas.cells.attention import DotAttention
 from tfnas.cli import main
-from tfnas.config import ModelConfig, search_config
+from tfnas.config import ModelConfig
 from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.search_models import MixedLM
+from tfnas.presets import search_config
 from tfnas.strategies.base import SearchDivergedError
 from tfnas.strategies.one_shot.bilevel import adam_with_l2
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch

@@ -45,8 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tfnas.callbacks import Callback
-from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, RunConfig, TrainConfig, setting,
-                          settings)
+from tfnas.config import ModelConfig, RunConfig, TrainConfig
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
@@ -54,6 +53,7 @@ from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hpara
 from tfnas.runs.atomic import append_jsonl, write_jsonl
 from tfnas.runs.folder import corpus_fingerprint
 from tfnas.runs.session import RunSession
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict

@@ -36,14 +36,14 @@ import copy
 
 import numpy as np
 
-from tfnas.config import (AT_LEAST_ONE, check_settings, NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, TrainConfig, setting,
-                          settings)
+from tfnas.config import ModelConfig, TrainConfig
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.evaluation.executors import Executor
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.policies.nao import (DECODER_INITS, EncoderPredictorDecoder, NaoTokens, NaoTrainer, fit_logs,
                                 footnote4_steps, normalise_scores, pairwise_accuracy, random_relabel)
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, Bound, check_settings, setting, settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
 
 
@@ -90,7 +90,7 @@ class EpdConfig:
 
     def check_epd(self) -> None:
         """Raises ``ValueError`` naming EPD settings that do not fit together (and turns ``epd_mlp`` into a tuple);
-        each value is checked against its interval first (`tfnas.config.check_settings`)."""
+        each value is checked against its interval first (`tfnas.settings.check_settings`)."""
         self.epd_mlp = tuple(self.epd_mlp)
         if self.epd_decoder_hidden != self.epd_hidden:
             raise ValueError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "

@@ -43,11 +43,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.cells.search.norm import NORMS, edges
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 from tfnas.data import BPTTIterator
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
 from tfnas.lm.search_models import BayesLM
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bayes_hessian import HESSIANS, scalar_hessian
 from tfnas.strategies.one_shot.bayes_update import (PRUNE_THRESHOLD, alive_nodes, dependency_gamma, derive_pruned,

@@ -23,11 +23,12 @@ import tensorflow as tf
 
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_cell import DARTS_OPS
-from tfnas.config import NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, setting, settings
+from tfnas.config import ModelConfig
 from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import MixedLM
+from tfnas.settings import NON_NEGATIVE, POSITIVE, RATE, Bound, setting, settings
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model, valid_segment

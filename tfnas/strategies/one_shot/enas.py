@@ -39,12 +39,12 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, POSITIVE, setting, settings
 from tfnas.policies.controller import ControllerConfig
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.controller import Controller
 from tfnas.policies.reinforce import REWARDS, Reinforce, perplexity_reward
+from tfnas.settings import AT_LEAST_ONE, POSITIVE, setting, settings
 from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 
 

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.nao import NaoTokens, normalise_scores
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, setting, settings
 from tfnas.strategies.black_box.nao import EpdConfig, make_epd_trainer, train_epd
 from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 

@@ -34,10 +34,11 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, setting, settings
+from tfnas.config import ModelConfig
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.search_models import SharedLM
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch

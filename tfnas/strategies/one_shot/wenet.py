@@ -88,7 +88,7 @@ import tensorflow as tf
 
 from tfnas.callbacks import KEEP_SUFFIX, Callback, CallbackList
 from tfnas.cells.search.norm import NORMS
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, ModelConfig, setting, settings
+from tfnas.config import ModelConfig
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.hparams import FinalHParams
@@ -97,6 +97,7 @@ from tfnas.lm.search_models import WeightedLM
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
 from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
 from tfnas.runs.session import RunSession
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS, SearchResult, Strategy
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, one_shot_batches

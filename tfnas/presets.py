@@ -4,7 +4,7 @@ A preset (``configs/train/*.yaml``, ``configs/search/*.yaml``) holds only
 what differs from the defaults of its config class (`tfnas.config`, the
 strategies' configs); `apply_preset` merges it with `tfnas.settings.merge`,
 which checks every value. A preset that cannot be found or read raises one
-line naming the file.
+`PresetError` line naming the file.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, Mapping, TypeVar
 import yaml
 
 from tfnas.config import TrainConfig
+from tfnas.errors import TfnasError
 from tfnas.resources import resource_dir
 from tfnas.settings import from_dict, merge, shown
 
@@ -22,6 +23,15 @@ T = TypeVar("T")
 
 #: The folders of ``configs/``: presets of ``tfnas search`` and of ``tfnas train``.
 PRESET_KINDS = ("search", "train", "compare")
+
+
+class PresetError(TfnasError, ValueError):
+    """A preset or YAML file of settings that cannot be used: not valid YAML, not a mapping, or a search preset
+    of another strategy (one line naming the file)."""
+
+
+class PresetNotFoundError(PresetError, FileNotFoundError):
+    """A preset name that is neither a YAML file nor a preset of its kind (the message lists the presets)."""
 
 
 def preset_dir(kind: str) -> Path:
@@ -40,7 +50,7 @@ def find_preset(name_or_path: str, kind: str) -> Path:
     """A YAML file by path, or a preset name from ``configs/<kind>/``.
 
     Raises:
-        FileNotFoundError: neither (the message lists the presets of ``kind``).
+        PresetNotFoundError: neither (a `FileNotFoundError`; the message lists the presets of ``kind``).
     """
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") and path.is_file():
@@ -48,8 +58,8 @@ def find_preset(name_or_path: str, kind: str) -> Path:
     candidate = preset_dir(kind) / f"{name_or_path}.yaml"
     if candidate.is_file():
         return candidate
-    raise FileNotFoundError(f"config {name_or_path!r} is neither a YAML file nor a {kind} preset; "
-                            f"{kind} presets: {preset_names(kind)}")
+    raise PresetNotFoundError(f"config {name_or_path!r} is neither a YAML file nor a {kind} preset; "
+                              f"{kind} presets: {preset_names(kind)}")
 
 
 class _YamlLoader(yaml.SafeLoader):
@@ -69,7 +79,7 @@ def load_preset(name_or_path: str, kind: str) -> dict[str, Any]:
     """The mapping stored in a preset or YAML file (applied with `merge` by the caller).
 
     Raises:
-        ValueError: not YAML (one line: the file, line and column, the problem) or not a mapping.
+        PresetError: not YAML (one line: the file, line and column, the problem) or not a mapping.
     """
     path = find_preset(name_or_path, kind)
     try:
@@ -78,15 +88,15 @@ def load_preset(name_or_path: str, kind: str) -> dict[str, Any]:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err)
-        raise ValueError(" ".join(f"{where}: not valid YAML: {problem}".split())) from None
+        raise PresetError(" ".join(f"{where}: not valid YAML: {problem}".split())) from None
     except RecursionError:
-        raise ValueError(f"{path}: not valid YAML: nested too deeply") from None
+        raise PresetError(f"{path}: not valid YAML: nested too deeply") from None
     except (ValueError, OverflowError) as err:  # a value YAML recognises but Python refuses (2024-13-01)
-        raise ValueError(f"{path}: not valid YAML: {err}") from None
+        raise PresetError(f"{path}: not valid YAML: {err}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config must be a YAML mapping of settings; received: {shown(data)}")
+        raise PresetError(f"{path}: a config must be a YAML mapping of settings; received: {shown(data)}")
     return data
 
 
@@ -97,7 +107,7 @@ def apply_preset(config: T, name_or_path: str, kind: str, strategy: str | None =
     data = load_preset(str(path), kind)
     named = data.pop("strategy", None) if kind == "search" else None
     if named is not None and named != strategy:
-        raise ValueError(f"preset {name_or_path!r} is for strategy {named!r}, not {strategy!r}")
+        raise PresetError(f"preset {name_or_path!r} is for strategy {named!r}, not {strategy!r}")
     return merge(config, data, where=str(path))
 
 

@@ -11,9 +11,9 @@ each setting is described once.
 Every value is checked where it is read (`from_dict`, hence `merge`,
 presets, flags and run records): against its field's type, and a number
 against the field's `Bound` (``setting(..., check=AT_LEAST_ONE)``). A value
-that fails raises one `ValueError` line naming the file, the setting and the
-value. The same check (`conforms`, `expected`) types the command's flags and
-validates the arguments of layers and export functions (`check_argument`).
+that fails raises one `SettingsError` line naming the file, the setting and
+the value. The same check (`conforms`, `expected`) types the command's flags
+and validates the arguments of layers and export functions (`check_argument`).
 
 The configs of runs and models built with it are in `tfnas.config`; their
 YAML presets in `tfnas.presets`.
@@ -29,7 +29,14 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Mapping, TypeVar
 
+from tfnas.errors import TfnasError
+
 T = TypeVar("T")
+
+
+class SettingsError(TfnasError, ValueError):
+    """A setting a user gave that cannot be used: an unknown key, a value of the wrong type or outside its
+    interval, settings that do not fit together (one line naming the source, the setting and the value)."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +127,12 @@ def shown(value: Any) -> str:
 
 
 def check_argument(name: str, value: Any, kind: Any, bound: Bound | None = None, label: str | None = None) -> Any:
-    """``value`` if it `conforms`; else a `ValueError` naming the argument, Keras-style:
+    """``value`` if it `conforms`; else a `SettingsError` naming the argument, Keras-style:
     ``Argument `units` must be a positive integer; received: units=0`` (``label`` replaces
     ``Argument `units```)."""
     if not conforms(kind, bound, value):
-        raise ValueError(f"{label or f'Argument `{name}`'} must be {expected(kind, bound)}; "
-                         f"received: {name}={shown(value)}")
+        raise SettingsError(f"{label or f'Argument `{name}`'} must be {expected(kind, bound)}; "
+                            f"received: {name}={shown(value)}")
     return value
 
 
@@ -174,7 +181,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
     """Builds a (nested) settings dataclass, checking every value (`conforms`) before the class sees it.
 
     Raises:
-        ValueError: one line ``"<where>: <setting> must be <expected>; received: <value>"`` (``where``
+        SettingsError: one line ``"<where>: <setting> must be <expected>; received: <value>"`` (``where``
             names the file or source), or an unknown key with the known ones.
     """
     return _from_dict(cls, data, where, "")
@@ -182,18 +189,19 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "config") -> T
 
 def _from_dict(cls: type[T], data: Any, where: str, path: str) -> T:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: {path.rstrip('.') or 'a config'} must be a mapping of settings; "
-                         f"received: {shown(data)}")
+        raise SettingsError(f"{where}: {path.rstrip('.') or 'a config'} must be a mapping of settings; "
+                            f"received: {shown(data)}")
     known = {f.name: f for f in fields(cls)}
     hints = type_hints(cls)
     kwargs = {}
     for key, value in data.items():
         if key not in known:
-            raise ValueError(f"{where}: unknown key {f'{path}{key}' if isinstance(key, str) else key!r}; "
-                             f"known keys{f' of {path[:-1]}' if path else ''}: {sorted(known)}")
+            raise SettingsError(f"{where}: unknown key {f'{path}{key}' if isinstance(key, str) else key!r}; "
+                                f"known keys{f' of {path[:-1]}' if path else ''}: {sorted(known)}")
         check = known[key].metadata.get("check")
         if not conforms(hints[key], check, value):
-            raise ValueError(f"{where}: {path}{key} must be {expected(hints[key], check)}; received: {shown(value)}")
+            raise SettingsError(f"{where}: {path}{key} must be {expected(hints[key], check)}; "
+                                f"received: {shown(value)}")
         sub = nested_class(cls, key)
         kwargs[key] = _from_dict(sub, value, where, f"{path}{key}.") if sub and isinstance(value, Mapping) else value
     return cls(**kwargs)

@@ -43,7 +43,8 @@ from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.policies.nao import (DECODER_INITS, EncoderPredictorDecoder, NaoTokens, NaoTrainer, fit_logs,
                                 footnote4_steps, normalise_scores, pairwise_accuracy, random_relabel)
-from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, Bound, check_settings, setting, settings
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, Bound, SettingsError, check_settings, setting,
+                            settings)
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
 
 
@@ -89,14 +90,14 @@ class EpdConfig:
                                            "warm-starting it (the authors' weight-sharing code warm-starts)")
 
     def check_epd(self) -> None:
-        """Raises ``ValueError`` naming EPD settings that do not fit together (and turns ``epd_mlp`` into a tuple);
+        """Raises `SettingsError` naming EPD settings that do not fit together (and turns ``epd_mlp`` into a tuple);
         each value is checked against its interval first (`tfnas.settings.check_settings`)."""
         self.epd_mlp = tuple(self.epd_mlp)
         if self.epd_decoder_hidden != self.epd_hidden:
-            raise ValueError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "
-                             f"equal epd_hidden; received {self.epd_decoder_hidden} and {self.epd_hidden}")
+            raise SettingsError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "
+                                f"equal epd_hidden; received {self.epd_decoder_hidden} and {self.epd_hidden}")
         if self.decoder_init not in DECODER_INITS:
-            raise ValueError(f"decoder_init must be one of {list(DECODER_INITS)}; received: {self.decoder_init!r}")
+            raise SettingsError(f"decoder_init must be one of {list(DECODER_INITS)}; received: {self.decoder_init!r}")
 
 
 def make_epd_trainer(config: EpdConfig, tokens: NaoTokens, seed: int) -> NaoTrainer:
@@ -152,12 +153,12 @@ class NaoConfig(BlackBoxConfig, EpdConfig):
     def __post_init__(self) -> None:
         check_settings(self)
         if self.space != "dag":
-            raise ValueError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
+            raise SettingsError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
         self.check_epd()
         resolved = self.resolved()
         if resolved.trials_per_round < max(self.initial_archs, self.seed_archs):
-            raise ValueError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "
-                             f"iteration); received: {self.trials_per_round!r}")
+            raise SettingsError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "
+                                f"iteration); received: {self.trials_per_round!r}")
         BlackBoxConfig.__post_init__(resolved)
 
     def resolved(self) -> "NaoConfig":

@@ -97,7 +97,7 @@ from tfnas.lm.search_models import WeightedLM
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
 from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
 from tfnas.runs.session import RunSession
-from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS, SearchResult, Strategy
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, one_shot_batches
@@ -187,20 +187,20 @@ class WenetConfig(OneShotConfig):
         super().__post_init__()
         self.ops = tuple(self.ops)
         if self.norm not in NORMS:
-            raise ValueError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
+            raise SettingsError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
         if self.first_node not in WENET_FIRST_NODES:
-            raise ValueError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
-                             f"received first_node={self.first_node!r}")
+            raise SettingsError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
+                                f"received first_node={self.first_node!r}")
         if self.first_node == "wenet" and self.norm != "none" and self.init_noise == 0:
-            raise ValueError(
+            raise SettingsError(
                 f"wenet config: first_node 'wenet' with norm {self.norm!r} needs init_noise > 0: with the literal "
                 "first node a zero state stays zero (x only gates h~ - h), and the normalisation removes the "
                 "constant that sigmoid nodes add, so every network would output 0; use init_noise 1.0, norm "
                 "'none' or first_node 'darts'")
         space = self.space()  # validates ops (steps is bounded, so counting its cells is quick)
         if self.pool_size > space.size():
-            raise ValueError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
-                             f"networks of {space!r}")
+            raise SettingsError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
+                                f"networks of {space!r}")
 
     def space(self) -> DagSpace:
         """The search space: ``steps`` nodes over ``ops`` after ``first_node``, mean output (eq. 3)."""

@@ -37,9 +37,8 @@ import tensorflow as tf
 
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
-from tfnas.policies.nao import NaoTokens, normalise_scores
+from tfnas.policies.nao import EpdConfig, NaoTokens, make_epd_trainer, normalise_scores, train_epd
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, SettingsError, setting, settings
-from tfnas.strategies.black_box.nao import EpdConfig, make_epd_trainer, train_epd
 from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 
 

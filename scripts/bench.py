@@ -346,9 +346,9 @@ def run_nao(s: dict) -> dict[str, dict]:
     import numpy as np
     import tensorflow as tf
 
-    from tfnas.policies.nao import NaoTokens
+    from tfnas.policies.nao import NaoTokens, make_epd_trainer
     from tfnas.strategies.black_box.loop import make_space
-    from tfnas.strategies.black_box.nao import NaoConfig, make_epd_trainer
+    from tfnas.strategies.black_box.nao import NaoConfig
 
     config = NaoConfig()
     space = make_space(config)

@@ -299,7 +299,7 @@ TINY_SEARCH: dict[str, dict[str, Any]] = {
 def tiny_search_config(strategy: str, dataset: Path, **overrides: Any) -> Any:
     """The `TINY_SEARCH` config of ``strategy`` on the corpus folder ``dataset``, with ``overrides`` merged in
     (nested ones key by key)."""
-    from tfnas.config import merge
+    from tfnas.settings import merge
     from tfnas.strategies.registry import get_strategy
 
     return merge(get_strategy(strategy).make_config({**TINY_SEARCH[strategy], "dataset": str(dataset)}), overrides)

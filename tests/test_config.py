@@ -5,15 +5,20 @@ import re
 import pytest
 import yaml
 
-from tfnas.config import (AT_LEAST_ONE, RATE, Bound, ModelConfig, TrainConfig, check_argument,
-                          from_dict, load_preset, merge, preset_dir, preset_names, search_config, setting,
-                          settings, train_config)
+from tfnas.config import ModelConfig, TrainConfig
+from tfnas.errors import TfnasError
 from tfnas.policies.controller import ControllerConfig
+from tfnas.presets import (PresetError, PresetNotFoundError, load_preset, preset_dir, preset_names, search_config,
+                           train_config)
+from tfnas.settings import (AT_LEAST_ONE, RATE, Bound, SettingsError, check_argument, from_dict, merge, setting,
+                            settings)
 from tfnas.strategies.black_box.loop import BlackBoxConfig
+from tfnas.strategies.black_box.nao import NaoConfig
 from tfnas.strategies.black_box.reinforce import ReinforceConfig
 from tfnas.strategies.one_shot.darts import DartsConfig, NasabnConfig
 from tfnas.strategies.one_shot.enas import EnasConfig
 from tfnas.strategies.one_shot.loop import OneShotConfig
+from tfnas.strategies.one_shot.nao_ws import NaoWsConfig
 from tfnas.strategies.one_shot.wenet import WenetConfig
 from tfnas.strategies.registry import STRATEGIES
 
@@ -208,3 +213,30 @@ def test_a_bad_yaml_file_is_refused_on_one_line_naming_the_file(tmp_path, text, 
     with pytest.raises(ValueError) as info:
         train_config(str(path))
     assert str(info.value) == f"{tmp_path}/{message}"
+
+
+@pytest.mark.parametrize("refused, error, message", [
+    (lambda _: from_dict(TrainConfig, {"model": {"nhidd": 3}}), SettingsError, "unknown key 'model.nhidd'"),
+    (lambda _: from_dict(TrainConfig, {"model": [1]}), SettingsError, "model must be a mapping of settings"),
+    (lambda _: merge(TrainConfig(), {"lr": -1}), SettingsError, "lr must be a number > 0"),
+    (lambda _: TrainConfig(bptt=0), SettingsError, "bptt must be a positive integer"),
+    (lambda _: check_argument("units", 0, int, AT_LEAST_ONE), SettingsError, "Argument `units` must be"),
+    (lambda _: WenetConfig(first_node="wenet", norm="batch"), SettingsError, "needs init_noise > 0"),
+    (lambda _: DartsConfig(attention_candidates=()), SettingsError, "attention_candidates must be distinct"),
+    (lambda _: BlackBoxConfig(evaluator="oracle"), SettingsError, "evaluator must be one of"),
+    (lambda _: NaoConfig(epd_decoder_hidden=64), SettingsError, "epd_decoder_hidden must equal epd_hidden"),
+    (lambda _: NaoWsConfig(pool_size=10, new_archs=20), SettingsError, "must not exceed pool_size"),
+    (lambda _: train_config("no_such_preset"), PresetNotFoundError, "train presets: "),
+    (lambda _: search_config("darts", DartsConfig, "quick_wenet"), PresetError, "is for strategy 'wenet'"),
+    (lambda path: train_config(str(path)), PresetError, "not valid YAML"),
+], ids=["unknown-key", "not-a-mapping", "merge", "config", "argument", "wenet", "darts", "black-box", "epd",
+        "nao-ws", "no-preset", "other-strategy", "bad-yaml"])
+def test_settings_and_preset_errors_are_user_errors_and_still_value_errors(tmp_path, refused, error, message):
+    """`SettingsError` and `PresetError` are `TfnasError`s (the command prints them on one line) and `ValueError`s
+    (as before); a preset that is not found is also a `FileNotFoundError`."""
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: [1\n", encoding="utf-8")
+    with pytest.raises(error, match=re.escape(message)) as info:
+        refused(path)
+    assert isinstance(info.value, TfnasError) and isinstance(info.value, ValueError)
+    assert isinstance(info.value, FileNotFoundError) == (error is PresetNotFoundError)

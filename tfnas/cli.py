@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
-                          nested_class, search_config, train_config, type_hints)
 from tfnas.errors import TfnasError  # noqa: E402
+from tfnas.presets import search_config, train_config  # noqa: E402
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
+                            nested_class, type_hints)
 
 #: Errors that are the user's to fix: printed on one line, exit status 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError, ValueError, OSError)
@@ -50,7 +51,7 @@ class SettingFlag:
 
 def flag_type(kind: Any, check: Bound | None = None) -> Callable[[str], Any]:
     """The argparse ``type`` of a flag holding a ``kind`` (one item of a ``tuple[X, ...]`` flag): it parses the
-    text (``none``/``null`` is None when ``kind`` is optional) and refuses what `tfnas.config.conforms`
+    text (``none``/``null`` is None when ``kind`` is optional) and refuses what `tfnas.settings.conforms`
     refuses, so that argparse exits 2 with ``argument --lr: must be a number > 0; received: '-1'``."""
     args = typing.get_args(kind)
     optional = type(None) in args
@@ -297,7 +298,7 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[1, 2]"]`` -> ``{"a": {"b": 1}, "c": [1, 2]}`` (values are YAML, read as presets are)."""
     import yaml
 
-    from tfnas.config import parse_yaml
+    from tfnas.presets import parse_yaml
 
     out: dict[str, Any] = {}
     for item in items:

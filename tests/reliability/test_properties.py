@@ -11,10 +11,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tfnas import cli
-from tfnas.config import TrainConfig, conforms, from_dict, nested_class, search_config, train_config
+from tfnas.config import TrainConfig
 from tfnas.errors import TfnasError
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import genotype_from_dict, load_genotype
+from tfnas.presets import search_config, train_config
+from tfnas.settings import conforms, from_dict, nested_class
 from tfnas.strategies.registry import STRATEGIES
 
 USER_ERRORS = (TfnasError, ValueError, OSError)

@@ -10,8 +10,8 @@ import typing
 import pytest
 
 from tfnas import cli
-from tfnas.config import Bound, expected, type_hints
 from tfnas.genotypes.base import MAX_NODES
+from tfnas.settings import Bound, expected, type_hints
 from tfnas.strategies.one_shot.darts import DartsConfig
 from tfnas.strategies.one_shot.wenet import WenetConfig
 from tfnas.strategies.registry import STRATEGIES

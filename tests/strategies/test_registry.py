@@ -9,7 +9,7 @@ import pytest
 from support import TINY_SEARCH, fresh_python, tiny_search_config
 
 from tfnas.compare import load_compare_config
-from tfnas.config import load_preset, preset_names
+from tfnas.presets import load_preset, preset_names
 from tfnas.strategies.base import Strategy
 from tfnas.strategies.registry import STRATEGIES, get_strategy, preset_strategy, strategy_names
 

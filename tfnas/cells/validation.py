@@ -1,7 +1,7 @@
-"""Argument checks shared by the Keras layers, with errors that name the argument (`tfnas.config.check_argument`)."""
+"""Argument checks shared by the Keras layers, with errors that name the argument (`tfnas.settings.check_argument`)."""
 from __future__ import annotations
 
-from tfnas.config import AT_LEAST_ONE, RATE, check_argument
+from tfnas.settings import AT_LEAST_ONE, RATE, check_argument
 
 
 def check_units(name: str, value: int) -> int:

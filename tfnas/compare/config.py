@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from tfnas.config import deep_update, load_preset
 from tfnas.errors import TfnasError
+from tfnas.presets import load_preset
+from tfnas.settings import deep_update
 
 #: Baseline cells retrained beside the searches: a known cell's name, or ``lstm`` (keras.layers.LSTM).
 DEFAULT_BASELINES = ("darts_v2", "lstm")

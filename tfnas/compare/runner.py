@@ -19,13 +19,15 @@ from tfnas.callbacks import Callback
 from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun
 from tfnas.compare.report import write_report
 from tfnas.compare.units import ERRORS_FILE, SETTINGS_FILE, TrainUnit, cost_file, search_folder, train_units
-from tfnas.config import TrainConfig, to_dict, train_config
+from tfnas.config import TrainConfig
 from tfnas.data import Corpus, load_corpus
 from tfnas.evaluation.evaluators import ShortTrainingEvaluator
 from tfnas.evaluation.executors import Executor, LocalExecutor
 from tfnas.genotypes.files import as_any_genotype
+from tfnas.presets import train_config
 from tfnas.runs.atomic import read_json, write_json
 from tfnas.runs.folder import SEARCH_RESULT_FILE, setting_differences
+from tfnas.settings import to_dict
 
 #: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
 #: its corpus' fingerprint), and the seeds and baselines (each retraining is a folder of its own: new ones are

@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, check_argument
 from tfnas.data import EOS, UNK, OutOfVocabularyError
 from tfnas.export.exported import ExportedModel
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, check_argument
 
 
 def _check(max_tokens: int, temperature: float, top_k: int | None, seed: int | None) -> None:

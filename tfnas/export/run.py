@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tfnas.config import TrainConfig, from_dict
+from tfnas.config import TrainConfig
 from tfnas.data import Vocabulary
 from tfnas.export.errors import ExportError, MissingCheckpointError
 from tfnas.runs.atomic import read_json
 from tfnas.runs.checkpoint import assign_arrays
 from tfnas.runs.folder import MODEL_FILE, WEIGHTS, MissingWeightsError, read_record, read_weights
 from tfnas.lm.model import LanguageModel
+from tfnas.settings import from_dict
 
 
 @dataclass

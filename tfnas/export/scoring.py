@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tfnas.config import AT_LEAST_ONE, check_argument
 from tfnas.data import EOS, UNK, BPTTIterator, OutOfVocabularyError, Vocabulary, batchify, read_tokens
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import check_same_vocabulary
 from tfnas.metrics import perplexity
 from tfnas.progress import Progress, ProgressTarget
+from tfnas.settings import AT_LEAST_ONE, check_argument
 
 
 @dataclass

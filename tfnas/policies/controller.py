@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 
 
 @settings

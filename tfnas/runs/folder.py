@@ -41,10 +41,10 @@ from typing import Any, Callable, Collection, Iterable, NamedTuple, Protocol
 import numpy as np
 
 from tfnas import __version__
-from tfnas.config import from_dict
 from tfnas.runs.atomic import read_json, write_json
 from tfnas.runs.checkpoint import (CheckpointError, CheckpointManager, CorruptCheckpointError, VARIABLES_FILE,
                                    read_arrays)
+from tfnas.settings import from_dict
 
 RECORD_FORMAT = "tfnas-run"
 RECORD_VERSION = 2
@@ -96,7 +96,7 @@ def resumable_fields(config_class: type) -> set[str]:
     """The fields of a settings dataclass that may change when a run is resumed.
 
     They are the fields whose metadata has ``resumable`` true
-    (`tfnas.config.setting`). A nested config (``model``, ``child``) is one
+    (`tfnas.settings.setting`). A nested config (``model``, ``child``) is one
     setting: resumable as a whole or not at all, whatever its own fields
     say, so that e.g. ``child.max_steps`` of a black-box search is checked
     although ``max_steps`` of a training run may change.

@@ -10,13 +10,13 @@ from typing import Any, Sequence
 
 from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback
-from tfnas.config import Bound
 from tfnas.data import Corpus
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.folder import SEARCH_RESULT_FILE
 from tfnas.runs.session import RunSession
+from tfnas.settings import Bound
 
 #: The interval of every strategy's ``steps`` (the nodes of a DAG cell after node 0): at most what a genotype
 #: may hold, so that a search is refused before it counts or builds a space of more.

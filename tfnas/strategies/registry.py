@@ -16,7 +16,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from tfnas.config import load_preset, preset_names, search_config
+from tfnas.presets import load_preset, preset_names, search_config
 from tfnas.strategies.base import Strategy
 
 

@@ -115,7 +115,7 @@ def test_a_child_whose_reward_overflows_is_a_failed_trial_and_the_search_goes_on
 def test_defaults_and_ptb_preset_are_section_4_2():
     """Zoph & Le section 4.2 (PTB): controller lr 0.0005, 10 gradients per update, no entropy bonus, 15,000
     architectures, two-layer children of about the "medium" baseline's 20M parameters (Table 2) for 35 epochs."""
-    from tfnas.config import search_config
+    from tfnas.presets import search_config
     from tfnas.lm import LanguageModel
     from tfnas.spaces.tree import TreeSpace
     from tfnas.strategies.one_shot.enas import EnasConfig

@@ -9,10 +9,11 @@ import tensorflow as tf
 from tfnas.cells.attention import ATTENTION_HEADS, DotAttention
 from tfnas.cells.search import MixedAttention, MixedCell
 from tfnas.cli import main
-from tfnas.config import ModelConfig, search_config
+from tfnas.config import ModelConfig
 from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.model import LanguageModel, attention_seed, cell_arguments, supernet
+from tfnas.presets import search_config
 from tfnas.strategies.base import SearchDivergedError
 from tfnas.strategies.one_shot.bilevel import adam_with_l2
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch

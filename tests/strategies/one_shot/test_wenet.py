@@ -8,12 +8,13 @@ import tensorflow as tf
 
 from tfnas.callbacks import History
 from tfnas.cli import main
-from tfnas.config import TrainConfig, load_preset
+from tfnas.config import TrainConfig
 from tfnas.data import load_corpus
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.model import LanguageModel
 from tfnas.lm.trainer import Trainer
+from tfnas.presets import load_preset
 from tfnas.spaces import DagSpace
 from tfnas.strategies.registry import get_strategy
 from tfnas.strategies.one_shot.wenet import WenetConfig, WenetSearch, zero_state_live

@@ -45,8 +45,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tfnas.callbacks import Callback
-from tfnas.config import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, RunConfig, TrainConfig, setting,
-                          settings)
+from tfnas.config import ModelConfig, RunConfig, TrainConfig
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
@@ -54,6 +53,7 @@ from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hpara
 from tfnas.runs.atomic import append_jsonl, write_jsonl
 from tfnas.runs.folder import corpus_fingerprint
 from tfnas.runs.session import RunSession
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
@@ -117,7 +117,7 @@ class BlackBoxConfig(RunConfig):
         checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS))
         for name, known in checks:
             if getattr(self, name) not in known:
-                raise ValueError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
+                raise SettingsError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
 
 
 def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:
@@ -225,10 +225,10 @@ class BlackBoxSearch(Strategy, abc.ABC):
         c = self.config
         if c.evaluator == "weight_sharing":
             if not c.shared_weights:
-                raise ValueError("evaluator 'weight_sharing' needs shared_weights: the folder of an ENAS search "
-                                 "(tfnas search --strategy enas --out FOLDER)")
+                raise SettingsError("evaluator 'weight_sharing' needs shared_weights: the folder of an ENAS search "
+                                    "(tfnas search --strategy enas --out FOLDER)")
             if c.space != "dag":
-                raise ValueError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
+                raise SettingsError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
             return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
         child = dataclasses.replace(c.child, dataset=c.dataset, data_dir=c.data_dir, download=c.download)
         return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children")

@@ -36,14 +36,14 @@ import copy
 
 import numpy as np
 
-from tfnas.config import (AT_LEAST_ONE, check_settings, NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, TrainConfig, setting,
-                          settings)
+from tfnas.config import ModelConfig, TrainConfig
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.evaluation.executors import Executor
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
-from tfnas.policies.nao import (DECODER_INITS, EncoderPredictorDecoder, NaoTokens, NaoTrainer, fit_logs,
-                                footnote4_steps, normalise_scores, pairwise_accuracy, random_relabel)
+from tfnas.policies.nao import (EpdConfig, NaoTokens, footnote4_steps, make_epd_trainer, normalise_scores,
+                                pairwise_accuracy, random_relabel, train_epd)
+from tfnas.settings import AT_LEAST_ONE, POSITIVE, SettingsError, check_settings, setting, settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
 
 
@@ -54,67 +54,6 @@ def nao_child() -> TrainConfig:
     authors' code (DARTS ``train.py`` defaults with ``dropoute 0``).
     """
     return TrainConfig(model=ModelConfig(dropoute=0.0), epochs=600)
-
-
-@settings
-class EpdConfig:
-    """The encoder-predictor-decoder and its training, mixed into the configs of NAO and NAO-WS.
-
-    Defaults: the PTB settings of section 4.3 (embedding 64, encoder and
-    decoder LSTMs of 128, predictor MLP 200-1, lambda 0.8, Adam lr 1e-3);
-    1000 epochs per iteration (section 4.1, CIFAR-10); from the authors'
-    code: batch 100, weight decay 1e-4, global-norm clip 5, dropout 0.1, warm
-    start across iterations. The decoder starts from ``h_T`` (section 3.2).
-    """
-
-    epd_embed: int = setting(64, help="token embedding size of the encoder (section 4.3: 64)", check=AT_LEAST_ONE)
-    epd_hidden: int = setting(128, help="encoder LSTM size (section 4.3: 128)", check=AT_LEAST_ONE)
-    epd_mlp: tuple[int, ...] = setting((200,), help="hidden layer sizes of the predictor before its output unit "
-                                                    "(section 4.3: 200, 1)", check=AT_LEAST_ONE)
-    epd_decoder_hidden: int = setting(128, help="decoder LSTM size (section 4.3: 128; must equal epd_hidden)",
-                                      check=AT_LEAST_ONE)
-    decoder_init: str = setting("last", help="decoder initial state: last (s_0 = h_T, section 3.2) or mean "
-                                             "(the normalised mean, the authors' code)")
-    trade_off: float = setting(0.8, help="lambda of Eq. 1 (section 4.3: 0.8)", check=Bound(0, 1))
-    epd_lr: float = setting(1e-3, help="Adam learning rate of the EPD (section 4.3: 1e-3)", check=POSITIVE)
-    epd_epochs: int = setting(1000, help="EPD training epochs per iteration (section 4.1: 1000)", check=AT_LEAST_ONE)
-    epd_batch_size: int = setting(100, help="EPD minibatch (the authors' code: 100)", check=AT_LEAST_ONE)
-    epd_weight_decay: float = setting(1e-4, help="L2 penalty w sum ||theta||^2 / 2 of the EPD (the authors' code)",
-                                      check=NON_NEGATIVE)
-    epd_clip: float = setting(5.0, help="global-norm clip of the EPD's gradients (the authors' code: 5)",
-                              check=POSITIVE)
-    epd_dropout: float = setting(0.1, help="dropout on the encoder's embeddings and the predictor's hidden layers "
-                                           "(the authors' code: 0.1)", check=RATE)
-    epd_reinit: bool = setting(False, help="re-initialise the EPD before each iteration's training instead of "
-                                           "warm-starting it (the authors' weight-sharing code warm-starts)")
-
-    def check_epd(self) -> None:
-        """Raises ``ValueError`` naming EPD settings that do not fit together (and turns ``epd_mlp`` into a tuple);
-        each value is checked against its interval first (`tfnas.config.check_settings`)."""
-        self.epd_mlp = tuple(self.epd_mlp)
-        if self.epd_decoder_hidden != self.epd_hidden:
-            raise ValueError(f"the decoder starts from an encoder state (s_0 = h_T), so epd_decoder_hidden must "
-                             f"equal epd_hidden; received {self.epd_decoder_hidden} and {self.epd_hidden}")
-        if self.decoder_init not in DECODER_INITS:
-            raise ValueError(f"decoder_init must be one of {list(DECODER_INITS)}; received: {self.decoder_init!r}")
-
-
-def make_epd_trainer(config: EpdConfig, tokens: NaoTokens, seed: int) -> NaoTrainer:
-    """The EPD of ``config`` over ``tokens`` (initialisation seeded by ``seed``) with its Adam trainer."""
-    epd = EncoderPredictorDecoder(tokens.masks, embed=config.epd_embed, hidden=config.epd_hidden,
-                                  mlp=config.epd_mlp, decoder_hidden=config.epd_decoder_hidden,
-                                  dropout=config.epd_dropout, decoder_init=config.decoder_init, seed=seed)
-    return NaoTrainer(epd, lr=config.epd_lr, trade_off=config.trade_off, weight_decay=config.epd_weight_decay,
-                      clip=config.epd_clip)
-
-
-def train_epd(trainer: NaoTrainer, config: EpdConfig, ids: np.ndarray, scores: np.ndarray, seed: int,
-              iteration: int) -> dict[str, float]:
-    """One iteration's EPD training (re-initialised first with ``epd_reinit``); its losses and metrics."""
-    if config.epd_reinit and iteration > 0:
-        trainer.reset(seed + iteration)
-    fit = trainer.fit(ids, scores, config.epd_epochs, config.epd_batch_size, [seed, iteration])
-    return {**{f"epd_{k}": v for k, v in fit.items()}, **fit_logs(trainer, ids, scores)}
 
 
 @settings
@@ -152,12 +91,12 @@ class NaoConfig(BlackBoxConfig, EpdConfig):
     def __post_init__(self) -> None:
         check_settings(self)
         if self.space != "dag":
-            raise ValueError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
+            raise SettingsError(f"NAO encodes DAG cells; space must be 'dag', received: {self.space!r}")
         self.check_epd()
         resolved = self.resolved()
         if resolved.trials_per_round < max(self.initial_archs, self.seed_archs):
-            raise ValueError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "
-                             f"iteration); received: {self.trials_per_round!r}")
+            raise SettingsError(f"trials_per_round must be at least initial_archs and seed_archs (one round is one "
+                                f"iteration); received: {self.trials_per_round!r}")
         BlackBoxConfig.__post_init__(resolved)
 
     def resolved(self) -> "NaoConfig":

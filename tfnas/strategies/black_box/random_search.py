@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
-from tfnas.config import settings
+from tfnas.settings import settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch
 
 

@@ -21,10 +21,10 @@ reward of its own batch) and the child's training recipe.
 """
 from __future__ import annotations
 
-from tfnas.config import settings
 from tfnas.genotypes.files import AnyGenotype
 from tfnas.policies.controller import Controller, ControllerConfig
 from tfnas.policies.reinforce import Reinforce
+from tfnas.settings import settings
 from tfnas.strategies.black_box.loop import BlackBoxConfig, BlackBoxSearch, Trial
 
 

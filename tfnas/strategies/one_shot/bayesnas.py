@@ -41,13 +41,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.cells.search.bayes_cell import BayesCell
 from tfnas.cells.search.norm import NORMS, edges
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, setting, settings
 from tfnas.data import BPTTIterator
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
-from tfnas.cells.search.bayes_cell import BayesCell
 from tfnas.lm.model import cell_arguments, supernet
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SettingsError, setting, settings
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bayes_hessian import HESSIANS, scalar_hessian
 from tfnas.strategies.one_shot.bayes_update import (PRUNE_THRESHOLD, alive_nodes, dependency_gamma, derive_pruned,
@@ -106,14 +106,15 @@ class BayesNasConfig(OneShotConfig):
         super().__post_init__()
         self.ops = tuple(self.ops)
         if "none" in self.ops or not self.ops:
-            raise ValueError(f"bayesnas config: `ops` must be non-empty and without 'none'; received {self.ops!r}")
+            raise SettingsError(f"bayesnas config: `ops` must be non-empty and without 'none'; received {self.ops!r}")
         if self.norm not in NORMS:
-            raise ValueError(f"bayesnas config: `norm` must be one of {list(NORMS)}; received {self.norm!r}")
+            raise SettingsError(f"bayesnas config: `norm` must be one of {list(NORMS)}; received {self.norm!r}")
         if self.hessian not in HESSIANS:
-            raise ValueError(f"bayesnas config: `hessian` must be one of {list(HESSIANS)}; received {self.hessian!r}")
+            raise SettingsError(f"bayesnas config: `hessian` must be one of {list(HESSIANS)}; "
+                                f"received {self.hessian!r}")
         if self.hessian_scale not in HESSIAN_SCALES:
-            raise ValueError(f"bayesnas config: `hessian_scale` must be one of {list(HESSIAN_SCALES)}; "
-                             f"received {self.hessian_scale!r}")
+            raise SettingsError(f"bayesnas config: `hessian_scale` must be one of {list(HESSIAN_SCALES)}; "
+                                f"received {self.hessian_scale!r}")
 
     @property
     def dummy_weight(self) -> float:

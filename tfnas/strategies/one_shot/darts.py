@@ -24,11 +24,12 @@ import tensorflow as tf
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_attention import MixedAttention
 from tfnas.cells.search.mixed_cell import DARTS_OPS, MixedCell
-from tfnas.config import NON_NEGATIVE, POSITIVE, RATE, Bound, ModelConfig, setting, settings
+from tfnas.config import ModelConfig
 from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.model import attention_seed, cell_arguments, supernet
+from tfnas.settings import NON_NEGATIVE, POSITIVE, RATE, Bound, SettingsError, setting, settings
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model, valid_segment
@@ -77,12 +78,12 @@ class DartsConfig(OneShotConfig):
         self.ops = tuple(self.ops)
         candidates = tuple(self.attention_candidates)
         if not candidates or len(set(candidates)) != len(candidates) or not set(candidates) <= set(ATTENTION_HEADS):
-            raise ValueError(f"attention_candidates must be distinct names from {list(ATTENTION_HEADS)}; "
-                             f"received: {list(candidates)!r}")
+            raise SettingsError(f"attention_candidates must be distinct names from {list(ATTENTION_HEADS)}; "
+                                f"received: {list(candidates)!r}")
         self.attention_candidates = candidates
         if self.search_attention and self.model.attention is not None:
-            raise ValueError(f"search_attention searches the head, model.attention fixes it "
-                             f"({self.model.attention!r}): set model.attention to null to search it")
+            raise SettingsError(f"search_attention searches the head, model.attention fixes it "
+                                f"({self.model.attention!r}): set model.attention to null to search it")
 
     def attention_heads(self) -> tuple[str, ...]:
         """The heads of the supernet: the candidates, the one fixed head, or none."""

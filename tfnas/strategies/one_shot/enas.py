@@ -39,12 +39,12 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, POSITIVE, setting, settings
 from tfnas.policies.controller import ControllerConfig
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
 from tfnas.policies.controller import Controller
 from tfnas.policies.reinforce import REWARDS, Reinforce, perplexity_reward
+from tfnas.settings import AT_LEAST_ONE, POSITIVE, SettingsError, setting, settings
 from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 
 
@@ -76,7 +76,7 @@ class EnasConfig(SharedWeightsConfig, ControllerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
+            raise SettingsError(f"reward must be one of {list(REWARDS)}; received: {self.reward!r}")
 
 
 class EnasSearch(SharedWeightsSearch):

@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnas.callbacks import Callback, ThroughputMeter
-from tfnas.config import NON_NEGATIVE, Bound, LMRunConfig, ModelConfig, setting, settings
+from tfnas.config import LMRunConfig, ModelConfig
 from tfnas.data import BPTTIterator, Corpus, epoch_iterator
 from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
@@ -63,6 +63,7 @@ from tfnas.runs.checkpoint import Restored
 from tfnas.runs.folder import MODEL_FILE, corpus_fingerprint
 from tfnas.runs.session import RunSession
 from tfnas.metrics import perplexity
+from tfnas.settings import NON_NEGATIVE, Bound, setting, settings
 from tfnas.strategies.base import SearchDivergedError, SearchResult, Strategy
 
 Batch = tuple[tf.Tensor, tf.Tensor, list]

@@ -35,11 +35,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, setting, settings
 from tfnas.genotypes.dag import Genotype
 from tfnas.metrics import perplexity
-from tfnas.policies.nao import NaoTokens, normalise_scores
-from tfnas.strategies.black_box.nao import EpdConfig, make_epd_trainer, train_epd
+from tfnas.policies.nao import EpdConfig, NaoTokens, make_epd_trainer, normalise_scores, train_epd
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, SettingsError, setting, settings
 from tfnas.strategies.one_shot.shared_weights import SharedWeightsConfig, SharedWeightsSearch
 
 
@@ -80,8 +79,8 @@ class NaoWsConfig(SharedWeightsConfig, EpdConfig):
         super().__post_init__()
         self.check_epd()
         if self.new_archs + self.random_archs > self.pool_size or self.seed_archs > self.pool_size:
-            raise ValueError(f"new_archs + random_archs and seed_archs must not exceed pool_size; received "
-                             f"{self.new_archs} + {self.random_archs} and {self.seed_archs} for {self.pool_size}")
+            raise SettingsError(f"new_archs + random_archs and seed_archs must not exceed pool_size; received "
+                                f"{self.new_archs} + {self.random_archs} and {self.seed_archs} for {self.pool_size}")
 
 
 class NaoWsSearch(SharedWeightsSearch):
@@ -94,7 +93,7 @@ class NaoWsSearch(SharedWeightsSearch):
         self.build_shared_weights(vocab_size)
         c = self.config
         if c.pool_size > self.space.size():
-            raise ValueError(f"pool_size {c.pool_size} exceeds the {self.space.size()} cells of {self.space!r}")
+            raise SettingsError(f"pool_size {c.pool_size} exceeds the {self.space.size()} cells of {self.space!r}")
         self.tokens = NaoTokens(self.space)
         self.trainer = make_epd_trainer(c, self.tokens, c.seed)
         self.pool = [tuple(self.tokens.encode(g))

@@ -34,11 +34,12 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, ModelConfig, setting, settings
+from tfnas.cells.search.shared_cell import SharedCell
+from tfnas.config import ModelConfig
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
-from tfnas.cells.search.shared_cell import SharedCell
 from tfnas.lm.model import cell_arguments, supernet
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch
@@ -89,7 +90,8 @@ class SharedWeightsConfig(OneShotConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.space != "dag":
-            raise ValueError(f"ENAS shares weights over the DAG space; space must be 'dag', received: {self.space!r}")
+            raise SettingsError(f"ENAS shares weights over the DAG space; space must be 'dag', "
+                                f"received: {self.space!r}")
 
 
 class SharedWeightsSearch(OneShotSearch):

@@ -88,16 +88,17 @@ import tensorflow as tf
 
 from tfnas.callbacks import KEEP_SUFFIX, Callback, CallbackList
 from tfnas.cells.search.norm import NORMS
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, ModelConfig, setting, settings
+from tfnas.cells.search.weighted_cells import WeightedCells
+from tfnas.config import ModelConfig
 from tfnas.data import Corpus
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import regularized_loss
-from tfnas.cells.search.weighted_cells import WeightedCells
 from tfnas.lm.model import cell_arguments, supernet
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
 from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
 from tfnas.runs.session import RunSession
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.base import STEPS, SearchResult, Strategy
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, one_shot_batches
@@ -187,20 +188,20 @@ class WenetConfig(OneShotConfig):
         super().__post_init__()
         self.ops = tuple(self.ops)
         if self.norm not in NORMS:
-            raise ValueError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
+            raise SettingsError(f"wenet config: `norm` must be one of {list(NORMS)}; received norm={self.norm!r}")
         if self.first_node not in WENET_FIRST_NODES:
-            raise ValueError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
-                             f"received first_node={self.first_node!r}")
+            raise SettingsError(f"wenet config: `first_node` must be one of {list(WENET_FIRST_NODES)}; "
+                                f"received first_node={self.first_node!r}")
         if self.first_node == "wenet" and self.norm != "none" and self.init_noise == 0:
-            raise ValueError(
+            raise SettingsError(
                 f"wenet config: first_node 'wenet' with norm {self.norm!r} needs init_noise > 0: with the literal "
                 "first node a zero state stays zero (x only gates h~ - h), and the normalisation removes the "
                 "constant that sigmoid nodes add, so every network would output 0; use init_noise 1.0, norm "
                 "'none' or first_node 'darts'")
         space = self.space()  # validates ops (steps is bounded, so counting its cells is quick)
         if self.pool_size > space.size():
-            raise ValueError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
-                             f"networks of {space!r}")
+            raise SettingsError(f"wenet config: `pool_size` {self.pool_size} exceeds the {space.size()} distinct "
+                                f"networks of {space!r}")
 
     def space(self) -> DagSpace:
         """The search space: ``steps`` nodes over ``ops`` after ``first_node``, mean output (eq. 3)."""

@@ -3,6 +3,9 @@
 The server serves small archives in the layout of the official ones
 (``simple-examples.tgz``, ``wikitext-2-v1.zip``); ``$TFNAS_DOWNLOAD_BASE_URL``
 points tfnas at it and the checksums of the small files replace the real ones.
+The same server also crafts the replies that a download must survive (issue
+26 items 13-15): bodies larger than the official files, compression bombs, a
+server that drips, and the folder a killed download leaves.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import io
 import socket
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,8 +23,17 @@ from typing import Iterator
 import pytest
 
 from tfnas import cli
-from tfnas.data import CHECKSUMS, CorpusNotFoundError, clear_corpus_cache, load_corpus, locate_corpus
-from tfnas.data.checksums import FileChecksum, count_tokens
+from tfnas.data import (
+    CHECKSUMS,
+    SOURCES,
+    CorpusDownloadError,
+    CorpusNotFoundError,
+    clear_corpus_cache,
+    download_corpus,
+    load_corpus,
+    locate_corpus,
+)
+from tfnas.data.checksums import ArchiveSource, CorpusSource, FileChecksum, count_tokens
 
 TEXTS = {"train": "the cat sat\non the mat\n", "valid": "the mat\n", "test": "the cat\n"}
 OFFICIAL = {"ptb": "ptb.{}.txt", "wikitext2": "wiki.{}.tokens"}
@@ -29,28 +42,50 @@ FOLDERS = {"ptb": "ptb", "wikitext2": "wikitext-2"}
 
 
 class Server:
-    """Serves ``files`` (name -> bytes) at ``url``; names in ``truncated`` announce their length, send half and
-    hang up. ``requests`` lists every path asked for."""
+    """Serves ``files`` (name -> bytes) at ``url``; ``requests`` lists every path asked for.
+
+    Crafted replies: names in ``truncated`` announce their length, send half and hang up; ``zeros`` (name ->
+    count) serves that many zero bytes made on the fly (a large body held nowhere); names in ``unannounced`` send
+    no ``Content-Length`` (the body ends when the connection closes); ``drip`` (name -> seconds) sends one byte
+    per that many seconds. ``completed`` holds the names whose whole body was sent.
+    """
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.zeros: dict[str, int] = {}
         self.truncated: set[str] = set()
+        self.unannounced: set[str] = set()
+        self.drip: dict[str, float] = {}
         self.requests: list[str] = []
+        self.completed: set[str] = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 name = self.path.lstrip("/")
                 server.requests.append(name)
-                if name not in server.files:
+                if name not in server.files and name not in server.zeros:
                     self.send_error(404)
                     return
-                body = server.files[name]
+                size = len(server.files[name]) if name in server.files else server.zeros[name]
                 self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
+                if name not in server.unannounced:
+                    self.send_header("Content-Length", str(size))
                 self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if name in server.truncated else body)
                 self.close_connection = True
+                step = 1 if name in server.drip else 1 << 16
+                end = size // 2 if name in server.truncated else size
+                try:
+                    for start in range(0, end, step):
+                        stop = min(start + step, end)
+                        chunk = server.files[name][start:stop] if name in server.files else bytes(stop - start)
+                        self.wfile.write(chunk)
+                        if name in server.drip:
+                            self.wfile.flush()
+                            time.sleep(server.drip[name])
+                except OSError:  # the client hung up
+                    return
+                server.completed.add(name)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -80,19 +115,20 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     served.httpd.server_close()
 
 
-def archive(name: str, texts: dict[str, str]) -> bytes:
-    """The corpus in the layout of its official archive."""
+def archive(name: str, texts: dict[str, str | bytes]) -> bytes:
+    """The corpus in the layout of its official archive (compressed: gzip, deflate)."""
     out = io.BytesIO()
+    contents = {split: text.encode() if isinstance(text, str) else text for split, text in texts.items()}
     if name == "ptb":
         with tarfile.open(fileobj=out, mode="w:gz") as tar:
-            for split, text in texts.items():
+            for split, content in contents.items():
                 info = tarfile.TarInfo(f"./simple-examples/data/{OFFICIAL[name].format(split)}")
-                info.size = len(text.encode())
-                tar.addfile(info, io.BytesIO(text.encode()))
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
     else:
-        with zipfile.ZipFile(out, "w") as zf:
-            for split, text in texts.items():
-                zf.writestr(f"wikitext-2/{OFFICIAL[name].format(split)}", text)
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for split, content in contents.items():
+                zf.writestr(f"wikitext-2/{OFFICIAL[name].format(split)}", content)
     return out.getvalue()
 
 
@@ -198,3 +234,56 @@ def test_cli_no_download_exits_2_with_one_line(server, tmp_path, capsys) -> None
     assert len(err) == 1 and err[0].startswith("tfnas: error: the ptb corpus is in none of the folders searched")
     assert "--no-download" in err[0]
     assert server.requests == []
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "no-content-length"])
+def test_a_file_larger_than_the_official_one_is_refused_without_being_written(announced, server, tmp_path,
+                                                                              monkeypatch) -> None:
+    """Issue 26 item 13: a 50 MB ptb.train.txt where 23 bytes are expected is refused at its Content-Length,
+    before any byte of its body is read; without a Content-Length, writing stops one byte past the 23."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    server.zeros["ptb.train.txt"] = 50 << 20
+    if not announced:
+        server.unannounced.add("ptb.train.txt")
+    size = len(TEXTS["train"].encode())
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus("ptb", tmp_path / "data")
+    first = info.value.tried[0]
+    if announced:
+        assert first == (f"{server.url}/ptb.train.txt: announces 52428800 bytes (Content-Length), more than the "
+                         f"{size} bytes of the official ptb.train.txt; not downloaded")
+    else:
+        assert first == (f"{server.url}/ptb.train.txt: sent more than the {size} bytes of the official ptb.train.txt; "
+                         f"stopped after {size + 1} bytes")
+    assert "ptb.train.txt" not in server.completed  # the client hung up long before the 50 MB
+    assert not (tmp_path / "data" / "ptb").exists()
+
+
+def test_an_archive_larger_than_its_cap_is_refused_at_its_content_length(server, tmp_path, monkeypatch) -> None:
+    """Issue 26 item 13: an archive has a cap on its size too (`ArchiveSource.max_size`)."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    monkeypatch.setitem(SOURCES, "ptb", CorpusSource(archives=(ArchiveSource("https://x/simple-examples.tgz",
+                                                                             max_size=4096),)))
+    server.zeros["simple-examples.tgz"] = 50 << 20
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus("ptb", tmp_path / "data")
+    assert info.value.tried == [f"{server.url}/simple-examples.tgz: announces 52428800 bytes (Content-Length), more "
+                                "than the 4096 bytes allowed for simple-examples.tgz; not downloaded"]
+    assert "simple-examples.tgz" not in server.completed
+
+
+@pytest.mark.parametrize("name", ["ptb", "wikitext2"])
+def test_a_compression_bomb_is_not_extracted(name, server, tmp_path, monkeypatch) -> None:
+    """Issue 26 item 13: a small archive whose training member expands to 20 MB (23 bytes expected) is refused
+    from the member's size, before anything of it is written."""
+    record_checksums(monkeypatch, tmp_path, name)
+    bomb = archive(name, {**TEXTS, "train": bytes(20 << 20)})
+    assert len(bomb) < 100_000
+    server.files[ARCHIVES[name]] = bomb
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus(name, tmp_path / "data")
+    member = {"ptb": "./simple-examples/data/ptb.train.txt", "wikitext2": "wikitext-2/wiki.train.tokens"}[name]
+    size = len(TEXTS["train"].encode())
+    assert info.value.tried[-1] == (f"{server.url}/{ARCHIVES[name]}: {member} holds 20971520 bytes, more than the "
+                                    f"{size} bytes of the official {OFFICIAL[name].format('train')}; not extracted")
+    assert not (tmp_path / "data" / FOLDERS[name]).exists()

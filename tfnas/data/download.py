@@ -24,21 +24,20 @@ import argparse
 import dataclasses
 import http.client
 import os
-import shutil
 import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 from tfnas.data.checksums import (
     CHECKSUMS,
     SOURCES,
-    ArchiveSource,
     ChecksumMismatchError,
     CorpusSource,
+    FileChecksum,
     sha256_file,
     verify_file,
 )
@@ -72,6 +71,8 @@ __all__ = [
 BASE_URL_VAR = "TFNAS_DOWNLOAD_BASE_URL"
 #: Environment variable: set (to anything but ``0``/``false``/``no``), named corpora are never downloaded.
 NO_DOWNLOAD_VAR = "TFNAS_NO_DOWNLOAD"
+#: Most bytes asked of the network, or of an archive member, per read.
+CHUNK_SIZE = 1 << 16
 
 
 class CorpusDownloadError(OSError):
@@ -108,55 +109,118 @@ def corpus_source(name: str) -> CorpusSource:
     return dataclasses.replace(
         source,
         file_urls={split: tuple(dict.fromkeys(map(rebase, urls))) for split, urls in source.file_urls.items()},
-        archives=tuple(dict.fromkeys(ArchiveSource(rebase(a.url), a.sha256) for a in source.archives)),
+        archives=tuple(dict.fromkeys(dataclasses.replace(a, url=rebase(a.url)) for a in source.archives)),
     )
 
 
-def _fetch(url: str, dest: Path, timeout: float, progress: ProgressTarget) -> None:
-    """Copies ``url`` to ``dest``, showing the bytes received.
+def _copy_capped(read: Callable[[int], bytes], out: BinaryIO, limit: int,
+                 advance: Callable[[int], None] | None = None) -> int:
+    """Copies what ``read`` gives (until it gives nothing) to ``out``, writing at most ``limit + 1`` bytes.
+
+    Args:
+        read: returns up to the number of bytes asked for, ``b""`` at the end.
+        out: where the bytes go.
+        limit: most bytes expected; one byte more is written to tell "more" from "exactly ``limit``".
+        advance: called with the size of each piece written.
+
+    Returns:
+        The bytes written: ``limit + 1`` means the source holds more than ``limit`` (the rest is not read).
+    """
+    done = 0
+    while done <= limit and (chunk := read(CHUNK_SIZE)):
+        chunk = chunk[: limit + 1 - done]
+        out.write(chunk)
+        done += len(chunk)
+        if advance is not None:
+            advance(len(chunk))
+    return done
+
+
+def _fetch(url: str, dest: Path, limit: int, allowed: str, timeout: float, progress: ProgressTarget) -> None:
+    """Copies ``url`` to ``dest``, showing the bytes received, refusing more than ``limit`` bytes.
+
+    Args:
+        allowed: what the limit is, for messages (``"of the official ptb.train.txt"``).
 
     Raises:
+        ChecksumMismatchError: the server announces (``Content-Length``) or sends more than ``limit`` bytes; the
+            body is not read, or not past ``limit + 1`` bytes.
         OSError: the connection failed or closed before ``Content-Length`` bytes.
     """
     label = f"downloading {Path(urllib.parse.urlparse(url).path).name}"
-    with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         length = response.headers.get("Content-Length", "")
         total = int(length) if length.isdigit() else None
-        with Progress.to(progress, label, total, "B") as bar:
-            while chunk := response.read(1 << 16):
-                out.write(chunk)
-                bar.advance(len(chunk))
-        if total is not None and bar.done != total:
-            raise OSError(f"connection closed after {bar.done} of {total} bytes")
+        if total is not None and total > limit:
+            raise ChecksumMismatchError(f"announces {total} bytes (Content-Length), more than the {limit} bytes "
+                                        f"{allowed}; not downloaded")
+        with open(dest, "wb") as out, Progress.to(progress, label, total, "B") as bar:
+            done = _copy_capped(response.read, out, limit, bar.advance)
+        if done > limit:
+            raise ChecksumMismatchError(f"sent more than the {limit} bytes {allowed}; stopped after {done} bytes")
+        if total is not None and done != total:
+            raise OSError(f"connection closed after {done} of {total} bytes")
 
 
-def _copy_stream(stream: BinaryIO | None, dest: Path) -> None:
-    if stream is None:
-        raise ChecksumMismatchError(f"archive member for {dest.name} is not a regular file")
-    with stream, open(dest, "wb") as out:
-        shutil.copyfileobj(stream, out, length=1 << 20)
+#: One member of an archive: its name, its size as the archive records it, and how to open it.
+_Member = tuple[str, int, Callable[[], "BinaryIO | None"]]
 
 
-def _extract_members(archive: Path, official: dict[str, str], workdir: Path) -> dict[str, Path]:
-    """Extract the split files (found by official base name) from a .zip or .tgz."""
+def _members(archive: zipfile.ZipFile | tarfile.TarFile) -> Iterator[_Member]:
+    """The regular files of a .zip or tar archive, read one by one (a tar archive no further than asked)."""
+    if isinstance(archive, zipfile.ZipFile):
+        for info in archive.infolist():
+            if not info.is_dir():
+                yield info.filename, info.file_size, lambda info=info: archive.open(info)
+        return
+    for member in archive:
+        if member.isfile():
+            yield member.name, member.size, lambda member=member: archive.extractfile(member)
+
+
+def _extract_members(archive: Path, expected: dict[str, FileChecksum], workdir: Path) -> dict[str, Path]:
+    """Extracts the split files (found by official base name) from a .zip or .tgz (see `_copy_members`)."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            openers = {Path(n).name: (lambda n=n: zf.open(n)) for n in zf.namelist() if not n.endswith("/")}
-            return _copy_members(archive, openers, official, workdir)
+            return _copy_members(archive, _members(zf), expected, workdir)
     with tarfile.open(archive, mode="r:*") as tf:
-        openers = {Path(m.name).name: (lambda m=m: tf.extractfile(m)) for m in tf.getmembers() if m.isfile()}
-        return _copy_members(archive, openers, official, workdir)
+        return _copy_members(archive, _members(tf), expected, workdir)
 
 
-def _copy_members(archive: Path, openers: dict[str, Callable[[], BinaryIO | None]], official: dict[str, str],
+def _copy_members(archive: Path, members: Iterable[_Member], expected: dict[str, FileChecksum],
                   workdir: Path) -> dict[str, Path]:
-    """Copies each split's member (``openers`` by base name) to ``workdir/<split>.txt``."""
+    """Copies each split's member (the first of its official base name) to ``workdir/<split>.txt``.
+
+    A member is refused when the archive records more bytes for it than its official file has, before any of it
+    is read, and cut off one byte past that size when it expands to more: what an archive writes is bounded by
+    the official sizes. Members after the last split's are not read.
+
+    Raises:
+        ChecksumMismatchError: a member is too large, not a regular file, or missing.
+    """
+    wanted = {checksum.official_name: split for split, checksum in expected.items()}
     out: dict[str, Path] = {}
-    for split, base in official.items():
-        if base not in openers:
-            raise ChecksumMismatchError(f"archive {archive.name} has no member {base}")
+    for name, size, open_member in members:
+        split = wanted.pop(Path(name).name, None)
+        if split is None:
+            continue
+        limit, official = expected[split].size, expected[split].official_name
+        if size > limit:
+            raise ChecksumMismatchError(f"{name} holds {size} bytes, more than the {limit} bytes of the official "
+                                        f"{official}; not extracted")
+        stream = open_member()
+        if stream is None:
+            raise ChecksumMismatchError(f"{name} in {archive.name} is not a regular file")
         out[split] = workdir / f"{split}.txt"
-        _copy_stream(openers[base](), out[split])
+        with stream, open(out[split], "wb") as handle:
+            done = _copy_capped(stream.read, handle, limit)
+        if done > limit:
+            raise ChecksumMismatchError(f"{name} expands to more than the {limit} bytes of the official {official}; "
+                                        f"stopped after {done} bytes")
+        if not wanted:
+            break
+    if wanted:
+        raise ChecksumMismatchError(f"archive {archive.name} has no member {', '.join(sorted(wanted))}")
     return out
 
 
@@ -226,7 +290,6 @@ def _download_into(name: str, target: Path, timeout: float, progress: ProgressTa
     """Fetch, verify and move the three split files into ``target``."""
     source = corpus_source(name)
     errors: list[str] = []
-    official = {split: CHECKSUMS[name][split].official_name for split in SPLITS}
     with tempfile.TemporaryDirectory(prefix=".tfnas-download-", dir=target) as tmp:
         workdir = Path(tmp)
         files: dict[str, Path] | None = None
@@ -235,9 +298,11 @@ def _download_into(name: str, target: Path, timeout: float, progress: ProgressTa
             for split in SPLITS:
                 for url in source.file_urls[split]:
                     dest = workdir / f"{split}.txt"
+                    expected = CHECKSUMS[name][split]
                     try:
-                        _fetch(url, dest, timeout, progress)
-                        verify_file(dest, CHECKSUMS[name][split])
+                        _fetch(url, dest, expected.size, f"of the official {expected.official_name}", timeout,
+                               progress)
+                        verify_file(dest, expected)
                         files[split] = dest
                         break
                     except (OSError, http.client.HTTPException, ChecksumMismatchError) as err:
@@ -249,12 +314,12 @@ def _download_into(name: str, target: Path, timeout: float, progress: ProgressTa
             for archive in source.archives:
                 path = workdir / Path(archive.url).name
                 try:
-                    _fetch(archive.url, path, timeout, progress)
+                    _fetch(archive.url, path, archive.max_size, f"allowed for {path.name}", timeout, progress)
                     if archive.sha256 is not None and sha256_file(path) != archive.sha256:
                         raise ChecksumMismatchError(
                             f"archive SHA-256 {sha256_file(path)} != expected {archive.sha256}"
                         )
-                    files = _extract_members(path, official, workdir)
+                    files = _extract_members(path, CHECKSUMS[name], workdir)
                     _verified(name, files)
                     break
                 except (OSError, http.client.HTTPException, ChecksumMismatchError, zipfile.BadZipFile,

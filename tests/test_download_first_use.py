@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import socket
 import tarfile
 import threading
@@ -287,3 +288,23 @@ def test_a_compression_bomb_is_not_extracted(name, server, tmp_path, monkeypatch
     assert info.value.tried[-1] == (f"{server.url}/{ARCHIVES[name]}: {member} holds 20971520 bytes, more than the "
                                     f"{size} bytes of the official {OFFICIAL[name].format('train')}; not extracted")
     assert not (tmp_path / "data" / FOLDERS[name]).exists()
+
+
+def test_a_dripping_server_is_abandoned_with_progress_meanwhile(server, tmp_path, monkeypatch) -> None:
+    """Issue 26 item 14: a server sending 1 byte per 0.2 s is abandoned once a rate window (1 s here) has seen
+    fewer than min_rate bytes per second; progress shows each byte as it comes, then the error is one line."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    server.files["ptb.train.txt"] = TEXTS["train"].encode()  # 23 bytes: 4.6 s of drip
+    server.drip["ptb.train.txt"] = 0.2
+    log = io.StringIO()
+    started = time.monotonic()
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus("ptb", tmp_path / "data", min_rate=100, rate_window=1.0, progress=log)
+    assert time.monotonic() - started < 4.0
+    first = info.value.tried[0]
+    assert re.fullmatch(rf"{re.escape(server.url)}/ptb\.train\.txt: received [1-9] bytes in [12]\.[0-9] s "
+                        r"\([1-9]\.[0-9] B/s\), slower than min_rate=100 B/s; abandoned", first), first
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "downloading ptb.train.txt: 1/23 B (4%)"  # written when the first byte came
+    assert re.fullmatch(r"downloading ptb\.train\.txt: [1-9]/23 B \(\d+%\) in [12]\.[0-9] s", lines[1]), lines
+    assert "ptb.train.txt" not in server.completed

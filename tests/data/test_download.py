@@ -132,3 +132,12 @@ def test_default_download_dir_is_env_then_tfds_manual(tmp_path, monkeypatch, iso
     monkeypatch.setenv("TFNAS_DATA", str(tmp_path / "env"))
     with pytest.raises(CorpusDownloadError, match=str(tmp_path / "env" / "ptb")):
         download_corpus("ptb")
+
+
+@pytest.mark.parametrize("setting, value", [("timeout", 0.0), ("min_rate", -1.0), ("rate_window", float("nan")),
+                                            ("min_rate", float("inf"))])
+def test_download_limits_out_of_range_are_refused_before_any_request(setting, value, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    with pytest.raises(ValueError, match=f"^{setting} must be a finite number "):
+        download_corpus("ptb", data_dir=tmp_path, **{setting: value})
+    assert not (tmp_path / "ptb").exists()

@@ -2,7 +2,7 @@
 
 Command line::
 
-    python -m tfnas.data.download ptb [--data-dir DIR] [--force]
+    python -m tfnas.data.download ptb [--data-dir DIR] [--force] [--timeout S] [--min-rate B/S]
     python -m tfnas.data.download wikitext2 [--data-dir DIR]
 
 Files end up as ``DIR/ptb/{train,valid,test}.txt`` or
@@ -23,9 +23,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import http.client
+import math
 import os
 import tarfile
 import tempfile
+import time
 import urllib.parse
 import urllib.request
 import zipfile
@@ -71,8 +73,16 @@ __all__ = [
 BASE_URL_VAR = "TFNAS_DOWNLOAD_BASE_URL"
 #: Environment variable: set (to anything but ``0``/``false``/``no``), named corpora are never downloaded.
 NO_DOWNLOAD_VAR = "TFNAS_NO_DOWNLOAD"
-#: Most bytes asked of the network, or of an archive member, per read.
+#: Most bytes asked of the network, or of an archive member, per read (a read from the network returns what
+#: has arrived, so that progress and the rate check see a slow server's every byte).
 CHUNK_SIZE = 1 << 16
+#: Default seconds a request may stay silent: connecting, or between two pieces of a body (each read's timeout).
+TIMEOUT = 60.0
+#: Default least average rate of a transfer, in bytes per second, over each `RATE_WINDOW`; a slower one is
+#: abandoned (0: no minimum).
+MIN_RATE = 10_000.0
+#: Default seconds over which the rate of a transfer is measured (windows end to end, from the first byte).
+RATE_WINDOW = 30.0
 
 
 class CorpusDownloadError(OSError):
@@ -136,8 +146,50 @@ def _copy_capped(read: Callable[[int], bytes], out: BinaryIO, limit: int,
     return done
 
 
-def _fetch(url: str, dest: Path, limit: int, allowed: str, timeout: float, progress: ProgressTarget) -> None:
-    """Copies ``url`` to ``dest``, showing the bytes received, refusing more than ``limit`` bytes.
+@dataclasses.dataclass(frozen=True)
+class _Limits:
+    """How slow a download may be (the arguments of `download_corpus` of the same names)."""
+
+    timeout: float
+    min_rate: float
+    rate_window: float
+
+    def __post_init__(self) -> None:
+        for name, ok, bound in (("timeout", self.timeout > 0, "> 0"), ("min_rate", self.min_rate >= 0, ">= 0"),
+                                ("rate_window", self.rate_window > 0, "> 0")):
+            if not (ok and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number {bound}; received: {getattr(self, name)!r}")
+
+
+class _RateCheck:
+    """Abandons a transfer that gets fewer than ``min_rate`` bytes per second over a window of ``rate_window``
+    seconds (windows end to end, the first from when the body starts)."""
+
+    def __init__(self, limits: _Limits) -> None:
+        self.limits = limits
+        self.since = time.monotonic()
+        self.done_then = 0
+
+    def __call__(self, done: int) -> None:
+        """Checks the window that ends now, ``done`` bytes received in all.
+
+        Raises:
+            TimeoutError: the window is over and too few bytes came in it.
+        """
+        elapsed = time.monotonic() - self.since
+        if elapsed < self.limits.rate_window:
+            return
+        received = done - self.done_then
+        if received < self.limits.min_rate * elapsed:
+            raise TimeoutError(f"received {received} bytes in {elapsed:.1f} s ({received / elapsed:.1f} B/s), "
+                               f"slower than min_rate={self.limits.min_rate:g} B/s; abandoned")
+        self.since += elapsed
+        self.done_then = done
+
+
+def _fetch(url: str, dest: Path, limit: int, allowed: str, limits: _Limits, progress: ProgressTarget) -> None:
+    """Copies ``url`` to ``dest``, showing the bytes as they come, refusing more than ``limit`` bytes and a
+    transfer slower than ``limits``.
 
     Args:
         allowed: what the limit is, for messages (``"of the official ptb.train.txt"``).
@@ -145,17 +197,31 @@ def _fetch(url: str, dest: Path, limit: int, allowed: str, timeout: float, progr
     Raises:
         ChecksumMismatchError: the server announces (``Content-Length``) or sends more than ``limit`` bytes; the
             body is not read, or not past ``limit + 1`` bytes.
+        TimeoutError: the server was silent for ``limits.timeout`` seconds, or slower than ``limits.min_rate``.
         OSError: the connection failed or closed before ``Content-Length`` bytes.
     """
     label = f"downloading {Path(urllib.parse.urlparse(url).path).name}"
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    with urllib.request.urlopen(url, timeout=limits.timeout) as response:
         length = response.headers.get("Content-Length", "")
         total = int(length) if length.isdigit() else None
         if total is not None and total > limit:
             raise ChecksumMismatchError(f"announces {total} bytes (Content-Length), more than the {limit} bytes "
                                         f"{allowed}; not downloaded")
+        check_rate = _RateCheck(limits)
         with open(dest, "wb") as out, Progress.to(progress, label, total, "B") as bar:
-            done = _copy_capped(response.read, out, limit, bar.advance)
+
+            def read(size: int) -> bytes:
+                """What has arrived, up to ``size`` bytes (waiting for the first at most ``limits.timeout``)."""
+                try:
+                    return response.read1(size)
+                except TimeoutError as err:
+                    raise TimeoutError(f"no byte for {limits.timeout:g} s (timeout) after {bar.done} bytes") from err
+
+            def advance(count: int) -> None:
+                bar.advance(count)
+                check_rate(bar.done)
+
+            done = _copy_capped(read, out, limit, advance)
         if done > limit:
             raise ChecksumMismatchError(f"sent more than the {limit} bytes {allowed}; stopped after {done} bytes")
         if total is not None and done != total:
@@ -234,7 +300,9 @@ def download_corpus(
     data_dir: str | os.PathLike[str] | None = None,
     *,
     force: bool = False,
-    timeout: float = 60.0,
+    timeout: float = TIMEOUT,
+    min_rate: float = MIN_RATE,
+    rate_window: float = RATE_WINDOW,
     progress: ProgressTarget = False,
 ) -> CorpusFiles:
     """Download corpus ``name`` and place verified ``train/valid/test.txt`` under
@@ -251,19 +319,25 @@ def download_corpus(
         data_dir: target data dir; default ``$TFNAS_DATA``, else the
             tensorflow-datasets manual dir.
         force: download again even if a verified copy is already there.
-        timeout: socket timeout in seconds for each request.
+        timeout: seconds a request may stay silent (connecting, or between two
+            pieces of a body).
+        min_rate: least bytes per second over each ``rate_window`` seconds of a
+            transfer; a slower source is abandoned (a server that drips) and
+            the next one tried. 0: no minimum.
+        rate_window: seconds over which the rate is measured.
         progress: where to show the bytes received (`tfnas.progress.ProgressTarget`).
 
     Returns:
         The paths of the three files.
 
     Raises:
-        ValueError: unknown ``name``.
+        ValueError: unknown ``name``, or a limit out of its range.
         CorpusDownloadError: every source failed (e.g. no internet); the
             message lists each URL with its error and how to install the files
             by hand.
     """
     name = canonical_corpus_name(name)
+    limits = _Limits(timeout, min_rate, rate_window)
     root = default_download_dir(data_dir)
     target = root / CORPUS_FOLDERS[name][0]
     existing = find_corpus_files(target, name)
@@ -276,7 +350,7 @@ def download_corpus(
     created = not target.exists()
     target.mkdir(parents=True, exist_ok=True)
     try:
-        _download_into(name, target, timeout, progress)
+        _download_into(name, target, limits, progress)
     except BaseException:
         if created and not any(target.iterdir()):
             target.rmdir()
@@ -286,7 +360,7 @@ def download_corpus(
     return result
 
 
-def _download_into(name: str, target: Path, timeout: float, progress: ProgressTarget) -> None:
+def _download_into(name: str, target: Path, limits: _Limits, progress: ProgressTarget) -> None:
     """Fetch, verify and move the three split files into ``target``."""
     source = corpus_source(name)
     errors: list[str] = []
@@ -300,7 +374,7 @@ def _download_into(name: str, target: Path, timeout: float, progress: ProgressTa
                     dest = workdir / f"{split}.txt"
                     expected = CHECKSUMS[name][split]
                     try:
-                        _fetch(url, dest, expected.size, f"of the official {expected.official_name}", timeout,
+                        _fetch(url, dest, expected.size, f"of the official {expected.official_name}", limits,
                                progress)
                         verify_file(dest, expected)
                         files[split] = dest
@@ -314,7 +388,7 @@ def _download_into(name: str, target: Path, timeout: float, progress: ProgressTa
             for archive in source.archives:
                 path = workdir / Path(archive.url).name
                 try:
-                    _fetch(archive.url, path, archive.max_size, f"allowed for {path.name}", timeout, progress)
+                    _fetch(archive.url, path, archive.max_size, f"allowed for {path.name}", limits, progress)
                     if archive.sha256 is not None and sha256_file(path) != archive.sha256:
                         raise ChecksumMismatchError(
                             f"archive SHA-256 {sha256_file(path)} != expected {archive.sha256}"
@@ -397,9 +471,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "else ~/tensorflow_datasets/downloads/manual)",
     )
     parser.add_argument("--force", action="store_true", help="download even if present")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT,
+                        help=f"seconds a request may stay silent (default {TIMEOUT:g})")
+    parser.add_argument("--min-rate", type=float, default=MIN_RATE,
+                        help=f"least bytes per second over each {RATE_WINDOW:g} s of a transfer; a slower source "
+                        f"is abandoned (default {MIN_RATE:g}; 0: no minimum)")
     args = parser.parse_args(argv)
     try:
-        files = download_corpus(args.name, args.data_dir, force=args.force, progress=True)
+        files = download_corpus(args.name, args.data_dir, force=args.force, timeout=args.timeout,
+                                min_rate=args.min_rate, progress=True)
     except (ValueError, CorpusDownloadError) as err:
         parser.exit(1, f"error: {err}\n")
     print(f"{canonical_corpus_name(args.name)}: {files.directory}")

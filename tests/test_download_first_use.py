@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -40,6 +43,8 @@ TEXTS = {"train": "the cat sat\non the mat\n", "valid": "the mat\n", "test": "th
 OFFICIAL = {"ptb": "ptb.{}.txt", "wikitext2": "wiki.{}.tokens"}
 ARCHIVES = {"ptb": "simple-examples.tgz", "wikitext2": "wikitext-2-v1.zip"}
 FOLDERS = {"ptb": "ptb", "wikitext2": "wikitext-2"}
+#: The repository, whose ``tfnas`` another interpreter started there imports.
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 class Server:
@@ -308,3 +313,48 @@ def test_a_dripping_server_is_abandoned_with_progress_meanwhile(server, tmp_path
     assert lines[0] == "downloading ptb.train.txt: 1/23 B (4%)"  # written when the first byte came
     assert re.fullmatch(r"downloading ptb\.train\.txt: [1-9]/23 B \(\d+%\) in [12]\.[0-9] s", lines[1]), lines
     assert "ptb.train.txt" not in server.completed
+
+
+def test_a_killed_download_s_folder_is_cleared_by_the_next_one_and_a_live_one_s_kept(server, tmp_path,
+                                                                                     monkeypatch) -> None:
+    """Issue 26 item 15: a download SIGKILLed in the middle leaves its ``.tfnas-download-*`` folder; the next
+    download into that corpus folder removes it, and not the folder of a download still running there."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    for split, text in TEXTS.items():
+        server.files[OFFICIAL["ptb"].format(split)] = text.encode()
+    server.files["slow/ptb.train.txt"] = TEXTS["train"].encode()  # 23 bytes in 11.5 s
+    server.drip["slow/ptb.train.txt"] = 0.5
+    target = tmp_path / "data" / "ptb"
+    env = {**os.environ, "TFNAS_DOWNLOAD_BASE_URL": f"{server.url}/slow", "PYTHONPATH": str(REPOSITORY)}
+    code = "import sys; from tfnas.data.download import download_corpus; download_corpus('ptb', sys.argv[1])"
+
+    def start_download() -> tuple[subprocess.Popen, Path]:
+        """Another process downloading from the slow mirror, and its folder once it writes the first file."""
+        known = set(target.glob(".tfnas-download-*"))
+        process = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")], env=env, cwd=REPOSITORY)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            started = [d for d in target.glob(".tfnas-download-*") if d not in known and (d / "train.txt").exists()]
+            if started:
+                return process, started[0]
+            time.sleep(0.05)
+        process.kill()
+        pytest.fail("the download in another process did not start")
+
+    killed, killed_folder = start_download()
+    killed.kill()  # SIGKILL: no cleanup runs
+    killed.wait()
+    live, live_folder = start_download()
+    try:
+        earlier = time.time() - 3600  # both began long ago: only the lock tells the live one from the dead one
+        for folder in (killed_folder, live_folder):
+            os.utime(folder, (earlier, earlier))
+        files = download_corpus("ptb", tmp_path / "data")
+        assert live.poll() is None  # still downloading
+        assert not killed_folder.exists()
+        assert sorted(p.name for p in target.iterdir()) == sorted([live_folder.name, "test.txt", "train.txt",
+                                                                    "valid.txt"])
+        assert files.train.read_text() == TEXTS["train"]
+    finally:
+        live.kill()
+        live.wait()

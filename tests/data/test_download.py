@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tarfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,6 +22,7 @@ from tfnas.data import (
     verify_corpus,
 )
 from tfnas.data.checksums import ArchiveSource, CorpusSource, sha256_file
+from tfnas.data.download import STALE_AFTER, WORK_PREFIX
 from tfnas.data.download import main as download_main
 
 
@@ -141,3 +144,24 @@ def test_download_limits_out_of_range_are_refused_before_any_request(setting, va
     with pytest.raises(ValueError, match=f"^{setting} must be a finite number "):
         download_corpus("ptb", data_dir=tmp_path, **{setting: value})
     assert not (tmp_path / "ptb").exists()
+
+
+def test_stale_work_folders_are_removed_but_not_new_ones_nor_links(shared_data_dir, tmp_path, monkeypatch) -> None:
+    """A work folder no process holds is removed once unchanged for STALE_AFTER seconds (the moment between its
+    creation and its lock is spared); a symbolic link with the prefix is neither followed nor removed."""
+    mirrors = {split: ((shared_data_dir / "ptb" / f"{split}.txt").as_uri(),) for split in ("train", "valid", "test")}
+    monkeypatch.setitem(SOURCES, "ptb", CorpusSource(file_urls=mirrors))
+    target = tmp_path / "data" / "ptb"
+    old, new, elsewhere = target / f"{WORK_PREFIX}old", target / f"{WORK_PREFIX}new", tmp_path / "elsewhere"
+    for folder in (old, new, elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "train.txt").write_text("partial")
+    link = target / f"{WORK_PREFIX}link"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    earlier = time.time() - STALE_AFTER - 1
+    for path in (old, elsewhere):
+        os.utime(path, (earlier, earlier))
+    download_corpus("ptb", data_dir=tmp_path / "data")
+    assert sorted(p.name for p in target.iterdir()) == sorted([new.name, link.name, "test.txt", "train.txt",
+                                                                "valid.txt"])
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["train.txt"]

@@ -25,14 +25,18 @@ import dataclasses
 import http.client
 import math
 import os
+import shutil
 import tarfile
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
+
+import filelock
 
 from tfnas.data.checksums import (
     CHECKSUMS,
@@ -83,6 +87,14 @@ TIMEOUT = 60.0
 MIN_RATE = 10_000.0
 #: Default seconds over which the rate of a transfer is measured (windows end to end, from the first byte).
 RATE_WINDOW = 30.0
+#: Prefix of the temporary folder that a download works in, inside the corpus folder.
+WORK_PREFIX = ".tfnas-download-"
+#: The file in a work folder on which its download holds an OS lock (`filelock`) while it runs; the OS drops the
+#: lock when the process dies, however it dies (SIGKILL included).
+WORK_LOCK = ".lock"
+#: Seconds for which a work folder whose lock no process holds is left alone after it last changed: the moment
+#: between its creation and its lock.
+STALE_AFTER = 10.0
 
 
 class CorpusDownloadError(OSError):
@@ -360,12 +372,40 @@ def download_corpus(
     return result
 
 
+def _clear_stale(target: Path) -> None:
+    """Removes the work folders that dead downloads left in ``target``: those whose lock (`WORK_LOCK`) no
+    process holds, unchanged for `STALE_AFTER` seconds. A running download's folder is left alone, in this
+    process or any other; so is anything that is not a folder (a symbolic link included)."""
+    for folder in target.glob(f"{WORK_PREFIX}*"):
+        try:
+            if folder.is_symlink() or not folder.is_dir() or time.time() - folder.stat().st_mtime < STALE_AFTER:
+                continue
+            with filelock.FileLock(folder / WORK_LOCK, thread_local=False, blocking=False):
+                pass  # taken: no process holds it
+        except (filelock.Timeout, OSError):  # held; or gone meanwhile, or unreadable: not ours to remove
+            continue
+        shutil.rmtree(folder, ignore_errors=True)  # another download may be removing it too
+
+
+@contextmanager
+def _work_folder(target: Path) -> Iterator[Path]:
+    """A new folder in ``target`` to download into, locked while the block runs and removed after it; the
+    folders of dead downloads there are removed before and after (`_clear_stale`)."""
+    _clear_stale(target)
+    folder = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=target))
+    try:
+        with filelock.FileLock(folder / WORK_LOCK, thread_local=False):
+            yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _clear_stale(target)
+
+
 def _download_into(name: str, target: Path, limits: _Limits, progress: ProgressTarget) -> None:
     """Fetch, verify and move the three split files into ``target``."""
     source = corpus_source(name)
     errors: list[str] = []
-    with tempfile.TemporaryDirectory(prefix=".tfnas-download-", dir=target) as tmp:
-        workdir = Path(tmp)
+    with _work_folder(target) as workdir:
         files: dict[str, Path] | None = None
         if source.file_urls:
             files = {}

@@ -9,6 +9,7 @@ server that drips, and the folder a killed download leaves.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -37,6 +38,7 @@ from tfnas.data import (
     load_corpus,
     locate_corpus,
 )
+from tfnas.data import download as download_module
 from tfnas.data.checksums import ArchiveSource, CorpusSource, FileChecksum, count_tokens
 
 TEXTS = {"train": "the cat sat\non the mat\n", "valid": "the mat\n", "test": "the cat\n"}
@@ -204,6 +206,8 @@ def test_server_down_names_the_urls_and_the_folders_searched(tmp_path, isolated,
         assert f"http://127.0.0.1:{port}/{url}: " in message
     assert str(tmp_path / "data") in message and str(isolated) in message and "2. $TFNAS_DATA: not set" in message
     assert "put train.txt, valid.txt and test.txt (or the official ptb.train.txt" in message
+    assert f"): retry when the mirror http://127.0.0.1:{port} (TFNAS_DOWNLOAD_BASE_URL) can be reached, or put" \
+        in message
     assert not (tmp_path / "data" / "ptb").exists()
 
 
@@ -358,3 +362,63 @@ def test_a_killed_download_s_folder_is_cleared_by_the_next_one_and_a_live_one_s_
     finally:
         live.kill()
         live.wait()
+
+
+class FullDisk:
+    """A file opened for writing on a full disk: each write fails with ENOSPC."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+
+    def __enter__(self) -> FullDisk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_a_checksum_mismatch_from_a_mirror_names_the_file_the_mirror_and_both_checksums(server, tmp_path,
+                                                                                        monkeypatch) -> None:
+    """Issue 26 item 15: a mirror serving another file is not a network failure: the line names the URL, the
+    SHA-256 served and the official one, and the mirror, not "retry with internet access"."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    for split, text in {**TEXTS, "valid": "the cat\n"}.items():  # the size of the official "the mat\n"
+        server.files[OFFICIAL["ptb"].format(split)] = text.encode()
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("ptb", data_dir=tmp_path / "data")
+    message = one_line(info.value)
+    served, official = hashlib.sha256(b"the cat\n").hexdigest(), CHECKSUMS["ptb"]["valid"].sha256
+    assert (f"{server.url}/ptb.valid.txt: the file served has SHA-256 {served}, expected {official} (official "
+            "ptb.valid.txt)") in message
+    assert f"the mirror {server.url} (TFNAS_DOWNLOAD_BASE_URL) served files that differ from the official ones" \
+        in message
+    assert "internet" not in message and ".tfnas-download-" not in message
+    assert not (tmp_path / "data" / "ptb").exists()
+
+
+def test_a_full_disk_stops_the_download_and_names_the_disk(server, tmp_path, monkeypatch) -> None:
+    """Issue 26 item 15: ENOSPC while writing is not a network failure either: no other source is tried, and
+    the line names the folder whose disk is full, not "retry with internet access"."""
+    record_checksums(monkeypatch, tmp_path, "ptb")
+    for split, text in TEXTS.items():
+        server.files[OFFICIAL["ptb"].format(split)] = text.encode()
+    server.files[ARCHIVES["ptb"]] = archive("ptb", TEXTS)
+    real_open = open
+
+    def open_on_a_full_disk(file: str, mode: str = "r", *args: object, **kwargs: object) -> object:
+        return FullDisk(file) if "w" in mode else real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(download_module, "open", open_on_a_full_disk, raising=False)
+    target = tmp_path / "data" / "ptb"
+    with pytest.raises(CorpusNotFoundError) as info:
+        load_corpus("ptb", data_dir=tmp_path / "data")
+    message = one_line(info.value)
+    assert f"{server.url}/ptb.train.txt: No space left on device writing into {target}" in message
+    assert re.search(rf"free space on the disk holding {re.escape(str(target))} \([0-9.]+ MB free; the ptb files "
+                     r"take 0\.0 MB\), or download into another folder \(--data-dir\)", message), message
+    assert "internet" not in message
+    assert server.requests == ["ptb.train.txt"]  # no other source: the disk would be as full for it
+    assert not target.exists()

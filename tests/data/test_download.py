@@ -67,6 +67,7 @@ def test_download_without_network_gives_a_clear_error(tmp_path, monkeypatch) -> 
     for url in list(SOURCES["ptb"].file_urls["train"]) + [a.url for a in SOURCES["ptb"].archives]:
         assert url in message
     assert "network is unreachable" in message
+    assert info.value.advice == "retry with internet access"  # the one failure this advice fits
     assert f"into {tmp_path / 'ptb'}/" in message
     assert not (tmp_path / "ptb").exists()  # nothing left behind
 
@@ -165,3 +166,14 @@ def test_stale_work_folders_are_removed_but_not_new_ones_nor_links(shared_data_d
     assert sorted(p.name for p in target.iterdir()) == sorted([new.name, link.name, "test.txt", "train.txt",
                                                                 "valid.txt"])
     assert sorted(p.name for p in elsewhere.iterdir()) == ["train.txt"]
+
+
+def test_a_file_that_is_no_archive_is_named_on_one_line(tmp_path, monkeypatch) -> None:
+    fake = tmp_path / "simple-examples.tgz"
+    fake.write_bytes(b"<html>moved</html>")
+    monkeypatch.setitem(SOURCES, "ptb", CorpusSource(archives=(ArchiveSource(fake.as_uri()),)))
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus("ptb", data_dir=tmp_path / "data")
+    assert info.value.tried == [f"{fake.as_uri()}: simple-examples.tgz is neither a zip nor a tar archive"]
+    assert info.value.advice == "the official locations served files that differ from the official ones"
+    assert "\nThe official locations served files that differ from the official ones.\n" in str(info.value)

@@ -184,10 +184,15 @@ def count_tokens(path: str | os.PathLike[str]) -> int:
     return len(text.split()) + lines
 
 
-def verify_file(path: str | os.PathLike[str], expected: FileChecksum) -> str:
+def verify_file(path: str | os.PathLike[str], expected: FileChecksum, label: str | None = None) -> str:
     """Check one file against ``expected``.
 
     Checks the size, then the SHA-256 when recorded, otherwise the token count.
+
+    Args:
+        path: the file.
+        expected: its official properties.
+        label: how messages name the file (default: its path, quoted); a download names what it got from where.
 
     Returns:
         A short description of what was verified, e.g. ``"sha256 ok"``.
@@ -199,24 +204,22 @@ def verify_file(path: str | os.PathLike[str], expected: FileChecksum) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file to verify {str(path)!r} does not exist")
+    name = repr(str(path)) if label is None else label
     size = path.stat().st_size
     if size != expected.size:
         raise ChecksumMismatchError(
-            f"{str(path)!r} has {size} bytes, expected {expected.size} "
-            f"(official {expected.official_name})"
+            f"{name} has {size} bytes, expected {expected.size} (official {expected.official_name})"
         )
     if expected.sha256 is not None:
         actual = sha256_file(path)
         if actual != expected.sha256:
             raise ChecksumMismatchError(
-                f"{str(path)!r} has SHA-256 {actual}, expected {expected.sha256} "
-                f"(official {expected.official_name})"
+                f"{name} has SHA-256 {actual}, expected {expected.sha256} (official {expected.official_name})"
             )
         return "size and sha256 ok"
     tokens = count_tokens(path)
     if tokens != expected.tokens:
         raise ChecksumMismatchError(
-            f"{str(path)!r} has {tokens} tokens, expected {expected.tokens} "
-            f"(official {expected.official_name})"
+            f"{name} has {tokens} tokens, expected {expected.tokens} (official {expected.official_name})"
         )
     return "size and token count ok (no sha256 recorded)"

@@ -16,12 +16,35 @@ a named corpus: find it, else download it there (unless ``download=False``
 or ``$TFNAS_NO_DOWNLOAD`` is set). ``$TFNAS_DOWNLOAD_BASE_URL`` replaces
 every official location by a folder URL holding the same files under their
 official names (a local mirror, or a test server).
+
+What a download guarantees:
+
+* size: a file announced (``Content-Length``) larger than its official size,
+  or an archive larger than its `ArchiveSource.max_size`, is refused before
+  its body is read; without a ``Content-Length``, writing stops one byte past
+  that size. From an archive only the three split files are extracted, each
+  refused when the archive records more bytes for it than the official file
+  has and cut off one byte past that size: at most the corpus's own size.
+* time: a request silent for ``timeout`` seconds (default `TIMEOUT`), or a
+  transfer slower than ``min_rate`` bytes per second over a ``rate_window``
+  (defaults `MIN_RATE`, `RATE_WINDOW`), is abandoned with one line naming the
+  URL; the bytes are shown as they come meanwhile.
+* leftovers: a download works in a ``.tfnas-download-*`` folder inside the
+  corpus folder, holding an OS lock (`filelock`) on its ``.lock`` while it
+  runs; a process killed outright leaves the folder, and the next download
+  into that corpus folder removes it (a folder no process holds, unchanged
+  for `STALE_AFTER` seconds), never the folder of a download still running.
+* messages: every source tried with why it failed, then what to do about
+  it: "retry with internet access" only when a source could not be reached;
+  a file that differs from the official one names both SHA-256 (and the
+  mirror); a full disk stops at once, naming the folder and the space left.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import http.client
 import math
 import os
@@ -29,6 +52,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
@@ -87,6 +111,8 @@ TIMEOUT = 60.0
 MIN_RATE = 10_000.0
 #: Default seconds over which the rate of a transfer is measured (windows end to end, from the first byte).
 RATE_WINDOW = 30.0
+#: The errors of a full disk (or quota): no other source is tried, since it would meet the same disk.
+DISK_FULL = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 #: Prefix of the temporary folder that a download works in, inside the corpus folder.
 WORK_PREFIX = ".tfnas-download-"
 #: The file in a work folder on which its download holds an OS lock (`filelock`) while it runs; the OS drops the
@@ -102,11 +128,14 @@ class CorpusDownloadError(OSError):
 
     Attributes:
         tried: one ``"<url>: <error>"`` per source tried, in order.
+        advice: what to do about what happened (``"retry with internet access"`` only when a source could not
+            be reached), or ``""``.
     """
 
-    def __init__(self, message: str, tried: list[str] | None = None) -> None:
+    def __init__(self, message: str, tried: list[str] | None = None, advice: str = "") -> None:
         super().__init__(message)
         self.tried = list(tried or [])
+        self.advice = advice
 
     def __str__(self) -> str:
         return self.args[0]
@@ -261,20 +290,25 @@ def _extract_members(archive: Path, expected: dict[str, FileChecksum], workdir: 
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             return _copy_members(archive, _members(zf), expected, workdir)
-    with tarfile.open(archive, mode="r:*") as tf:
+    try:
+        tf = tarfile.open(archive, mode="r:*")
+    except tarfile.ReadError:  # its message lists each compression tried, on lines of their own
+        raise ChecksumMismatchError(f"{archive.name} is neither a zip nor a tar archive") from None
+    with tf:
         return _copy_members(archive, _members(tf), expected, workdir)
 
 
 def _copy_members(archive: Path, members: Iterable[_Member], expected: dict[str, FileChecksum],
                   workdir: Path) -> dict[str, Path]:
-    """Copies each split's member (the first of its official base name) to ``workdir/<split>.txt``.
+    """Copies each split's member (the first of its official base name) to ``workdir/<split>.txt`` and verifies
+    it against ``expected``.
 
     A member is refused when the archive records more bytes for it than its official file has, before any of it
     is read, and cut off one byte past that size when it expands to more: what an archive writes is bounded by
     the official sizes. Members after the last split's are not read.
 
     Raises:
-        ChecksumMismatchError: a member is too large, not a regular file, or missing.
+        ChecksumMismatchError: a member is too large, not a regular file, missing, or not the official file.
     """
     wanted = {checksum.official_name: split for split, checksum in expected.items()}
     out: dict[str, Path] = {}
@@ -295,6 +329,7 @@ def _copy_members(archive: Path, members: Iterable[_Member], expected: dict[str,
         if done > limit:
             raise ChecksumMismatchError(f"{name} expands to more than the {limit} bytes of the official {official}; "
                                         f"stopped after {done} bytes")
+        verify_file(out[split], expected[split], label=name)
         if not wanted:
             break
     if wanted:
@@ -401,10 +436,61 @@ def _work_folder(target: Path) -> Iterator[Path]:
         _clear_stale(target)
 
 
+class _Failures:
+    """The sources of corpus ``name`` that failed, on their way into ``target``, and what to do about them."""
+
+    def __init__(self, name: str, target: Path) -> None:
+        self.name, self.target = name, target
+        self.tried: list[str] = []
+        self.errors: list[BaseException] = []
+
+    def add(self, url: str, err: BaseException) -> None:
+        """Records that ``url`` failed with ``err``.
+
+        Raises:
+            CorpusDownloadError: ``err`` is a full disk (`DISK_FULL`): trying another source would not help.
+        """
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            needed = sum(checksum.size for checksum in CHECKSUMS[self.name].values())
+            self.tried.append(f"{url}: {err.strerror} writing into {self.target}")
+            raise self.error(f"free space on the disk holding {self.target} "
+                             f"({shutil.disk_usage(self.target).free / 1e6:.1f} MB free; the {self.name} files take "
+                             f"{needed / 1e6:.1f} MB), or download into another folder (--data-dir)") from err
+        self.tried.append(f"{url}: {err}")
+        self.errors.append(err)
+
+    def advice(self) -> str:
+        """What to do, from what went wrong: a file other than the official one, a slow or silent server, a
+        source that could not be reached (an HTTP error, which says itself what it is, adds nothing)."""
+        base = os.environ.get(BASE_URL_VAR, "").strip().rstrip("/")
+        where = f"the mirror {base} ({BASE_URL_VAR})" if base else "the official locations"
+        advice = []
+        if any(isinstance(err, (ChecksumMismatchError, zipfile.BadZipFile, tarfile.TarError)) for err in self.errors):
+            advice.append(f"{where} served files that differ from the official ones")
+        if any(isinstance(err, TimeoutError) for err in self.errors):
+            advice.append("on a slow connection, download it ahead of time with a longer --timeout or a lower "
+                          f"--min-rate (python -m tfnas.data.download {self.name} --min-rate 1000)")
+        if any(isinstance(err, (OSError, http.client.HTTPException))
+               and not isinstance(err, (TimeoutError, urllib.error.HTTPError)) for err in self.errors):
+            advice.append(f"retry when {where} can be reached" if base else "retry with internet access")
+        return "; ".join(advice)
+
+    def error(self, advice: str | None = None) -> CorpusDownloadError:
+        """The error of a corpus that could not be downloaded (``advice``: default `advice`)."""
+        advice = self.advice() if advice is None else advice
+        return CorpusDownloadError(
+            f"could not download the {self.name} corpus; tried:\n  " + "\n  ".join(self.tried)
+            + (f"\n{advice[0].upper()}{advice[1:]}." if advice else "")
+            + f"\nTo install it by hand, copy {expected_files_hint(self.name)} into {self.target}/ "
+            "(see tfnas.data.locate_corpus for the directories searched).",
+            self.tried, advice,
+        )
+
+
 def _download_into(name: str, target: Path, limits: _Limits, progress: ProgressTarget) -> None:
     """Fetch, verify and move the three split files into ``target``."""
     source = corpus_source(name)
-    errors: list[str] = []
+    failures = _Failures(name, target)
     with _work_folder(target) as workdir:
         files: dict[str, Path] | None = None
         if source.file_urls:
@@ -416,11 +502,11 @@ def _download_into(name: str, target: Path, limits: _Limits, progress: ProgressT
                     try:
                         _fetch(url, dest, expected.size, f"of the official {expected.official_name}", limits,
                                progress)
-                        verify_file(dest, expected)
+                        verify_file(dest, expected, label="the file served")
                         files[split] = dest
                         break
                     except (OSError, http.client.HTTPException, ChecksumMismatchError) as err:
-                        errors.append(f"{url}: {err}")
+                        failures.add(url, err)
                 if split not in files:
                     files = None
                     break
@@ -429,25 +515,18 @@ def _download_into(name: str, target: Path, limits: _Limits, progress: ProgressT
                 path = workdir / Path(archive.url).name
                 try:
                     _fetch(archive.url, path, archive.max_size, f"allowed for {path.name}", limits, progress)
-                    if archive.sha256 is not None and sha256_file(path) != archive.sha256:
-                        raise ChecksumMismatchError(
-                            f"archive SHA-256 {sha256_file(path)} != expected {archive.sha256}"
-                        )
+                    served = sha256_file(path) if archive.sha256 is not None else None
+                    if served != archive.sha256:
+                        raise ChecksumMismatchError(f"the archive served has SHA-256 {served}, expected "
+                                                    f"{archive.sha256}")
                     files = _extract_members(path, CHECKSUMS[name], workdir)
-                    _verified(name, files)
                     break
                 except (OSError, http.client.HTTPException, ChecksumMismatchError, zipfile.BadZipFile,
                         tarfile.TarError) as err:
-                    errors.append(f"{archive.url}: {err}")
+                    failures.add(archive.url, err)
                     files = None
         if files is None:
-            raise CorpusDownloadError(
-                f"could not download the {name} corpus; tried:\n  "
-                + "\n  ".join(errors)
-                + f"\nWithout internet access, copy {expected_files_hint(name)} into {target}/ "
-                "by hand (see tfnas.data.locate_corpus for the directories searched).",
-                errors,
-            )
+            raise failures.error()
         for split in SPLITS:
             os.replace(files[split], target / f"{split}.txt")
 
@@ -489,7 +568,8 @@ def locate_or_download(
         try:
             return download_corpus(name, data_dir, progress=True)
         except CorpusDownloadError as failed:
-            why = f"downloading it failed ({'; '.join(failed.tried)}): retry with internet access"
+            why = f"downloading it failed ({'; '.join(failed.tried)})"
+            why += f": {failed.advice}" if failed.advice else ""
     target = default_download_dir(data_dir) / CORPUS_FOLDERS[name][0]
     message = (f"the {name} corpus is in none of the folders searched ({'; '.join(missing.places)}) and {why}, "
                f"or put {expected_files_hint(name)} in {target}/")

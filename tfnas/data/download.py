@@ -1,4 +1,4 @@
-"""Downloading the named corpora with checksum verification (standard library only).
+"""Downloading the named corpora with checksum verification (the standard library, and filelock for the lock).
 
 Command line::
 

@@ -38,7 +38,7 @@ setup(
         "pyyaml>=6.0",
         "tensorboard>=2.16",
         "werkzeug>=3.0",  # tfnas serve (also what TensorBoard's server runs on)
-        "filelock>=4.3.2",  # the run folder's lock (tfnas.runs.lock)
+        "filelock>=4.3.2",  # the run folder's lock (tfnas.runs.lock), a download's work folder (tfnas.data.download)
         "tqdm>=4.70.1",  # the progress bar on a terminal (tfnas.progress)
     ],
     extras_require={

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import tarfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,6 +22,7 @@ from tfnas.data import (
     verify_corpus,
 )
 from tfnas.data.checksums import ArchiveSource, CorpusSource, sha256_file
+from tfnas.data.download import STALE_AFTER, WORK_PREFIX
 from tfnas.data.download import main as download_main
 
 
@@ -64,6 +67,7 @@ def test_download_without_network_gives_a_clear_error(tmp_path, monkeypatch) -> 
     for url in list(SOURCES["ptb"].file_urls["train"]) + [a.url for a in SOURCES["ptb"].archives]:
         assert url in message
     assert "network is unreachable" in message
+    assert info.value.advice == "retry with internet access"  # the one failure this advice fits
     assert f"into {tmp_path / 'ptb'}/" in message
     assert not (tmp_path / "ptb").exists()  # nothing left behind
 
@@ -132,3 +136,44 @@ def test_default_download_dir_is_env_then_tfds_manual(tmp_path, monkeypatch, iso
     monkeypatch.setenv("TFNAS_DATA", str(tmp_path / "env"))
     with pytest.raises(CorpusDownloadError, match=str(tmp_path / "env" / "ptb")):
         download_corpus("ptb")
+
+
+@pytest.mark.parametrize("setting, value", [("timeout", 0.0), ("min_rate", -1.0), ("rate_window", float("nan")),
+                                            ("min_rate", float("inf"))])
+def test_download_limits_out_of_range_are_refused_before_any_request(setting, value, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    with pytest.raises(ValueError, match=f"^{setting} must be a finite number "):
+        download_corpus("ptb", data_dir=tmp_path, **{setting: value})
+    assert not (tmp_path / "ptb").exists()
+
+
+def test_stale_work_folders_are_removed_but_not_new_ones_nor_links(shared_data_dir, tmp_path, monkeypatch) -> None:
+    """A work folder no process holds is removed once unchanged for STALE_AFTER seconds (the moment between its
+    creation and its lock is spared); a symbolic link with the prefix is neither followed nor removed."""
+    mirrors = {split: ((shared_data_dir / "ptb" / f"{split}.txt").as_uri(),) for split in ("train", "valid", "test")}
+    monkeypatch.setitem(SOURCES, "ptb", CorpusSource(file_urls=mirrors))
+    target = tmp_path / "data" / "ptb"
+    old, new, elsewhere = target / f"{WORK_PREFIX}old", target / f"{WORK_PREFIX}new", tmp_path / "elsewhere"
+    for folder in (old, new, elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "train.txt").write_text("partial")
+    link = target / f"{WORK_PREFIX}link"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    earlier = time.time() - STALE_AFTER - 1
+    for path in (old, elsewhere):
+        os.utime(path, (earlier, earlier))
+    download_corpus("ptb", data_dir=tmp_path / "data")
+    assert sorted(p.name for p in target.iterdir()) == sorted([new.name, link.name, "test.txt", "train.txt",
+                                                                "valid.txt"])
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["train.txt"]
+
+
+def test_a_file_that_is_no_archive_is_named_on_one_line(tmp_path, monkeypatch) -> None:
+    fake = tmp_path / "simple-examples.tgz"
+    fake.write_bytes(b"<html>moved</html>")
+    monkeypatch.setitem(SOURCES, "ptb", CorpusSource(archives=(ArchiveSource(fake.as_uri()),)))
+    with pytest.raises(CorpusDownloadError) as info:
+        download_corpus("ptb", data_dir=tmp_path / "data")
+    assert info.value.tried == [f"{fake.as_uri()}: simple-examples.tgz is neither a zip nor a tar archive"]
+    assert info.value.advice == "the official locations served files that differ from the official ones"
+    assert "\nThe official locations served files that differ from the official ones.\n" in str(info.value)

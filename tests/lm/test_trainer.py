@@ -46,6 +46,27 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, tiny_corpus, cell):
     assert resumed.valid_ppl == full.valid_ppl
 
 
+def test_a_budget_stops_training_at_a_step_boundary_and_its_steps_reproduce_it(tmp_path, tiny_corpus, monkeypatch):
+    """One second of a test clock per training step: a budget of 4.5 s stops after step 5 of 12."""
+    import tfnas.runs.session as session_module
+
+    now = [0.0]
+    monkeypatch.setattr(session_module, "monotonic", lambda: now[0])
+
+    class Tick(Callback):
+        def on_event(self, kind, logs):
+            now[0] += kind == "train"
+
+    genotype, corpus = load_genotype(REPO / "exported_cells" / "darts_v2.json"), load_corpus(tiny_corpus)
+    stopped = Trainer(tiny_config(budget_s=4.5), genotype, tmp_path / "budget", corpus=corpus,
+                      callbacks=[Tick()]).fit(evaluate_test=False)
+    assert stopped.steps == 5 and stopped.seconds == 5.0
+    assert json.loads((tmp_path / "budget" / "result.json").read_text())["seconds"] == 5.0
+    again = Trainer(tiny_config(max_steps=5), genotype, tmp_path / "steps", corpus=corpus).fit(evaluate_test=False)
+    assert again.valid_ppl == stopped.valid_ppl
+    assert_same_checkpoints(tmp_path / "budget", tmp_path / "steps")
+
+
 def test_loss_decreases_and_perplexity_is_exp_loss(tmp_path, tiny_corpus):
     history = History()
     trainer = Trainer(tiny_config(max_steps=200, eval_interval=50, lr=10.0, checkpoint_interval=100), load_genotype(

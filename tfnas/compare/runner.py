@@ -11,14 +11,13 @@ is rebuilt (`tfnas.compare.report`).
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tfnas.callbacks import Callback
 from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun
 from tfnas.compare.report import write_report
-from tfnas.compare.units import ERRORS_FILE, SETTINGS_FILE, TrainUnit, cost_file, search_folder, train_units
+from tfnas.compare.units import ERRORS_FILE, SETTINGS_FILE, TrainUnit, search_folder, train_units
 from tfnas.config import TrainConfig
 from tfnas.data import Corpus, load_corpus
 from tfnas.evaluation.evaluators import ShortTrainingEvaluator
@@ -76,7 +75,7 @@ def _check_settings(out: Path, config: CompareConfig) -> None:
 
 def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Path,
                callbacks: Sequence[Callback] = ()) -> None:
-    """Runs (or resumes) one search unless it finished; adds its wall-clock time to its cost file."""
+    """Runs (or resumes) one search unless it finished (its seconds, killed sessions included, are in its result)."""
     from tfnas.strategies.registry import get_strategy
 
     folder = search_folder(out, run)
@@ -85,13 +84,7 @@ def run_search(run: StrategyRun, config: CompareConfig, corpus: Corpus, out: Pat
     spec = get_strategy(run.strategy)
     search_config = spec.make_config({**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir},
                                      preset=run.preset)
-    cost = cost_file(out, run)
-    start = time.perf_counter()
-    try:
-        spec.strategy_class(search_config).search(corpus, folder, list(callbacks))
-    finally:
-        spent = read_json(cost)["seconds"] if cost.exists() else 0.0
-        write_json(cost, {"seconds": spent + time.perf_counter() - start})
+    spec.strategy_class(search_config).search(corpus, folder, list(callbacks))
 
 
 def retraining_config(config: CompareConfig) -> TrainConfig:

@@ -4,8 +4,10 @@ The comparison folder holds::
 
     compare.json                 the settings (a rerun with other settings is refused, but see `runner.RESUMABLE`)
     random_cells.json            the K random cells, drawn once
-    searches/<label>/            one search run folder per `StrategyRun`
-    searches/<label>.cost.json   its wall-clock seconds, summed over the sessions that ran it
+    searches/<label>/            one search run folder per `StrategyRun`; its result's ``metrics.seconds``
+                                 is its wall-clock time over the sessions that ran it, up to its
+                                 newest checkpoint (`tfnas.runs.session`)
+    searches/<label>.cost.json   that time, as comparisons written before it was checkpointed kept it
     train/<cell>/seed-<s>/       one `tfnas train` run folder per cell and seed
     errors.json                  retrainings that raised (diverged, ...), by folder
     comparison.json, comparison.md (and the plot): the report, rebuilt from the folders
@@ -52,7 +54,7 @@ def search_folder(out: Path, run: StrategyRun) -> Path:
 
 
 def cost_file(out: Path, run: StrategyRun) -> Path:
-    """The file holding the wall-clock seconds search ``run`` has taken so far."""
+    """The file in which comparisons of before kept search ``run``'s seconds (read for their folders only)."""
     return search_folder(out, run).with_name(f"{run.name}.cost.json")
 
 

@@ -84,6 +84,7 @@ class TrainResult:
     params: int = 0
     rollbacks: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 class Trainer:
@@ -357,7 +358,8 @@ class Trainer:
     # ---------------------------------------------------------------- loop
     def _done(self) -> bool:
         c = self.config
-        return (c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
+        return ((c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
+                or self.session.over_budget(c.budget_s))
 
     def _validate(self) -> float:
         c = self.config
@@ -377,7 +379,7 @@ class Trainer:
         return val_loss
 
     def fit(self, evaluate_test: bool = True) -> TrainResult:
-        """Trains until ``epochs`` or ``max_steps``; resumes if the run folder has a checkpoint.
+        """Trains until ``epochs``, ``max_steps`` or ``budget_s``; resumes if the run folder has a checkpoint.
 
         The run folder stays locked until it returns; Ctrl-C checkpoints at the next step boundary and raises
         `KeyboardInterrupt`.
@@ -431,7 +433,7 @@ class Trainer:
         result = TrainResult(steps=self.step, epochs_done=self.epoch - 1, valid_ppl=perplexity(self.val_losses[-1]),
                              test_ppl=None if test_loss is None else perplexity(test_loss),
                              best_valid_ppl=perplexity(self.best_val_loss), params=self.params,
-                             rollbacks=self.rollbacks, history=self.history)
+                             rollbacks=self.rollbacks, history=self.history, seconds=self.session.spent_s())
         write_json(self.out_dir / "result.json", asdict(result))
         self.session.end({"step": self.step, "valid_ppl": result.valid_ppl, "best_valid_ppl": result.best_valid_ppl,
                           **({"test_ppl": result.test_ppl} if test_loss is not None else {})})

@@ -11,7 +11,14 @@ A loop that writes a run folder needs the same six things, in this order:
    the newest readable one, with a warning for each unreadable one skipped,
    and `save` one, followed by a ``"checkpoint"`` event;
 5. the callbacks, for ``"message"`` lines and the loop's events;
-6. the end: an ``"end"`` event, then every callback closed (`end`).
+6. the end: an ``"end"`` event, then every callback closed (`end`);
+7. the wall clock: `spent_s` counts the seconds of this session and of the
+   sessions before it, as far as the folder holds their steps. Every
+   checkpoint records it (``spent_s`` in its state) and the first `restore`
+   (the resume) reads it back, so a killed and resumed run counts the time
+   up to its newest checkpoint, and `over_budget` tells a loop when a
+   wall-clock budget (``budget_s``) is spent. Work after that checkpoint is
+   redone on resume and counted once.
 
 `RunSession` holds them; a loop keeps only what is its own (its state,
 its steps, its result). Used as a context manager it opens the folder
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from time import monotonic
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -34,6 +42,9 @@ from tfnas.runs.checkpoint import CheckpointManager, Restored, Variable
 from tfnas.runs.folder import CHECKPOINTS, open_run
 from tfnas.runs.interrupt import Interrupts, deferred_interrupts
 from tfnas.runs.lock import RunLock
+
+#: The key of a checkpoint's state that holds the seconds spent up to it.
+SPENT_KEY = "spent_s"
 
 
 class RunSession:
@@ -47,10 +58,12 @@ class RunSession:
         fingerprint: the corpus fingerprint (`tfnas.runs.folder.corpus_fingerprint`).
         callbacks: the loop's callbacks.
         keep_checkpoints: how many checkpoints to keep.
+        clock: seconds of a monotonic clock (default `time.monotonic`).
     """
 
     def __init__(self, run_dir: str | Path, kind: str, strategy: str | None, config: Any,
-                 fingerprint: Mapping[str, Any], callbacks: Sequence[Callback] = (), keep_checkpoints: int = 2):
+                 fingerprint: Mapping[str, Any], callbacks: Sequence[Callback] = (), keep_checkpoints: int = 2,
+                 clock: Callable[[], float] | None = None):
         self.run_dir = Path(run_dir)
         self.kind, self.strategy, self.config, self.fingerprint = kind, strategy, config, fingerprint
         self.callbacks = CallbackList(callbacks)
@@ -59,6 +72,10 @@ class RunSession:
         self.interrupts: Interrupts | None = None
         self._opened = False
         self._deferred: contextlib.ExitStack | None = None
+        self._clock = clock if clock is not None else monotonic
+        self._started = self._clock()
+        self._spent_before = 0.0
+        self._resumed = False
 
     # ------------------------------------------------------------ the folder
     def open(self) -> "RunSession":
@@ -72,6 +89,7 @@ class RunSession:
             self.lock.release()
             raise
         self._opened = True
+        self._started = self._clock()
         return self
 
     def close(self) -> None:
@@ -110,19 +128,48 @@ class RunSession:
         self.callbacks.on_event("end", logs)
         self.callbacks.close()
 
+    # ------------------------------------------------------------ the clock
+    def spent_s(self) -> float:
+        """Seconds spent on the run: by this session since it opened the folder, and by the sessions before it up
+        to the checkpoint it resumed from."""
+        return self._spent_before + self._clock() - self._started
+
+    def resume_clock(self, spent_before: float) -> None:
+        """Counts ``spent_before`` seconds (a resumed state's ``spent_s``) as spent by the sessions before; for a
+        loop that keeps its state outside the checkpoints (`restore` does it for the others)."""
+        self._spent_before = float(spent_before)
+        self._resumed = True
+
+    def reset_clock(self, spent: float) -> None:
+        """From now on the run has spent ``spent`` seconds so far (a loop that counts the time of the runs it nests,
+        as WeNet its rounds, each resumed with the time of its own checkpoints)."""
+        self._spent_before, self._started, self._resumed = float(spent), self._clock(), True
+
+    def over_budget(self, budget_s: float | None) -> bool:
+        """Whether a wall-clock budget of ``budget_s`` seconds (None: no budget) is spent."""
+        return budget_s is not None and self.spent_s() >= budget_s
+
     # --------------------------------------------------------- checkpoints
     def save(self, step: int, variables: Sequence[Variable], state: dict[str, Any],
              extra: dict[str, np.ndarray] | None = None, weights: Sequence[Variable] | None = None) -> Path:
-        """A checkpoint of ``variables`` and the JSON ``state`` at ``step``, then a ``"checkpoint"`` event."""
-        path = self.checkpoints.save(step, variables, state, extra, weights=weights)
+        """A checkpoint of ``variables`` and the JSON ``state`` (with the seconds spent, ``spent_s``) at ``step``, then
+        a ``"checkpoint"`` event."""
+        path = self.checkpoints.save(step, variables, {**state, SPENT_KEY: self.spent_s()}, extra, weights=weights)
         self.callbacks.on_event("checkpoint", {"step": step, "path": str(path)})
         return path
 
     def restore(self, variables: Sequence[Variable]) -> Restored | None:
         """The newest readable checkpoint restored into ``variables`` (a warning line per unreadable one skipped);
-        None when there is none."""
+        None when there is none.
+
+        The session's first restore (the resume) also takes the seconds spent up to that checkpoint; a later one (a
+        recovery from a diverged loss) keeps the clock running, since the time since was spent all the same.
+        """
         restored = self.checkpoints.restore_newest(variables)
         if restored is not None:
             for line in restored.skipped:
                 self.message(f"warning: {line}")
+            if not self._resumed:
+                self.resume_clock(restored.state.get(SPENT_KEY, 0.0))
+        self._resumed = True
         return restored

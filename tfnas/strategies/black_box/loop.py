@@ -352,6 +352,9 @@ class BlackBoxSearch(Strategy, abc.ABC):
         c = self.config
         while len(self.trials) < c.max_trials:
             self.session.stop_if_pending(f"at round {self.round}", self._save)
+            if self.session.over_budget(c.budget_s):
+                self._save()
+                break
             proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
             if not proposals:
                 self.callbacks.on_event("message", {"text": "the search space is exhausted"})
@@ -391,7 +394,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
                                       f"(see {self.out_dir / 'trials.jsonl'})")
         metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
                    "valid_ppl": best.ppl, "best_trial": best.trial, "strategy": self.name,
-                   "failed": sum(t.status is TrialStatus.FAILED for t in self.trials)}
+                   "failed": sum(t.status is TrialStatus.FAILED for t in self.trials),
+                   "seconds": self.session.spent_s()}
         genotype = genotype_from_dict(best.genotype)
         return self.finish(self.session, genotype, self.history, metrics,
                            {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,

@@ -277,7 +277,8 @@ class OneShotSearch(Strategy, abc.ABC):
 
     def _done(self) -> bool:
         c = self.config
-        return (c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
+        return ((c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
+                or self.session.over_budget(c.budget_s))
 
     def update_arch_now(self) -> bool:
         """Whether this step updates the architecture (after the warm-up epochs)."""
@@ -363,7 +364,7 @@ class OneShotSearch(Strategy, abc.ABC):
             self._end_epoch()
             self._save()
         metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,
-                   "recoveries": self.recoveries}
+                   "recoveries": self.recoveries, "seconds": self.session.spent_s()}
         genotype = self.derive()
         return self.finish(self.session, genotype, self.history, metrics,
                            {"step": self.step, "valid_ppl": metrics["valid_ppl"],

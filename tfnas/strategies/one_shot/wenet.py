@@ -105,6 +105,9 @@ from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, 
 
 STATE_FORMAT = "tfnas-wenet-state"
 STATE_VERSION = 2      # 2: the first round takes B networks (version 1 took B + K)
+#: The budget of a round started with the search's budget spent (before any round finished): it stops after its
+#: first step boundary.
+MIN_ROUND_BUDGET_S = 1e-3
 
 #: Node 0 rules a WeNet search offers: DARTS' (the default) and the literal formula of §3.1 (an option).
 WENET_FIRST_NODES = ("darts", "wenet")
@@ -355,9 +358,11 @@ class WenetSearch(Strategy):
         seed = int(rng.integers(1, 2**31 - 1))
         s["rng"] = rng.bit_generator.state
         s["position"] += len(new)
-        s["current"] = {"round": s["round"], "networks": list(s["seeds"]) + new, "seed": seed}
+        s["current"] = {"round": s["round"], "networks": list(s["seeds"]) + new, "seed": seed,
+                        "spent_s": self.session.spent_s()}
 
     def _save_state(self) -> None:
+        self.state["spent_s"] = self.session.spent_s()
         write_json(self.out_dir / "wenet_state.json", self.state)
         write_jsonl(self.out_dir / "rounds.jsonl", self.state["rounds"])
 
@@ -375,7 +380,9 @@ class WenetSearch(Strategy):
         c, s = self.config, self.state
         current = s["current"]
         r = current["round"]
-        round_config = dataclasses.replace(c, seed=current["seed"])
+        # The round spends what is left of the budget (at least one step's worth: a budget is positive).
+        left = None if c.budget_s is None else max(c.budget_s - current.get("spent_s", 0.0), MIN_ROUND_BUDGET_S)
+        round_config = dataclasses.replace(c, seed=current["seed"], budget_s=left)
         networks = current["networks"]
         runner = WenetRound(round_config, [self.genotype_of(i) for i in networks])
         result = runner.search(corpus, self._round_dir(r), [_RoundCallbacks(callbacks, r, s["global_step"])])
@@ -393,6 +400,8 @@ class WenetSearch(Strategy):
         s["global_step"] += int(result.metrics["steps"])
         s["round"] = r + 1
         s["current"] = None
+        # The round's seconds include those of its sessions before a resume, which this session never saw.
+        self.session.reset_clock(current.get("spent_s", 0.0) + result.metrics["seconds"])
         self._save_state()
         self._drop_round_checkpoints()
         callbacks.on_event("round", {
@@ -412,9 +421,11 @@ class WenetSearch(Strategy):
 
     def _search(self, corpus: Corpus, session: RunSession) -> SearchResult:
         c, callbacks = self.config, session.callbacks
+        self.session = session
         path = self.out_dir / "wenet_state.json"
         if path.exists():
             self.state = self._load_state(path)
+            session.resume_clock(self.state.get("spent_s", 0.0))
             callbacks.on_event("message", {"text": (
                 f"resumed WeNet search at round {self.state['round'] + 1}/{c.num_rounds()} "
                 f"({c.pool_size - self.state['position']} networks of the pool left)")})
@@ -424,6 +435,8 @@ class WenetSearch(Strategy):
         self._drop_round_checkpoints()
         while self.state["current"] is not None or self.state["position"] < c.pool_size:
             session.stop_if_pending(f"before round {self.state['round'] + 1}")  # the pool state is saved
+            if self.state["current"] is None and self.state["rounds"] and session.over_budget(c.budget_s):
+                break
             if self.state["current"] is None:
                 self._start_round()
                 self._save_state()
@@ -433,7 +446,8 @@ class WenetSearch(Strategy):
         metrics = {"steps": s["global_step"], "rounds": len(s["rounds"]), "valid_ppl": last["valid_ppl"],
                    "best_weight": last["best_weight"], "pool_size": c.pool_size,
                    "networks_trained": sum(len(r["networks"]) for r in s["rounds"]),
-                   "recoveries": sum(r["recoveries"] for r in s["rounds"]), "strategy": self.name}
+                   "recoveries": sum(r["recoveries"] for r in s["rounds"]), "strategy": self.name,
+                   "seconds": session.spent_s()}
         best = self.genotype_of(s["seeds"][0])
         metrics["zero_state_live"] = zero_state_live(best)
         if not metrics["zero_state_live"]:

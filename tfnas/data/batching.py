@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from tfnas.data.errors import CorpusError
+
 if TYPE_CHECKING:
     from tfnas.data.corpus import Corpus
 
@@ -39,8 +41,9 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
         A new C-contiguous array with the dtype of ``ids``.
 
     Raises:
-        ValueError: ``ids`` is not 1-D, ``batch_size`` is not a positive
-            integer, or there are fewer tokens than ``batch_size``.
+        ValueError: ``ids`` is not 1-D, or ``batch_size`` is not a positive
+            integer.
+        CorpusError: there are fewer tokens than ``batch_size``.
     """
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
         raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
@@ -51,7 +54,7 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
         raise ValueError(f"ids must be a 1-D array, got shape {ids.shape}")
     steps = ids.shape[0] // batch_size
     if steps == 0:
-        raise ValueError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
+        raise CorpusError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
                          "add text or lower the batch size")
     return np.array(ids[: steps * batch_size].reshape(batch_size, steps), copy=True, order="C")
 

@@ -53,6 +53,7 @@ from tfnas.data.locate import (
     locate_corpus,
 )
 from tfnas.data.tokens import SPLITS
+from tfnas.errors import TfnasError, access_error
 from tfnas.progress import Progress, ProgressTarget
 
 __all__ = [
@@ -74,7 +75,7 @@ BASE_URL_VAR = "TFNAS_DOWNLOAD_BASE_URL"
 NO_DOWNLOAD_VAR = "TFNAS_NO_DOWNLOAD"
 
 
-class CorpusDownloadError(OSError):
+class CorpusDownloadError(TfnasError, OSError):
     """No source of a corpus could be downloaded and verified.
 
     Attributes:
@@ -194,7 +195,8 @@ def download_corpus(
         The paths of the three files.
 
     Raises:
-        ValueError: unknown ``name``.
+        CorpusError: unknown ``name``.
+        PathAccessError: the corpus folder cannot be created.
         CorpusDownloadError: every source failed (e.g. no internet); the
             message lists each URL with its error and how to install the files
             by hand.
@@ -210,7 +212,10 @@ def download_corpus(
         except (ChecksumMismatchError, FileNotFoundError):
             pass  # replace the bad copy below
     created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise access_error("create the corpus folder", target, err) from err
     try:
         _download_into(name, target, timeout, progress)
     except BaseException:
@@ -286,7 +291,7 @@ def locate_or_download(
             ``$TFNAS_NO_DOWNLOAD`` is set).
 
     Raises:
-        ValueError: unknown ``name``.
+        CorpusError: unknown ``name``.
         CorpusNotFoundError: not found, and downloading is off or failed; one
             line naming the folders searched and the URLs tried (or how to
             turn downloading on).
@@ -335,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         files = download_corpus(args.name, args.data_dir, force=args.force, progress=True)
-    except (ValueError, CorpusDownloadError) as err:
+    except TfnasError as err:
         parser.exit(1, f"error: {err}\n")
     print(f"{canonical_corpus_name(args.name)}: {files.directory}")
     return 0

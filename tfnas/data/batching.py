@@ -140,8 +140,8 @@ class BPTTIterator:
         data = np.asarray(data)
         if data.ndim != 2:
             raise ValueError(f"data must be a [batch, time] array, got shape {data.shape}")
-        if data.shape[1] < 2:
-            raise ValueError(
+        if data.shape[1] < 2:  # a split of fewer than 2 x batch_size tokens: the user's data, not a bug
+            raise CorpusError(
                 f"data must have at least 2 time steps (inputs and targets), got shape {data.shape}"
             )
         for arg, value in (("bptt", bptt), ("min_seq_len", min_seq_len)):

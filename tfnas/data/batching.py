@@ -55,7 +55,7 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
     steps = ids.shape[0] // batch_size
     if steps == 0:
         raise CorpusError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
-                         "add text or lower the batch size")
+                          "add text or lower the batch size")
     return np.array(ids[: steps * batch_size].reshape(batch_size, steps), copy=True, order="C")
 
 

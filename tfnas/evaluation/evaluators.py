@@ -182,7 +182,7 @@ class WeightSharingEvaluator:
             model = SharedLM.from_config(read_json(search_dir / MODEL_FILE))
         except TypeError as err:
             raise RunFolderError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedLM: {err}); "
-                             "pass the --out folder of an ENAS search") from None
+                                 "pass the --out folder of an ENAS search") from None
         model.build_weights()
         saved = read_weights(search_dir, "latest")
         assign_arrays(model.variables, saved.arrays, saved.path)

@@ -154,7 +154,7 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
             return RunRecord("train", None, data)
         if data.get("version") != RECORD_VERSION:
             raise RunFolderError(f"{path} is a version {data.get('version')} run record; this tfnas reads version "
-                             f"{RECORD_VERSION}: use a new --out folder")
+                                 f"{RECORD_VERSION}: use a new --out folder")
         kind, strategy, config, fingerprint = (data.get(key) for key in ("kind", "strategy", "config", "data"))
         well_formed = {"kind": kind in KINDS,
                        "strategy": isinstance(strategy, str) or (strategy is None and kind != "search"),
@@ -162,7 +162,7 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
         damaged = [name for name, ok in well_formed.items() if not ok]
         if damaged:
             raise RunFolderError(f"{path} is a damaged run record: {', '.join(damaged)} missing or malformed; "
-                             "use a new --out folder")
+                                 "use a new --out folder")
         return RunRecord(kind, strategy, config, data=fingerprint)
     for name, settings_of in _LEGACY_SEARCH_FILES.items():
         if (run_dir / name).exists():
@@ -178,7 +178,7 @@ def _read_object(path: Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict):
         raise RunFolderError(f"{path} is not a run record: it holds {reprlib.repr(data)}, not a JSON object; "
-                         "use a new --out folder")
+                             "use a new --out folder")
     return data
 
 
@@ -249,7 +249,7 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
     old = read_record(run_dir)
     if old is None and (run_dir / CHECKPOINTS).is_dir():
         raise RunFolderError(f"{run_dir} was written by an older tfnas without its settings; they cannot be checked: "
-                         "use a new --out folder")
+                             "use a new --out folder")
     if old is not None:
         if (old.kind, old.strategy) != (kind, strategy):
             raise RunFolderError(f"{run_dir} holds {old.describe()}, not {new.describe()}; use a new --out folder")
@@ -257,15 +257,15 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
             saved = _plain(from_dict(type(config), old.config, where=f"{run_dir / old.source}"))
         except (TypeError, ValueError) as err:
             raise RunFolderError(f"{run_dir} holds settings this tfnas cannot read ({err}); "
-                             "use a new --out folder") from None
+                                 "use a new --out folder") from None
         changed = setting_differences(saved, new.config, resumable_fields(type(config)))
         if changed:
             raise RunFolderError(f"{run_dir} holds {old.describe()} with another configuration ({', '.join(changed)}); "
-                             "use a new --out folder or the same settings to resume")
+                                 "use a new --out folder or the same settings to resume")
         other_data = None if old.data is None or data is None else _data_differences(old.data, data)
         if other_data:
             raise RunFolderError(f"{run_dir} holds {old.describe()} on other data ({other_data}); use the corpus it "
-                             "was started on (--dataset, --data-dir) or a new --out folder")
+                                 "was started on (--dataset, --data-dir) or a new --out folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     kept = data if data is not None else (old.data if old is not None else None)
     write_json(run_dir / RECORD_FILE, {"format": RECORD_FORMAT, "version": RECORD_VERSION, "kind": kind,

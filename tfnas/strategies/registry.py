@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from tfnas.config import load_preset, preset_names, search_config
+from tfnas.errors import TfnasError
 from tfnas.strategies.base import Strategy
+
+
+class UnknownStrategyError(TfnasError, ValueError):
+    """A strategy name that is not a row of `STRATEGIES`; the message lists the known names."""
 
 
 def load_class(path: str) -> type:
@@ -90,7 +95,7 @@ def get_strategy(name: str) -> StrategySpec:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {sorted(STRATEGIES)}") from None
+        raise UnknownStrategyError(f"unknown strategy {name!r}; known strategies: {sorted(STRATEGIES)}") from None
 
 
 def strategy_names() -> list[str]:

@@ -1,8 +1,13 @@
 """`TfnasError`: the base of the errors a user can fix (bad input, missing data, a diverged run).
 
-The ``tfnas`` command prints these (and `ValueError` / `OSError`, the
-errors of bad arguments and files) on one line with exit status 2; any
-other exception is a bug and keeps its traceback.
+The ``tfnas`` command prints a `TfnasError` on one line with exit status
+2; any other exception, a `ValueError` or an `OSError` included, is a bug
+and keeps its traceback. So a user-caused error is a `TfnasError` where it
+is raised: its class also derives from the built-in class it is a kind of
+(`GenotypeError` is a `ValueError`, `PathNotFoundError` a
+`FileNotFoundError`), which keeps ``except ValueError`` callers working.
+Argument checks of public functions and Keras layers (``Argument `x` must
+be ...``) stay plain `ValueError`: the command checks its values earlier.
 """
 from __future__ import annotations
 

@@ -3,9 +3,12 @@ commands that run without loading TensorFlow."""
 import dataclasses
 import importlib.metadata
 import json
+import subprocess
+import sys
+import textwrap
 
 import pytest
-from support import fresh_python
+from support import REPOSITORY, fresh_python
 
 import tfnas
 from tfnas import cli
@@ -86,6 +89,39 @@ def test_user_errors_exit_2_on_one_line_and_bugs_keep_their_traceback(monkeypatc
     monkeypatch.setattr(cli, "cmd_show", fail(RuntimeError))
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["show", "darts_v2"])
+
+
+@pytest.mark.parametrize("bug", [ValueError, OSError])
+def test_a_value_or_os_error_inside_a_command_is_a_bug_that_propagates(monkeypatch, capsys, bug):
+    """Only a `TfnasError` is the user's: a `ValueError` or `OSError` that no user input caused (here raised by
+    a function the command calls, as a bug inside TensorFlow would be) leaves `main` with its traceback."""
+    import tfnas.genotypes
+
+    def broken(name):
+        raise bug("boom")
+
+    monkeypatch.setattr(tfnas.genotypes, "resolve_genotype", broken)
+    with pytest.raises(bug, match="^boom$"):
+        cli.main(["show", "darts_v2"])
+    assert "tfnas: error" not in capsys.readouterr().err
+
+
+def test_the_command_prints_a_bugs_traceback_and_exits_1():
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+
+        import tfnas.genotypes
+        from tfnas.cli import main
+
+        def broken(name):
+            raise ValueError("boom")
+
+        tfnas.genotypes.resolve_genotype = broken
+        sys.exit(main(["show", "darts_v2"]))
+    """)], cwd=REPOSITORY, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Traceback (most recent call last):\n"), done.stderr
+    assert done.stderr.rstrip().endswith("ValueError: boom") and "tfnas: error" not in done.stderr
 
 
 def test_show_describes_dag_and_tree_genotypes(capsys):

@@ -27,14 +27,19 @@ from tfnas.presets import search_config, train_config  # noqa: E402
 from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
                             nested_class, type_hints)
 
-#: Errors that are the user's to fix: printed on one line, exit status 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError, ValueError, OSError)
+#: Errors that are the user's to fix: printed on one line, exit status 2. A `ValueError` or `OSError` is not one:
+#: a user-caused one is a `TfnasError` where it is raised (`tfnas.errors`), and any other is a bug.
+USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError,)
 #: Nested settings whose fields are flags without a prefix.
 UNPREFIXED_SECTIONS = ("model",)
 #: Settings a nested section takes from its parent (a search's children read the search's corpus).
 PARENT_SETTINGS = ("dataset", "data_dir", "download")
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
 COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
+
+
+class UsageError(TfnasError, ValueError):
+    """A flag's value that the command cannot use; the message names the flag."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +78,14 @@ def flag_type(kind: Any, check: Bound | None = None) -> Callable[[str], Any]:
 
     parse_value.__name__ = parse.__name__
     return parse_value
+
+
+def model_name(text: str) -> str:
+    """The argparse ``type`` of ``tfnas serve --name``: the model's name in the URLs, non-empty and without ``/``
+    or ``:`` (what `tfnas.serving.ServingApp` accepts), refused before the export is loaded."""
+    if not text or "/" in text or ":" in text:
+        raise argparse.ArgumentTypeError(f"must be a non-empty name without '/' or ':'; received: {text!r}")
+    return text
 
 
 def setting_flags(config_class: type, prefix: str = "", path: str = "", defaults: Any = None
@@ -125,7 +138,7 @@ def _set_dotted(overrides: dict[str, Any], path: str, value: Any) -> None:
     for part in parents:
         target = target.setdefault(part, {})
         if not isinstance(target, dict):
-            raise ValueError(f"{path}: {part} is set to a value, not to settings with keys")
+            raise UsageError(f"{path}: {part} is set to a value, not to settings with keys")
     target[leaf] = value
 
 
@@ -159,15 +172,15 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return search_config(spec.name, spec.config_class, args.config, overrides)
 
 
-def check_out(out: Path) -> None:
-    """Refuses, on one line and before anything is written, an ``--out`` that is (or lies under) a file or that
-    lies in a folder this user may not write in."""
+def check_out(out: Path, flag: str = "--out") -> None:
+    """Refuses, on one line and before anything is written, an output folder (``--out``, or ``flag``) that is (or
+    lies under) a file or that lies in a folder this user may not write in."""
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():
-        raise TfnasError(f"--out {out} is a file, not a folder" if existing == out else
-                         f"--out {out}: {existing} is a file, not a folder")
+        raise UsageError(f"{flag} {out} is a file, not a folder" if existing == out else
+                         f"{flag} {out}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise TfnasError(f"--out {out}: cannot write in {existing} (permission denied)")
+        raise UsageError(f"{flag} {out}: cannot write in {existing} (permission denied)")
 
 
 def _callbacks(out: Path, quiet: bool = False) -> list:
@@ -227,7 +240,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     g = resolve_genotype(args.genotype)
     if args.draw and not isinstance(g, Genotype):
-        raise ValueError("--draw draws DAG genotypes; this is a tree genotype")
+        raise UsageError("--draw draws DAG genotypes; this is a tree genotype")
     print(f"genotype: {args.genotype}")
     for line in g.describe():
         print(f"  {line}")
@@ -246,7 +259,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from tfnas.export.onnx_graph import MIN_OPSET
 
     if args.opset < MIN_OPSET:  # now, not after the other formats took minutes
-        raise ValueError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
+        raise UsageError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
+    check_out(Path(args.out))
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
                        check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet)
     for fmt, path in paths.items():
@@ -304,11 +318,11 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
         try:
             value = parse_yaml(text)
         except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as err:
-            raise ValueError(f"--set {item!r}: the value is not YAML ({err})".replace("\n", " ")) from None
+            raise UsageError(f"--set {item!r}: the value is not YAML ({err})".replace("\n", " ")) from None
         _set_dotted(out, key, value)
     return out
 
@@ -320,6 +334,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     overrides = {**_settings_from_sets(args.set), **_data_overrides(args)}
     config = load_compare_config(args.config, overrides)
     out = Path(args.out)
+    check_out(out)
+    if args.ship_cells:
+        check_out(args.ship_cells, "--ship-cells")
     executor = make_executor(args.executor, args.ray_address)
     try:
         report = run_comparison(
@@ -441,7 +458,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
     serve.add_argument("--port", type=flag_type(int, Bound(0, 65535)), default=8501,
                        help="port (default 8501, as TensorFlow Serving's REST)")
-    serve.add_argument("--name", default="tfnas", help="model name in the URLs (default tfnas)")
+    serve.add_argument("--name", type=model_name, default="tfnas", help="model name in the URLs (default tfnas)")
     serve.add_argument("--max-batch", type=flag_type(int, AT_LEAST_ONE), default=64,
                        help="rows per request (default 64)")
     serve.add_argument("--max-tokens", type=flag_type(int, AT_LEAST_ONE), default=4096,

@@ -72,6 +72,20 @@ def test_download_without_network_gives_a_clear_error(tmp_path, monkeypatch) -> 
     assert not (tmp_path / "ptb").exists()  # nothing left behind
 
 
+def test_the_download_command_exits_1_on_a_user_error(tmp_path, monkeypatch, capsys) -> None:
+    """Its errors are `TfnasError`s: an unknown name, every source failing, a folder it cannot create."""
+    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x", encoding="utf-8")
+    for argv, start in ((["nope", "--data-dir", str(tmp_path)], "error: unknown corpus name='nope'"),
+                        (["ptb", "--data-dir", str(tmp_path)], "error: could not download the ptb corpus; tried:"),
+                        (["ptb", "--data-dir", str(blocker)], f"error: cannot create the corpus folder "
+                                                             f"{str(blocker / 'ptb')!r}: ")):
+        with pytest.raises(SystemExit) as info:
+            download_main(argv)
+        assert info.value.code == 1 and capsys.readouterr().err.startswith(start)
+
+
 def test_download_ptb_from_file_mirrors_verifies_and_places_files(shared_data_dir, tmp_path, monkeypatch) -> None:
     mirrors = {
         split: ((shared_data_dir / "ptb" / f"{split}.txt").as_uri(),) for split in ("train", "valid", "test")

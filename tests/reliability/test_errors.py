@@ -68,8 +68,12 @@ def test_out_naming_a_file_is_refused_on_one_line(tmp_path, capsys):
     out = tmp_path / "afile"
     out.write_text("x", encoding="utf-8")
     assert one_line_error(train_argv(out), capsys) == f"--out {out} is a file, not a folder"
-    argv = ["search", "--strategy", "random", "--out", str(out)]
-    assert one_line_error(argv, capsys) == f"--out {out} is a file, not a folder"
+    for argv in (["search", "--strategy", "random", "--out", str(out)],
+                 ["export", str(tmp_path / "run"), "--out", str(out)],
+                 ["compare", "--config", "cpu_ptb", "--out", str(out)]):
+        assert one_line_error(argv, capsys) == f"--out {out} is a file, not a folder"
+    argv = ["compare", "--config", "cpu_ptb", "--out", str(tmp_path / "c"), "--ship-cells", str(out / "cells")]
+    assert one_line_error(argv, capsys) == f"--ship-cells {out / 'cells'}: {out} is a file, not a folder"
 
 
 def test_out_in_a_read_only_folder_is_refused_on_one_line(tmp_path, capsys, monkeypatch):
@@ -157,6 +161,99 @@ def test_scoring_arguments_are_checked_first(kwargs, message):
     with pytest.raises(ValueError) as info:
         score_ids(fake_model(), np.arange(20) % 3, **kwargs)
     assert str(info.value) == message
+
+
+# ----------------------------------------------------------------- issue 24 item 4: user errors are TfnasError
+def test_a_missing_genotype_file_or_unknown_cell_is_refused_on_one_line(tmp_path, capsys):
+    missing = tmp_path / "nowhere.json"
+    assert one_line_error(["show", str(missing)], capsys) == f"genotype file not found: {missing}"
+    assert one_line_error(["show", "no_such_cell"], capsys).startswith(
+        "genotype 'no_such_cell' is neither a file nor a known cell; known cells: ['darts_v1', ")
+
+
+def test_a_drawing_of_an_unknown_format_is_refused_on_one_line(tmp_path, capsys):
+    drawing = tmp_path / "cell.xyz"
+    assert one_line_error(["show", "darts_v2", "--draw", str(drawing)], capsys) == \
+        f"cannot draw {drawing}: graphviz writes no 'xyz' format; use .png, .svg or .pdf"
+    assert not drawing.exists()
+
+
+def test_an_unreadable_corpus_file_is_refused_on_one_line_naming_it(tmp_path, capsys, tiny_corpus, monkeypatch):
+    train = tiny_corpus / "train.txt"
+    read_text = Path.read_text
+
+    def denied(path, *args, **kwargs):
+        if path == train:
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    argv = ["train", "--genotype", "darts_v2", "--out", str(tmp_path / "run"), "--dataset", str(tiny_corpus)]
+    assert one_line_error(argv, capsys) == f"cannot read corpus file {str(train)!r}: Permission denied"
+
+
+def test_a_word_missing_from_train_without_unk_is_refused_on_one_line(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split, text in (("train", "a b c\n"), ("valid", "a b\nc zebra\n"), ("test", "c b a\n")):
+        (corpus / f"{split}.txt").write_text(text, encoding="utf-8")
+    argv = ["train", "--genotype", "darts_v2", "--out", str(tmp_path / "run"), "--dataset", str(corpus)]
+    assert one_line_error(argv, capsys) == (
+        "word 'zebra' is not in the vocabulary (4 words) and the vocabulary has no '<unk>' token to map it to "
+        f"(file {str(corpus / 'valid.txt')!r}, line 2)")
+
+
+def test_a_run_record_of_another_version_stops_tfnas_train_on_one_line(tmp_path, capsys, tiny_corpus):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text('{"format": "tfnas-run", "version": 1}', encoding="utf-8")
+    argv = ["train", "--genotype", "darts_v2", "--out", str(out), "--dataset", str(tiny_corpus)]
+    assert one_line_error(argv, capsys) == \
+        f"{out / 'config.json'} is a version 1 run record; this tfnas reads version 2: use a new --out folder"
+
+
+@pytest.mark.parametrize("tf_config, message", [
+    (None, "distribute=multi_worker needs the TF_CONFIG environment variable (the cluster and this worker's task, "
+           "https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)"),
+    ('{"cluster": ', "the TF_CONFIG environment variable is not valid JSON: Expecting value: line 1 column 13 "
+                     "(char 12)"),
+])
+def test_multi_worker_without_a_readable_tf_config_is_refused_on_one_line(tmp_path, capsys, monkeypatch, tf_config,
+                                                                          message):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    out = tmp_path / "run"
+    assert one_line_error(train_argv(out, "--distribute", "multi_worker"), capsys) == message
+    assert not out.exists()
+
+
+def test_a_missing_export_is_refused_on_one_line(tmp_path, capsys):
+    missing = tmp_path / "export"
+    for argv in (["score", "--model", str(missing), "--text", "t.txt"], ["generate", "--model", str(missing)],
+                 ["serve", "--model", str(missing)]):
+        assert one_line_error(argv, capsys) == f"export {str(missing)!r} does not exist"
+
+
+def test_a_text_too_short_to_score_and_an_empty_prompt_are_refused_on_one_line(tmp_path, capsys, monkeypatch):
+    import tfnas.export
+
+    monkeypatch.setattr(tfnas.export, "load_export", lambda path: fake_model(eos_id=0))
+    text = tmp_path / "one.txt"
+    text.write_text("\n", encoding="utf-8")
+    assert one_line_error(["score", "--model", "m", "--text", str(text)], capsys) == \
+        f"{text} holds 1 token(s); scoring needs at least 2"
+    assert one_line_error(["generate", "--model", "m", "--no-start"], capsys) == \
+        "the prompt is empty: give words to continue, or start from <eos> (without --no-start)"
+
+
+def test_a_model_name_with_a_slash_is_refused_before_the_export_is_loaded(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["serve", "--model", "nowhere", "--name", "a/b"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        "tfnas serve: error: argument --name: must be a non-empty name without '/' or ':'; received: 'a/b'"
 
 
 # ----------------------------------------------------------------- item 12: RuntimeError is a bug

@@ -114,7 +114,7 @@ def test_restore_newest_skips_damaged_checkpoints_and_sets_them_aside(tmp_path, 
     assert [line.split(":")[0] for line in restored.skipped] == ["skipped the unreadable checkpoint step-6",
                                                                  "skipped the unreadable checkpoint step-4"]
     assert "step-6/variables.npz is truncated or corrupted (" in restored.skipped[0]
-    assert "step-4/state.json is truncated or corrupted (ValueError: " in restored.skipped[1]
+    assert "step-4/state.json is truncated or corrupted (JsonFileError: " in restored.skipped[1]
     assert not any("pickle" in line for line in restored.skipped)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt-step-4", "corrupt-step-6", "latest", "step-2"]
     # The next checkpoints are pruned among themselves, never in favour of the damaged ones.

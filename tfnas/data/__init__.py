@@ -31,6 +31,7 @@ from tfnas.data.checksums import (
     FileChecksum,
 )
 from tfnas.data.corpus import Corpus, clear_corpus_cache, load_corpus
+from tfnas.data.errors import CorpusError
 from tfnas.data.locate import (
     ENV_VAR,
     CorpusFiles,
@@ -52,6 +53,7 @@ __all__ = [
     "ChecksumMismatchError",
     "Corpus",
     "CorpusDownloadError",
+    "CorpusError",
     "CorpusFiles",
     "CorpusNotFoundError",
     "ENV_VAR",

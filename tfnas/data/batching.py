@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from tfnas.data.errors import CorpusError
+
 if TYPE_CHECKING:
     from tfnas.data.corpus import Corpus
 
@@ -39,8 +41,9 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
         A new C-contiguous array with the dtype of ``ids``.
 
     Raises:
-        ValueError: ``ids`` is not 1-D, ``batch_size`` is not a positive
-            integer, or there are fewer tokens than ``batch_size``.
+        ValueError: ``ids`` is not 1-D, or ``batch_size`` is not a positive
+            integer.
+        CorpusError: there are fewer tokens than ``batch_size``.
     """
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
         raise ValueError(f"batch_size must be a positive integer, got batch_size={batch_size!r}")
@@ -51,8 +54,8 @@ def batchify(ids: np.ndarray, batch_size: int, source: str | None = None) -> np.
         raise ValueError(f"ids must be a 1-D array, got shape {ids.shape}")
     steps = ids.shape[0] // batch_size
     if steps == 0:
-        raise ValueError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
-                         "add text or lower the batch size")
+        raise CorpusError(f"{source or 'the data'} holds {ids.shape[0]} tokens, fewer than batch_size={batch_size}: "
+                          "add text or lower the batch size")
     return np.array(ids[: steps * batch_size].reshape(batch_size, steps), copy=True, order="C")
 
 
@@ -137,8 +140,8 @@ class BPTTIterator:
         data = np.asarray(data)
         if data.ndim != 2:
             raise ValueError(f"data must be a [batch, time] array, got shape {data.shape}")
-        if data.shape[1] < 2:
-            raise ValueError(
+        if data.shape[1] < 2:  # a split of fewer than 2 x batch_size tokens: the user's data, not a bug
+            raise CorpusError(
                 f"data must have at least 2 time steps (inputs and targets), got shape {data.shape}"
             )
         for arg, value in (("bptt", bptt), ("min_seq_len", min_seq_len)):

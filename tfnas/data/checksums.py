@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from tfnas.errors import PathNotFoundError, TfnasError
+
 __all__ = [
     "FileChecksum",
     "ArchiveSource",
@@ -161,7 +163,7 @@ SOURCES: dict[str, CorpusSource] = {
 }
 
 
-class ChecksumMismatchError(ValueError):
+class ChecksumMismatchError(TfnasError, ValueError):
     """A corpus file does not have the expected size, checksum or token count."""
 
 
@@ -198,12 +200,12 @@ def verify_file(path: str | os.PathLike[str], expected: FileChecksum, label: str
         A short description of what was verified, e.g. ``"sha256 ok"``.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        PathNotFoundError: ``path`` does not exist.
         ChecksumMismatchError: the file differs from ``expected``.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"file to verify {str(path)!r} does not exist")
+        raise PathNotFoundError(f"file to verify {str(path)!r} does not exist")
     name = repr(str(path)) if label is None else label
     size = path.stat().st_size
     if size != expected.size:

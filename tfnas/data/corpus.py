@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tfnas.data.errors import CorpusError
 from tfnas.data.locate import CORPUS_NAMES, CorpusFiles, canonical_corpus_name, find_corpus_files
 from tfnas.data.tokens import EOS, SPLITS, read_tokens
 from tfnas.data.vocab import Vocabulary
+from tfnas.errors import PathNotFoundError
 
 __all__ = ["Corpus", "load_corpus", "clear_corpus_cache"]
 
@@ -84,7 +86,7 @@ def _check_words(path: Path, split: str, has_words: bool) -> None:
     """Refuses a split file without a word (empty, or blank lines only), naming it: the error would otherwise
     surface later as an unknown word of another split or a batch larger than the split."""
     if not has_words:
-        raise ValueError(f"corpus file {str(path)!r} holds no words: the {split} split needs text")
+        raise CorpusError(f"corpus file {str(path)!r} holds no words: the {split} split needs text")
 
 
 def clear_corpus_cache() -> None:
@@ -105,23 +107,23 @@ def _resolve_files(
         files = find_corpus_files(path)
         if files is None:
             missing = [s for s in SPLITS if not (path / f"{s}.txt").is_file()]
-            raise FileNotFoundError(
+            raise PathNotFoundError(
                 f"corpus folder {str(path)!r} lacks {', '.join(f'{s}.txt' for s in missing)}; "
                 "it must hold train.txt, valid.txt and test.txt "
                 "(or the official ptb.*.txt / wiki.*.tokens files)"
             )
         return path.resolve().name, files
     if path.exists():
-        raise ValueError(
+        raise CorpusError(
             f"name_or_path={str(name_or_path)!r} is a file; pass the folder holding "
             "train.txt, valid.txt and test.txt"
         )
     if isinstance(name_or_path, str) and os.sep not in name_or_path and "/" not in name_or_path:
-        raise ValueError(
+        raise CorpusError(
             f"unknown corpus name_or_path={name_or_path!r}: not one of {sorted(CORPUS_NAMES)} "
             "and no such folder"
         )
-    raise FileNotFoundError(f"corpus folder name_or_path={str(name_or_path)!r} does not exist")
+    raise PathNotFoundError(f"corpus folder name_or_path={str(name_or_path)!r} does not exist")
 
 
 def load_corpus(
@@ -148,8 +150,9 @@ def load_corpus(
     Raises:
         CorpusNotFoundError: a named corpus was not found, and downloading it
             was off or failed (one line).
-        FileNotFoundError: the folder does not exist or lacks a split.
-        ValueError: unknown name, or a split file without a word (named).
+        PathNotFoundError: the folder does not exist or lacks a split.
+        CorpusError: unknown name, a file instead of a folder, or a split file without a word or not UTF-8
+            (named).
         OutOfVocabularyError: valid/test hold a word missing from train and
             the vocabulary has no ``<unk>``.
     """

@@ -82,7 +82,9 @@ from tfnas.data.locate import (
     locate_corpus,
 )
 from tfnas.data.tokens import SPLITS
+from tfnas.errors import TfnasError, access_error
 from tfnas.progress import Progress, ProgressTarget
+from tfnas.settings import SettingsError
 
 __all__ = [
     "BASE_URL_VAR",
@@ -123,7 +125,7 @@ WORK_LOCK = ".lock"
 STALE_AFTER = 10.0
 
 
-class CorpusDownloadError(OSError):
+class CorpusDownloadError(TfnasError, OSError):
     """No source of a corpus could be downloaded and verified.
 
     Attributes:
@@ -199,7 +201,7 @@ class _Limits:
         for name, ok, bound in (("timeout", self.timeout > 0, "> 0"), ("min_rate", self.min_rate >= 0, ">= 0"),
                                 ("rate_window", self.rate_window > 0, "> 0")):
             if not (ok and math.isfinite(getattr(self, name))):
-                raise ValueError(f"{name} must be a finite number {bound}; received: {getattr(self, name)!r}")
+                raise SettingsError(f"{name} must be a finite number {bound}; received: {getattr(self, name)!r}")
 
 
 class _RateCheck:
@@ -378,7 +380,9 @@ def download_corpus(
         The paths of the three files.
 
     Raises:
-        ValueError: unknown ``name``, or a limit out of its range.
+        CorpusError: unknown ``name``.
+        SettingsError: a limit out of its range.
+        PathAccessError: the corpus folder cannot be created.
         CorpusDownloadError: every source failed (e.g. no internet); the
             message lists each URL with its error and how to install the files
             by hand.
@@ -395,7 +399,10 @@ def download_corpus(
         except (ChecksumMismatchError, FileNotFoundError):
             pass  # replace the bad copy below
     created = not target.exists()
-    target.mkdir(parents=True, exist_ok=True)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise access_error("create the corpus folder", target, err) from err
     try:
         _download_into(name, target, limits, progress)
     except BaseException:
@@ -544,7 +551,7 @@ def locate_or_download(
             ``$TFNAS_NO_DOWNLOAD`` is set).
 
     Raises:
-        ValueError: unknown ``name``.
+        CorpusError: unknown ``name``.
         CorpusNotFoundError: not found, and downloading is off or failed; one
             line naming the folders searched and the URLs tried (or how to
             turn downloading on).
@@ -600,7 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         files = download_corpus(args.name, args.data_dir, force=args.force, timeout=args.timeout,
                                 min_rate=args.min_rate, progress=True)
-    except (ValueError, CorpusDownloadError) as err:
+    except TfnasError as err:
         parser.exit(1, f"error: {err}\n")
     print(f"{canonical_corpus_name(args.name)}: {files.directory}")
     return 0

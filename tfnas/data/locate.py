@@ -34,7 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfnas.data.checksums import CHECKSUMS
+from tfnas.data.errors import CorpusError
 from tfnas.data.tokens import SPLITS
+from tfnas.errors import TfnasError
 
 __all__ = [
     "ENV_VAR",
@@ -90,7 +92,7 @@ class CorpusFiles:
         return {split: getattr(self, split) for split in SPLITS}
 
 
-class CorpusNotFoundError(FileNotFoundError):
+class CorpusNotFoundError(TfnasError, FileNotFoundError):
     """A named corpus was not found in any data directory.
 
     Attributes:
@@ -114,11 +116,11 @@ def canonical_corpus_name(name: str) -> str:
     """Canonical name (``ptb`` or ``wikitext2``) of a corpus name or alias.
 
     Raises:
-        ValueError: ``name`` is not a known corpus name.
+        CorpusError: ``name`` is not a known corpus name.
     """
     key = str(name).strip().lower()
     if key not in CORPUS_NAMES:
-        raise ValueError(
+        raise CorpusError(
             f"unknown corpus name={name!r}; expected one of {sorted(CORPUS_NAMES)} "
             "or a path to a folder with train.txt, valid.txt and test.txt"
         )
@@ -224,7 +226,7 @@ def locate_corpus(name: str, data_dir: str | os.PathLike[str] | None = None) -> 
     manual dir; the first data dir holding a complete copy wins.
 
     Raises:
-        ValueError: ``name`` is not a known corpus name.
+        CorpusError: ``name`` is not a known corpus name.
         CorpusNotFoundError: no complete copy was found; the message lists
             every folder searched and where to put which files.
     """

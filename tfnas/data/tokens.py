@@ -16,6 +16,9 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from tfnas.data.errors import CorpusError
+from tfnas.errors import PathNotFoundError, access_error
+
 __all__ = ["EOS", "UNK", "SPLITS", "tokenize_text", "read_tokens", "iter_line_tokens"]
 
 #: End-of-sentence token appended to every line.
@@ -51,13 +54,15 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"corpus file {str(path)!r} does not exist") from None
+        raise PathNotFoundError(f"corpus file {str(path)!r} does not exist") from None
     except IsADirectoryError:
-        raise FileNotFoundError(
+        raise PathNotFoundError(
             f"corpus file {str(path)!r} is a directory, expected a text file"
         ) from None
+    except OSError as err:
+        raise access_error("read corpus file", path, err) from err
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise CorpusError(
             f"corpus file {str(path)!r} is not valid UTF-8 (byte {err.start}): {err.reason}"
         ) from None
 
@@ -66,8 +71,9 @@ def read_tokens(path: str | os.PathLike[str]) -> list[str]:
     """Read a UTF-8 corpus file and return its tokens (see :func:`tokenize_text`).
 
     Raises:
-        FileNotFoundError: when ``path`` does not exist (the message names it).
-        ValueError: when the file is not valid UTF-8.
+        PathNotFoundError: when ``path`` does not exist or is a folder (the message names it).
+        PathAccessError: when ``path`` cannot be read.
+        CorpusError: when the file is not valid UTF-8.
     """
     return tokenize_text(_read_text(Path(path)))
 
@@ -82,7 +88,7 @@ def iter_line_tokens(path: str | os.PathLike[str]) -> Iterator[tuple[int, list[s
     try:
         handle = open(path, encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"corpus file {str(path)!r} does not exist") from None
+        raise PathNotFoundError(f"corpus file {str(path)!r} does not exist") from None
     with handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.split() + [EOS]

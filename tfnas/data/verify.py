@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 
 from tfnas.data.checksums import CHECKSUMS, ChecksumMismatchError, verify_file
+from tfnas.data.errors import CorpusError
 from tfnas.data.locate import canonical_corpus_name, find_corpus_files, find_in_data_dir
+from tfnas.errors import PathNotFoundError
 
 __all__ = ["verify_corpus"]
 
@@ -30,13 +32,13 @@ def verify_corpus(directory: str | os.PathLike[str], name: str | None = None) ->
         split -> description of what was verified.
 
     Raises:
-        FileNotFoundError: the folder lacks one of the splits.
-        ValueError: ``name`` is unknown, or cannot be inferred.
+        PathNotFoundError: the folder does not exist or lacks one of the splits.
+        CorpusError: ``name`` is unknown, or cannot be inferred.
         ChecksumMismatchError: at least one file differs (all are listed).
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"corpus directory {str(directory)!r} does not exist")
+        raise PathNotFoundError(f"corpus directory {str(directory)!r} does not exist")
     if name is not None:
         names = [canonical_corpus_name(name)]
     else:
@@ -47,7 +49,7 @@ def verify_corpus(directory: str | os.PathLike[str], name: str | None = None) ->
         if files is not None:
             candidates.append((candidate, files))
     if not candidates:
-        raise FileNotFoundError(
+        raise PathNotFoundError(
             f"no complete corpus (train, valid and test files) found in {str(directory)!r}"
         )
     if name is None:
@@ -55,7 +57,7 @@ def verify_corpus(directory: str | os.PathLike[str], name: str | None = None) ->
             (c, f) for c, f in candidates if f.train.stat().st_size == CHECKSUMS[c]["train"].size
         ]
         if len(matching) != 1:
-            raise ValueError(
+            raise CorpusError(
                 f"cannot infer which corpus {str(directory)!r} holds from its training file "
                 f"size; pass name= one of {sorted(CHECKSUMS)}"
             )

@@ -9,12 +9,14 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from tfnas.data.errors import CorpusError
 from tfnas.data.tokens import EOS, UNK, iter_line_tokens, read_tokens
+from tfnas.errors import PathNotFoundError, TfnasError, access_error
 
 __all__ = ["EOS", "UNK", "OutOfVocabularyError", "Vocabulary"]
 
 
-class OutOfVocabularyError(ValueError):
+class OutOfVocabularyError(TfnasError, ValueError):
     """A word is not in the vocabulary and cannot be mapped to ``<unk>``.
 
     Attributes:
@@ -254,28 +256,31 @@ class Vocabulary:
         """Read a vocabulary written by :meth:`save` (line ``i`` is id ``i - 1``).
 
         Raises:
-            FileNotFoundError: ``path`` does not exist.
-            ValueError: a line is empty or holds whitespace, or a word repeats.
+            PathNotFoundError: ``path`` does not exist.
+            PathAccessError: ``path`` cannot be read.
+            CorpusError: not UTF-8, a line is empty or holds whitespace, or a word repeats.
         """
         path = Path(path)
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise FileNotFoundError(f"vocabulary file {str(path)!r} does not exist") from None
+            raise PathNotFoundError(f"vocabulary file {str(path)!r} does not exist") from None
+        except OSError as err:
+            raise access_error("read vocabulary file", path, err) from err
         except UnicodeDecodeError as err:
-            raise ValueError(f"vocabulary file {str(path)!r} is not valid UTF-8: {err}") from None
+            raise CorpusError(f"vocabulary file {str(path)!r} is not valid UTF-8: {err}") from None
         lines = text.split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         seen: dict[str, int] = {}
         for number, word in enumerate(lines, start=1):
             if not word or word.split() != [word]:
-                raise ValueError(
+                raise CorpusError(
                     f"vocabulary file {str(path)!r}, line {number}: expected exactly one "
                     f"word without whitespace, got {word!r}"
                 )
             if word in seen:
-                raise ValueError(
+                raise CorpusError(
                     f"vocabulary file {str(path)!r}: word {word!r} appears on lines "
                     f"{seen[word]} and {number}"
                 )

@@ -19,11 +19,12 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from tfnas.errors import PathNotFoundError
 from tfnas.genotypes.files import AnyGenotype
 from tfnas.metrics import perplexity
 from tfnas.runs.atomic import read_json
 from tfnas.runs.checkpoint import assign_arrays
-from tfnas.runs.folder import MODEL_FILE, read_record, read_weights
+from tfnas.runs.folder import MODEL_FILE, RunFolderError, read_record, read_weights
 
 
 @runtime_checkable
@@ -205,13 +206,13 @@ class WeightSharingEvaluator:
         search_dir = Path(search_dir)
         record = read_record(search_dir)
         if record is None or record.kind != "search" or not (search_dir / MODEL_FILE).exists():
-            raise FileNotFoundError(f"{search_dir} holds no search with its model ({MODEL_FILE}): pass the --out "
+            raise PathNotFoundError(f"{search_dir} holds no search with its model ({MODEL_FILE}): pass the --out "
                                     "folder of an ENAS search (tfnas search --strategy enas)")
         try:
             model = shared_weights_model(read_json(search_dir / MODEL_FILE))
         except TypeError as err:
-            raise ValueError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedCell: {err}); "
-                             "pass the --out folder of an ENAS search") from None
+            raise RunFolderError(f"{search_dir / MODEL_FILE} does not describe shared weights (a SharedCell: {err}); "
+                                 "pass the --out folder of an ENAS search") from None
         model.build_weights()
         saved = read_weights(search_dir, "latest")
         assign_arrays(model.variables, saved.arrays, saved.path)

@@ -43,3 +43,8 @@ class ParityError(ExportError):
 
 class VocabularyMismatchError(ExportError, ValueError):
     """The vocabulary of an export differs from the one it was checked against."""
+
+
+class InputTextError(TfnasError, ValueError):
+    """A text to score or a prompt that a model cannot take (too few tokens, empty); the message says what to
+    give instead."""

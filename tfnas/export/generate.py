@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from tfnas.data import EOS, UNK, OutOfVocabularyError
+from tfnas.export.errors import InputTextError
 from tfnas.export.exported import ExportedModel
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, check_argument
 
@@ -145,7 +146,7 @@ def prompt_ids(model: ExportedModel, prompt: str, start_of_text: bool = True) ->
     """
     words = prompt.split()
     if not words and not start_of_text:
-        raise ValueError("the prompt is empty: give words to continue, or start from <eos> (without --no-start)")
+        raise InputTextError("the prompt is empty: give words to continue, or start from <eos> (without --no-start)")
     ids = model.encode(words).tolist()
     for word, i in zip(words, ids):
         if i < 0:
@@ -154,7 +155,7 @@ def prompt_ids(model: ExportedModel, prompt: str, start_of_text: bool = True) ->
     if start_of_text and eos is not None:
         ids = [eos] + ids
     if not ids:
-        raise ValueError("the prompt is empty and the vocabulary has no <eos> to start from")
+        raise InputTextError("the prompt is empty and the vocabulary has no <eos> to start from")
     return ids
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 
+from tfnas.errors import PathNotFoundError
 from tfnas.export.layout import KERAS_FILE, metadata_path, prepare_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
 
@@ -37,5 +38,5 @@ def load_keras_model(path: str | Path) -> keras.Model:
     if path.is_dir():
         path = path / KERAS_FILE
     if not path.exists():
-        raise FileNotFoundError(f"Keras model {str(path)!r} does not exist")
+        raise PathNotFoundError(f"Keras model {str(path)!r} does not exist")
     return keras.saving.load_model(path)

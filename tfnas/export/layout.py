@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from tfnas.errors import PathNotFoundError
 from tfnas.export.errors import ExportError, UnknownFormatError
 from tfnas.export.metadata import METADATA_FILE
 
@@ -63,13 +64,13 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     """``(format, folder)`` of an export given its folder, its model file or the ``--out`` folder.
 
     Raises:
-        FileNotFoundError: ``path`` does not exist.
+        PathNotFoundError: ``path`` does not exist.
         UnknownFormatError: ``path`` is no tfnas export, or an ``--out``
             folder holding several (the message lists them).
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"export {str(path)!r} does not exist")
+        raise PathNotFoundError(f"export {str(path)!r} does not exist")
     if path.is_file():
         by_suffix = {".onnx": "onnx", ".keras": "keras", ".pb": "savedmodel"}
         fmt = by_suffix.get(path.suffix)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnas.data import Vocabulary
+from tfnas.errors import access_error
 from tfnas.export.errors import ExportError, VocabularyMismatchError
 
 #: File name of the metadata (next to ``model.onnx`` / ``model.keras``; in ``assets.extra/`` of a SavedModel).
@@ -93,7 +94,7 @@ class ExportMetadata:
     def from_json(cls, text: str, where: str = "metadata") -> "ExportMetadata":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as err:
+        except (json.JSONDecodeError, RecursionError) as err:
             raise ExportError(f"{where} is not valid JSON: {err}") from None
         if not isinstance(data, dict) or data.get("version") != METADATA_VERSION:
             found = data.get("version") if isinstance(data, dict) else type(data).__name__
@@ -112,7 +113,13 @@ class ExportMetadata:
         path = Path(path)
         if not path.exists():
             raise ExportError(f"{path} is missing: the export is incomplete (export the run again)")
-        return cls.from_json(path.read_text(encoding="utf-8"), where=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise access_error("read export metadata", path, err) from err
+        except UnicodeDecodeError as err:
+            raise ExportError(f"{path} is not valid JSON: {err}") from None
+        return cls.from_json(text, where=str(path))
 
     def check_vocabulary(self, vocab: Vocabulary, where: str) -> None:
         """Raises `VocabularyMismatchError` unless ``vocab`` is the one this export was made with."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from tfnas.config import TrainConfig
 from tfnas.data import Vocabulary
+from tfnas.errors import PathNotFoundError
 from tfnas.export.errors import ExportError, MissingCheckpointError
 from tfnas.runs.atomic import read_json
 from tfnas.runs.checkpoint import assign_arrays
@@ -105,7 +106,7 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
             `tfnas.runs.folder.read_weights`.
 
     Raises:
-        FileNotFoundError: the folder or its ``vocab.txt`` does not exist.
+        PathNotFoundError: the folder does not exist.
         MissingCheckpointError: the run has no weights of that kind.
         ExportError: the folder is not a run folder or is inconsistent.
         ValueError: unknown ``weights``.
@@ -114,7 +115,7 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
         raise ValueError(f"Argument `weights` must be one of {list(WEIGHTS)}; received: weights={weights!r}")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run folder {str(run_dir)!r} does not exist")
+        raise PathNotFoundError(f"run folder {str(run_dir)!r} does not exist")
     record = read_record(run_dir)
     if record is None and not (run_dir / MODEL_FILE).exists():
         raise ExportError(f"{run_dir} is not a tfnas run folder (it has no config.json or model.json); "

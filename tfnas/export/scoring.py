@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tfnas.data import EOS, UNK, BPTTIterator, OutOfVocabularyError, Vocabulary, batchify, read_tokens
+from tfnas.export.errors import InputTextError
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import check_same_vocabulary
 from tfnas.metrics import perplexity
@@ -113,5 +114,5 @@ def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = 
         check_same_vocabulary(model.vocab, Vocabulary.load(vocab), f"vocabulary file {vocab}")
     tokens = read_tokens(path)
     if len(tokens) < 2:
-        raise ValueError(f"{path} holds {len(tokens)} token(s); scoring needs at least 2")
+        raise InputTextError(f"{path} holds {len(tokens)} token(s); scoring needs at least 2")
     return score_ids(model, encode_tokens(model, tokens, path), batch_size, bptt, max_batches, progress)

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from tfnas.errors import TfnasError
+
 FORMAT = "tfnas-genotype"
 VERSION = 1
 
@@ -23,7 +25,7 @@ ATTENTIONS: tuple[str, ...] = ("dot", "general", "additive", "multihead")
 MAX_NODES = 128
 
 
-class GenotypeError(ValueError):
+class GenotypeError(TfnasError, ValueError):
     """A genotype is malformed; the message names the field and the value."""
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from tfnas.errors import PathNotFoundError
 from tfnas.genotypes.base import GenotypeError, parse_json
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.tree import TreeGenotype
@@ -46,7 +47,7 @@ def read_genotype_file(path: str | Path, parse: Callable[[Any], Any]) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"genotype file not found: {path}") from None
+        raise PathNotFoundError(f"genotype file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise GenotypeError(f"{path}: cannot read genotype file: {err}") from None
     try:
@@ -75,7 +76,7 @@ def find_genotype_file(name_or_path: str | Path) -> Path:
     known = known_cells_dir() / f"{name_or_path}.json"
     if known.exists():
         return known
-    raise FileNotFoundError(f"genotype {str(name_or_path)!r} is neither a file nor a known cell; "
+    raise PathNotFoundError(f"genotype {str(name_or_path)!r} is neither a file nor a known cell; "
                             f"known cells: {known_cells()}")
 
 

@@ -24,8 +24,15 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+from tfnas.errors import TfnasError
+
 #: The values of the ``distribute`` setting.
 DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
+
+
+class DistributeError(TfnasError, ValueError):
+    """Settings this machine or cluster cannot distribute: ``multi_worker`` without ``TF_CONFIG``, or a batch
+    that the replicas cannot share equally."""
 
 _STRATEGIES: dict[str, tf.distribute.Strategy] = {}
 
@@ -49,8 +56,12 @@ def _mirrored() -> tf.distribute.Strategy:
 
 def _multi_worker() -> tf.distribute.Strategy:
     if not os.environ.get("TF_CONFIG"):
-        raise ValueError("distribute=multi_worker needs the TF_CONFIG environment variable (the cluster and this "
-                         "worker's task, https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)")
+        raise DistributeError("distribute=multi_worker needs the TF_CONFIG environment variable (the cluster and this "
+                              "worker's task, https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)")
+    try:
+        json.loads(os.environ["TF_CONFIG"])
+    except (ValueError, RecursionError) as err:
+        raise DistributeError(f"the TF_CONFIG environment variable is not valid JSON: {err}") from None
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as err:  # "Collective ops must be configured at program startup"
@@ -68,8 +79,8 @@ def check_batch(strategy: tf.distribute.Strategy, batch_size: int) -> None:
     """Refuses a global batch that the replicas cannot share equally."""
     replicas = strategy.num_replicas_in_sync
     if batch_size % replicas:
-        raise ValueError(f"batch_size={batch_size} is not a multiple of the {replicas} replicas of the "
-                         "distribution strategy")
+        raise DistributeError(f"batch_size={batch_size} is not a multiple of the {replicas} replicas of the "
+                              "distribution strategy")
 
 
 def replica_rows(tensor: tf.Tensor) -> tf.Tensor:

@@ -58,7 +58,7 @@ from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import CorruptCheckpointError, assign_arrays, read_arrays, save_variables
-from tfnas.runs.folder import BEST_WEIGHTS, MODEL_FILE, corpus_fingerprint, read_weights
+from tfnas.runs.folder import BEST_WEIGHTS, MODEL_FILE, RunFolderError, corpus_fingerprint, read_weights
 from tfnas.runs.session import RunSession
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
@@ -175,7 +175,7 @@ class Trainer:
             else:
                 geno_path.unlink(missing_ok=True)
         elif (load_genotype(geno_path) if geno_path.exists() else None) != self.genotype:
-            raise ValueError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
+            raise RunFolderError(f"{self.out_dir} holds a run of another cell; use a new --out folder")
 
     def close(self) -> None:
         """Releases the run folder's lock (`fit` does when it ends)."""

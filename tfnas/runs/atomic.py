@@ -17,6 +17,13 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from tfnas.errors import TfnasError
+
+
+class JsonFileError(TfnasError, ValueError):
+    """A file that should hold JSON does not (not UTF-8 text, malformed, nested too deeply); the message names
+    it."""
+
 
 @contextlib.contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
@@ -71,11 +78,11 @@ def append_jsonl(path: str | Path, record: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     """The JSON in ``path``; a file that is not JSON (not UTF-8 text, malformed, nested too deeply for Python's
-    parser) raises a one-line `ValueError` naming it."""
+    parser) raises a one-line `JsonFileError` naming it."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from None
+        raise JsonFileError(f"{path} is not valid JSON: {err}") from None
     except RecursionError:
-        raise ValueError(f"{path} is not valid JSON: nested too deeply") from None
+        raise JsonFileError(f"{path} is not valid JSON: nested too deeply") from None

@@ -41,6 +41,7 @@ from typing import Any, Callable, Collection, Iterable, NamedTuple, Protocol
 import numpy as np
 
 from tfnas import __version__
+from tfnas.errors import TfnasError
 from tfnas.runs.atomic import read_json, write_json
 from tfnas.runs.checkpoint import (CheckpointError, CheckpointManager, CorruptCheckpointError, VARIABLES_FILE,
                                    read_arrays)
@@ -92,6 +93,12 @@ class RunRecord:
         return "a `tfnas train` run" if self.kind == "train" else f"a `{self.strategy}` search"
 
 
+class RunFolderError(TfnasError, ValueError):
+    """A run folder tfnas cannot open: its record is not one this tfnas reads, or the folder holds another run
+    (another kind, strategy, cell, settings or data) than the one asked for; the message names the folder and
+    says what to do."""
+
+
 def resumable_fields(config_class: type) -> set[str]:
     """The fields of a settings dataclass that may change when a run is resumed.
 
@@ -135,7 +142,8 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
     ``wenet_state.json``).
 
     Raises:
-        ValueError: one line naming the file: not JSON, not a JSON object, a record of another version, or a
+        JsonFileError: the file is not JSON (one line naming it).
+        RunFolderError: one line naming the file: not a JSON object, a record of another version, or a
             record whose ``kind``, ``strategy``, ``config`` or ``data`` is missing or of the wrong type.
     """
     run_dir = Path(run_dir)
@@ -145,16 +153,16 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
         if data.get("format") != RECORD_FORMAT:
             return RunRecord("train", None, data)
         if data.get("version") != RECORD_VERSION:
-            raise ValueError(f"{path} is a version {data.get('version')} run record; this tfnas reads version "
-                             f"{RECORD_VERSION}: use a new --out folder")
+            raise RunFolderError(f"{path} is a version {data.get('version')} run record; this tfnas reads version "
+                                 f"{RECORD_VERSION}: use a new --out folder")
         kind, strategy, config, fingerprint = (data.get(key) for key in ("kind", "strategy", "config", "data"))
         well_formed = {"kind": kind in KINDS,
                        "strategy": isinstance(strategy, str) or (strategy is None and kind != "search"),
                        "config": isinstance(config, dict), "data": fingerprint is None or isinstance(fingerprint, dict)}
         damaged = [name for name, ok in well_formed.items() if not ok]
         if damaged:
-            raise ValueError(f"{path} is a damaged run record: {', '.join(damaged)} missing or malformed; "
-                             "use a new --out folder")
+            raise RunFolderError(f"{path} is a damaged run record: {', '.join(damaged)} missing or malformed; "
+                                 "use a new --out folder")
         return RunRecord(kind, strategy, config, data=fingerprint)
     for name, settings_of in _LEGACY_SEARCH_FILES.items():
         if (run_dir / name).exists():
@@ -165,11 +173,12 @@ def read_record(run_dir: str | Path) -> RunRecord | None:
 
 
 def _read_object(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; anything else raises a one-line `ValueError` naming the file."""
+    """The JSON object in ``path``; anything else raises a one-line `JsonFileError` or `RunFolderError` naming
+    the file."""
     data = read_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a run record: it holds {reprlib.repr(data)}, not a JSON object; "
-                         "use a new --out folder")
+        raise RunFolderError(f"{path} is not a run record: it holds {reprlib.repr(data)}, not a JSON object; "
+                             "use a new --out folder")
     return data
 
 
@@ -228,7 +237,7 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
             has one refuses another (a record without one takes it).
 
     Raises:
-        ValueError: the folder holds another kind of run, another
+        RunFolderError: the folder holds another kind of run, another
             strategy's search, other settings (every difference is listed
             as ``key: old -> new``), other data, or checkpoints without
             readable settings (written by an older tfnas).
@@ -239,24 +248,24 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
     new = RunRecord(kind, strategy, _plain(config), data=data)
     old = read_record(run_dir)
     if old is None and (run_dir / CHECKPOINTS).is_dir():
-        raise ValueError(f"{run_dir} was written by an older tfnas without its settings; they cannot be checked: "
-                         "use a new --out folder")
+        raise RunFolderError(f"{run_dir} was written by an older tfnas without its settings; they cannot be checked: "
+                             "use a new --out folder")
     if old is not None:
         if (old.kind, old.strategy) != (kind, strategy):
-            raise ValueError(f"{run_dir} holds {old.describe()}, not {new.describe()}; use a new --out folder")
+            raise RunFolderError(f"{run_dir} holds {old.describe()}, not {new.describe()}; use a new --out folder")
         try:
             saved = _plain(from_dict(type(config), old.config, where=f"{run_dir / old.source}"))
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{run_dir} holds settings this tfnas cannot read ({err}); "
-                             "use a new --out folder") from None
+            raise RunFolderError(f"{run_dir} holds settings this tfnas cannot read ({err}); "
+                                 "use a new --out folder") from None
         changed = setting_differences(saved, new.config, resumable_fields(type(config)))
         if changed:
-            raise ValueError(f"{run_dir} holds {old.describe()} with another configuration ({', '.join(changed)}); "
-                             "use a new --out folder or the same settings to resume")
+            raise RunFolderError(f"{run_dir} holds {old.describe()} with another configuration ({', '.join(changed)}); "
+                                 "use a new --out folder or the same settings to resume")
         other_data = None if old.data is None or data is None else _data_differences(old.data, data)
         if other_data:
-            raise ValueError(f"{run_dir} holds {old.describe()} on other data ({other_data}); use the corpus it "
-                             "was started on (--dataset, --data-dir) or a new --out folder")
+            raise RunFolderError(f"{run_dir} holds {old.describe()} on other data ({other_data}); use the corpus it "
+                                 "was started on (--dataset, --data-dir) or a new --out folder")
     run_dir.mkdir(parents=True, exist_ok=True)
     kept = data if data is not None else (old.data if old is not None else None)
     write_json(run_dir / RECORD_FILE, {"format": RECORD_FORMAT, "version": RECORD_VERSION, "kind": kind,

@@ -16,8 +16,13 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from tfnas.errors import TfnasError
 from tfnas.presets import load_preset, preset_names, search_config
 from tfnas.strategies.base import Strategy
+
+
+class UnknownStrategyError(TfnasError, ValueError):
+    """A strategy name that is not a row of `STRATEGIES`; the message lists the known names."""
 
 
 def load_class(path: str) -> type:
@@ -90,7 +95,7 @@ def get_strategy(name: str) -> StrategySpec:
     try:
         return STRATEGIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; known strategies: {sorted(STRATEGIES)}") from None
+        raise UnknownStrategyError(f"unknown strategy {name!r}; known strategies: {sorted(STRATEGIES)}") from None
 
 
 def strategy_names() -> list[str]:

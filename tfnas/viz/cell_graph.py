@@ -5,12 +5,16 @@ from pathlib import Path
 
 import graphviz
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, access_error
 from tfnas.genotypes.dag import Genotype
 
 
 class DotNotFoundError(TfnasError, RuntimeError):
     """The graphviz ``dot`` program is not installed."""
+
+
+class DrawingFormatError(TfnasError, ValueError):
+    """A drawing's file suffix names no format that graphviz writes."""
 
 
 def cell_graph(genotype: Genotype) -> graphviz.Digraph:
@@ -36,13 +40,23 @@ def cell_graph(genotype: Genotype) -> graphviz.Digraph:
 
 
 def draw_genotype(genotype: Genotype, path: str | Path) -> Path:
-    """Renders the cell to ``path``; the suffix (.png, .svg, .pdf) picks the format."""
+    """Renders the cell to ``path``; the suffix (.png, .svg, .pdf) picks the format.
+
+    Raises:
+        DrawingFormatError: graphviz writes no format of that suffix.
+        DotNotFoundError: the ``dot`` program is not installed.
+        PathAccessError: ``path`` cannot be written.
+    """
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
+    if fmt not in graphviz.FORMATS:
+        raise DrawingFormatError(f"cannot draw {path}: graphviz writes no {fmt!r} format; use .png, .svg or .pdf")
     try:
         out = cell_graph(genotype).render(outfile=str(path), format=fmt, cleanup=True)
     except graphviz.ExecutableNotFound:
         raise DotNotFoundError(
             "drawing needs the graphviz 'dot' program, which is not on PATH; install it "
             "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz)") from None
+    except OSError as err:
+        raise access_error("write the drawing", path, err) from err
     return Path(out)

@@ -96,7 +96,7 @@ from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import regularized_loss
 from tfnas.lm.model import cell_arguments, supernet
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
-from tfnas.runs.folder import CHECKPOINTS, corpus_fingerprint
+from tfnas.runs.folder import CHECKPOINTS, RunFolderError, corpus_fingerprint
 from tfnas.runs.session import RunSession
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
@@ -336,9 +336,9 @@ class WenetSearch(Strategy):
         try:
             state = read_json(path)
         except (OSError, ValueError) as err:
-            raise ValueError(f"cannot read the WeNet search state {path}: {err}") from None
+            raise RunFolderError(f"cannot read the WeNet search state {path}: {err}") from None
         if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-            raise ValueError(f"{path} is not a version {STATE_VERSION} WeNet search state")
+            raise RunFolderError(f"{path} is not a version {STATE_VERSION} WeNet search state")
         return state
 
     def genotype_of(self, index: int) -> Genotype:

@@ -4,6 +4,7 @@ checks of attention heads, a fresh interpreter, tiny search settings of every st
 Importable as ``support`` because pytest puts ``tests/`` (the folder of the
 root conftest.py) on ``sys.path``.
 """
+import json
 import subprocess
 import sys
 import textwrap
@@ -251,6 +252,21 @@ def assert_same_checkpoints(a: Path, b: Path) -> None:
     assert arrays_a.keys() == arrays_b.keys()
     for key in arrays_a:
         np.testing.assert_array_equal(arrays_a[key], arrays_b[key], err_msg=key)
+
+
+def computed_record(path: Path) -> Any:
+    """A search's record file (``wenet_state.json``, ``rounds.jsonl``, ``trials.jsonl``) without its clock: its JSON
+    (a list of the lines' for JSON lines), ``spent_s`` (the seconds spent, which depend on the machine) left out at
+    every level."""
+    def drop(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: drop(v) for k, v in value.items() if k != "spent_s"}
+        return [drop(v) for v in value] if isinstance(value, list) else value
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        return [drop(json.loads(line)) for line in text.splitlines() if line.strip()]
+    return drop(json.loads(text))
 
 
 def write_ascending_corpus(folder: Path) -> Path:

@@ -57,7 +57,7 @@ def test_report_agrees_with_the_run_folders(comparison, exported_cells):
         assert rows[name]["search"]["steps"] == read_json(out / "searches" / name / "search_result.json")[
             "metrics"]["steps"]
         assert rows[name]["search"]["seconds"] == read_json(out / "searches" / name / "search_result.json")[
-            "metrics"]["seconds"] > 0       # the checkpointed clock: a killed session's seconds are counted too
+            "seconds"] > 0                  # the checkpointed clock: a killed session's seconds are counted too
     assert rows["random-01"]["genotype"] == read_json(out / "random_cells.json")["random-01"]
     assert rows["darts_v2"]["genotype"] == load_genotype(exported_cells / "darts_v2.json").to_dict()
     assert rows["lstm"]["genotype"] is None

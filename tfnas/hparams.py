@@ -6,14 +6,16 @@ one session per subfolder:
 
 * a black-box search (random, REINFORCE, NAO): ``trial-00012/`` per trial
   (`session_name`), the genotype's choices as hyperparameters and
-  ``valid_ppl`` as the metric (none when the trial failed);
+  ``valid_ppl`` as the metric (none when the trial failed), written by the
+  callback `TrialHParams` from the search's ``"round"`` events;
 * a one-shot search: ``final/``, its settings (`config_hparams`), the
   derived genotype's choices and its final numeric metrics, written by the
   callback `FinalHParams` on the search's ``"end"`` event.
 
-`start_experiment` empties the folder first: a black-box search rewrites
-its sessions from its saved state when it starts or resumes, a one-shot
-search each time it finishes, and none holds a session twice.
+`start_experiment` empties the folder first: a black-box search's sessions
+are rewritten from its trial records at its first round (or end) of each
+start or resume, a one-shot search's each time it finishes, and none holds a
+session twice.
 
 A genotype's choices (`genotype_hparams`): a DAG cell has
 ``node<i>_activation`` and ``node<i>_input`` (its predecessor) per node
@@ -26,6 +28,7 @@ A genotype's choices (`genotype_hparams`): a DAG cell has
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +41,7 @@ from tfnas.callbacks import Callback, float32_scalar
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.runs.atomic import read_json
-from tfnas.runs.folder import SEARCH_RESULT_FILE
+from tfnas.runs.folder import SEARCH_RESULT_FILE, TRIALS_FILE
 from tfnas.spaces.base import SearchSpace
 
 #: The HParams folder of a search, under its run folder.
@@ -47,6 +50,8 @@ HPARAMS_DIR = Path("tensorboard", "hparams")
 VALID_PPL = "valid_ppl"
 #: The session of a one-shot search.
 FINAL_SESSION = "final"
+#: The key of a black-box search's ``"round"`` event that holds the round's trial records (lines of `TRIALS_FILE`).
+ROUND_TRIALS = "new_trials"
 
 #: A hyperparameter value the dashboard shows.
 Value = bool | int | float | str
@@ -165,3 +170,34 @@ class FinalHParams(Callback):
         metrics = result["metrics"]
         write_final(self.out_dir, self.strategy, self.config, genotype_from_dict(result["genotype"]), metrics,
                     int(metrics["steps"]))
+
+
+class TrialHParams(Callback):
+    """A black-box search's experiment: a session per trial, its genotype's choices and its `VALID_PPL`.
+
+    At the first ``"round"`` (or ``"end"``) event of a start or resume it
+    rewrites the experiment from the search's `TRIALS_FILE` (the records of
+    the checkpoint it resumed from, and the round's); at each later round it
+    adds the sessions of the event's `ROUND_TRIALS`.
+
+    Args:
+        out_dir: the search folder.
+        space: the space searched (the hyperparameters' domains, `space_hparams`).
+    """
+
+    def __init__(self, out_dir: str | Path, space: SearchSpace):
+        self.out_dir, self.space = Path(out_dir), space
+        self.logdir: Path | None = None
+
+    def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
+        if kind not in ("round", "end"):
+            return
+        if self.logdir is None:
+            self.logdir = start_experiment(self.out_dir, space_hparams(self.space), [VALID_PPL])
+            lines = (self.out_dir / TRIALS_FILE).read_text(encoding="utf-8").splitlines()
+            trials = [json.loads(line) for line in lines if line.strip()]
+        else:
+            trials = logs.get(ROUND_TRIALS, [])
+        for trial in trials:
+            write_session(self.logdir, session_name(trial["trial"]), genotype_hparams(genotype_from_dict(
+                trial["genotype"])), {VALID_PPL: trial["ppl"]}, step=trial["trial"])

@@ -62,7 +62,7 @@ def trials(out):
 @pytest.mark.parametrize("strategy", ONE_SHOT)
 def test_a_budget_stops_a_one_shot_search_whose_steps_reproduce_it(strategy, data, tmp_path, clock):
     stopped = search(strategy, tmp_path / "budget", data, [Tick(clock, "train")], budget_s=2.5)
-    assert stopped.metrics["steps"] == 3 and stopped.metrics["seconds"] == 3.0      # 8 steps without the budget
+    assert stopped.metrics["steps"] == 3 and stopped.seconds == 3.0      # 8 steps without the budget
     again = search(strategy, tmp_path / "steps", data, max_steps=3)
     assert again.genotype == stopped.genotype and again.metrics["steps"] == 3
     assert_same_checkpoints(tmp_path / "budget", tmp_path / "steps")
@@ -72,7 +72,7 @@ def test_a_budget_stops_a_one_shot_search_whose_steps_reproduce_it(strategy, dat
 def test_a_budget_stops_a_black_box_search_whose_trials_reproduce_it(strategy, data, tmp_path, clock):
     full = search(strategy, tmp_path / "full", data)
     stopped = search(strategy, tmp_path / "budget", data, [Tick(clock, "round")], budget_s=0.5)
-    assert stopped.metrics["rounds"] == 1 < full.metrics["rounds"] and stopped.metrics["seconds"] == 1.0
+    assert stopped.metrics["rounds"] == 1 < full.metrics["rounds"] and stopped.seconds == 1.0
     again = search(strategy, tmp_path / "trials", data, max_trials=stopped.metrics["trials"])
     assert again.genotype == stopped.genotype and trials(tmp_path / "trials") == trials(tmp_path / "budget")
 
@@ -96,7 +96,7 @@ def test_a_killed_one_shot_search_resumed_counts_the_seconds_of_its_checkpoint(d
         search("darts", out, data, [Tick(clock, "train"), Kill("checkpoint", step=2)], budget_s=4.5)
     clock[0] += 1000.0                                      # between the two processes: not the run's time
     resumed = search("darts", out, data, [Tick(clock, "train")], budget_s=4.5)
-    assert resumed.metrics["steps"] == whole.metrics["steps"] == 5 and resumed.metrics["seconds"] == 5.0
+    assert resumed.metrics["steps"] == whole.metrics["steps"] == 5 and resumed.seconds == 5.0
     assert resumed.genotype == whole.genotype
     assert_same_checkpoints(tmp_path / "whole", out)
 
@@ -116,7 +116,7 @@ def test_a_killed_black_box_search_resumed_counts_the_seconds_of_its_checkpoint(
     resumed = run(tmp_path / "killed")
     # 2 trials (2 s) a round: the budget ends the search after round 2 (4 s), and so it does after the resume,
     # which starts from round 1's 2 s (without them it would run a third round).
-    assert resumed.metrics["rounds"] == whole.metrics["rounds"] == 2 and resumed.metrics["seconds"] == 4.0
+    assert resumed.metrics["rounds"] == whole.metrics["rounds"] == 2 and resumed.seconds == 4.0
     assert trials(tmp_path / "killed") == trials(tmp_path / "whole")
 
 
@@ -125,4 +125,4 @@ def test_a_wenet_budget_ends_the_search_in_the_round_that_spends_it(data, tmp_pa
     stopped = search("wenet", tmp_path / "budget", data, [Tick(clock, "train")], budget_s=5.5)
     # 4 steps per round: round 1 runs 4, round 2 stops after 2 more; no third round starts.
     assert stopped.metrics["steps"] == 6 < full.metrics["steps"] and stopped.metrics["rounds"] == 2
-    assert stopped.metrics["seconds"] == 6.0
+    assert stopped.seconds == 6.0

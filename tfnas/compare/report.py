@@ -91,8 +91,7 @@ def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:
     folder = search_folder(out, run)
     cost = cost_file(out, run)
     result = read_json(folder / SEARCH_RESULT_FILE) if (folder / SEARCH_RESULT_FILE).exists() else None
-    metrics = {} if result is None else result.get("metrics", {})
-    seconds = metrics.get("seconds", read_json(cost)["seconds"] if cost.exists() else None)
+    seconds = (result or {}).get("seconds", read_json(cost)["seconds"] if cost.exists() else None)
     return {"strategy": run.strategy, "preset": run.preset, "overrides": dict(run.overrides),
             "folder": str(folder), "finished": result is not None,
             "seconds": seconds,

@@ -4,7 +4,7 @@ The comparison folder holds::
 
     compare.json                 the settings (a rerun with other settings is refused, but see `runner.RESUMABLE`)
     random_cells.json            the K random cells, drawn once
-    searches/<label>/            one search run folder per `StrategyRun`; its result's ``metrics.seconds``
+    searches/<label>/            one search run folder per `StrategyRun`; its result's ``seconds``
                                  is its wall-clock time over the sessions that ran it, up to its
                                  newest checkpoint (`tfnas.runs.session`)
     searches/<label>.cost.json   that time, as comparisons written before it was checkpointed kept it

@@ -58,6 +58,8 @@ WEIGHTS = ("best", "latest")
 RECORD_FILE = "config.json"
 MODEL_FILE = "model.json"
 SEARCH_RESULT_FILE = "search_result.json"
+#: The trial records of a black-box search, one JSON line per trial.
+TRIALS_FILE = "trials.jsonl"
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best/weights.npz"
 

@@ -29,11 +29,17 @@ class SearchDivergedError(TfnasError, RuntimeError):
 
 @dataclass
 class SearchResult:
-    """A finished search: the genotype, the per-epoch history and final metrics."""
+    """A finished search: the genotype, the per-epoch history, final metrics and the wall-clock seconds it took.
+
+    ``seconds`` counts the sessions that ran it, up to the checkpoint each
+    resumed from (`tfnas.runs.session.RunSession.spent_s`); unlike the
+    metrics it depends on the machine, so it is kept apart from them.
+    """
 
     genotype: Genotype
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
 
     def save(self, out_dir: str | Path) -> Path:
         """Writes ``genotype.json`` and ``search_result.json``; returns the genotype path."""
@@ -41,7 +47,8 @@ class SearchResult:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = self.genotype.save(out_dir / "genotype.json")
         write_json(out_dir / SEARCH_RESULT_FILE,
-                   {"genotype": self.genotype.to_dict(), "history": self.history, "metrics": self.metrics})
+                   {"genotype": self.genotype.to_dict(), "history": self.history, "metrics": self.metrics,
+                    "seconds": self.seconds})
         return path
 
 
@@ -89,10 +96,11 @@ class Strategy(abc.ABC):
     def finish(self, session: RunSession, genotype: Genotype, history: list[dict[str, Any]],
                metrics: dict[str, Any], end_logs: dict[str, Any]) -> SearchResult:
         """The end of every search: the genotype with its provenance (`with_provenance`, then `provenance`),
-        ``genotype.json`` and ``search_result.json`` written, then the ``"end"`` event and the callbacks closed."""
+        ``genotype.json`` and ``search_result.json`` written (with the seconds spent), then the ``"end"`` event and
+        the callbacks closed."""
         found = with_provenance(genotype, self.name, self.config, metrics)
         found = dataclasses.replace(found, provenance={**found.provenance, **self.provenance()})
-        result = SearchResult(found, history, metrics)
+        result = SearchResult(found, history, metrics, seconds=session.spent_s())
         result.save(session.run_dir)
         session.end(end_logs)
         return result

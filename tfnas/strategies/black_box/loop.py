@@ -17,10 +17,11 @@ results in `observe`. Each round:
    strategy's variables such as the controller and its optimizer slots), then
    a ``"round"`` event is sent to the callbacks.
 
-Each trial is recorded as a line of ``trials.jsonl`` and as a session of
-TensorBoard's HParams dashboard (`tfnas.hparams`: its genotype's choices and
-``valid_ppl``); both are rewritten from the saved state when a search starts
-or resumes.
+Each trial is recorded as a line of ``trials.jsonl`` (rewritten from the
+saved state when a search starts or resumes) and sent with its round's
+``"round"`` event (`tfnas.hparams.ROUND_TRIALS`), from which the callback
+`tfnas.hparams.TrialHParams`, which `search` adds, writes its session of
+TensorBoard's HParams dashboard (its genotype's choices and ``valid_ppl``).
 
 Calling `search` again on the same folder resumes after the last saved
 round (the newest readable checkpoint) and proposes exactly what the
@@ -49,9 +50,9 @@ from tfnas.config import ModelConfig, RunConfig, TrainConfig
 from tfnas.data import Corpus
 from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
-from tfnas.hparams import VALID_PPL, genotype_hparams, session_name, space_hparams, start_experiment, write_session
+from tfnas.hparams import ROUND_TRIALS, TrialHParams
 from tfnas.runs.atomic import append_jsonl, write_jsonl
-from tfnas.runs.folder import corpus_fingerprint
+from tfnas.runs.folder import TRIALS_FILE, corpus_fingerprint
 from tfnas.runs.session import RunSession
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
@@ -292,16 +293,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
         return restored.path
 
     def _rewrite_trial_records(self) -> None:
-        """``trials.jsonl`` and the HParams experiment with a session per trial, from ``self.trials``."""
-        write_jsonl(self.out_dir / "trials.jsonl", [t.to_dict() for t in self.trials])
-        self.hparams_dir = start_experiment(self.out_dir, space_hparams(self.space), [VALID_PPL])
-        for trial in self.trials:
-            self._log_trial(trial)
-
-    def _log_trial(self, trial: Trial) -> None:
-        """The HParams session of ``trial``: its genotype's choices, its validation perplexity."""
-        write_session(self.hparams_dir, session_name(trial.trial), genotype_hparams(genotype_from_dict(trial.genotype)),
-                      {VALID_PPL: trial.ppl}, step=trial.trial)
+        """``trials.jsonl`` from ``self.trials`` (trials of a killed session past the checkpoint dropped)."""
+        write_jsonl(self.out_dir / TRIALS_FILE, [t.to_dict() for t in self.trials])
 
     @property
     def score_cache(self) -> dict[str, float]:
@@ -318,6 +311,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.out_dir = Path(out_dir)
         # Its errors (a split smaller than the child's batch, no shared weights): before the folder is written.
         self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
+        self.space = make_space(self.config, self.evaluator)
+        callbacks = [TrialHParams(self.out_dir, self.space), *callbacks]  # a round's sessions before it is shown
         with RunSession(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus), callbacks,
                         self.config.keep_checkpoints) as session:
             self._start(corpus, session)
@@ -334,7 +329,6 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.session = session
         self.callbacks = session.callbacks
         self.corpus = corpus
-        self.space = make_space(c, self.evaluator)
         if self.space != make_space(c):
             self.callbacks.on_event("message", {"text": f"searching {self.space!r}, the space of the shared weights"})
         self.rng = np.random.default_rng(c.seed)
@@ -371,8 +365,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
                                  reward=self.reward(ppl), status=status, error=error))
             self.trials += new
             for trial in new:
-                append_jsonl(self.out_dir / "trials.jsonl", trial.to_dict())
-                self._log_trial(trial)
+                append_jsonl(self.out_dir / TRIALS_FILE, trial.to_dict())
             logs = self.observe(new)
             self.round += 1
             best = self.best_trial()
@@ -385,17 +378,16 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self.history.append({k: (_json_ppl(v) if isinstance(v, float) else v) for k, v in round_logs.items()})
             if self.round % c.checkpoint_interval == 0 or len(self.trials) >= c.max_trials:
                 self._save()
-            self.callbacks.on_event("round", round_logs)
+            self.callbacks.on_event("round", {**round_logs, ROUND_TRIALS: [t.to_dict() for t in new]})
 
     def _finish(self) -> SearchResult:
         best = self.best_trial()
         if best is None:
             raise SearchDivergedError(f"all {len(self.trials)} trials failed; no genotype was written "
-                                      f"(see {self.out_dir / 'trials.jsonl'})")
+                                      f"(see {self.out_dir / TRIALS_FILE})")
         metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
                    "valid_ppl": best.ppl, "best_trial": best.trial, "strategy": self.name,
-                   "failed": sum(t.status is TrialStatus.FAILED for t in self.trials),
-                   "seconds": self.session.spent_s()}
+                   "failed": sum(t.status is TrialStatus.FAILED for t in self.trials)}
         genotype = genotype_from_dict(best.genotype)
         return self.finish(self.session, genotype, self.history, metrics,
                            {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,

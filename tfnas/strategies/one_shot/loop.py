@@ -364,7 +364,7 @@ class OneShotSearch(Strategy, abc.ABC):
             self._end_epoch()
             self._save()
         metrics = {"steps": self.step, "valid_ppl": self.history[-1]["valid_ppl"], "strategy": self.name,
-                   "recoveries": self.recoveries, "seconds": self.session.spent_s()}
+                   "recoveries": self.recoveries}
         genotype = self.derive()
         return self.finish(self.session, genotype, self.history, metrics,
                            {"step": self.step, "valid_ppl": metrics["valid_ppl"],

@@ -401,7 +401,7 @@ class WenetSearch(Strategy):
         s["round"] = r + 1
         s["current"] = None
         # The round's seconds include those of its sessions before a resume, which this session never saw.
-        self.session.reset_clock(current.get("spent_s", 0.0) + result.metrics["seconds"])
+        self.session.reset_clock(current.get("spent_s", 0.0) + result.seconds)
         self._save_state()
         self._drop_round_checkpoints()
         callbacks.on_event("round", {
@@ -446,8 +446,7 @@ class WenetSearch(Strategy):
         metrics = {"steps": s["global_step"], "rounds": len(s["rounds"]), "valid_ppl": last["valid_ppl"],
                    "best_weight": last["best_weight"], "pool_size": c.pool_size,
                    "networks_trained": sum(len(r["networks"]) for r in s["rounds"]),
-                   "recoveries": sum(r["recoveries"] for r in s["rounds"]), "strategy": self.name,
-                   "seconds": session.spent_s()}
+                   "recoveries": sum(r["recoveries"] for r in s["rounds"]), "strategy": self.name}
         best = self.genotype_of(s["seeds"][0])
         metrics["zero_state_live"] = zero_state_live(best)
         if not metrics["zero_state_live"]:

@@ -1,42 +1,22 @@
 """`tfnas serve` over real HTTP on 127.0.0.1: TF Serving's predict API, generation, one clear error per bad request."""
-import json
-import threading
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from werkzeug.serving import make_server
 
-from tfnas.export import load_export, score_ids
+from tfnas.export import score_ids
 from tfnas.export.generate import generate_text
-from tfnas.serving import Limits, ServingApp
+from tfnas.serving import Limits
 
+from serving_support import call, running
 from support import picked_log_probs
 
 
-@pytest.fixture(params=["savedmodel", "onnx"])
-def server(request, runs):
-    """A server on a free port over the darts_v2 export, in a thread; yields (base URL, loaded model)."""
-    model = load_export(runs.exports("darts_v2") / request.param)
-    httpd = make_server("127.0.0.1", 0, ServingApp(model, "ptb", Limits(max_batch=4, max_tokens=64)), threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", model
-    httpd.shutdown()
-    httpd.server_close()
-
-
-def call(url: str, body=None, raw: bytes | None = None):
-    """(status, JSON reply) of a GET (no body) or a POST."""
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as reply:
-            return reply.status, json.loads(reply.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+@pytest.fixture
+def server(any_model):
+    """A server on a free port over the darts_v2 export (SavedModel, ONNX), in a thread; yields (base URL, model)."""
+    with running(any_model, Limits(max_batch=4, max_tokens=64)) as base:
+        yield base, any_model
 
 
 def test_status_health_and_metadata(server):

@@ -48,13 +48,20 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on one request: rows (``max_batch``) and tokens, rows x time (``max_tokens``)."""
+    """Bounds on one request, each named with its ``tfnas serve`` flag in the 413 that refuses it.
+
+    Attributes:
+        max_batch: rows of one request.
+        max_tokens: rows x time of one request, and the words of one generation.
+        max_request_bytes: bytes of a request body.
+    """
 
     max_batch: int = 64
     max_tokens: int = 4096
+    max_request_bytes: int = 16 * 2 ** 20
 
     def __post_init__(self):
-        for name in ("max_batch", "max_tokens"):
+        for name in ("max_batch", "max_tokens", "max_request_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Argument `{name}` must be a positive integer; received: {name}={value!r}")
@@ -67,6 +74,12 @@ class Limits:
         if tokens > self.max_tokens:
             raise RequestError(f"{tokens} tokens (rows x time) is over this server's limit of {self.max_tokens} "
                                "(tfnas serve --max-tokens)", 413)
+
+
+def body_too_large(limit: int) -> RequestError:
+    """The 413 of a request body over ``limit`` bytes (`Limits.max_request_bytes`)."""
+    return RequestError(f"the request body is over this server's limit of {limit} bytes "
+                        "(tfnas serve --max-request-bytes)", 413)
 
 
 def parse_json(body: bytes) -> Any:

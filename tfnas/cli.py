@@ -279,7 +279,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tfnas.serving import Limits, ServerSettings, serve
 
     model = load_export(args.model)
-    limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens, max_request_bytes=args.max_request_bytes)
+    limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens, max_reply_values=args.max_reply_values,
+                    max_request_bytes=args.max_request_bytes)
     settings = ServerSettings(threads=args.threads, connection_limit=args.connection_limit,
                               channel_timeout=args.channel_timeout)
 
@@ -446,7 +447,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=flag_type(int, AT_LEAST_ONE), default=64,
                        help="rows per request (default 64)")
     serve.add_argument("--max-tokens", type=flag_type(int, AT_LEAST_ONE), default=4096,
-                       help="rows x time per request, and words per generation (default 4096)")
+                       help="rows x time per request; prompt plus words per generation (default 4096)")
+    serve.add_argument("--max-reply-values", type=flag_type(int, AT_LEAST_ONE), default=2 ** 20,
+                       help="logits (rows x time x vocabulary) in one serving_default reply, ~21 bytes of JSON "
+                            "each (default 1048576)")
     serve.add_argument("--max-request-bytes", type=flag_type(int, AT_LEAST_ONE), default=16 * 2 ** 20,
                        help="bytes of a request body, Content-Length or chunked; over it: 413 (default 16 MiB)")
     serve.add_argument("--threads", type=flag_type(int, AT_LEAST_ONE), default=4,

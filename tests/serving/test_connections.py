@@ -113,15 +113,16 @@ def test_a_url_or_headers_over_the_limit_get_a_json_431(onnx_model):
 def test_the_serve_flags_default_to_the_library_defaults():
     args = cli.build_parser(["serve"]).parse_args(["serve", "--model", "m"])
     limits, settings = Limits(), ServerSettings()
-    assert (args.max_batch, args.max_tokens, args.max_request_bytes) == (
-        limits.max_batch, limits.max_tokens, limits.max_request_bytes)
+    assert (args.max_batch, args.max_tokens, args.max_reply_values, args.max_request_bytes) == (
+        limits.max_batch, limits.max_tokens, limits.max_reply_values, limits.max_request_bytes)
     assert (args.threads, args.connection_limit, args.channel_timeout) == (
         settings.threads, settings.connection_limit, settings.channel_timeout)
 
 
 @pytest.mark.parametrize("flag, value, expected", [
     ("--threads", "0", "a positive integer"), ("--connection-limit", "0", "a positive integer"),
-    ("--channel-timeout", "0", "a positive integer"), ("--max-request-bytes", "0", "a positive integer"),
+    ("--channel-timeout", "0", "a positive integer"), ("--max-reply-values", "0", "a positive integer"),
+    ("--max-request-bytes", "0", "a positive integer"),
 ])
 def test_a_serve_flag_out_of_range_exits_2_naming_it(flag, value, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:

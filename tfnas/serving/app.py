@@ -12,22 +12,24 @@ serves it with waitress. Routes, with ``NAME`` the served model's name:
 
 A bad request gets a JSON ``{"error": "..."}`` with a 4xx status and one
 line that says what is wrong; an unexpected failure gets a 500 with its
-message, and the server goes on. Model calls are serialised by a lock
-(requests are parsed and answered in parallel threads).
+message, and the server goes on. Requests are parsed, checked and answered
+in parallel threads; only the model's calls take a lock, one call at a time
+(one `step` of a generation, not the whole of it), and a reply is
+serialised outside it, in pieces between which other threads run.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from tfnas.data import OutOfVocabularyError
-from tfnas.export.exported import ExportedModel
+from tfnas.export.exported import ExportedModel, States
 from tfnas.export.generate import generate_text
 from tfnas.serving.rest import SIGNATURES, Limits, RequestError, Signatures, body_too_large, parse_json
 
@@ -42,24 +44,52 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(json.dumps(value), status=status, mimetype="application/json")
 
 
+class OneCallAtATime(ExportedModel):
+    """``model`` with its runtime calls (`step`, `log_probs`, `encode`) taken one at a time under ``lock``.
+
+    The lock is held for one call, so a long generation lets other requests'
+    calls in between its steps; everything else (checking, sampling,
+    serialising) runs outside it.
+    """
+
+    def __init__(self, model: ExportedModel, lock: threading.Lock):
+        super().__init__(model.path, model.metadata, model.vocab)
+        self.format = model.format
+        self.model = model
+        self.lock = lock
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        with self.lock:
+            return method(*args)
+
+    def _step(self, ids, states: States):
+        return self._call(self.model.step, ids, states)
+
+    def _log_probs(self, ids, targets, states: States):
+        return self._call(self.model.log_probs, ids, targets, states)
+
+    def encode(self, words: Sequence[str]):
+        return self._call(self.model.encode, words)
+
+
 class ServingApp:
     """The WSGI application over one loaded export.
 
     Args:
         model: the export (`tfnas.export.load_export`).
         name: the model name of the URLs (TensorFlow Serving's ``MODEL_NAME``).
-        limits: what one request may ask (`Limits`): rows, tokens (and the
-            words of one generation), body bytes.
+        limits: what one request may ask (`Limits`): rows, tokens (a
+            generation's prompt and words included), logits in a reply,
+            body bytes.
     """
 
     def __init__(self, model: ExportedModel, name: str = "tfnas", limits: Limits = Limits()):
         if not name or "/" in name or ":" in name:
             raise ValueError(f"Argument `name` must be a non-empty name without '/' or ':'; received: {name!r}")
-        self.model = model
+        self.model = OneCallAtATime(model, threading.Lock())
         self.name = name
         self.limits = limits
-        self.signatures = Signatures(model, limits)
-        self._lock = threading.Lock()
+        self.signatures = Signatures(self.model, limits)
         self._routes = Map([
             Rule("/healthz", endpoint="health", methods=["GET"]),
             Rule("/v1/models/<name>", endpoint="status", methods=["GET"]),
@@ -113,12 +143,12 @@ class ServingApp:
                       "states": self.model.state_names, "format": self.model.format,
                       "tfnas": json.loads(self.model.metadata.to_json()),
                       "limits": {"max_batch": self.limits.max_batch, "max_tokens": self.limits.max_tokens,
+                                 "max_reply_values": self.limits.max_reply_values,
                                  "max_request_bytes": self.limits.max_request_bytes}})
 
     def predict(self, request: Request) -> Response:
-        body = self._body(request)
-        with self._lock:
-            return _json(self.signatures.predict(body))
+        prediction = self.signatures.predict(self._body(request))
+        return Response(prediction.to_json(), mimetype="application/json")
 
     def generate(self, request: Request) -> Response:
         body = self._body(request)
@@ -134,15 +164,16 @@ class ServingApp:
         top_k, seed = body.get("top_k"), body.get("seed")
         if not isinstance(prompt, str):
             raise RequestError("'prompt' must be a string")
-        if not _is_int(max_tokens) or not 1 <= max_tokens <= self.limits.max_tokens:
-            raise RequestError(f"'max_tokens' must be an integer in [1, {self.limits.max_tokens}]; received "
-                               f"{max_tokens!r}")
+        if not _is_int(max_tokens) or max_tokens < 1:
+            raise RequestError(f"'max_tokens' must be a positive integer; received {max_tokens!r}")
         if seed is not None and not (_is_int(seed) and 0 <= seed < 2 ** 63):
             raise RequestError(f"'seed' must be a non-negative integer or null; received {seed!r}")
-        try:
-            with self._lock:  # temperature and top_k are checked by generate_text (ValueError)
-                out = generate_text(self.model, prompt, max_tokens, temperature=temperature, top_k=top_k or None,
-                                    seed=seed, start_of_text=bool(body.get("start_of_text", True)))
+        start_of_text = bool(body.get("start_of_text", True))
+        eos = start_of_text and self.model.vocab.eos_id is not None
+        self.limits.check_generation(len(prompt.split()) + eos, max_tokens, eos)
+        try:  # temperature and top_k are checked by generate_text (ValueError)
+            out = generate_text(self.model, prompt, max_tokens, temperature=temperature, top_k=top_k or None,
+                                seed=seed, start_of_text=start_of_text)
         except OutOfVocabularyError:
             raise
         except ValueError as err:

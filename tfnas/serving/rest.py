@@ -25,9 +25,10 @@ is wrong; nothing here knows about HTTP beyond the status code it suggests.
 """
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -36,6 +37,10 @@ from tfnas.export.metadata import IDS_INPUT, state_output_name
 
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
 DEFAULT_SIGNATURE = "serving_default"
+#: Values serialised in one piece of a reply: the reply is written piece by piece, and between two pieces the
+#: interpreter lock goes to the other requests' threads (`json.dumps` holds it throughout; 2**14 values take
+#: about 15 ms).
+REPLY_PIECE_VALUES = 2 ** 14
 
 
 class RequestError(ValueError):
@@ -52,16 +57,21 @@ class Limits:
 
     Attributes:
         max_batch: rows of one request.
-        max_tokens: rows x time of one request, and the words of one generation.
+        max_tokens: rows x time of one request, and the tokens of one
+            generation: its prompt (with ``<eos>``) plus the words it writes.
+        max_reply_values: logits in one ``serving_default`` reply (rows x
+            time x vocabulary): about 21 bytes of JSON and 1 us of
+            serialisation each, 2**20 makes at most ~22 MB and ~1 s.
         max_request_bytes: bytes of a request body.
     """
 
     max_batch: int = 64
     max_tokens: int = 4096
+    max_reply_values: int = 2 ** 20
     max_request_bytes: int = 16 * 2 ** 20
 
     def __post_init__(self):
-        for name in ("max_batch", "max_tokens", "max_request_bytes"):
+        for name in ("max_batch", "max_tokens", "max_reply_values", "max_request_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Argument `{name}` must be a positive integer; received: {name}={value!r}")
@@ -73,6 +83,23 @@ class Limits:
                                "(tfnas serve --max-batch)", 413)
         if tokens > self.max_tokens:
             raise RequestError(f"{tokens} tokens (rows x time) is over this server's limit of {self.max_tokens} "
+                               "(tfnas serve --max-tokens)", 413)
+
+    def check_reply(self, rows: int, steps: int, vocab: int) -> None:
+        """Refuses a reply of ``rows x steps x vocab`` logits over ``max_reply_values``."""
+        values = rows * steps * vocab
+        if values > self.max_reply_values:
+            raise RequestError(f"a reply of {values} logits ({rows} rows x {steps} steps x {vocab} words) is over "
+                               f"this server's limit of {self.max_reply_values} values (tfnas serve "
+                               "--max-reply-values); ask for fewer steps, or for the 'score' signature", 413)
+
+    def check_generation(self, prompt_tokens: int, max_tokens: int, eos: bool) -> None:
+        """Refuses a generation whose prompt (``prompt_tokens``, ``<eos>`` included when ``eos``) and words to
+        write make more than ``max_tokens`` tokens."""
+        total = prompt_tokens + max_tokens
+        if total > self.max_tokens:
+            raise RequestError(f"the prompt ({prompt_tokens} tokens{' with <eos>' if eos else ''}) and max_tokens "
+                               f"{max_tokens} make {total} tokens, over this server's limit of {self.max_tokens} "
                                "(tfnas serve --max-tokens)", 413)
 
 
@@ -150,6 +177,56 @@ def _columns(request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     raise RequestError("the request needs 'inputs' (or 'instances')")
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """The outputs of a predict request, and whether it came in the row form (``instances``)."""
+
+    outputs: dict[str, np.ndarray]
+    rows: bool = False
+
+    def to_json(self) -> bytes:
+        """The reply: ``{"outputs": {name: nested list}}``, or ``{"predictions": [{name: row}, ...]}`` for the row
+        form, byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES` values."""
+        if self.rows:
+            count = len(next(iter(self.outputs.values())))
+            rows = (_pieces_of_object({k: v[i] for k, v in self.outputs.items()}) for i in range(count))
+            reply = itertools.chain(['{"predictions": '], _pieces_of_list(rows), ["}"])
+        else:
+            reply = itertools.chain(['{"outputs": '], _pieces_of_object(self.outputs), ["}"])
+        return "".join(reply).encode()
+
+
+def _pieces_of_list(items: Iterator[Iterator[str]]) -> Iterator[str]:
+    """A JSON list of the items, each given as its pieces."""
+    yield "["
+    for i, pieces in enumerate(items):
+        if i:
+            yield ", "
+        yield from pieces
+    yield "]"
+
+
+def _pieces_of_object(arrays: Mapping[str, np.ndarray]) -> Iterator[str]:
+    """A JSON object of nested lists, in pieces."""
+    yield "{"
+    for i, (key, value) in enumerate(arrays.items()):
+        yield (", " if i else "") + json.dumps(key) + ": "
+        yield from _pieces_of_array(np.asarray(value))
+    yield "}"
+
+
+def _pieces_of_array(value: np.ndarray) -> Iterator[str]:
+    """``json.dumps(value.tolist())`` in pieces of at most `REPLY_PIECE_VALUES` values."""
+    if value.ndim == 0 or value.size <= REPLY_PIECE_VALUES:
+        yield json.dumps(value.tolist())
+    elif value.ndim == 1:
+        for start in range(0, len(value), REPLY_PIECE_VALUES):
+            yield ("[" if start == 0 else ", ") + json.dumps(value[start:start + REPLY_PIECE_VALUES].tolist())[1:-1]
+        yield "]"
+    else:
+        yield from _pieces_of_list(_pieces_of_array(row) for row in value)
+
+
 class Signatures:
     """The four signatures over ``model``, with its states optional and ``limits`` on every request."""
 
@@ -163,8 +240,8 @@ class Signatures:
             "serving_default": ([IDS_INPUT], model.state_names), "score": ([IDS_INPUT, "targets"], model.state_names),
             "lookup": (["words"], []), "words": ([IDS_INPUT], [])}
 
-    def predict(self, request: Any) -> dict[str, Any]:
-        """The reply to a predict request (a parsed JSON value)."""
+    def predict(self, request: Any) -> Prediction:
+        """The outputs of a predict request (a parsed JSON value)."""
         if not isinstance(request, dict):
             raise RequestError("the request must be a JSON object")
         name = request.get("signature_name", DEFAULT_SIGNATURE)
@@ -180,11 +257,7 @@ class Signatures:
                 if part)
             allowed = ", ".join(required + [f"{k} (optional)" for k in optional])
             raise RequestError(f"signature {name!r}: {what}; its inputs are {allowed}")
-        outputs = self._run[name](inputs)
-        if rows:
-            return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(len(
-                next(iter(outputs.values()))))]}
-        return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+        return Prediction(self._run[name](inputs), rows)
 
     # ------------------------------------------------------------ inputs
     def _ids(self, inputs: dict[str, Any], name: str = IDS_INPUT) -> np.ndarray:
@@ -220,6 +293,7 @@ class Signatures:
     # -------------------------------------------------------- signatures
     def _serving_default(self, inputs):
         ids = self._ids(inputs)
+        self.limits.check_reply(*ids.shape, len(self.model.vocab))
         logits, states = self.model.step(ids, self._states(inputs, ids.shape[0]))
         return self._with_states(np.asarray(logits, np.float32), "logits", states)
 

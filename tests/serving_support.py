@@ -1,10 +1,15 @@
 """Helpers of the serving tests: `tfnas serve` over an export on a free port of 127.0.0.1, in a thread of the test
-process (`running`), and HTTP requests to it (`call`, `exchange`).
+process (`running`) or as the command (`ServeProcess`), and HTTP requests to it (`call`, `exchange`).
 
 Importable as ``serving_support`` because pytest puts ``tests/`` on ``sys.path``.
 """
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -29,7 +34,7 @@ def running(model: ExportedModel, limits: Limits = Limits(), settings: ServerSet
     try:
         yield server.url
     finally:
-        server.stop()
+        server.stop(grace=0)
         thread.join(PATIENCE)
         assert not thread.is_alive(), "the server did not stop"
 
@@ -77,3 +82,30 @@ def status_and_json(reply: bytes) -> tuple[int, Any]:
     headers = dict(line.split(": ", 1) for line in lines[1:])
     assert headers.get("Content-Type") == "application/json", head
     return int(lines[0].split()[1]), json.loads(body)
+
+
+class ServeProcess:
+    """``tfnas serve`` run as a command (``python -m tfnas.cli serve ARGS --port 0``): its base URL once it
+    listens; `stop` sends a signal and returns the exit status."""
+
+    def __init__(self, args: Sequence[str]):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tfnas.cli", "serve", *args, "--port", "0"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+)", line)
+        if match is None:
+            self.proc.kill()
+            raise AssertionError(f"tfnas serve did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = match.group(1)
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(signum)
+        return self.proc.wait(timeout=PATIENCE)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()

@@ -282,7 +282,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens, max_reply_values=args.max_reply_values,
                     max_request_bytes=args.max_request_bytes)
     settings = ServerSettings(threads=args.threads, connection_limit=args.connection_limit,
-                              channel_timeout=args.channel_timeout)
+                              channel_timeout=args.channel_timeout, shutdown_grace=args.shutdown_grace)
 
     def ready(url: str) -> None:
         print(f"serving {model.format} {model.path} as {args.name!r} at {url} "
@@ -460,6 +460,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument("--channel-timeout", type=flag_type(int, AT_LEAST_ONE), default=30,
                        help="seconds before a connection with nothing in progress (an incomplete request, an "
                             "idle keep-alive) is closed (default 30)")
+    serve.add_argument("--shutdown-grace", type=flag_type(float, NON_NEGATIVE), default=5.0,
+                       help="seconds that requests in flight get to finish on SIGTERM or Ctrl-C (default 5)")
     serve.set_defaults(func=cmd_serve)
 
     compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "

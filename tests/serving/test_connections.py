@@ -1,7 +1,12 @@
-"""Connections to `tfnas serve` over real HTTP on 127.0.0.1 (issue 26 item 4): incomplete and idle connections are
-closed after the channel timeout, requests run on a bounded pool of threads, a body over the size limit gets a
-413 whatever its framing, and the errors the HTTP layer answers itself are JSON."""
+"""Connections to `tfnas serve` over real HTTP on 127.0.0.1 (issue 26 items 4, 5 and 7): incomplete and idle
+connections are closed after the channel timeout, a body over the size limit gets a 413 whatever its framing, the
+errors the HTTP layer answers itself are JSON, SIGTERM answers the requests in flight within a grace and stops,
+and an address that cannot be listened on is a one-line error naming it."""
+import errno
+import http.client
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -11,7 +16,8 @@ import pytest
 from tfnas import cli
 from tfnas.serving import Limits, ServerSettings
 
-from serving_support import PATIENCE, address, call, exchange, read_until_closed, running, status_and_json
+from serving_support import (PATIENCE, ServeProcess, address, call, exchange, read_until_closed, running,
+                             status_and_json)
 
 
 def request_head(path: str, *headers: str) -> bytes:
@@ -110,19 +116,84 @@ def test_a_url_or_headers_over_the_limit_get_a_json_431(onnx_model):
         assert status == 400 and "\n" not in reply["error"]
 
 
+def test_sigterm_answers_the_requests_in_flight_within_the_grace_and_stops(runs):
+    """``tfnas serve`` as a user runs it: it prints where it listens and answers. On SIGTERM it stops accepting,
+    answers a generation in flight that ends within the grace, ends one that would not with a 503 at its next
+    step, and exits with status 0 after the grace, not after the long request."""
+    serve = ServeProcess(["--model", str(runs.exports("darts_v2") / "onnx"), "--name", "ptb",
+                          "--max-tokens", "2000000", "--shutdown-grace", "5"])
+    try:
+        status, reply = call(f"{serve.url}/v1/models/ptb:predict", {"inputs": {"ids": [[1, 2, 3]]}})
+        assert status == 200 and len(reply["outputs"]["logits"][0]) == 3
+        generate = f"{serve.url}/v1/models/ptb:generate"
+        # A generation that takes about half a second alone here (its length doubled until it does).
+        words = 50
+        while True:
+            start = time.monotonic()
+            assert call(generate, {"prompt": "w3", "max_tokens": words})[0] == 200
+            alone = time.monotonic() - start
+            if alone > 0.5 or words > 100_000:
+                break
+            words *= 2
+        replies: dict[str, object] = {}
+
+        def ask(key: str, max_tokens: int) -> None:
+            try:
+                replies[key] = call(generate, {"prompt": "w3", "max_tokens": max_tokens})
+            except (OSError, http.client.HTTPException) as err:
+                replies[key] = err
+
+        threads = [threading.Thread(target=ask, args=("short", words)),
+                   threading.Thread(target=ask, args=("endless", 1_000_000))]
+        for thread in threads:
+            thread.start()
+        time.sleep(alone / 4)
+        assert not replies, "the short generation ended before SIGTERM"
+        start = time.monotonic()
+        assert serve.stop(signal.SIGTERM) == 0
+        stopped = time.monotonic() - start
+        for thread in threads:
+            thread.join(PATIENCE)
+        stderr = serve.proc.stderr.read()
+    finally:
+        serve.close()
+    status, reply = replies["short"]
+    assert status == 200 and len(reply["ids"]) == words
+    assert replies["endless"] == (503, {"error": "the server stopped before this request ended; send it again to "
+                                                 "a running server"})
+    assert 5 <= stopped < 5 + 10, stopped
+    assert "stopping on SIGTERM" in stderr, stderr
+    with pytest.raises(OSError):
+        socket.create_connection(address(serve.url), timeout=5).close()
+
+
+def test_an_address_that_cannot_be_listened_on_is_one_line_naming_it(runs, capsys):
+    model = str(runs.exports("darts_v2") / "onnx")
+    assert cli.main(["serve", "--model", model, "--host", "999.1.1.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tfnas: error: cannot listen on 999.1.1.1 port 8501: ") and err.count("\n") == 1, err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--model", model, "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tfnas: error: cannot listen on 127.0.0.1 port {port}: {os.strerror(errno.EADDRINUSE)}\n", err
+
+
 def test_the_serve_flags_default_to_the_library_defaults():
     args = cli.build_parser(["serve"]).parse_args(["serve", "--model", "m"])
     limits, settings = Limits(), ServerSettings()
     assert (args.max_batch, args.max_tokens, args.max_reply_values, args.max_request_bytes) == (
         limits.max_batch, limits.max_tokens, limits.max_reply_values, limits.max_request_bytes)
-    assert (args.threads, args.connection_limit, args.channel_timeout) == (
-        settings.threads, settings.connection_limit, settings.channel_timeout)
+    assert (args.threads, args.connection_limit, args.channel_timeout, args.shutdown_grace) == (
+        settings.threads, settings.connection_limit, settings.channel_timeout, settings.shutdown_grace)
 
 
 @pytest.mark.parametrize("flag, value, expected", [
     ("--threads", "0", "a positive integer"), ("--connection-limit", "0", "a positive integer"),
-    ("--channel-timeout", "0", "a positive integer"), ("--max-reply-values", "0", "a positive integer"),
-    ("--max-request-bytes", "0", "a positive integer"),
+    ("--channel-timeout", "0", "a positive integer"), ("--shutdown-grace", "-1", "a number >= 0"),
+    ("--max-reply-values", "0", "a positive integer"), ("--max-request-bytes", "0", "a positive integer"),
 ])
 def test_a_serve_flag_out_of_range_exits_2_naming_it(flag, value, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -125,28 +125,3 @@ def test_oversized_and_bad_generation_requests(server):
     assert status == 400 and "unknown field(s) colour" in reply["error"]
     # The server is still up after all of that.
     assert call(f"{base}/healthz")[0] == 200
-
-
-def test_tfnas_serve_command(runs):
-    """The command a user runs: it prints where it listens, answers, and stops on SIGTERM with status 0.
-
-    (SIGTERM rather than Ctrl-C's SIGINT: a process that inherits an ignored SIGINT, as the children of this
-    test run may once Ray has started, never sees it.)"""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "tfnas.cli", "serve", "--model",
-                             str(runs.exports("darts_v2") / "onnx"), "--port", "0", "--name", "ptb"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        line = proc.stdout.readline()
-        url = re.search(r"at (http://127\.0\.0\.1:\d+)", line).group(1)
-        status, reply = call(f"{url}/v1/models/ptb:predict", {"inputs": {"ids": [[1, 2, 3]]}})
-        assert status == 200 and np.array(reply["outputs"]["logits"]).shape == (1, 3, 31)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0

@@ -15,7 +15,10 @@ line that says what is wrong; an unexpected failure gets a 500 with its
 message, and the server goes on. Requests are parsed, checked and answered
 in parallel threads; only the model's calls take a lock, one call at a time
 (one `step` of a generation, not the whole of it), and a reply is
-serialised outside it, in pieces between which other threads run.
+serialised outside it, in pieces between which other threads run. When
+the server stops (`ServingApp.stopping`), new requests get a 503; when it
+stops waiting (`ServingApp.cancelled`), the requests still running end with
+a 503 at their next model call or reply piece.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from werkzeug.wrappers import Request, Response
 from tfnas.data import OutOfVocabularyError
 from tfnas.export.exported import ExportedModel, States
 from tfnas.export.generate import generate_text
-from tfnas.serving.rest import SIGNATURES, Limits, RequestError, Signatures, body_too_large, parse_json
+from tfnas.serving.rest import SIGNATURES, Limits, RequestError, Signatures, body_too_large, parse_json, stopped
 
 logger = logging.getLogger("tfnas.serve")
 
@@ -45,22 +48,29 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 class OneCallAtATime(ExportedModel):
-    """``model`` with its runtime calls (`step`, `log_probs`, `encode`) taken one at a time under ``lock``.
+    """``model`` with its runtime calls (`step`, `log_probs`, `encode`) taken one at a time under ``lock``, and
+    refused with a 503 once ``cancelled`` is set.
 
     The lock is held for one call, so a long generation lets other requests'
     calls in between its steps; everything else (checking, sampling,
-    serialising) runs outside it.
+    serialising) runs outside it. Once the server has stopped waiting for
+    the requests in flight (``cancelled``), each of them ends at its next
+    model call.
     """
 
-    def __init__(self, model: ExportedModel, lock: threading.Lock):
+    def __init__(self, model: ExportedModel, lock: threading.Lock, cancelled: threading.Event):
         super().__init__(model.path, model.metadata, model.vocab)
         self.format = model.format
         self.model = model
         self.lock = lock
+        self.cancelled = cancelled
 
     def _call(self, method: Callable[..., Any], *args: Any) -> Any:
-        with self.lock:
-            return method(*args)
+        if not self.cancelled.is_set():
+            with self.lock:
+                if not self.cancelled.is_set():
+                    return method(*args)
+        raise stopped()
 
     def _step(self, ids, states: States):
         return self._call(self.model.step, ids, states)
@@ -86,7 +96,11 @@ class ServingApp:
     def __init__(self, model: ExportedModel, name: str = "tfnas", limits: Limits = Limits()):
         if not name or "/" in name or ":" in name:
             raise ValueError(f"Argument `name` must be a non-empty name without '/' or ':'; received: {name!r}")
-        self.model = OneCallAtATime(model, threading.Lock())
+        #: Set when the server stops: requests that start from then on get a 503 and the connection closes.
+        self.stopping = threading.Event()
+        #: Set when the server stops waiting for the requests in flight: each ends with a 503 at its next model call.
+        self.cancelled = threading.Event()
+        self.model = OneCallAtATime(model, threading.Lock(), self.cancelled)
         self.name = name
         self.limits = limits
         self.signatures = Signatures(self.model, limits)
@@ -108,6 +122,10 @@ class ServingApp:
         return self.dispatch(request)(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
+        if self.stopping.is_set():
+            response = _json({"error": "the server is stopping; send the request again to a running server"}, 503)
+            response.headers["Connection"] = "close"
+            return response
         try:
             endpoint, args = self._routes.bind_to_environ(request.environ).match()
             if "name" in args and args["name"] != self.name:
@@ -148,7 +166,7 @@ class ServingApp:
 
     def predict(self, request: Request) -> Response:
         prediction = self.signatures.predict(self._body(request))
-        return Response(prediction.to_json(), mimetype="application/json")
+        return Response(prediction.to_json(self.cancelled.is_set), mimetype="application/json")
 
     def generate(self, request: Request) -> Response:
         body = self._body(request)
@@ -174,7 +192,7 @@ class ServingApp:
         try:  # temperature and top_k are checked by generate_text (ValueError)
             out = generate_text(self.model, prompt, max_tokens, temperature=temperature, top_k=top_k or None,
                                 seed=seed, start_of_text=start_of_text)
-        except OutOfVocabularyError:
+        except (OutOfVocabularyError, RequestError):
             raise
         except ValueError as err:
             raise RequestError(str(err)) from None

@@ -103,6 +103,11 @@ class Limits:
                                "(tfnas serve --max-tokens)", 413)
 
 
+def stopped() -> RequestError:
+    """The 503 of a request still running when the server stops waiting for it."""
+    return RequestError("the server stopped before this request ended; send it again to a running server", 503)
+
+
 def body_too_large(limit: int) -> RequestError:
     """The 413 of a request body over ``limit`` bytes (`Limits.max_request_bytes`)."""
     return RequestError(f"the request body is over this server's limit of {limit} bytes "
@@ -184,16 +189,22 @@ class Prediction:
     outputs: dict[str, np.ndarray]
     rows: bool = False
 
-    def to_json(self) -> bytes:
+    def to_json(self, cancelled: Callable[[], bool] = lambda: False) -> bytes:
         """The reply: ``{"outputs": {name: nested list}}``, or ``{"predictions": [{name: row}, ...]}`` for the row
-        form, byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES` values."""
+        form, byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES` values.
+        `stopped` is raised between two pieces once ``cancelled()`` is true."""
         if self.rows:
             count = len(next(iter(self.outputs.values())))
             rows = (_pieces_of_object({k: v[i] for k, v in self.outputs.items()}) for i in range(count))
             reply = itertools.chain(['{"predictions": '], _pieces_of_list(rows), ["}"])
         else:
             reply = itertools.chain(['{"outputs": '], _pieces_of_object(self.outputs), ["}"])
-        return "".join(reply).encode()
+        pieces = []
+        for piece in reply:
+            if cancelled():
+                raise stopped()
+            pieces.append(piece)
+        return "".join(pieces).encode()
 
 
 def _pieces_of_list(items: Iterator[Iterator[str]]) -> Iterator[str]:

@@ -101,7 +101,7 @@ def test_concurrent_requests_get_their_own_answers(server):
     (b'{"inputs": {"ids": [[1.5]]}}', 400, "must hold integers"),
     (b'{"inputs": {"ids": [[100000]]}}', 400, "word ids in [0, 31)"),
     (b'{"inputs": {"ids": [[1]], "hidden_0": [[0.0, 1.0]]}}', 400, "'hidden_0' must be [1, 16]"),
-    (b'{"inputs": {"ids": [[1]], "state": [[0.0]]}}', 400, "unknown state; its inputs are ids, hidden_0 (optional)"),
+    (b'{"inputs": {"ids": [[1]], "state": [[0.0]]}}', 400, "unknown 'state'; its inputs are ids, hidden_0 (optional)"),
     (b'{"signature_name": "score", "inputs": {"ids": [[1, 2]]}}', 400, "missing targets"),
     (b'{"inputs": {"ids": [[1]]}, "instances": [{"ids": [1]}]}', 400, "not both"),
     (b'{"inputs": {"ids": [[1], [1], [1], [1], [1]]}}', 413, "batch of 5 rows is over this server's limit of 4"),
@@ -120,8 +120,8 @@ def test_oversized_and_bad_generation_requests(server):
     status, reply = call(f"{base}/v1/models/ptb:generate", {"prompt": "w3", "max_tokens": 1000})
     assert status == 413 and "make 1002 tokens, over this server's limit of 64" in reply["error"]
     status, reply = call(f"{base}/v1/models/ptb:generate", {"prompt": "w3", "temperature": -1})
-    assert status == 400 and "temperature must be a number >= 0" in reply["error"]
+    assert status == 400 and "'temperature' must be a number >= 0" in reply["error"]
     status, reply = call(f"{base}/v1/models/ptb:generate", {"prompt": "w3", "colour": "red"})
-    assert status == 400 and "unknown field(s) colour" in reply["error"]
+    assert status == 400 and "unknown field(s) 'colour'" in reply["error"]
     # The server is still up after all of that.
     assert call(f"{base}/healthz")[0] == 200

@@ -10,15 +10,16 @@ serves it with waitress. Routes, with ``NAME`` the served model's name:
                                       "start_of_text"}`` -> ``{"text", "tokens", "ids"}``
 ``GET  /healthz``                    ``{"status": "ok"}``
 
-A bad request gets a JSON ``{"error": "..."}`` with a 4xx status and one
-line that says what is wrong; an unexpected failure gets a 500 with its
-message, and the server goes on. Requests are parsed, checked and answered
-in parallel threads; only the model's calls take a lock, one call at a time
-(one `step` of a generation, not the whole of it), and a reply is
-serialised outside it, in pieces between which other threads run. When
-the server stops (`ServingApp.stopping`), new requests get a 503; when it
-stops waiting (`ServingApp.cancelled`), the requests still running end with
-a 503 at their next model call or reply piece.
+Every answer is JSON. A bad request gets ``{"error": "..."}`` with a 4xx
+status and one line that says what is wrong (405 for a route's wrong
+method, 404 for an unknown route or model); an unexpected failure (a bug)
+gets a 500 with its message, and the server goes on. Requests are parsed,
+checked and answered in parallel threads; only the model's calls take a
+lock, one call at a time (one `step` of a generation, not the whole of it),
+and a reply is serialised outside it, in pieces between which other threads
+run. When the server stops (`ServingApp.stopping`), new requests get a 503;
+when it stops waiting (`ServingApp.cancelled`), the requests still running
+end with a 503 at their next model call or reply piece.
 """
 from __future__ import annotations
 
@@ -27,24 +28,43 @@ import logging
 import threading
 from typing import Any, Callable, Sequence
 
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.routing import Map, Rule
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from tfnas.data import OutOfVocabularyError
 from tfnas.export.exported import ExportedModel, States
 from tfnas.export.generate import generate_text
-from tfnas.serving.rest import SIGNATURES, Limits, RequestError, Signatures, body_too_large, parse_json, stopped
+from tfnas.serving.rest import (SIGNATURES, Limits, RequestError, Signatures, body_too_large, listed,
+                                parse_json, request_field, shown, stopped)
 
 logger = logging.getLogger("tfnas.serve")
 
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+#: The fields of a generate request.
+GENERATE_FIELDS = ("max_tokens", "prompt", "seed", "start_of_text", "temperature", "top_k")
+#: Longest error message (characters): a longer one is cut, as a word or name of the request can be long.
+MAX_ERROR_CHARS = 500
+#: Seeds of a generation: NumPy's generator takes any integer >= 0; JSON clients rarely hold more than 63 bits.
+SEED = Bound(0, 2 ** 63 - 1)
 
 
 def _json(value: Any, status: int = 200) -> Response:
     return Response(json.dumps(value), status=status, mimetype="application/json")
+
+
+def _error(message: str, status: int) -> Response:
+    """``{"error": message}`` on one line of at most `MAX_ERROR_CHARS` characters."""
+    line = " ".join(message.splitlines())
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[:MAX_ERROR_CHARS - 3] + "..."
+    return _json({"error": line}, status)
+
+
+class _ModelName(BaseConverter):
+    """A model name in a URL: no ``/`` and no ``:`` (``NAME:predict`` is the name and a verb)."""
+
+    regex = "[^/:]+"
 
 
 class OneCallAtATime(ExportedModel):
@@ -106,12 +126,12 @@ class ServingApp:
         self.signatures = Signatures(self.model, limits)
         self._routes = Map([
             Rule("/healthz", endpoint="health", methods=["GET"]),
-            Rule("/v1/models/<name>", endpoint="status", methods=["GET"]),
-            Rule("/v1/models/<name>/metadata", endpoint="metadata", methods=["GET"]),
-            Rule("/v1/models/<name>:predict", endpoint="predict", methods=["POST"]),
-            Rule("/v1/models/<name>:generate", endpoint="generate", methods=["POST"]),
-        ])
-        self._handlers: dict[str, Callable[..., Response]] = {
+            Rule("/v1/models/<model:name>", endpoint="status", methods=["GET"]),
+            Rule("/v1/models/<model:name>/metadata", endpoint="metadata", methods=["GET"]),
+            Rule("/v1/models/<model:name>:predict", endpoint="predict", methods=["POST"]),
+            Rule("/v1/models/<model:name>:generate", endpoint="generate", methods=["POST"]),
+        ], converters={"model": _ModelName})
+        self._handlers: dict[str, Callable[[Request], Response]] = {
             "health": self.health, "status": self.status, "metadata": self.metadata, "predict": self.predict,
             "generate": self.generate}
 
@@ -123,23 +143,26 @@ class ServingApp:
 
     def dispatch(self, request: Request) -> Response:
         if self.stopping.is_set():
-            response = _json({"error": "the server is stopping; send the request again to a running server"}, 503)
+            response = _error("the server is stopping; send the request again to a running server", 503)
             response.headers["Connection"] = "close"
             return response
         try:
             endpoint, args = self._routes.bind_to_environ(request.environ).match()
             if "name" in args and args["name"] != self.name:
-                return _json({"error": f"model {args['name']!r} not found; this server serves {self.name!r}"}, 404)
+                return _error(f"model {shown(args['name'])} not found; this server serves {self.name!r}", 404)
             return self._handlers[endpoint](request)
         except RequestError as err:
-            return _json({"error": str(err)}, err.status)
+            return _error(str(err), err.status)
         except OutOfVocabularyError as err:
-            return _json({"error": str(err)}, 400)
+            return _error(str(err), 400)
         except HTTPException as err:
-            return _json({"error": f"{err.name}: {err.description}"}, err.code or 500)
+            response = _error(f"{err.name}: {err.description}", err.code or 500)
+            if isinstance(err, MethodNotAllowed) and err.valid_methods:
+                response.headers["Allow"] = ", ".join(err.valid_methods)
+            return response
         except Exception as err:  # noqa: BLE001 - the server answers and goes on
             logger.exception("request %s %s failed", request.method, request.path)
-            return _json({"error": f"internal error: {type(err).__name__}: {err}"}, 500)
+            return _error(f"internal error: {type(err).__name__}: {err}", 500)
 
     def _body(self, request: Request) -> Any:
         """The JSON value of the request body (413 over `Limits.max_request_bytes`)."""
@@ -157,12 +180,13 @@ class ServingApp:
             {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
 
     def metadata(self, request: Request) -> Response:
+        limits = self.limits
         return _json({"model_spec": {"name": self.name, "version": "1"}, "signatures": list(SIGNATURES),
                       "states": self.model.state_names, "format": self.model.format,
                       "tfnas": json.loads(self.model.metadata.to_json()),
-                      "limits": {"max_batch": self.limits.max_batch, "max_tokens": self.limits.max_tokens,
-                                 "max_reply_values": self.limits.max_reply_values,
-                                 "max_request_bytes": self.limits.max_request_bytes}})
+                      "limits": {"max_batch": limits.max_batch, "max_tokens": limits.max_tokens,
+                                 "max_reply_values": limits.max_reply_values,
+                                 "max_request_bytes": limits.max_request_bytes}})
 
     def predict(self, request: Request) -> Response:
         prediction = self.signatures.predict(self._body(request))
@@ -172,28 +196,22 @@ class ServingApp:
         body = self._body(request)
         if not isinstance(body, dict):
             raise RequestError("the request must be a JSON object")
-        known = {"prompt", "max_tokens", "temperature", "top_k", "seed", "start_of_text"}
-        unknown = sorted(set(body) - known)
+        unknown = set(body) - set(GENERATE_FIELDS)
         if unknown:
-            raise RequestError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        prompt = body.get("prompt", "")
-        max_tokens = body.get("max_tokens", 50)
-        temperature = body.get("temperature", 1.0)
-        top_k, seed = body.get("top_k"), body.get("seed")
-        if not isinstance(prompt, str):
-            raise RequestError("'prompt' must be a string")
-        if not _is_int(max_tokens) or max_tokens < 1:
-            raise RequestError(f"'max_tokens' must be a positive integer; received {max_tokens!r}")
-        if seed is not None and not (_is_int(seed) and 0 <= seed < 2 ** 63):
-            raise RequestError(f"'seed' must be a non-negative integer or null; received {seed!r}")
-        start_of_text = bool(body.get("start_of_text", True))
+            raise RequestError(f"unknown field(s) {listed(unknown)}; known: {', '.join(GENERATE_FIELDS)}")
+        prompt = request_field(body, "prompt", "", str)
+        max_tokens = request_field(body, "max_tokens", 50, int, AT_LEAST_ONE)
+        temperature = request_field(body, "temperature", 1.0, float, NON_NEGATIVE)
+        top_k = request_field(body, "top_k", None, int | None, NON_NEGATIVE)
+        seed = request_field(body, "seed", None, int | None, SEED)
+        start_of_text = request_field(body, "start_of_text", True, bool)
         eos = start_of_text and self.model.vocab.eos_id is not None
         self.limits.check_generation(len(prompt.split()) + eos, max_tokens, eos)
-        try:  # temperature and top_k are checked by generate_text (ValueError)
+        try:
             out = generate_text(self.model, prompt, max_tokens, temperature=temperature, top_k=top_k or None,
                                 seed=seed, start_of_text=start_of_text)
         except (OutOfVocabularyError, RequestError):
             raise
-        except ValueError as err:
+        except ValueError as err:  # an empty prompt without <eos> to start from
             raise RequestError(str(err)) from None
         return _json({"text": out.text, "tokens": out.tokens, "ids": out.ids})

@@ -22,25 +22,45 @@ through `tfnas.export.ExportedModel`:
 
 Every malformed request raises `RequestError` with one line that says what
 is wrong; nothing here knows about HTTP beyond the status code it suggests.
+Nothing recurses over the request: any JSON value is a reply or a
+`RequestError`, whatever its nesting (a property test sends them).
 """
 from __future__ import annotations
 
 import itertools
 import json
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from tfnas.config import Bound, check_argument
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import IDS_INPUT, state_output_name
 
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
 DEFAULT_SIGNATURE = "serving_default"
+#: Levels of nesting an input may have (the inputs are [batch, time] or [batch, units]).
+MAX_RANK = 8
 #: Values serialised in one piece of a reply: the reply is written piece by piece, and between two pieces the
 #: interpreter lock goes to the other requests' threads (`json.dumps` holds it throughout; 2**14 values take
 #: about 15 ms).
 REPLY_PIECE_VALUES = 2 ** 14
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` on one line, cut short for long strings and containers (a request's values in messages)."""
+    return _REPR.repr(value)
+
+
+def listed(names: Any, most: int = 8) -> str:
+    """``'a', 'b', ...``: the first ``most`` of ``names`` (sorted), each `shown`."""
+    names = sorted(names)
+    return ", ".join([shown(n) for n in names[:most]] + (["..."] if len(names) > most else []))
 
 
 class RequestError(ValueError):
@@ -114,30 +134,42 @@ def body_too_large(limit: int) -> RequestError:
                         "(tfnas serve --max-request-bytes)", 413)
 
 
+def request_field(request: Mapping[str, Any], name: str, default: Any, kind: Any,
+                  bound: Bound | None = None) -> Any:
+    """``request[name]`` (``default`` when absent), refused with a `RequestError` unless it is of ``kind`` and
+    inside ``bound`` (`tfnas.config.check_argument`: a bool is not a number, a string not a bool)."""
+    try:
+        return check_argument(name, request.get(name, default), kind, bound, label=f"'{name}'")
+    except ValueError as err:
+        raise RequestError(str(err)) from None
+
+
 def parse_json(body: bytes) -> Any:
     """The JSON value of a request body."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except RecursionError:
+        raise RequestError("request body is nested too deeply to be read") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise RequestError(f"request body is not valid JSON: {err}") from None
 
 
-def _shape(name: str, value: Any) -> tuple[int, ...]:
-    """The shape of a nested list; `RequestError` if its rows differ in length."""
-    if not isinstance(value, list):
-        return ()
-    shapes = {_shape(name, v) for v in value}
-    if len(shapes) > 1:
+def _nested(name: str, value: Any) -> tuple[tuple[int, ...], list[Any]]:
+    """The shape of a rectangular nested list and its leaves in order, read level by level (no recursion);
+    `RequestError` if its rows differ in length or it is nested deeper than `MAX_RANK`."""
+    shape: list[int] = []
+    level = [value]
+    while level and isinstance(level[0], list):
+        if len(shape) == MAX_RANK:
+            raise RequestError(f"input {name!r} is nested deeper than {MAX_RANK} levels")
+        lengths = {len(v) if isinstance(v, list) else -1 for v in level}
+        if len(lengths) > 1:
+            raise RequestError(f"input {name!r} must be a rectangular nested list (every row of the same length)")
+        shape.append(lengths.pop())
+        level = [x for v in level for x in v]
+    if any(isinstance(v, list) for v in level):
         raise RequestError(f"input {name!r} must be a rectangular nested list (every row of the same length)")
-    return (len(value), *(shapes.pop() if shapes else ()))
-
-
-def _leaves(value: Any):
-    if isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
+    return tuple(shape), level
 
 
 #: What each kind of input may hold, and the NumPy type it becomes.
@@ -147,9 +179,8 @@ _KINDS = {"int": ((int,), np.int64, "integers (word ids)"), "float": ((int, floa
 
 def _array(name: str, value: Any, kind: str) -> np.ndarray:
     """``value`` (a nested list) as an array of ``kind``: ``"int"``, ``"float"`` or ``"str"``."""
-    shape = _shape(name, value)
+    shape, leaves = _nested(name, value)
     types, dtype, what = _KINDS[kind]
-    leaves = list(_leaves(value))
     if not all(isinstance(x, types) and not isinstance(x, bool) for x in leaves):
         raise RequestError(f"input {name!r} must hold {what}")
     out = np.empty(len(leaves), dtype)
@@ -252,19 +283,20 @@ class Signatures:
             "lookup": (["words"], []), "words": ([IDS_INPUT], [])}
 
     def predict(self, request: Any) -> Prediction:
-        """The outputs of a predict request (a parsed JSON value)."""
+        """The outputs of a predict request (a parsed JSON value; other keys than ``signature_name``, ``inputs``
+        and ``instances`` are ignored, as TensorFlow Serving ignores them)."""
         if not isinstance(request, dict):
             raise RequestError("the request must be a JSON object")
-        name = request.get("signature_name", DEFAULT_SIGNATURE)
+        name = request_field(request, "signature_name", DEFAULT_SIGNATURE, str)
         if name not in self._run:
-            raise RequestError(f"unknown signature_name {name!r}; this model has {', '.join(SIGNATURES)}")
+            raise RequestError(f"unknown signature_name {shown(name)}; this model has {', '.join(SIGNATURES)}")
         inputs, rows = _columns(request)
         required, optional = self._inputs[name]
         missing = [k for k in required if k not in inputs]
-        unknown = sorted(set(inputs) - set(required) - set(optional))
+        unknown = set(inputs) - set(required) - set(optional)
         if missing or unknown:
             what = "; ".join(part for part in (
-                f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "")
+                f"missing {', '.join(missing)}" if missing else "", f"unknown {listed(unknown)}" if unknown else "")
                 if part)
             allowed = ", ".join(required + [f"{k} (optional)" for k in optional])
             raise RequestError(f"signature {name!r}: {what}; its inputs are {allowed}")

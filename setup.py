@@ -37,7 +37,8 @@ setup(
         "graphviz>=0.20",
         "pyyaml>=6.0",
         "tensorboard>=2.16",
-        "werkzeug>=3.0",  # tfnas serve (also what TensorBoard's server runs on)
+        "werkzeug>=3.0",  # tfnas serve's WSGI app (also what TensorBoard's server runs on)
+        "waitress>=3.0",  # tfnas serve's WSGI server: timeouts, connection and body limits, a bounded thread pool
         "filelock>=4.3.2",  # the run folder's lock (tfnas.runs.lock), a download's work folder (tfnas.data.download)
         "tqdm>=4.70.1",  # the progress bar on a terminal (tfnas.progress)
     ],

@@ -291,10 +291,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tfnas.export import load_export
-    from tfnas.serving import Limits, serve
+    from tfnas.serving import Limits, ServerSettings, serve
 
     model = load_export(args.model)
-    limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens)
+    limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens, max_reply_values=args.max_reply_values,
+                    max_request_bytes=args.max_request_bytes)
+    settings = ServerSettings(threads=args.threads, connection_limit=args.connection_limit,
+                              channel_timeout=args.channel_timeout, shutdown_grace=args.shutdown_grace)
 
     def ready(url: str) -> None:
         print(f"serving {model.format} {model.path} as {args.name!r} at {url} "
@@ -302,8 +305,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               flush=True)
 
     try:
-        serve(model, args.host, args.port, args.name, limits, ready)
-    except KeyboardInterrupt:
+        serve(model, args.host, args.port, args.name, limits, settings, ready)
+    except KeyboardInterrupt:  # before the server's own handler is in place
         pass
     return 0
 
@@ -462,7 +465,21 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     serve.add_argument("--max-batch", type=flag_type(int, AT_LEAST_ONE), default=64,
                        help="rows per request (default 64)")
     serve.add_argument("--max-tokens", type=flag_type(int, AT_LEAST_ONE), default=4096,
-                       help="rows x time per request, and words per generation (default 4096)")
+                       help="rows x time per request; prompt plus words per generation (default 4096)")
+    serve.add_argument("--max-reply-values", type=flag_type(int, AT_LEAST_ONE), default=2 ** 20,
+                       help="logits (rows x time x vocabulary) in one serving_default reply, ~21 bytes of JSON "
+                            "each (default 1048576)")
+    serve.add_argument("--max-request-bytes", type=flag_type(int, AT_LEAST_ONE), default=16 * 2 ** 20,
+                       help="bytes of a request body, Content-Length or chunked; over it: 413 (default 16 MiB)")
+    serve.add_argument("--threads", type=flag_type(int, AT_LEAST_ONE), default=4,
+                       help="requests handled at once; the others queue (default 4)")
+    serve.add_argument("--connection-limit", type=flag_type(int, AT_LEAST_ONE), default=100,
+                       help="connections open at once; more wait to be accepted (default 100)")
+    serve.add_argument("--channel-timeout", type=flag_type(int, AT_LEAST_ONE), default=30,
+                       help="seconds before a connection with nothing in progress (an incomplete request, an "
+                            "idle keep-alive) is closed (default 30)")
+    serve.add_argument("--shutdown-grace", type=flag_type(float, NON_NEGATIVE), default=5.0,
+                       help="seconds that requests in flight get to finish on SIGTERM or Ctrl-C (default 5)")
     serve.set_defaults(func=cmd_serve)
 
     compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "

@@ -148,8 +148,12 @@ class SavedModelExport(ExportedModel):
         return out["log_probs"].numpy().astype(np.float64), self._finals(out)
 
     def encode(self, words):
-        """Ids from the model's own ``lookup`` signature (the vocabulary asset)."""
-        words = list(words)
+        """Ids from the model's own ``lookup`` signature (the vocabulary asset).
+
+        A word that is not valid Unicode (a lone surrogate) goes in as its
+        surrogate-escaped bytes, which no vocabulary word equals: it is
+        unknown, as in the other formats."""
+        words = [w.encode("utf-8", "surrogatepass") for w in words]
         if not words:
             return np.zeros((0,), np.int64)
         out = self.loaded.signatures["lookup"](words=self._tf.constant([words]))

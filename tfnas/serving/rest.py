@@ -22,20 +22,45 @@ through `tfnas.export.ExportedModel`:
 
 Every malformed request raises `RequestError` with one line that says what
 is wrong; nothing here knows about HTTP beyond the status code it suggests.
+Nothing recurses over the request: any JSON value is a reply or a
+`RequestError`, whatever its nesting (a property test sends them).
 """
 from __future__ import annotations
 
+import itertools
 import json
+import reprlib
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from tfnas.config import Bound, check_argument
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import IDS_INPUT, state_output_name
 
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
 DEFAULT_SIGNATURE = "serving_default"
+#: Levels of nesting an input may have (the inputs are [batch, time] or [batch, units]).
+MAX_RANK = 8
+#: Values serialised in one piece of a reply: the reply is written piece by piece, and between two pieces the
+#: interpreter lock goes to the other requests' threads (`json.dumps` holds it throughout; 2**14 values take
+#: about 15 ms).
+REPLY_PIECE_VALUES = 2 ** 14
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 40
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` on one line, cut short for long strings and containers (a request's values in messages)."""
+    return _REPR.repr(value)
+
+
+def listed(names: Any, most: int = 8) -> str:
+    """``'a', 'b', ...``: the first ``most`` of ``names`` (sorted), each `shown`."""
+    names = sorted(names)
+    return ", ".join([shown(n) for n in names[:most]] + (["..."] if len(names) > most else []))
 
 
 class RequestError(ValueError):
@@ -48,13 +73,25 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on one request: rows (``max_batch``) and tokens, rows x time (``max_tokens``)."""
+    """Bounds on one request, each named with its ``tfnas serve`` flag in the 413 that refuses it.
+
+    Attributes:
+        max_batch: rows of one request.
+        max_tokens: rows x time of one request, and the tokens of one
+            generation: its prompt (with ``<eos>``) plus the words it writes.
+        max_reply_values: logits in one ``serving_default`` reply (rows x
+            time x vocabulary): about 21 bytes of JSON and 1 us of
+            serialisation each, 2**20 makes at most ~22 MB and ~1 s.
+        max_request_bytes: bytes of a request body.
+    """
 
     max_batch: int = 64
     max_tokens: int = 4096
+    max_reply_values: int = 2 ** 20
+    max_request_bytes: int = 16 * 2 ** 20
 
     def __post_init__(self):
-        for name in ("max_batch", "max_tokens"):
+        for name in ("max_batch", "max_tokens", "max_reply_values", "max_request_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Argument `{name}` must be a positive integer; received: {name}={value!r}")
@@ -68,31 +105,71 @@ class Limits:
             raise RequestError(f"{tokens} tokens (rows x time) is over this server's limit of {self.max_tokens} "
                                "(tfnas serve --max-tokens)", 413)
 
+    def check_reply(self, rows: int, steps: int, vocab: int) -> None:
+        """Refuses a reply of ``rows x steps x vocab`` logits over ``max_reply_values``."""
+        values = rows * steps * vocab
+        if values > self.max_reply_values:
+            raise RequestError(f"a reply of {values} logits ({rows} rows x {steps} steps x {vocab} words) is over "
+                               f"this server's limit of {self.max_reply_values} values (tfnas serve "
+                               "--max-reply-values); ask for fewer steps, or for the 'score' signature", 413)
+
+    def check_generation(self, prompt_tokens: int, max_tokens: int, eos: bool) -> None:
+        """Refuses a generation whose prompt (``prompt_tokens``, ``<eos>`` included when ``eos``) and words to
+        write make more than ``max_tokens`` tokens."""
+        total = prompt_tokens + max_tokens
+        if total > self.max_tokens:
+            raise RequestError(f"the prompt ({prompt_tokens} tokens{' with <eos>' if eos else ''}) and max_tokens "
+                               f"{max_tokens} make {total} tokens, over this server's limit of {self.max_tokens} "
+                               "(tfnas serve --max-tokens)", 413)
+
+
+def stopped() -> RequestError:
+    """The 503 of a request still running when the server stops waiting for it."""
+    return RequestError("the server stopped before this request ended; send it again to a running server", 503)
+
+
+def body_too_large(limit: int) -> RequestError:
+    """The 413 of a request body over ``limit`` bytes (`Limits.max_request_bytes`)."""
+    return RequestError(f"the request body is over this server's limit of {limit} bytes "
+                        "(tfnas serve --max-request-bytes)", 413)
+
+
+def request_field(request: Mapping[str, Any], name: str, default: Any, kind: Any,
+                  bound: Bound | None = None) -> Any:
+    """``request[name]`` (``default`` when absent), refused with a `RequestError` unless it is of ``kind`` and
+    inside ``bound`` (`tfnas.config.check_argument`: a bool is not a number, a string not a bool)."""
+    try:
+        return check_argument(name, request.get(name, default), kind, bound, label=f"'{name}'")
+    except ValueError as err:
+        raise RequestError(str(err)) from None
+
 
 def parse_json(body: bytes) -> Any:
     """The JSON value of a request body."""
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except RecursionError:
+        raise RequestError("request body is nested too deeply to be read") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise RequestError(f"request body is not valid JSON: {err}") from None
 
 
-def _shape(name: str, value: Any) -> tuple[int, ...]:
-    """The shape of a nested list; `RequestError` if its rows differ in length."""
-    if not isinstance(value, list):
-        return ()
-    shapes = {_shape(name, v) for v in value}
-    if len(shapes) > 1:
+def _nested(name: str, value: Any) -> tuple[tuple[int, ...], list[Any]]:
+    """The shape of a rectangular nested list and its leaves in order, read level by level (no recursion);
+    `RequestError` if its rows differ in length or it is nested deeper than `MAX_RANK`."""
+    shape: list[int] = []
+    level = [value]
+    while level and isinstance(level[0], list):
+        if len(shape) == MAX_RANK:
+            raise RequestError(f"input {name!r} is nested deeper than {MAX_RANK} levels")
+        lengths = {len(v) if isinstance(v, list) else -1 for v in level}
+        if len(lengths) > 1:
+            raise RequestError(f"input {name!r} must be a rectangular nested list (every row of the same length)")
+        shape.append(lengths.pop())
+        level = [x for v in level for x in v]
+    if any(isinstance(v, list) for v in level):
         raise RequestError(f"input {name!r} must be a rectangular nested list (every row of the same length)")
-    return (len(value), *(shapes.pop() if shapes else ()))
-
-
-def _leaves(value: Any):
-    if isinstance(value, list):
-        for v in value:
-            yield from _leaves(v)
-    else:
-        yield value
+    return tuple(shape), level
 
 
 #: What each kind of input may hold, and the NumPy type it becomes.
@@ -102,9 +179,8 @@ _KINDS = {"int": ((int,), np.int64, "integers (word ids)"), "float": ((int, floa
 
 def _array(name: str, value: Any, kind: str) -> np.ndarray:
     """``value`` (a nested list) as an array of ``kind``: ``"int"``, ``"float"`` or ``"str"``."""
-    shape = _shape(name, value)
+    shape, leaves = _nested(name, value)
     types, dtype, what = _KINDS[kind]
-    leaves = list(_leaves(value))
     if not all(isinstance(x, types) and not isinstance(x, bool) for x in leaves):
         raise RequestError(f"input {name!r} must hold {what}")
     out = np.empty(len(leaves), dtype)
@@ -137,6 +213,62 @@ def _columns(request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     raise RequestError("the request needs 'inputs' (or 'instances')")
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """The outputs of a predict request, and whether it came in the row form (``instances``)."""
+
+    outputs: dict[str, np.ndarray]
+    rows: bool = False
+
+    def to_json(self, cancelled: Callable[[], bool] = lambda: False) -> bytes:
+        """The reply: ``{"outputs": {name: nested list}}``, or ``{"predictions": [{name: row}, ...]}`` for the row
+        form, byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES` values.
+        `stopped` is raised between two pieces once ``cancelled()`` is true."""
+        if self.rows:
+            count = len(next(iter(self.outputs.values())))
+            rows = (_pieces_of_object({k: v[i] for k, v in self.outputs.items()}) for i in range(count))
+            reply = itertools.chain(['{"predictions": '], _pieces_of_list(rows), ["}"])
+        else:
+            reply = itertools.chain(['{"outputs": '], _pieces_of_object(self.outputs), ["}"])
+        pieces = []
+        for piece in reply:
+            if cancelled():
+                raise stopped()
+            pieces.append(piece)
+        return "".join(pieces).encode()
+
+
+def _pieces_of_list(items: Iterator[Iterator[str]]) -> Iterator[str]:
+    """A JSON list of the items, each given as its pieces."""
+    yield "["
+    for i, pieces in enumerate(items):
+        if i:
+            yield ", "
+        yield from pieces
+    yield "]"
+
+
+def _pieces_of_object(arrays: Mapping[str, np.ndarray]) -> Iterator[str]:
+    """A JSON object of nested lists, in pieces."""
+    yield "{"
+    for i, (key, value) in enumerate(arrays.items()):
+        yield (", " if i else "") + json.dumps(key) + ": "
+        yield from _pieces_of_array(np.asarray(value))
+    yield "}"
+
+
+def _pieces_of_array(value: np.ndarray) -> Iterator[str]:
+    """``json.dumps(value.tolist())`` in pieces of at most `REPLY_PIECE_VALUES` values."""
+    if value.ndim == 0 or value.size <= REPLY_PIECE_VALUES:
+        yield json.dumps(value.tolist())
+    elif value.ndim == 1:
+        for start in range(0, len(value), REPLY_PIECE_VALUES):
+            yield ("[" if start == 0 else ", ") + json.dumps(value[start:start + REPLY_PIECE_VALUES].tolist())[1:-1]
+        yield "]"
+    else:
+        yield from _pieces_of_list(_pieces_of_array(row) for row in value)
+
+
 class Signatures:
     """The four signatures over ``model``, with its states optional and ``limits`` on every request."""
 
@@ -150,28 +282,25 @@ class Signatures:
             "serving_default": ([IDS_INPUT], model.state_names), "score": ([IDS_INPUT, "targets"], model.state_names),
             "lookup": (["words"], []), "words": ([IDS_INPUT], [])}
 
-    def predict(self, request: Any) -> dict[str, Any]:
-        """The reply to a predict request (a parsed JSON value)."""
+    def predict(self, request: Any) -> Prediction:
+        """The outputs of a predict request (a parsed JSON value; other keys than ``signature_name``, ``inputs``
+        and ``instances`` are ignored, as TensorFlow Serving ignores them)."""
         if not isinstance(request, dict):
             raise RequestError("the request must be a JSON object")
-        name = request.get("signature_name", DEFAULT_SIGNATURE)
+        name = request_field(request, "signature_name", DEFAULT_SIGNATURE, str)
         if name not in self._run:
-            raise RequestError(f"unknown signature_name {name!r}; this model has {', '.join(SIGNATURES)}")
+            raise RequestError(f"unknown signature_name {shown(name)}; this model has {', '.join(SIGNATURES)}")
         inputs, rows = _columns(request)
         required, optional = self._inputs[name]
         missing = [k for k in required if k not in inputs]
-        unknown = sorted(set(inputs) - set(required) - set(optional))
+        unknown = set(inputs) - set(required) - set(optional)
         if missing or unknown:
             what = "; ".join(part for part in (
-                f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(unknown)}" if unknown else "")
+                f"missing {', '.join(missing)}" if missing else "", f"unknown {listed(unknown)}" if unknown else "")
                 if part)
             allowed = ", ".join(required + [f"{k} (optional)" for k in optional])
             raise RequestError(f"signature {name!r}: {what}; its inputs are {allowed}")
-        outputs = self._run[name](inputs)
-        if rows:
-            return {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(len(
-                next(iter(outputs.values()))))]}
-        return {"outputs": {k: v.tolist() for k, v in outputs.items()}}
+        return Prediction(self._run[name](inputs), rows)
 
     # ------------------------------------------------------------ inputs
     def _ids(self, inputs: dict[str, Any], name: str = IDS_INPUT) -> np.ndarray:
@@ -207,6 +336,7 @@ class Signatures:
     # -------------------------------------------------------- signatures
     def _serving_default(self, inputs):
         ids = self._ids(inputs)
+        self.limits.check_reply(*ids.shape, len(self.model.vocab))
         logits, states = self.model.step(ids, self._states(inputs, ids.shape[0]))
         return self._with_states(np.asarray(logits, np.float32), "logits", states)
 

@@ -1,175 +1,257 @@
-"""`tfnas serve`: an HTTP server over any export that speaks TensorFlow Serving's REST API.
+"""`tfnas serve`: the WSGI app (`tfnas.serving.app`) served by waitress, with explicit bounds and a graceful stop.
 
-Built on Werkzeug (the WSGI library TensorBoard runs on). Routes, with
-``NAME`` the served model's name:
+waitress (pure Python, on every OS) rather than Werkzeug's development
+server, which has no timeouts and a thread per connection. One loop reads
+and writes every connection; a pool of threads runs the requests. The
+bounds (`ServerSettings`, and the request limits of
+`tfnas.serving.rest.Limits`):
 
-``GET  /v1/models/NAME``             model status, as TensorFlow Serving answers it
-``GET  /v1/models/NAME/metadata``    the export's metadata (``tfnas.json``) and its signatures
-``POST /v1/models/NAME:predict``     TensorFlow Serving's predict request (`tfnas.serving.rest`)
-``POST /v1/models/NAME:generate``    ``{"prompt", "max_tokens", "temperature", "top_k", "seed",
-                                      "start_of_text"}`` -> ``{"text", "tokens", "ids"}``
-``GET  /healthz``                    ``{"status": "ok"}``
+- at most ``threads`` requests run at once; the others wait in a queue;
+- at most ``connection_limit`` connections are open; past it no connection
+  is accepted (the others wait in the listening socket's backlog) until one
+  closes;
+- a connection with nothing in progress for ``channel_timeout`` seconds (an
+  incomplete request, a body shorter than its Content-Length, an idle
+  keep-alive, a reply the client does not read) is closed;
+- a body over ``max_request_bytes`` is refused with a 413 as soon as its
+  Content-Length or its chunks pass the limit, and a request line and
+  headers over `MAX_HEADER_BYTES` with a 431; these answers of waitress's
+  own are JSON ``{"error": ...}`` like the app's;
+- `HttpServer.stop` (SIGTERM or Ctrl-C under `serve`): no new connection,
+  the requests in flight get ``shutdown_grace`` seconds to be answered,
+  the rest are closed, and `serve` returns.
 
-A bad request gets a JSON ``{"error": "..."}`` with a 4xx status and one
-line that says what is wrong; an unexpected failure gets a 500 with its
-message, and the server goes on. Model calls are serialised by a lock
-(requests are parsed and answered in parallel threads).
+waitress's error replies and its loop are reached through its modules
+(``waitress.channel``, ``waitress.task``, ``waitress.wasyncore``), not only
+``create_server``: its documented API has no hook for either.
 """
 from __future__ import annotations
 
 import json
 import logging
 import signal
+import socket
 import threading
-from typing import Any, Callable
+import time
+from dataclasses import dataclass
+from typing import Callable
 
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+import waitress
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
+from waitress.utilities import Error, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
-from tfnas.data import OutOfVocabularyError
+from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, check_argument
+from tfnas.errors import TfnasError
 from tfnas.export.exported import ExportedModel
-from tfnas.export.generate import generate_text
-from tfnas.serving.rest import SIGNATURES, Limits, RequestError, Signatures, parse_json
+from tfnas.serving.app import ServingApp
+from tfnas.serving.rest import Limits, body_too_large
 
 logger = logging.getLogger("tfnas.serve")
 
-#: Largest request body accepted (bytes).
-MAX_BODY_BYTES = 64 * 2 ** 20
+#: Largest request line plus headers (bytes); a URL counts here.
+MAX_HEADER_BYTES = 64 * 2 ** 10
+#: How often the serving loop looks whether `HttpServer.stop` was called (seconds).
+POLL_SECONDS = 0.2
+#: Seconds the requests still running after the shutdown grace get to end with a 503 at their next model call.
+CANCEL_SECONDS = 2.0
+#: Most bytes a connection being closed reads and drops first (see `_Channel.handle_close`).
+LINGER_BYTES = 2 ** 20
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+class ServeError(TfnasError):
+    """The server cannot start: an address that does not resolve, a port in use or not allowed."""
 
 
-def _json(value: Any, status: int = 200) -> Response:
-    return Response(json.dumps(value), status=status, mimetype="application/json")
+@dataclass(frozen=True)
+class ServerSettings:
+    """How `HttpServer` treats connections (each a ``tfnas serve`` flag of the same name).
 
-
-class ServingApp:
-    """The WSGI application over one loaded export.
-
-    Args:
-        model: the export (`tfnas.export.load_export`).
-        name: the model name of the URLs (TensorFlow Serving's ``MODEL_NAME``).
-        limits: rows and tokens allowed in one request; ``max_tokens`` also
-            bounds the words of one generation.
+    Attributes:
+        threads: requests run at once (waitress's thread pool); the model
+            itself runs one call at a time whatever this is.
+        connection_limit: connections open at once.
+        channel_timeout: seconds after which a connection with nothing in
+            progress is closed.
+        shutdown_grace: seconds the requests in flight get to be answered
+            once the server stops.
     """
 
-    def __init__(self, model: ExportedModel, name: str = "tfnas", limits: Limits = Limits()):
-        if not name or "/" in name or ":" in name:
-            raise ValueError(f"Argument `name` must be a non-empty name without '/' or ':'; received: {name!r}")
-        self.model = model
-        self.name = name
-        self.limits = limits
-        self.signatures = Signatures(model, limits)
-        self._lock = threading.Lock()
-        self._routes = Map([
-            Rule("/healthz", endpoint="health", methods=["GET"]),
-            Rule("/v1/models/<name>", endpoint="status", methods=["GET"]),
-            Rule("/v1/models/<name>/metadata", endpoint="metadata", methods=["GET"]),
-            Rule("/v1/models/<name>:predict", endpoint="predict", methods=["POST"]),
-            Rule("/v1/models/<name>:generate", endpoint="generate", methods=["POST"]),
-        ])
-        self._handlers: dict[str, Callable[..., Response]] = {
-            "health": self.health, "status": self.status, "metadata": self.metadata, "predict": self.predict,
-            "generate": self.generate}
+    threads: int = 4
+    connection_limit: int = 100
+    channel_timeout: int = 30
+    shutdown_grace: float = 5.0
 
-    # ------------------------------------------------------------- WSGI
-    def __call__(self, environ, start_response):
-        request = Request(environ)
-        request.max_content_length = MAX_BODY_BYTES
-        return self.dispatch(request)(environ, start_response)
+    def __post_init__(self):
+        for name in ("threads", "connection_limit", "channel_timeout"):
+            check_argument(name, getattr(self, name), int, AT_LEAST_ONE)
+        check_argument("shutdown_grace", self.shutdown_grace, float, NON_NEGATIVE)
 
-    def dispatch(self, request: Request) -> Response:
+
+def _error_message(error: Error, max_request_body_size: int) -> str:
+    """One line for an error that waitress answers itself (``max_request_body_size``: waitress's setting)."""
+    if isinstance(error, RequestEntityTooLarge):
+        return str(body_too_large(max_request_body_size - 1))  # see HttpServer
+    if isinstance(error, RequestHeaderFieldsTooLarge):
+        return f"the request line and headers are over this server's limit of {MAX_HEADER_BYTES} bytes"
+    return f"{error.reason}: {' '.join(str(error.body).split())}"
+
+
+class _JsonErrorTask(ErrorTask):
+    """waitress's own error replies (a malformed request, a body or headers over the limits) as the app's:
+    ``{"error": ...}`` in JSON, and the connection closed."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps({"error": _error_message(error, self.channel.adj.max_request_body_size)}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    """waitress's connection, with JSON error replies, that reads what its client sent before closing."""
+
+    error_task_class = _JsonErrorTask
+
+    def handle_close(self) -> None:
+        """Reads and drops the bytes the client sent that nobody will read (the rest of an oversized request),
+        up to `LINGER_BYTES`, then closes: a socket closed with unread bytes sends a reset, on which the client's
+        system drops the reply (a 413, a 431) it has not read yet."""
+        sock = self.socket  # None once closed (waitress may close a channel twice)
         try:
-            endpoint, args = self._routes.bind_to_environ(request.environ).match()
-            if "name" in args and args["name"] != self.name:
-                return _json({"error": f"model {args['name']!r} not found; this server serves {self.name!r}"}, 404)
-            return self._handlers[endpoint](request)
-        except RequestError as err:
-            return _json({"error": str(err)}, err.status)
-        except OutOfVocabularyError as err:
-            return _json({"error": str(err)}, 400)
-        except HTTPException as err:
-            return _json({"error": f"{err.name}: {err.description}"}, err.code or 500)
-        except Exception as err:  # noqa: BLE001 - the server answers and goes on
-            logger.exception("request %s %s failed", request.method, request.path)
-            return _json({"error": f"internal error: {type(err).__name__}: {err}"}, 500)
+            for _ in range(LINGER_BYTES // self.adj.recv_bytes if sock is not None else 0):
+                if not sock.recv(self.adj.recv_bytes):
+                    break
+        except OSError:  # nothing more to read now (the socket does not block), or a reset
+            pass
+        super().handle_close()
 
-    # ---------------------------------------------------------- routes
-    def health(self, request: Request) -> Response:
-        return _json({"status": "ok"})
 
-    def status(self, request: Request) -> Response:
-        return _json({"model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+class HttpServer:
+    """A `ServingApp` served by waitress on ``host:port`` (``port=0``: a free port; see `url`).
 
-    def metadata(self, request: Request) -> Response:
-        return _json({"model_spec": {"name": self.name, "version": "1"}, "signatures": list(SIGNATURES),
-                      "states": self.model.state_names, "format": self.model.format,
-                      "tfnas": json.loads(self.model.metadata.to_json()),
-                      "limits": {"max_batch": self.limits.max_batch, "max_tokens": self.limits.max_tokens}})
+    `run` serves until `stop` is called (from a signal handler or another
+    thread). Raises `ServeError` when it cannot listen on the address.
+    """
 
-    def predict(self, request: Request) -> Response:
-        body = parse_json(request.get_data())
-        with self._lock:
-            return _json(self.signatures.predict(body))
-
-    def generate(self, request: Request) -> Response:
-        body = parse_json(request.get_data())
-        if not isinstance(body, dict):
-            raise RequestError("the request must be a JSON object")
-        known = {"prompt", "max_tokens", "temperature", "top_k", "seed", "start_of_text"}
-        unknown = sorted(set(body) - known)
-        if unknown:
-            raise RequestError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        prompt = body.get("prompt", "")
-        max_tokens = body.get("max_tokens", 50)
-        temperature = body.get("temperature", 1.0)
-        top_k, seed = body.get("top_k"), body.get("seed")
-        if not isinstance(prompt, str):
-            raise RequestError("'prompt' must be a string")
-        if not _is_int(max_tokens) or not 1 <= max_tokens <= self.limits.max_tokens:
-            raise RequestError(f"'max_tokens' must be an integer in [1, {self.limits.max_tokens}]; received "
-                               f"{max_tokens!r}")
-        if seed is not None and not (_is_int(seed) and 0 <= seed < 2 ** 63):
-            raise RequestError(f"'seed' must be a non-negative integer or null; received {seed!r}")
+    def __init__(self, app: ServingApp, host: str = "127.0.0.1", port: int = 8501,
+                 settings: ServerSettings = ServerSettings()):
+        self.app = app
+        self.settings = settings
+        self._map: dict = {}
+        self._deadline: float | None = None
+        self._reason = ""
         try:
-            with self._lock:  # temperature and top_k are checked by generate_text (ValueError)
-                out = generate_text(self.model, prompt, max_tokens, temperature=temperature, top_k=top_k or None,
-                                    seed=seed, start_of_text=bool(body.get("start_of_text", True)))
-        except OutOfVocabularyError:
-            raise
-        except ValueError as err:
-            raise RequestError(str(err)) from None
-        return _json({"text": out.text, "tokens": out.tokens, "ids": out.ids})
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            server = waitress.create_server(
+                app, map=self._map, host=host, port=port, ident="tfnas", threads=settings.threads,
+                connection_limit=settings.connection_limit, channel_timeout=settings.channel_timeout,
+                cleanup_interval=1, max_request_header_size=MAX_HEADER_BYTES,
+                # waitress refuses a body of max_request_body_size bytes already; the limit is the largest allowed
+                max_request_body_size=app.limits.max_request_bytes + 1,
+                asyncore_use_poll=True, expose_tracebacks=False)
+        except (OSError, ValueError) as err:
+            wasyncore.close_all(self._map)
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise ServeError(f"cannot listen on {host} port {port}: {reason}") from None
+        self._listeners = [d for d in self._map.values() if isinstance(d, BaseWSGIServer)]
+        for listener in self._listeners:
+            listener.channel_class = _Channel
+        # waitress counts its own sockets (each listener and its wake-up pipe) against the limit.
+        server.adj.connection_limit = settings.connection_limit + len(self._map)
+        self._tasks = server.task_dispatcher
+        first = self._listeners[0]
+        host, port = first.effective_host, int(first.effective_port)
+        #: The base URL, with the port actually bound.
+        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def stopping(self) -> bool:
+        return self._deadline is not None
+
+    def stop(self, reason: str = "request", grace: float | None = None) -> None:
+        """Makes `run` stop: it accepts no new connection, gives the requests in flight ``grace`` seconds
+        (``shutdown_grace`` by default) to be answered, closes every connection and returns. Requests that
+        start meanwhile get a 503. Safe from a signal handler and from another thread; a second call can only
+        shorten the grace."""
+        deadline = time.monotonic() + (self.settings.shutdown_grace if grace is None else grace)
+        if self._deadline is None:
+            self._reason = reason
+        if self._deadline is None or deadline < self._deadline:
+            self._deadline = deadline
+
+    def run(self) -> None:
+        """Serves until `stop`, then stops as it says."""
+        try:
+            while self._deadline is None:
+                wasyncore.loop(timeout=POLL_SECONDS, map=self._map, use_poll=True, count=1)
+            self._drain()
+        finally:
+            self._tasks.shutdown(cancel_pending=True, timeout=CANCEL_SECONDS)  # the idle threads end at once
+            wasyncore.close_all(self._map)
+
+    def _drain(self) -> None:
+        """Stops accepting, and serves the connections with a request in flight until they are answered or the
+        grace ends; then cancels the requests still running (each ends with a 503 at its next model call) and
+        serves them `CANCEL_SECONDS` more. Each connection with nothing in flight is closed."""
+        self.app.stopping.set()
+        for listener in self._listeners:
+            wasyncore.dispatcher.close(listener)  # the socket only: the loop still needs the wake-up pipe
+        logger.warning("tfnas serve: stopping on %s: %d request(s) in flight, waiting up to %.3g s for them",
+                       self._reason, len(self._busy()), max(0.0, self._deadline - time.monotonic()))
+        if self._serve_until_idle(lambda: self._deadline):
+            return
+        self.app.cancelled.set()
+        logger.warning("tfnas serve: %d request(s) still running after the grace: cancelled", len(self._busy()))
+        cancel_end = time.monotonic() + CANCEL_SECONDS
+        if not self._serve_until_idle(lambda: cancel_end):
+            logger.warning("tfnas serve: closing %d connection(s) still busy", len(self._busy()))
+
+    def _busy(self) -> list[HTTPChannel]:
+        """The connections with a request in flight or a reply not yet sent."""
+        return [c for c in self._map.values() if isinstance(c, HTTPChannel) and (c.requests or c.total_outbufs_len)]
+
+    def _serve_until_idle(self, deadline: Callable[[], float]) -> bool:
+        """Serves the open connections, closing each as soon as it has nothing in flight, until none is left
+        (True) or ``deadline()`` passes (False)."""
+        while True:
+            busy = self._busy()
+            for channel in [c for c in self._map.values() if isinstance(c, HTTPChannel) and c not in busy]:
+                channel.handle_close()
+            if not busy:
+                return True
+            if time.monotonic() >= deadline():
+                return False
+            wasyncore.loop(timeout=0.05, map=self._map, use_poll=True, count=1)
 
 
 def serve(model: ExportedModel, host: str = "127.0.0.1", port: int = 8501, name: str = "tfnas",
-          limits: Limits = Limits(), ready: Callable[[str], None] | None = None) -> None:
-    """Serves ``model`` until interrupted (threaded: one thread per request).
+          limits: Limits = Limits(), settings: ServerSettings = ServerSettings(),
+          ready: Callable[[str], None] | None = None) -> None:
+    """Serves ``model`` until SIGTERM or Ctrl-C (SIGINT), then stops gracefully (`HttpServer.stop`; a second
+    signal closes what is left at once) and returns.
 
     ``ready`` is called with the base URL once the socket listens (the
-    port is the one bound, which matters with ``port=0``). SIGTERM (what
-    ``docker stop`` and process managers send) stops it like Ctrl-C: a
-    `KeyboardInterrupt` after the socket is closed.
+    port is the one bound, which matters with ``port=0``). Raises
+    `ServeError` when it cannot listen on ``host:port``.
     """
-    server = make_server(host, port, ServingApp(model, name, limits), threaded=True)
-    url = f"http://{host}:{server.server_port}"
-    previous = None
+    server = HttpServer(ServingApp(model, name, limits), host, port, settings)
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        def on_signal(signum: int, frame) -> None:
+            server.stop(signal.Signals(signum).name, grace=0 if server.stopping else None)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
     if ready is not None:
-        ready(url)
+        ready(server.url)
     try:
-        server.serve_forever()
+        server.run()
     finally:
-        server.server_close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -28,6 +28,7 @@ from tfnas.strategies.base import SearchDivergedError
 from tfnas.spaces.dag import DagSpace
 from tfnas.strategies.one_shot.darts import NasabnSearch
 from tfnas.strategies.one_shot.enas import EnasSearch
+from tfnas.strategies.one_shot.loop import OneShotConfig
 from tfnas.strategies.registry import get_strategy
 
 from support import (TINY_SEARCH, Kill, SyntheticEvaluator, assert_same_checkpoints, computed_record,
@@ -138,6 +139,22 @@ def test_every_strategy_refuses_every_non_resumable_change_with_the_list(data, t
     expected = listed_changes(config, changed)
     assert len(expected) >= 3 and all(item in str(err.value) for item in expected), (expected, str(err.value))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("strategy", sorted(TINY_SEARCH))
+def test_a_one_shot_search_refuses_another_checkpoint_interval_on_resume(data, tmp_path, strategy):
+    """A one-shot search recovers from a diverged loss by rewinding to its newest checkpoint, so the interval
+    decides what it computes (ENAS at intervals 20 and 50 ended at valid ppl 766.8 and 845.0): it is refused on
+    resume. A black-box search never rewinds, and keeps it resumable."""
+    config = tiny_search_config(strategy, data[1])
+    open_run(tmp_path, "search", strategy, config)
+    changed = tiny_search_config(strategy, data[1], checkpoint_interval=config.checkpoint_interval + 1)
+    if isinstance(config, OneShotConfig):
+        listed = f"checkpoint_interval: {config.checkpoint_interval} -> {changed.checkpoint_interval}"
+        with pytest.raises(ValueError, match=re.escape(f"with another configuration ({listed})")):
+            open_run(tmp_path, "search", strategy, changed)
+    else:
+        open_run(tmp_path, "search", strategy, changed)
 
 
 @pytest.mark.parametrize("flag, value, listed", [

@@ -109,7 +109,9 @@ class OneShotConfig(LMRunConfig):
     wdecay: float = 5e-7
     epochs: int = 50
     seed: int = 3
-    checkpoint_interval: int = 100
+    checkpoint_interval: int = setting(100, help="steps between checkpoints; a recovery from a diverged loss rewinds "
+                                                 "to the newest one, so the interval is part of what a search "
+                                                 "computes and may not change on resume")
     seq_len_std: float = setting(0.0, help="normal jitter (standard deviation) of a training segment's length; "
                                            "0: none, as DARTS' train_search.py (AWD-LSTM's train.py: 5, drawn "
                                            "within [5, bptt + max_seq_len_delta])", check=NON_NEGATIVE)

@@ -147,16 +147,21 @@ def test_presets_load(tmp_path):
     assert plot({"rows": [], "random_cells": 0}, tmp_path / "empty.png").exists()
 
 
+def compare_argv(out: Path, dataset: str) -> list[str]:
+    """``tfnas compare`` arguments that resume the comparison in ``out`` (its settings over the cpu_ptb preset)."""
+    settings = json.loads((out / "compare.json").read_text())
+    return ["compare", "--config", "cpu_ptb", "--out", str(out), "--dataset", dataset,
+            "--data-dir", str(out),  # the corpora's location is not a setting: each run folder checks its data
+            "--set", f"searches={json.dumps(settings['searches'])}",
+            *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
+              for a in ("--set", f"{key}={json.dumps(settings[key])}")]]
+
+
 def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, capsys):
     from tfnas.cli import main
 
     config, out, report = comparison
-    settings = json.loads((out / "compare.json").read_text())
-    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--quiet", "--dataset", config.dataset,
-                 "--data-dir", str(out),  # the corpora's location is not a setting: each run folder checks its data
-                 "--set", f"searches={json.dumps(settings['searches'])}",
-                 *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
-                   for a in ("--set", f"{key}={json.dumps(settings[key])}")]]) == 0
+    assert main([*compare_argv(out, config.dataset), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
     assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "random_cells=9"]) == 2
@@ -202,3 +207,17 @@ def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):
         "train_overrides": {"model": {"nhid": 50}, "lr": 1e-3}, "seeds": [1, 2]}
     assert main(["compare", "--config", "cpu_ptb", "--out", "unused", "--set", "seeds=3", "--set", "seeds.x=1"]) == 2
     assert "seeds.x: seeds is set to a value" in capsys.readouterr().err
+
+
+def test_settings_of_the_wrong_shape_are_one_line_errors(capsys):
+    """``--set seeds=3`` (and the other lists and mappings given a scalar) is one line, not a TypeError."""
+    from tfnas.cli import main
+
+    assert main(["compare", "--config", "cpu_ptb", "--out", "unused", "--set", "seeds=3"]) == 2
+    assert capsys.readouterr().err == "tfnas: error: cpu_ptb: seeds must be a list; got 3\n"
+    for key, value in (("baselines", "darts_v2"), ("searches", 3), ("train_overrides", [1]),
+                       ("searches", [{"strategy": "darts", "overrides": 3}])):
+        with pytest.raises(CompareConfigError, match="must be a (list|mapping)"):
+            load_compare_config(None, {key: value})
+    with pytest.raises(CompareConfigError, match="random_seed must be an integer >= 0; got -1"):
+        load_compare_config(None, {"random_seed": -1})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tfnas.errors import TfnasError
 from tfnas.presets import load_preset
@@ -78,7 +78,8 @@ class CompareConfig:
         if clash:
             raise CompareConfigError(f"search labels {clash} are baseline or random-cell names; give them another "
                                      "`label`")
-        for name, value, low in (("random_cells", self.random_cells, 0), ("random_steps", self.random_steps, 1)):
+        for name, value, low in (("random_cells", self.random_cells, 0), ("random_steps", self.random_steps, 1),
+                                 ("random_seed", self.random_seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
@@ -95,18 +96,34 @@ def compare_config(data: Mapping[str, Any], where: str = "comparison settings") 
     if unknown:
         raise CompareConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     runs = []
-    for i, run in enumerate(data.get("searches", ())):
+    for i, run in enumerate(_shaped(data, "searches", list, where)):
         if not isinstance(run, Mapping) or "strategy" not in run:
             raise CompareConfigError(f"{where}: searches[{i}] must be a mapping with a `strategy`; got {run!r}")
         extra = sorted(set(run) - {f.name for f in dataclasses.fields(StrategyRun)})
         if extra:
             raise CompareConfigError(f"{where}: searches[{i}] has unknown keys {extra}")
-        runs.append(StrategyRun(**{**run, "overrides": dict(run.get("overrides") or {})}))
+        overrides = _shaped(run, "overrides", dict, where, f"searches[{i}].")
+        runs.append(StrategyRun(**{**run, "overrides": dict(overrides)}))
     values = {**data, "searches": tuple(runs)}
     for key in ("baselines", "seeds"):
         if key in values:
-            values[key] = tuple(values[key])
+            values[key] = tuple(_shaped(values, key, list, where))
+    if "train_overrides" in values:
+        values["train_overrides"] = dict(_shaped(values, "train_overrides", dict, where))
     return CompareConfig(**values)
+
+
+def _shaped(data: Mapping[str, Any], key: str, shape: type[list] | type[dict], where: str,
+            prefix: str = "") -> Sequence[Any] | Mapping[str, Any]:
+    """``data[key]`` if it is a list (``shape`` list; a tuple too) or a mapping (``shape`` dict), empty if missing
+    or null; anything else (``seeds: 3``, ``baselines: darts_v2``) is a one-line `CompareConfigError`."""
+    value = data.get(key)
+    if value is None:
+        return shape()
+    if isinstance(value, (list, tuple) if shape is list else Mapping):
+        return value
+    raise CompareConfigError(f"{where}: {prefix}{key} must be a {'list' if shape is list else 'mapping'}; "
+                             f"got {value!r}")
 
 
 def load_compare_config(preset: str | Path | None, overrides: Mapping[str, Any] | None = None) -> CompareConfig:

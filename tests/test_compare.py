@@ -209,6 +209,12 @@ def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):
     assert "seeds.x: seeds is set to a value" in capsys.readouterr().err
 
 
+def test_repeated_seeds_are_refused():
+    """Issue 26 item 10: a repeated seed would count one retraining twice (spread 0.0)."""
+    with pytest.raises(CompareConfigError, match=r"seeds repeat \[1\]"):
+        load_compare_config(None, {"seeds": [1, 1, 2]})
+
+
 def test_settings_of_the_wrong_shape_are_one_line_errors(capsys):
     """``--set seeds=3`` (and the other lists and mappings given a scalar) is one line, not a TypeError."""
     from tfnas.cli import main

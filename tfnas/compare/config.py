@@ -55,7 +55,7 @@ class CompareConfig:
         baselines: known cells (and ``lstm``) retrained with the same recipe.
         train: the retraining preset (``configs/train/``) and `train_overrides` over it.
         train_overrides: settings over ``train`` (``max_steps``, ``model`` ...).
-        seeds: one retraining of every cell per seed.
+        seeds: one retraining of every cell per seed (distinct: a repeated seed would count one run twice).
     """
 
     dataset: str = "ptb"
@@ -84,6 +84,10 @@ class CompareConfig:
                 raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise CompareConfigError(f"seeds must be a non-empty list of integers >= 0; got {list(self.seeds)!r}")
+        repeated_seeds = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated_seeds:
+            raise CompareConfigError(f"seeds repeat {repeated_seeds}: each seed is one retraining of every cell, and "
+                                     "a repeated one would count the same run twice; give distinct seeds")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -15,6 +16,7 @@ from tfnas.compare import runner as runner_module
 from tfnas.compare.report import markdown_table, plot
 from tfnas.genotypes.files import load_genotype
 from tfnas.runs.atomic import read_json
+from tfnas.runs.lock import RunLock, RunLockedError
 
 TINY_TRAIN = {"batch_size": 4, "eval_batch_size": 4, "test_batch_size": 4, "bptt": 8, "max_steps": 3,
               "eval_interval": 3, "log_interval": 1, "checkpoint_interval": 2, "max_eval_batches": 2,
@@ -227,3 +229,17 @@ def test_settings_of_the_wrong_shape_are_one_line_errors(capsys):
             load_compare_config(None, {key: value})
     with pytest.raises(CompareConfigError, match="random_seed must be an integer >= 0; got -1"):
         load_compare_config(None, {"random_seed": -1})
+
+
+def test_a_second_comparison_on_the_same_folder_is_refused(comparison, capsys):
+    """Issue 26 item 11: the comparison folder is locked for the whole run; a second one names the holder."""
+    from tfnas.cli import main
+
+    config, out, _ = comparison
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    with RunLock(out):
+        with pytest.raises(RunLockedError, match=f"is in use by process {os.getpid()} on host"):
+            run_comparison(config, out)
+        assert main(compare_argv(out, config.dataset)) == 2
+    assert f"tfnas: error: {out} is in use by process {os.getpid()}" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.json")} == before

@@ -4,6 +4,8 @@ The units and their folders are laid out by `tfnas.compare.units`. A search
 or training unit that finished (``search_result.json`` / ``result.json``)
 is never run again; one that was interrupted resumes exactly from its own
 checkpoints (`tfnas.runs`), so a killed comparison goes on where it stopped.
+One process at a time runs a comparison: it holds the comparison folder's
+`tfnas.runs.lock.RunLock` from start to report.
 Retrainings go through an executor (`tfnas.evaluation.executors`): in this
 process, or as Ray tasks over a cluster. When every unit has run, the report
 is rebuilt (`tfnas.compare.report`).
@@ -26,6 +28,7 @@ from tfnas.genotypes.files import as_any_genotype
 from tfnas.presets import train_config
 from tfnas.runs.atomic import read_json, write_json
 from tfnas.runs.folder import SEARCH_RESULT_FILE, setting_differences
+from tfnas.runs.lock import RunLock
 from tfnas.settings import to_dict
 
 #: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
@@ -99,6 +102,9 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
                    plot_path: str | Path | None = None, announce: bool = False) -> dict[str, Any]:
     """Runs every unit that has not finished, then writes and returns the report (`tfnas.compare.report`).
 
+    The comparison folder is locked for the whole run (`tfnas.runs.lock.RunLock`: ``OUT/.lock``, the holder in
+    ``OUT/lock``), besides the lock each search and retraining holds on its own run folder.
+
     Args:
         config: the comparison.
         out: its folder (resumed if it holds this comparison).
@@ -107,22 +113,28 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         message: receives one line per unit started.
         plot_path: where to draw the plot (`tfnas.compare.report.plot`), if anywhere.
         announce: print one line per finished retraining (`RetrainEvaluator`).
+
+    Raises:
+        RunLockedError: another process (another ``tfnas compare`` on the same ``out``) runs this comparison;
+            nothing is written.
+        CompareConfigError: ``out`` holds a comparison with other settings (every difference listed).
     """
     out = Path(out)
-    _check_settings(out, config)
-    corpus = load_corpus(config.dataset, config.data_dir)
-    for run in config.searches:
-        message(f"search {run.name} ({run.strategy}, preset {run.preset})")
-        run_search(run, config, corpus, out, search_callbacks(search_folder(out, run)))
-    pending = [unit for unit in train_units(out, config) if not unit.done]
-    message(f"retraining {len(pending)} runs")
-    evaluator = RetrainEvaluator(retraining_config(config), corpus, announce=announce)
-    outcomes = (executor or LocalExecutor()).map(evaluator, pending)
-    errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
-    for unit, outcome in zip(pending, outcomes):
-        if isinstance(outcome, BaseException):
-            errors[unit.folder] = f"{type(outcome).__name__}: {outcome}"
-        else:
-            errors.pop(unit.folder, None)
-    write_json(out / ERRORS_FILE, errors)
-    return write_report(out, config, plot_path)
+    with RunLock(out):
+        _check_settings(out, config)
+        corpus = load_corpus(config.dataset, config.data_dir)
+        for run in config.searches:
+            message(f"search {run.name} ({run.strategy}, preset {run.preset})")
+            run_search(run, config, corpus, out, search_callbacks(search_folder(out, run)))
+        pending = [unit for unit in train_units(out, config) if not unit.done]
+        message(f"retraining {len(pending)} runs")
+        evaluator = RetrainEvaluator(retraining_config(config), corpus, announce=announce)
+        outcomes = (executor or LocalExecutor()).map(evaluator, pending)
+        errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
+        for unit, outcome in zip(pending, outcomes):
+            if isinstance(outcome, BaseException):
+                errors[unit.folder] = f"{type(outcome).__name__}: {outcome}"
+            else:
+                errors.pop(unit.folder, None)
+        write_json(out / ERRORS_FILE, errors)
+        return write_report(out, config, plot_path)

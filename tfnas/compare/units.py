@@ -3,6 +3,7 @@
 The comparison folder holds::
 
     compare.json                 the settings (a rerun with other settings is refused, but see `runner.RESUMABLE`)
+    lock, .lock                  the process that runs the comparison and its OS lock (`tfnas.runs.lock.RunLock`)
     random_cells.json            the K random cells, drawn once
     searches/<label>/            one search run folder per `StrategyRun`; its result's ``seconds``
                                  is its wall-clock time over the sessions that ran it, up to its

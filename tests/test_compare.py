@@ -211,6 +211,64 @@ def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):
     assert "seeds.x: seeds is set to a value" in capsys.readouterr().err
 
 
+def small_comparison(root: Path, recipe: dict) -> tuple:
+    """A comparison of one retraining (the LSTM, seed 1) whose recipe is the YAML file ``root/recipe.yaml``."""
+    import yaml
+
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    corpus = root / "corpus" if (root / "corpus").exists() else write_ascending_corpus(root / "corpus")
+    config = load_compare_config(None, {"dataset": str(corpus), "random_cells": 0, "baselines": ["lstm"],
+                                        "seeds": [1], "train": str(root / "recipe.yaml")})
+    return config, root / "out"
+
+
+def test_a_changed_retraining_recipe_or_corpus_is_refused(tmp_path):
+    """Issue 26 item 8: the resolved recipe and the corpus fingerprint are recorded; a change is refused."""
+    config, out = small_comparison(tmp_path, {**TINY_TRAIN, "lr": 20.0})
+    run_comparison(config, out)
+    result = out / "train" / "lstm" / "seed-1" / "result.json"
+    finished = result.stat().st_mtime_ns
+    # the preset file edited: the finished lr-20 retraining would be ranked with lr-5 ones
+    small_comparison(tmp_path, {**TINY_TRAIN, "lr": 5.0, "max_steps": 4})
+    with pytest.raises(CompareConfigError, match=r"retraining\.lr: 20\.0 -> 5\.0; retraining\.max_steps: 3 -> 4"):
+        run_comparison(config, out)
+    recorded = (out / "resolved.json").read_bytes()
+    assert json.loads(recorded)["retraining"]["lr"] == 20.0
+    assert read_json(out / "comparison.json")["resolved"] == json.loads(recorded)
+    # where a retraining logs, checkpoints and finds its data changes no number: it may change
+    small_comparison(tmp_path, {**TINY_TRAIN, "lr": 20.0, "log_interval": 2, "checkpoint_interval": 1})
+    run_comparison(config, out)
+    assert read_json(out / "resolved.json")["retraining"]["log_interval"] == 2
+    # the corpus folder's contents replaced in place: the same settings, another corpus
+    train = tmp_path / "corpus" / "train.txt"
+    train.write_text(" ".join(reversed(train.read_text(encoding="utf-8").split())) + "\n", encoding="utf-8")
+    with pytest.raises(CompareConfigError, match=r"corpus: its (vocabulary differs|token ids differ)"):
+        run_comparison(config, out)
+    assert result.stat().st_mtime_ns == finished
+    assert read_json(out / "resolved.json")["data"] == json.loads(recorded)["data"]
+
+
+def test_a_changed_search_preset_is_refused(tmp_path, monkeypatch):
+    """Issue 26 item 8: each search's resolved settings are recorded too (a finished search is not reopened)."""
+    import yaml
+
+    preset = tmp_path / "darts.yaml"
+    preset.write_text(yaml.safe_dump({"strategy": "darts", **TINY_SEARCH["darts"], "lr": 0.5}), encoding="utf-8")
+    corpus = write_ascending_corpus(tmp_path / "corpus")
+    config = load_compare_config(None, {"dataset": str(corpus), "random_cells": 0, "baselines": [],
+                                        "searches": [{"strategy": "darts", "preset": str(preset)}]})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(runner_module, "run_search", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, tmp_path / "out")
+    preset.write_text(yaml.safe_dump({"strategy": "darts", **TINY_SEARCH["darts"], "lr": 0.25}), encoding="utf-8")
+    with pytest.raises(CompareConfigError, match=r"searches\.darts\.lr: 0\.5 -> 0\.25"):
+        run_comparison(config, tmp_path / "out")
+
+
 def test_repeated_seeds_are_refused():
     """Issue 26 item 10: a repeated seed would count one retraining twice (spread 0.0)."""
     with pytest.raises(CompareConfigError, match=r"seeds repeat \[1\]"):

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
-from tfnas.compare.units import ERRORS_FILE, LSTM, TrainUnit, cost_file, search_folder, train_units
+from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, cost_file, search_folder,
+                                 train_units)
 from tfnas.errors import MissingDependencyError
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
@@ -56,7 +57,9 @@ def short_genotype(genotype: dict[str, Any] | None) -> str:
 
 
 def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
-    """The comparison as JSON data: one row per cell with its retrainings, searches with their cost."""
+    """The comparison as JSON data: the settings, the ``resolved`` ones (the retraining recipe and each search's
+    settings once the presets were read, the corpus fingerprint: ``resolved.json``, None in a folder of before it),
+    one row per cell with its retrainings, searches with their cost."""
     errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
     units: dict[str, list[TrainUnit]] = {}
     genotypes: dict[str, Any] = {}
@@ -84,7 +87,8 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
         mean = row["test_ppl"]["mean"]
         row["rank"] = None if mean is None or row["kind"] == "random" else \
             1 + sum(m < mean for m in random_means)
-    return {"settings": config.to_dict(), "random_cells": len(random_means), "rows": rows}
+    resolved = read_json(out / RESOLVED_FILE) if (out / RESOLVED_FILE).exists() else None
+    return {"settings": config.to_dict(), "resolved": resolved, "random_cells": len(random_means), "rows": rows}
 
 
 def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:

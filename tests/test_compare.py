@@ -269,6 +269,39 @@ def test_a_changed_search_preset_is_refused(tmp_path, monkeypatch):
         run_comparison(config, tmp_path / "out")
 
 
+def test_a_failed_retraining_is_warned_exits_1_and_is_retried(comparison, tmp_path, monkeypatch, capsys):
+    """Issue 26 item 9: a warning line per failed unit, exit status 1 with the report written, retried on resume."""
+    from tfnas.cli import main
+
+    config, out, _ = comparison
+    copy_out = tmp_path / "out"
+    shutil.copytree(out, copy_out)
+    failing, other = copy_out / "train" / "lstm" / "seed-2", copy_out / "train" / "random-00" / "seed-1"
+    for folder in (failing, other):
+        (folder / "result.json").unlink()
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def diverging(self, unit):
+        if Path(unit.folder) == failing:
+            raise FloatingPointError("diverged")
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", diverging)
+    capsys.readouterr()
+    assert main(compare_argv(copy_out, config.dataset)) == 1
+    printed = capsys.readouterr()
+    assert printed.out.count("compare: warning: retraining lstm (seed 2) failed: FloatingPointError: diverged") == 1
+    assert printed.out.count("compare: retrained random-00 (seed 1)") == 1   # not trained again after the failure
+    assert "tfnas: warning: 1 of 12 retrainings failed (lstm seed 2" in printed.err
+    assert read_json(copy_out / "errors.json") == {str(failing): "FloatingPointError: diverged"}
+    rows = {row["cell"]: row for row in read_json(copy_out / "comparison.json")["rows"]}
+    assert [run["status"] for run in rows["lstm"]["runs"]] == ["done", "failed"]
+    assert (other / "result.json").exists()
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", original)
+    assert main([*compare_argv(copy_out, config.dataset), "--quiet"]) == 0    # resumed: the failed unit again
+    assert read_json(copy_out / "errors.json") == {} and (failing / "result.json").exists()
+
+
 def test_repeated_seeds_are_refused():
     """Issue 26 item 10: a repeated seed would count one retraining twice (spread 0.0)."""
     with pytest.raises(CompareConfigError, match=r"seeds repeat \[1\]"):

@@ -91,6 +91,23 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
     return {"settings": config.to_dict(), "resolved": resolved, "random_cells": len(random_means), "rows": rows}
 
 
+def failed_runs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retrainings of ``report`` that failed, each as its run record (seed, folder, error) with its ``cell``."""
+    return [{"cell": row["cell"], **run} for row in report["rows"] for run in row["runs"] if run["status"] == "failed"]
+
+
+def failure_summary(report: dict[str, Any], out: Path) -> str | None:
+    """One line on the retrainings of ``report`` (of comparison folder ``out``) that failed (``2 of 12
+    retrainings failed (lstm seed 2, ...``), or None when none did."""
+    failed = failed_runs(report)
+    if not failed:
+        return None
+    total = sum(len(row["runs"]) for row in report["rows"])
+    names = ", ".join(f"{run['cell']} seed {run['seed']}" for run in failed)
+    return (f"{len(failed)} of {total} retrainings failed ({names}; the errors are in {out / ERRORS_FILE}): the report "
+            "leaves them out; run the same command again to retry them")
+
+
 def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:
     folder = search_folder(out, run)
     cost = cost_file(out, run)

@@ -86,8 +86,8 @@ class RetrainEvaluator(ShortTrainingEvaluator):
     """Retrains `TrainUnit`s (an executor maps it over units as over genotypes); returns best valid ppl.
 
     Every unit is a full `Trainer` run with the comparison's recipe and the
-    unit's seed, test perplexity included; the corpus travels to Ray workers
-    as `ShortTrainingEvaluator`'s does. With ``announce`` each finished unit
+    unit's seed, test perplexity included (a finished unit is not trained or
+    tested again); the corpus travels to Ray workers as `ShortTrainingEvaluator`'s does. With ``announce`` each finished unit
     prints one line (on the worker that trained it).
     """
 
@@ -98,6 +98,8 @@ class RetrainEvaluator(ShortTrainingEvaluator):
     def evaluate_one(self, unit: TrainUnit) -> float:  # type: ignore[override]
         from tfnas.lm.trainer import Trainer
 
+        if unit.done:  # an executor that goes unit by unit after a failure hands back the units it finished
+            return float(read_json(Path(unit.folder) / "result.json")["best_valid_ppl"])
         genotype = None if unit.genotype is None else as_any_genotype(unit.genotype)
         config = dataclasses.replace(self.config, seed=unit.seed)
         result = Trainer(config, genotype, unit.folder, corpus=self._corpus()).fit()
@@ -199,9 +201,13 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         out: its folder (resumed if it holds this comparison).
         executor: where retrainings run (default: this process).
         search_callbacks: the callbacks of the search in a folder (progress, TensorBoard).
-        message: receives one line per unit started.
+        message: receives one line per unit started, and a ``warning:`` line per retraining that failed (its
+            error is kept in ``errors.json``, its row leaves it out; `failed_runs` lists them in the report).
         plot_path: where to draw the plot (`tfnas.compare.report.plot`), if anywhere.
         announce: print one line per finished retraining (`RetrainEvaluator`).
+
+    A retraining that fails (it diverges, a Ray worker dies) does not stop the others; a resumed comparison
+    runs it again, from its checkpoints.
 
     Raises:
         RunLockedError: another process (another ``tfnas compare`` on the same ``out``) runs this comparison;
@@ -223,6 +229,8 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
         for unit, outcome in zip(pending, outcomes):
             if isinstance(outcome, BaseException):
                 errors[unit.folder] = f"{type(outcome).__name__}: {outcome}"
+                message(f"warning: retraining {unit.cell} (seed {unit.seed}) failed: {errors[unit.folder]} "
+                        f"({unit.folder}; kept in {ERRORS_FILE}, retried when the comparison runs again)")
             else:
                 errors.pop(unit.folder, None)
         write_json(out / ERRORS_FILE, errors)

@@ -87,7 +87,8 @@ class RetrainEvaluator(ShortTrainingEvaluator):
 
     Every unit is a full `Trainer` run with the comparison's recipe and the
     unit's seed, test perplexity included (a finished unit is not trained or
-    tested again); the corpus travels to Ray workers as `ShortTrainingEvaluator`'s does. With ``announce`` each finished unit
+    tested again); the corpus travels to Ray workers as
+    `ShortTrainingEvaluator`'s does. With ``announce`` each finished unit
     prints one line (on the worker that trained it).
     """
 

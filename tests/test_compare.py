@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -15,6 +16,7 @@ from tfnas.compare import runner as runner_module
 from tfnas.compare.report import markdown_table, plot
 from tfnas.genotypes.files import load_genotype
 from tfnas.runs.atomic import read_json
+from tfnas.runs.lock import RunLock, RunLockedError
 
 TINY_TRAIN = {"batch_size": 4, "eval_batch_size": 4, "test_batch_size": 4, "bptt": 8, "max_steps": 3,
               "eval_interval": 3, "log_interval": 1, "checkpoint_interval": 2, "max_eval_batches": 2,
@@ -147,16 +149,21 @@ def test_presets_load(tmp_path):
     assert plot({"rows": [], "random_cells": 0}, tmp_path / "empty.png").exists()
 
 
+def compare_argv(out: Path, dataset: str) -> list[str]:
+    """``tfnas compare`` arguments that resume the comparison in ``out`` (its settings over the cpu_ptb preset)."""
+    settings = json.loads((out / "compare.json").read_text())
+    return ["compare", "--config", "cpu_ptb", "--out", str(out), "--dataset", dataset,
+            "--data-dir", str(out),  # the corpora's location is not a setting: each run folder checks its data
+            "--set", f"searches={json.dumps(settings['searches'])}",
+            *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
+              for a in ("--set", f"{key}={json.dumps(settings[key])}")]]
+
+
 def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, capsys):
     from tfnas.cli import main
 
     config, out, report = comparison
-    settings = json.loads((out / "compare.json").read_text())
-    assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--quiet", "--dataset", config.dataset,
-                 "--data-dir", str(out),  # the corpora's location is not a setting: each run folder checks its data
-                 "--set", f"searches={json.dumps(settings['searches'])}",
-                 *[a for key in ("random_cells", "random_steps", "seeds", "train_overrides")
-                   for a in ("--set", f"{key}={json.dumps(settings[key])}")]]) == 0
+    assert main([*compare_argv(out, config.dataset), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
     assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "random_cells=9"]) == 2
@@ -202,3 +209,128 @@ def test_set_flags_nest_and_refuse_a_key_under_a_value(capsys):
         "train_overrides": {"model": {"nhid": 50}, "lr": 1e-3}, "seeds": [1, 2]}
     assert main(["compare", "--config", "cpu_ptb", "--out", "unused", "--set", "seeds=3", "--set", "seeds.x=1"]) == 2
     assert "seeds.x: seeds is set to a value" in capsys.readouterr().err
+
+
+def small_comparison(root: Path, recipe: dict) -> tuple:
+    """A comparison of one retraining (the LSTM, seed 1) whose recipe is the YAML file ``root/recipe.yaml``."""
+    import yaml
+
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    corpus = root / "corpus" if (root / "corpus").exists() else write_ascending_corpus(root / "corpus")
+    config = load_compare_config(None, {"dataset": str(corpus), "random_cells": 0, "baselines": ["lstm"],
+                                        "seeds": [1], "train": str(root / "recipe.yaml")})
+    return config, root / "out"
+
+
+def test_a_changed_retraining_recipe_or_corpus_is_refused(tmp_path):
+    """Issue 26 item 8: the resolved recipe and the corpus fingerprint are recorded; a change is refused."""
+    config, out = small_comparison(tmp_path, {**TINY_TRAIN, "lr": 20.0})
+    run_comparison(config, out)
+    result = out / "train" / "lstm" / "seed-1" / "result.json"
+    finished = result.stat().st_mtime_ns
+    # the preset file edited: the finished lr-20 retraining would be ranked with lr-5 ones
+    small_comparison(tmp_path, {**TINY_TRAIN, "lr": 5.0, "max_steps": 4})
+    with pytest.raises(CompareConfigError, match=r"retraining\.lr: 20\.0 -> 5\.0; retraining\.max_steps: 3 -> 4"):
+        run_comparison(config, out)
+    recorded = (out / "resolved.json").read_bytes()
+    assert json.loads(recorded)["retraining"]["lr"] == 20.0
+    assert read_json(out / "comparison.json")["resolved"] == json.loads(recorded)
+    # where a retraining logs, checkpoints and finds its data changes no number: it may change
+    small_comparison(tmp_path, {**TINY_TRAIN, "lr": 20.0, "log_interval": 2, "checkpoint_interval": 1})
+    run_comparison(config, out)
+    assert read_json(out / "resolved.json")["retraining"]["log_interval"] == 2
+    # the corpus folder's contents replaced in place: the same settings, another corpus
+    train = tmp_path / "corpus" / "train.txt"
+    train.write_text(" ".join(reversed(train.read_text(encoding="utf-8").split())) + "\n", encoding="utf-8")
+    with pytest.raises(CompareConfigError, match=r"corpus: its (vocabulary differs|token ids differ)"):
+        run_comparison(config, out)
+    assert result.stat().st_mtime_ns == finished
+    assert read_json(out / "resolved.json")["data"] == json.loads(recorded)["data"]
+
+
+def test_a_changed_search_preset_is_refused(tmp_path, monkeypatch):
+    """Issue 26 item 8: each search's resolved settings are recorded too (a finished search is not reopened)."""
+    import yaml
+
+    preset = tmp_path / "darts.yaml"
+    preset.write_text(yaml.safe_dump({"strategy": "darts", **TINY_SEARCH["darts"], "lr": 0.5}), encoding="utf-8")
+    corpus = write_ascending_corpus(tmp_path / "corpus")
+    config = load_compare_config(None, {"dataset": str(corpus), "random_cells": 0, "baselines": [],
+                                        "searches": [{"strategy": "darts", "preset": str(preset)}]})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(runner_module, "run_search", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(config, tmp_path / "out")
+    preset.write_text(yaml.safe_dump({"strategy": "darts", **TINY_SEARCH["darts"], "lr": 0.25}), encoding="utf-8")
+    with pytest.raises(CompareConfigError, match=r"searches\.darts\.lr: 0\.5 -> 0\.25"):
+        run_comparison(config, tmp_path / "out")
+
+
+def test_a_failed_retraining_is_warned_exits_1_and_is_retried(comparison, tmp_path, monkeypatch, capsys):
+    """Issue 26 item 9: a warning line per failed unit, exit status 1 with the report written, retried on resume."""
+    from tfnas.cli import main
+
+    config, out, _ = comparison
+    copy_out = tmp_path / "out"
+    shutil.copytree(out, copy_out)
+    failing, other = copy_out / "train" / "lstm" / "seed-2", copy_out / "train" / "random-00" / "seed-1"
+    for folder in (failing, other):
+        (folder / "result.json").unlink()
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def diverging(self, unit):
+        if Path(unit.folder) == failing:
+            raise FloatingPointError("diverged")
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", diverging)
+    capsys.readouterr()
+    assert main(compare_argv(copy_out, config.dataset)) == 1
+    printed = capsys.readouterr()
+    assert printed.out.count("compare: warning: retraining lstm (seed 2) failed: FloatingPointError: diverged") == 1
+    assert printed.out.count("compare: retrained random-00 (seed 1)") == 1   # not trained again after the failure
+    assert "tfnas: warning: 1 of 12 retrainings failed (lstm seed 2" in printed.err
+    assert read_json(copy_out / "errors.json") == {str(failing): "FloatingPointError: diverged"}
+    rows = {row["cell"]: row for row in read_json(copy_out / "comparison.json")["rows"]}
+    assert [run["status"] for run in rows["lstm"]["runs"]] == ["done", "failed"]
+    assert (other / "result.json").exists()
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", original)
+    assert main([*compare_argv(copy_out, config.dataset), "--quiet"]) == 0    # resumed: the failed unit again
+    assert read_json(copy_out / "errors.json") == {} and (failing / "result.json").exists()
+
+
+def test_repeated_seeds_are_refused():
+    """Issue 26 item 10: a repeated seed would count one retraining twice (spread 0.0)."""
+    with pytest.raises(CompareConfigError, match=r"seeds repeat \[1\]"):
+        load_compare_config(None, {"seeds": [1, 1, 2]})
+
+
+def test_settings_of_the_wrong_shape_are_one_line_errors(capsys):
+    """``--set seeds=3`` (and the other lists and mappings given a scalar) is one line, not a TypeError."""
+    from tfnas.cli import main
+
+    assert main(["compare", "--config", "cpu_ptb", "--out", "unused", "--set", "seeds=3"]) == 2
+    assert capsys.readouterr().err == "tfnas: error: cpu_ptb: seeds must be a list; got 3\n"
+    for key, value in (("baselines", "darts_v2"), ("searches", 3), ("train_overrides", [1]),
+                       ("searches", [{"strategy": "darts", "overrides": 3}])):
+        with pytest.raises(CompareConfigError, match="must be a (list|mapping)"):
+            load_compare_config(None, {key: value})
+    with pytest.raises(CompareConfigError, match="random_seed must be an integer >= 0; got -1"):
+        load_compare_config(None, {"random_seed": -1})
+
+
+def test_a_second_comparison_on_the_same_folder_is_refused(comparison, capsys):
+    """Issue 26 item 11: the comparison folder is locked for the whole run; a second one names the holder."""
+    from tfnas.cli import main
+
+    config, out, _ = comparison
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*.json")}
+    with RunLock(out):
+        with pytest.raises(RunLockedError, match=f"is in use by process {os.getpid()} on host"):
+            run_comparison(config, out)
+        assert main(compare_argv(out, config.dataset)) == 2
+    assert f"tfnas: error: {out} is in use by process {os.getpid()}" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*.json")} == before

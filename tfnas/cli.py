@@ -331,7 +331,9 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tfnas.compare import load_compare_config, markdown_table, run_comparison, ship_cells
+    """Exit status 0 when every retraining of the comparison finished, 1 when some failed (the report is written
+    and one warning line names them; the same command retries them)."""
+    from tfnas.compare import failure_summary, load_compare_config, markdown_table, run_comparison, ship_cells
     from tfnas.evaluation.executors import make_executor
 
     overrides = {**_settings_from_sets(args.set), **_data_overrides(args)}
@@ -354,6 +356,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"shipped {path}")
     print(markdown_table(report), end="")
     print(f"report: {out / 'comparison.json'}, {out / 'comparison.md'}")
+    failures = failure_summary(report, out)
+    if failures:
+        print(f"tfnas: warning: {failures}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,8 +10,8 @@ cells are (``exported_cells/discovered/``).
 """
 from tfnas.compare.cells import DISCOVERED, ship_cells
 from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun, load_compare_config
-from tfnas.compare.report import markdown_table, plot, write_report
+from tfnas.compare.report import failed_runs, failure_summary, markdown_table, plot, write_report
 from tfnas.compare.runner import run_comparison
 
-__all__ = ["DISCOVERED", "CompareConfig", "CompareConfigError", "StrategyRun", "load_compare_config", "markdown_table", "plot",
-           "run_comparison", "ship_cells", "write_report"]
+__all__ = ["DISCOVERED", "CompareConfig", "CompareConfigError", "StrategyRun", "failed_runs", "failure_summary",
+           "load_compare_config", "markdown_table", "plot", "run_comparison", "ship_cells", "write_report"]

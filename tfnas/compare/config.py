@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from tfnas.errors import TfnasError
 from tfnas.presets import load_preset
@@ -55,7 +55,7 @@ class CompareConfig:
         baselines: known cells (and ``lstm``) retrained with the same recipe.
         train: the retraining preset (``configs/train/``) and `train_overrides` over it.
         train_overrides: settings over ``train`` (``max_steps``, ``model`` ...).
-        seeds: one retraining of every cell per seed.
+        seeds: one retraining of every cell per seed (distinct: a repeated seed would count one run twice).
     """
 
     dataset: str = "ptb"
@@ -78,11 +78,16 @@ class CompareConfig:
         if clash:
             raise CompareConfigError(f"search labels {clash} are baseline or random-cell names; give them another "
                                      "`label`")
-        for name, value, low in (("random_cells", self.random_cells, 0), ("random_steps", self.random_steps, 1)):
+        for name, value, low in (("random_cells", self.random_cells, 0), ("random_steps", self.random_steps, 1),
+                                 ("random_seed", self.random_seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise CompareConfigError(f"seeds must be a non-empty list of integers >= 0; got {list(self.seeds)!r}")
+        repeated_seeds = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
+        if repeated_seeds:
+            raise CompareConfigError(f"seeds repeat {repeated_seeds}: each seed is one retraining of every cell, and "
+                                     "a repeated one would count the same run twice; give distinct seeds")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,18 +100,34 @@ def compare_config(data: Mapping[str, Any], where: str = "comparison settings") 
     if unknown:
         raise CompareConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     runs = []
-    for i, run in enumerate(data.get("searches", ())):
+    for i, run in enumerate(_shaped(data, "searches", list, where)):
         if not isinstance(run, Mapping) or "strategy" not in run:
             raise CompareConfigError(f"{where}: searches[{i}] must be a mapping with a `strategy`; got {run!r}")
         extra = sorted(set(run) - {f.name for f in dataclasses.fields(StrategyRun)})
         if extra:
             raise CompareConfigError(f"{where}: searches[{i}] has unknown keys {extra}")
-        runs.append(StrategyRun(**{**run, "overrides": dict(run.get("overrides") or {})}))
+        overrides = _shaped(run, "overrides", dict, where, f"searches[{i}].")
+        runs.append(StrategyRun(**{**run, "overrides": dict(overrides)}))
     values = {**data, "searches": tuple(runs)}
     for key in ("baselines", "seeds"):
         if key in values:
-            values[key] = tuple(values[key])
+            values[key] = tuple(_shaped(values, key, list, where))
+    if "train_overrides" in values:
+        values["train_overrides"] = dict(_shaped(values, "train_overrides", dict, where))
     return CompareConfig(**values)
+
+
+def _shaped(data: Mapping[str, Any], key: str, shape: type[list] | type[dict], where: str,
+            prefix: str = "") -> Sequence[Any] | Mapping[str, Any]:
+    """``data[key]`` if it is a list (``shape`` list; a tuple too) or a mapping (``shape`` dict), empty if missing
+    or null; anything else (``seeds: 3``, ``baselines: darts_v2``) is a one-line `CompareConfigError`."""
+    value = data.get(key)
+    if value is None:
+        return shape()
+    if isinstance(value, (list, tuple) if shape is list else Mapping):
+        return value
+    raise CompareConfigError(f"{where}: {prefix}{key} must be a {'list' if shape is list else 'mapping'}; "
+                             f"got {value!r}")
 
 
 def load_compare_config(preset: str | Path | None, overrides: Mapping[str, Any] | None = None) -> CompareConfig:

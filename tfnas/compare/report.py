@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
-from tfnas.compare.units import ERRORS_FILE, LSTM, TrainUnit, cost_file, search_folder, train_units
+from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, cost_file, search_folder,
+                                 train_units)
 from tfnas.errors import MissingDependencyError
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
@@ -56,7 +57,9 @@ def short_genotype(genotype: dict[str, Any] | None) -> str:
 
 
 def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
-    """The comparison as JSON data: one row per cell with its retrainings, searches with their cost."""
+    """The comparison as JSON data: the settings, the ``resolved`` ones (the retraining recipe and each search's
+    settings once the presets were read, the corpus fingerprint: ``resolved.json``, None in a folder of before it),
+    one row per cell with its retrainings, searches with their cost."""
     errors = read_json(out / ERRORS_FILE) if (out / ERRORS_FILE).exists() else {}
     units: dict[str, list[TrainUnit]] = {}
     genotypes: dict[str, Any] = {}
@@ -84,7 +87,25 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
         mean = row["test_ppl"]["mean"]
         row["rank"] = None if mean is None or row["kind"] == "random" else \
             1 + sum(m < mean for m in random_means)
-    return {"settings": config.to_dict(), "random_cells": len(random_means), "rows": rows}
+    resolved = read_json(out / RESOLVED_FILE) if (out / RESOLVED_FILE).exists() else None
+    return {"settings": config.to_dict(), "resolved": resolved, "random_cells": len(random_means), "rows": rows}
+
+
+def failed_runs(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The retrainings of ``report`` that failed, each as its run record (seed, folder, error) with its ``cell``."""
+    return [{"cell": row["cell"], **run} for row in report["rows"] for run in row["runs"] if run["status"] == "failed"]
+
+
+def failure_summary(report: dict[str, Any], out: Path) -> str | None:
+    """One line on the retrainings of ``report`` (of comparison folder ``out``) that failed (``2 of 12
+    retrainings failed (lstm seed 2, ...``), or None when none did."""
+    failed = failed_runs(report)
+    if not failed:
+        return None
+    total = sum(len(row["runs"]) for row in report["rows"])
+    names = ", ".join(f"{run['cell']} seed {run['seed']}" for run in failed)
+    return (f"{len(failed)} of {total} retrainings failed ({names}; the errors are in {out / ERRORS_FILE}): the report "
+            "leaves them out; run the same command again to retry them")
 
 
 def _search_record(out: Path, run: StrategyRun) -> dict[str, Any]:

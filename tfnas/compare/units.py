@@ -3,6 +3,9 @@
 The comparison folder holds::
 
     compare.json                 the settings (a rerun with other settings is refused, but see `runner.RESUMABLE`)
+    resolved.json                the settings the units run with once the presets are read (the retraining
+                                 recipe, each search's settings) and the corpus fingerprint (`runner.Resolved`)
+    lock, .lock                  the process that runs the comparison and its OS lock (`tfnas.runs.lock.RunLock`)
     random_cells.json            the K random cells, drawn once
     searches/<label>/            one search run folder per `StrategyRun`; its result's ``seconds``
                                  is its wall-clock time over the sessions that ran it, up to its
@@ -26,6 +29,7 @@ from tfnas.runs.atomic import read_json, write_json
 from tfnas.spaces.dag import DagSpace
 
 SETTINGS_FILE = "compare.json"
+RESOLVED_FILE = "resolved.json"
 RANDOM_CELLS_FILE = "random_cells.json"
 ERRORS_FILE = "errors.json"
 SEARCHES = "searches"

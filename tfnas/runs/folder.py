@@ -210,7 +210,7 @@ def corpus_fingerprint(corpus: CorpusLike) -> dict[str, Any]:
             "tokens": count, "token_ids": ids_hash.hexdigest()}
 
 
-def _data_differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+def data_differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """What differs between two fingerprints (`corpus_fingerprint`), in words; None if nothing does."""
     if old.get("vocabulary") != new["vocabulary"]:
         return (f"its vocabulary differs: {old.get('words')} words, sha256 {str(old.get('vocabulary'))[:12]} -> "
@@ -264,7 +264,7 @@ def open_run(run_dir: str | Path, kind: str, strategy: str | None, config: Any,
         if changed:
             raise RunFolderError(f"{run_dir} holds {old.describe()} with another configuration ({', '.join(changed)}); "
                                  "use a new --out folder or the same settings to resume")
-        other_data = None if old.data is None or data is None else _data_differences(old.data, data)
+        other_data = None if old.data is None or data is None else data_differences(old.data, data)
         if other_data:
             raise RunFolderError(f"{run_dir} holds {old.describe()} on other data ({other_data}); use the corpus it "
                                  "was started on (--dataset, --data-dir) or a new --out folder")

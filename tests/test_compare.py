@@ -308,6 +308,19 @@ def test_repeated_seeds_are_refused():
         load_compare_config(None, {"seeds": [1, 1, 2]})
 
 
+def test_a_search_budget_is_every_search_s_budget_over_its_preset_and_overrides(tmp_path):
+    """Issue 25 item 1: strategies compared at equal cost get one wall-clock budget each."""
+    settings = {**tiny_settings(tmp_path), "search_budget_s": 90}
+    settings["searches"][0]["overrides"] = {**settings["searches"][0]["overrides"], "budget_s": 5}
+    config = load_compare_config(None, settings)
+    assert [runner_module.search_settings(run, config).budget_s for run in config.searches] == [90, 90]
+    plain = load_compare_config(None, tiny_settings(tmp_path))
+    assert runner_module.search_settings(plain.searches[0], plain).budget_s is None
+    for bad in (0, -1, "fast", True):
+        with pytest.raises(CompareConfigError, match="search_budget_s must be null or a number of seconds > 0"):
+            load_compare_config(None, {"search_budget_s": bad})
+
+
 def test_settings_of_the_wrong_shape_are_one_line_errors(capsys):
     """``--set seeds=3`` (and the other lists and mappings given a scalar) is one line, not a TypeError."""
     from tfnas.cli import main

@@ -56,6 +56,8 @@ class CompareConfig:
         train: the retraining preset (``configs/train/``) and `train_overrides` over it.
         train_overrides: settings over ``train`` (``max_steps``, ``model`` ...).
         seeds: one retraining of every cell per seed (distinct: a repeated seed would count one run twice).
+        search_budget_s: the wall-clock budget in seconds of every search (its ``budget_s``, over its preset and
+            overrides), so that the strategies are compared at equal cost; None: each search's own limits.
     """
 
     dataset: str = "ptb"
@@ -68,6 +70,7 @@ class CompareConfig:
     train: str | None = "quick_train"
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (1,)
+    search_budget_s: float | None = None
 
     def __post_init__(self) -> None:
         names = [run.name for run in self.searches]
@@ -88,6 +91,10 @@ class CompareConfig:
         if repeated_seeds:
             raise CompareConfigError(f"seeds repeat {repeated_seeds}: each seed is one retraining of every cell, and "
                                      "a repeated one would count the same run twice; give distinct seeds")
+        budget = self.search_budget_s
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                                   or not 0 < budget < float("inf")):
+            raise CompareConfigError(f"search_budget_s must be null or a number of seconds > 0; got {budget!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -164,11 +164,12 @@ def open_comparison(out: Path, config: CompareConfig) -> tuple[Corpus, Resolved]
 
 def search_settings(run: StrategyRun, config: CompareConfig) -> Any:
     """Search ``run``'s settings: its strategy's defaults, then its preset, then its overrides, on the comparison's
-    corpus."""
+    corpus, with the comparison's `search_budget_s` (if any) as its ``budget_s``."""
     from tfnas.strategies.registry import get_strategy
 
+    budget = {} if config.search_budget_s is None else {"budget_s": config.search_budget_s}
     return get_strategy(run.strategy).make_config(
-        {**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir}, preset=run.preset)
+        {**run.overrides, "dataset": config.dataset, "data_dir": config.data_dir, **budget}, preset=run.preset)
 
 
 def run_search(run: StrategyRun, settings: Any, corpus: Corpus, out: Path, callbacks: Sequence[Callback] = ()) -> None:

@@ -32,7 +32,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, Bound
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from tfnas.data import OutOfVocabularyError
 from tfnas.export.exported import ExportedModel, States
 from tfnas.export.generate import generate_text

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from tfnas.config import Bound, check_argument
+from tfnas.settings import Bound, check_argument
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import IDS_INPUT, state_output_name
 
@@ -137,7 +137,7 @@ def body_too_large(limit: int) -> RequestError:
 def request_field(request: Mapping[str, Any], name: str, default: Any, kind: Any,
                   bound: Bound | None = None) -> Any:
     """``request[name]`` (``default`` when absent), refused with a `RequestError` unless it is of ``kind`` and
-    inside ``bound`` (`tfnas.config.check_argument`: a bool is not a number, a string not a bool)."""
+    inside ``bound`` (`tfnas.settings.check_argument`: a bool is not a number, a string not a bool)."""
     try:
         return check_argument(name, request.get(name, default), kind, bound, label=f"'{name}'")
     except ValueError as err:

@@ -43,7 +43,7 @@ from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import Error, RequestEntityTooLarge, RequestHeaderFieldsTooLarge
 
-from tfnas.config import AT_LEAST_ONE, NON_NEGATIVE, check_argument
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, check_argument
 from tfnas.errors import TfnasError
 from tfnas.export.exported import ExportedModel
 from tfnas.serving.app import ServingApp

@@ -303,6 +303,8 @@ TINY_SEARCH: dict[str, dict[str, Any]] = {
              "derive_samples": 3, "derive_batches": 1, "controller_units": 8, "controller_lr": 0.01},
     "nao_ws": {**_TINY_LOOP, **_TINY_EPD, "steps": 2, "pool_interval": 3, "pool_size": 8, "seed_archs": 3,
                "new_archs": 3, "random_archs": 1, "max_step_size": 3, "derive_samples": 3, "derive_batches": 1},
+    "rsws": {**_TINY_LOOP, "steps": 2, "select_rounds": 2, "round_size": 4, "score_batch_size": 4, "score_batches": 2,
+             "rescore_top": 2, "preview_cells": 2, "derive_batches": 1},
     "wenet": {**_TINY_LOOP, "steps": 2, "pool_size": 4, "network_batch": 2, "seed_size": 1, "max_steps": 4,
               "norm": "none", "lr": 0.01},
     "random": {"space": "dag", "steps": 2, "max_trials": 4, "trials_per_round": 2, **_TINY_CHILD},

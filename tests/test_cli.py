@@ -159,7 +159,7 @@ def test_help_runs_without_tensorflow():
     assert code == 0 and out.startswith("usage: tfnas")
     assert "{train,search,show,export,score,generate,serve,compare}" in out and "--version" in out
     code, out = run_without_tensorflow(["search", "--help"])
-    assert code == 0 and "one of bayesnas, darts, enas, nao, nao_ws, nasabn, random, reinforce, wenet" in " ".join(
+    assert code == 0 and "one of bayesnas, darts, enas, nao, nao_ws, nasabn, random, reinforce, rsws, wenet" in " ".join(
         out.split())
 
 

@@ -20,7 +20,7 @@ from tfnas.strategies.registry import get_strategy
 
 from support import Kill, SyntheticEvaluator, assert_same_checkpoints, tiny_search_config, write_ascending_corpus
 
-ONE_SHOT = ("darts", "nasabn", "bayesnas", "enas", "nao_ws")
+ONE_SHOT = ("darts", "nasabn", "bayesnas", "enas", "nao_ws", "rsws")
 BLACK_BOX = ("random", "reinforce", "nao")
 
 

@@ -13,7 +13,8 @@ from tfnas.presets import load_preset, preset_names
 from tfnas.strategies.base import Strategy
 from tfnas.strategies.registry import STRATEGIES, get_strategy, preset_strategy, strategy_names
 
-#: The presets the table listed by hand before they were found from each YAML's ``strategy:`` key.
+#: The presets the table listed by hand before they were found from each YAML's ``strategy:`` key (and those of
+#: the strategies added since).
 FORMER_PRESETS = {
     "darts": ("darts_search_ptb", "darts2_search_ptb"),
     "nasabn": ("nasabn_search_ptb", "nasabn_head_search_ptb", "quick_nasabn"),
@@ -24,6 +25,7 @@ FORMER_PRESETS = {
     "random": ("random_ptb", "quick_random"),
     "nao": ("nao_ptb", "quick_nao"),
     "nao_ws": ("nao_ws_ptb", "quick_nao_ws"),
+    "rsws": ("quick_rsws", "rsws_search_ptb"),
 }
 
 

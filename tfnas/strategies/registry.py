@@ -87,6 +87,8 @@ STRATEGIES: dict[str, StrategySpec] = {spec.name: spec for spec in (
                  "tfnas.strategies.black_box.nao:NaoConfig"),
     StrategySpec("nao_ws", "tfnas.strategies.one_shot.nao_ws:NaoWsSearch",
                  "tfnas.strategies.one_shot.nao_ws:NaoWsConfig"),
+    StrategySpec("rsws", "tfnas.strategies.one_shot.rsws:RswsSearch",
+                 "tfnas.strategies.one_shot.rsws:RswsConfig"),
 )}
 
 

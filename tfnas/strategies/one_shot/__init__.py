@@ -1,1 +1,1 @@
-"""One-shot strategies: a supernet trained on the corpus (DARTS, NASABN, ENAS, WeNet)."""
+"""One-shot strategies: a supernet trained on the corpus (DARTS, NASABN, ENAS, WeNet, BayesNAS, NAO-WS, RSWS)."""

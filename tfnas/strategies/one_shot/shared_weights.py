@@ -1,17 +1,19 @@
-"""ENAS' weight sharing (Pham et al., ICML 2018, sections 2.1 and 3.1): what ENAS and NAO-WS have in common.
+"""ENAS' weight sharing (Pham et al., ICML 2018, sections 2.1 and 3.1): what ENAS, NAO-WS and RSWS have in common.
 
 A supernet (`tfnas.lm.supernet`) around a `SharedCell` holds one set of shared weights ``omega`` for every
-cell of the DAG space (`SharedCell`: one matrix per (node, predecessor) pair).
+cell of the DAG space (`SharedCell`: one matrix per (node, predecessor) pair for ENAS and NAO-WS, one per node
+for RSWS: `build_shared_weights`' ``sharing``).
 Every training batch runs one cell, chosen by the method
 (`SharedWeightsSearch.training_arch`: a controller sample for ENAS, a pool
-cell for NAO-WS), and takes a clipped SGD step on ``omega`` (AWD
-regularisers optional) with ENAS' learning-rate decay; every
-``interval_setting`` steps the method's `architecture_phase` moves its
-distribution over cells, scoring cells by their validation loss with the
+cell for NAO-WS, a uniform draw for RSWS), and takes a clipped SGD step on ``omega`` (AWD
+regularisers optional) with ENAS' learning-rate decay (``lr_decay`` 1: none); a method that learns a
+distribution over cells names the setting of its interval (``interval_setting``), and every that many steps its
+`architecture_phase` moves the distribution, scoring cells by their validation loss with the
 shared weights (`architecture_loss`, from zero states, on windows of the
-validation data taken from a running cursor, `reward_windows`). The cell of
-the search (`derive`) is the best of the method's `derive_candidates` on
-``derive_batches`` validation windows.
+validation data taken from a running cursor, `reward_windows`); a method without one (RSWS, ``interval_setting``
+None) only trains the shared weights. The cell of
+the search (`derive`) is the best of the method's `derive_candidates` by its `candidate_loss` (by default the
+`architecture_loss` on the first ``derive_batches`` validation windows).
 
 Some cells of the space (identity activations along long paths, in node 0
 too) make the hidden state grow without bound, and one such cell can blow
@@ -29,7 +31,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import tensorflow as tf
@@ -95,23 +97,32 @@ class SharedWeightsConfig(OneShotConfig):
 
 
 class SharedWeightsSearch(OneShotSearch):
-    """The shared weights and their training; a method adds `training_arch`, `architecture_phase`,
-    `derive_candidates` and the setting of its phases' interval (see the module docstring)."""
+    """The shared weights and their training; a method adds `training_arch`, `derive_candidates` and, if it learns
+    a distribution over cells, `architecture_phase` and the setting of its phases' interval (see the module
+    docstring)."""
 
-    #: The setting that holds the training steps between two `architecture_phase` calls.
-    interval_setting: str = ""
+    #: The setting that holds the training steps between two `architecture_phase` calls; None: the method has no
+    #: architecture phase (a class that names one must define `architecture_phase`).
+    interval_setting: str | None = None
 
-    def build_shared_weights(self, vocab_size: int) -> None:
-        """The space, the shared-weights model (a `SharedCell` supernet) and its compiled training and validation
-        steps."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.interval_setting is not None and cls.architecture_phase is SharedWeightsSearch.architecture_phase:
+            raise TypeError(f"{cls.__name__} names interval_setting {cls.interval_setting!r} but defines no "
+                            "architecture_phase")
+
+    def build_shared_weights(self, vocab_size: int, sharing: str = "edge") -> None:
+        """The space, the shared-weights model (a `SharedCell` supernet with ``sharing``: ``"edge"``, ENAS' one
+        matrix per (node, predecessor) pair, or ``"node"``, DARTS' one per node) and its compiled training and
+        validation steps."""
         c, m = self.config, self.config.model
         self.space = DagSpace(c.steps, first_node=c.first_node, output=c.output)
-        cell = SharedCell(c.steps, first_node=c.first_node, output=c.output, name="shared_cell",
+        cell = SharedCell(c.steps, first_node=c.first_node, output=c.output, sharing=sharing, name="shared_cell",
                           **cell_arguments(m, c.seed))
         self.model = supernet(vocab_size, cell, m, c.seed, attention=m.attention)
         self.reward_position = 0
         self.phase_logs: dict[str, float] = {}
-        self._derived: tuple[int, Genotype, float] | None = None
+        self._derived: tuple[Any, Genotype, float] | None = None     # (derive_key, cell, loss)
         model = self.model
         n_states = len(model.initial_state(1))
         weights = model.trainable_variables
@@ -165,18 +176,29 @@ class SharedWeightsSearch(OneShotSearch):
                   for x, y in windows]
         return float(np.mean(losses))
 
-    def derive(self) -> Genotype:
-        """The `derive_candidates` cell of lowest `architecture_loss` on the first ``derive_batches`` validation
-        windows (the first one of equals), computed once per step."""
-        if self._derived is not None and self._derived[0] == self.step:
-            return self._derived[1]
+    def candidate_loss(self) -> Callable[[Genotype], float]:
+        """How `derive` scores a candidate: its `architecture_loss` on the first ``derive_batches`` validation
+        windows."""
         windows = self.reward_windows(self.config.derive_batches, start=0)
+        return lambda genotype: self.architecture_loss(genotype, windows)
+
+    def derive_key(self) -> Any:
+        """What the cell `derive` chose depends on besides the weights: the step."""
+        return self.step
+
+    def derive(self) -> Genotype:
+        """The `derive_candidates` cell of lowest `candidate_loss` (the first one of equals), computed once per
+        `derive_key`."""
+        key = self.derive_key()
+        if self._derived is not None and self._derived[0] == key:
+            return self._derived[1]
+        loss_of = self.candidate_loss()
         best, best_loss = None, math.inf
         for genotype in self.derive_candidates():
-            loss = self.architecture_loss(genotype, windows)
+            loss = loss_of(genotype)
             if best is None or loss < best_loss:
                 best, best_loss = genotype, loss
-        self._derived = (self.step, best, best_loss)
+        self._derived = (key, best, best_loss)
         return best
 
     # --------------------------------------------------------- one-shot API
@@ -195,10 +217,11 @@ class SharedWeightsSearch(OneShotSearch):
     def training_arch(self) -> tf.Tensor:
         """The encoded cell the shared weights train on at this step."""
 
-    @abc.abstractmethod
     def architecture_phase(self) -> dict[str, float]:
-        """What moves the method's distribution over cells; returns its logs (``phase_logs``, reported with
-        every step until the next phase; the method's `extra_state` saves them)."""
+        """What moves the method's distribution over cells, every ``interval_setting`` steps; returns its logs
+        (``phase_logs``, reported with every step until the next phase; the method's `extra_state` saves them).
+        Defined by the methods that name an ``interval_setting``."""
+        raise NotImplementedError(f"{type(self).__name__} has no architecture phase")
 
     @abc.abstractmethod
     def derive_candidates(self) -> Iterable[Genotype]:
@@ -211,7 +234,8 @@ class SharedWeightsSearch(OneShotSearch):
         logs = {"loss": float(loss), "grad_norm": float(norm)}
         if self.divergence(logs["loss"]) is not None:     # the loop restores the last checkpoint
             return logs, list(states)
-        if update_arch and (self.step + 1) % getattr(self.config, self.interval_setting) == 0:
+        if (self.interval_setting is not None and update_arch
+                and (self.step + 1) % getattr(self.config, self.interval_setting) == 0):
             self.phase_logs = self.architecture_phase()
         self._derived = None
         return {**logs, **self.phase_logs}, list(new_states)

@@ -12,6 +12,8 @@ be ...``) stay plain `ValueError`: the command checks its values earlier.
 from __future__ import annotations
 
 import os
+import reprlib
+from typing import Any
 
 
 class TfnasError(Exception):
@@ -35,3 +37,30 @@ def access_error(action: str, path: str | os.PathLike[str], err: OSError) -> Pat
     """The one-line error of ``err``, raised doing ``action`` on ``path``: ``access_error("read vocabulary
     file", path, err)`` says ``cannot read vocabulary file 'x': Permission denied``."""
     return PathAccessError(f"cannot {action} {str(path)!r}: {err.strerror or err}")
+
+
+def _digits(number: int) -> int:
+    """How many decimal digits ``number`` has, without turning it into text (Python refuses that past 4,300)."""
+    number = abs(number)
+    count = int(number.bit_length() * 0.30102999566398120) + 1  # log10(2): at most one too many
+    return count - 1 if count > 1 and number < 10 ** (count - 1) else count
+
+
+class _Shown(reprlib.Repr):
+    """`reprlib.Repr` whose integers too long for Python's ``repr`` are named by their number of digits."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+            return f"{'a negative' if x < 0 else 'an'} integer of {_digits(x)} digits"
+
+
+_SHOWN = _Shown()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a one-line message: long strings, containers and integers cut short, and an integer
+    Python cannot turn into text (over 4,300 digits) named by its size (``an integer of 5001 digits``)."""
+    return _SHOWN.repr(value)

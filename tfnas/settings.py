@@ -23,13 +23,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import reprlib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Mapping, TypeVar
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, shown
 
 T = TypeVar("T")
 
@@ -115,15 +114,6 @@ def expected(kind: Any, bound: Bound | None = None) -> str:
     if kind is float and bound is None:
         return "a finite number"
     return f"{noun} {bound}" if bound is not None and kind in (int, float) else noun
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, cut short for long strings and containers."""
-    return _REPR.repr(value)
 
 
 def check_argument(name: str, value: Any, kind: Any, bound: Bound | None = None, label: str | None = None) -> Any:

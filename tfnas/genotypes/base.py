@@ -9,10 +9,11 @@ its JSON text and file round trip. Pure Python (no TensorFlow).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, shown
 
 FORMAT = "tfnas-genotype"
 VERSION = 1
@@ -31,8 +32,8 @@ class GenotypeError(TfnasError, ValueError):
 
 def field_error(field_name: str, value: Any, why: str, kind: str = "genotype") -> GenotypeError:
     """The error for one bad field of a ``kind``: names the field (quoted as Python does, so a name with a
-    newline stays on one line), says why, shows the value."""
-    return GenotypeError(f"{kind} field {str(field_name)!r}: {why} (got {value!r})")
+    newline stays on one line), says why, shows the value (cut short, `tfnas.errors.shown`)."""
+    return GenotypeError(f"{kind} field {str(field_name)!r}: {why} (got {shown(value)})")
 
 
 def check_node_count(count: int, fail: Callable[[str, Any, str], Exception]) -> None:
@@ -49,7 +50,7 @@ def check_envelope(data: Any, space: str, known: set[str]) -> None:
     if data.get("format", FORMAT) != FORMAT:
         raise field_error("format", data.get("format"), f"must be '{FORMAT}'")
     version = data.get("version", VERSION)
-    if version != VERSION:
+    if type(version) is not int or version != VERSION:  # true and 1.0 equal 1 in Python
         raise field_error("version", version, f"this tfnas reads version {VERSION}")
     if data.get("space", "dag") != space:
         raise field_error("space", data.get("space"), f"a {space} genotype has space '{space}'")
@@ -58,14 +59,36 @@ def check_envelope(data: Any, space: str, known: set[str]) -> None:
         raise field_error(unknown[0], data[unknown[0]], f"unknown field; known fields are {sorted(known)}")
 
 
-def parse_json(text: str) -> Any:
-    """The JSON value in ``text``; a `GenotypeError` (one line) if it is not JSON or nests too deeply."""
+class _LongInteger(Exception):
+    """An integer of the JSON text that Python refuses to convert (``digits``: its text)."""
+
+    def __init__(self, digits: str):
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _read_int(digits: str) -> int:
+    """A JSON integer; `_LongInteger` for one of more digits than Python converts (4,300 by default)."""
     try:
-        return json.loads(text)
+        return int(digits)
+    except ValueError:
+        raise _LongInteger(digits) from None
+
+
+def parse_json(text: str) -> Any:
+    """The JSON value in ``text``; a `GenotypeError` (one line) if it is not JSON, nests too deeply or holds an
+    integer longer than Python converts (its line and column named)."""
+    try:
+        return json.loads(text, parse_int=_read_int)
     except json.JSONDecodeError as err:
         raise GenotypeError(f"genotype is not valid JSON: {err}") from None
     except RecursionError:
         raise GenotypeError("genotype is not valid JSON: nested too deeply") from None
+    except _LongInteger as err:
+        at = text.find(err.digits)
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise GenotypeError(f"genotype JSON holds an integer of {len(err.digits.lstrip('-'))} digits (line {line}, "
+                            f"column {column}); Python reads at most {sys.get_int_max_str_digits()}") from None
 
 
 class JsonGenotypeMixin:

@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tfnas.errors import TfnasError  # noqa: E402
 from tfnas.presets import search_config, train_config  # noqa: E402
-from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
-                            nested_class, type_hints)
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected,  # noqa: E402
+                            field_help, nested_class, type_hints)
 
 #: Errors that are the user's to fix: printed on one line, exit status 2. A `ValueError` or `OSError` is not one:
 #: a user-caused one is a `TfnasError` where it is raised (`tfnas.errors`), and any other is a bug.
@@ -44,17 +44,18 @@ class UsageError(TfnasError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SettingFlag:
-    """One generated flag: its name, the dotted path of the field it sets, its type, help, default and interval."""
+    """One generated flag: its name, the dotted path of the field it sets, its type, help, default and check (the
+    interval of a number, the names of a string)."""
 
     name: str
     path: str
     kind: Any
     help: str
     default: Any
-    check: Bound | None = None
+    check: Check | None = None
 
 
-def flag_type(kind: Any, check: Bound | None = None) -> Callable[[str], Any]:
+def flag_type(kind: Any, check: Check | None = None) -> Callable[[str], Any]:
     """The argparse ``type`` of a flag holding a ``kind`` (one item of a ``tuple[X, ...]`` flag): it parses the
     text (``none``/``null`` is None when ``kind`` is optional) and refuses what `tfnas.settings.conforms`
     refuses, so that argparse exits 2 with ``argument --lr: must be a number > 0; received: '-1'``."""

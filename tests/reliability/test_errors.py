@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from tfnas import cli
+from tfnas.config import ModelConfig
 from tfnas.export.generate import generate_ids, prompt_ids
 from tfnas.export.scoring import score_ids
 from tfnas.data import load_corpus
 from tfnas.runs.folder import read_record
+from tfnas.settings import SettingsError
 from tfnas.strategies.registry import get_strategy
 
 from support import TINY_SEARCH, tiny_search_config
@@ -282,3 +284,36 @@ def test_a_split_smaller_than_a_batch_is_refused_naming_its_file_before_the_fold
     with pytest.raises(ValueError, match=r"^the valid split \(.*valid\.txt\) holds 3 tokens, fewer than batch_size=4"):
         get_strategy(strategy).strategy_class(config).search(load_corpus(tiny_corpus), out)
     assert list(out.iterdir()) == []
+
+
+# ----------------------------------------------------------------- issue 26 item 21: the attention head
+TINY_TRAIN = ("--nhid", "8", "--emsize", "8", "--bptt", "5", "--batch-size", "4", "--eval-batch-size", "4",
+              "--test-batch-size", "4", "--max-steps", "2", "--max-eval-batches", "2", "--quiet", "--no-test")
+HEADS = "null or one of 'none', 'dot', 'general', 'additive', 'multihead'"
+
+
+def test_an_unknown_attention_head_names_the_flag_or_file_before_the_run_folder_is_written(tmp_path, capsys,
+                                                                                         tiny_corpus):
+    """``--attention bogus`` and ``model: {attention: bogus}`` are refused on one line naming the flag or the file,
+    and leave no run folder, so the corrected command then runs in the same ``--out``."""
+    out = tmp_path / "run"
+    argv = ["train", "--genotype", "darts_v2", "--out", str(out), "--dataset", str(tiny_corpus), *TINY_TRAIN]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv + ["--attention", "bogus"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"tfnas train: error: argument --attention: must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    config = tmp_path / "head.yaml"
+    config.write_text("model:\n  attention: bogus\n", encoding="utf-8")
+    assert one_line_error(argv + ["--config", str(config)], capsys) == \
+        f"{config}: model.attention must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    search = ["search", "--strategy", "darts", "--out", str(out), "--dataset", str(tiny_corpus), "--config",
+              str(config)]
+    assert one_line_error(search, capsys) == f"{config}: model.attention must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    with pytest.raises(SettingsError, match=rf"^attention must be {HEADS}; received: attention='bogus'$"):
+        ModelConfig(attention="bogus")
+    assert cli.main(argv + ["--attention", "dot"]) == 0
+    assert read_record(out).config["model"]["attention"] == "dot"

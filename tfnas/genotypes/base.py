@@ -20,6 +20,9 @@ VERSION = 1
 
 #: Attention heads on top of the recurrent layer (NASABN); ``None`` is no head.
 ATTENTIONS: tuple[str, ...] = ("dot", "general", "additive", "multihead")
+#: Every head `tfnas.cells.attention.make_attention` knows, and a model's ``attention`` setting takes: ``"none"`` (the
+#: identity; a search candidate only when listed, as it is not one of NASABN's) and the genotype's heads.
+ATTENTION_HEADS: tuple[str, ...] = ("none",) + ATTENTIONS
 #: The most nodes a genotype (a DAG's nodes after node 0, a tree's nodes) may hold: ten times the papers'
 #: largest cells (NAO, ENAS: 12 DAG nodes; Zoph & Le: 15 tree nodes). Building a cell takes time and memory
 #: that grow with its nodes (a 2-step run on 2 CPU cores: 15 s for a 128-node chain, over 4 min for 10,000 nodes).

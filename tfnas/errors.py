@@ -11,9 +11,13 @@ be ...``) stay plain `ValueError`: the command checks its values earlier.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import reprlib
-from typing import Any
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
 
 
 class TfnasError(Exception):
@@ -29,14 +33,63 @@ class PathNotFoundError(TfnasError, FileNotFoundError):
 
 
 class PathAccessError(TfnasError, OSError):
-    """A file or folder the user named exists but cannot be read or written (permission denied, a folder where
-    a file is expected, an I/O error); the message names it."""
+    """A file or folder that cannot be read or written (permission denied, a folder where a file is expected, an
+    I/O error, a full disk); the message names it. Made by `access_error`, it keeps the ``errno`` and
+    ``strerror`` of the error it reports, and ``filename`` is the path it names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""  # the message, whatever errno and filename are set to
+
+
+#: The errors of a full disk (ENOSPC) or of an exhausted quota (EDQUOT).
+DISK_FULL = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+
+
+def _disk_space(path: str | os.PathLike[str]) -> str:
+    """``12.3 MB free on the disk holding '/runs/x'``: the free space of the nearest existing folder of ``path``."""
+    folder = Path(os.path.abspath(path)).parent
+    while not folder.is_dir() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB free "
+    except OSError:
+        free = ""
+    return f"{free}on the disk holding {str(folder)!r}"
 
 
 def access_error(action: str, path: str | os.PathLike[str], err: OSError) -> PathAccessError:
     """The one-line error of ``err``, raised doing ``action`` on ``path``: ``access_error("read vocabulary
-    file", path, err)`` says ``cannot read vocabulary file 'x': Permission denied``."""
-    return PathAccessError(f"cannot {action} {str(path)!r}: {err.strerror or err}")
+    file", path, err)`` says ``cannot read vocabulary file 'x': Permission denied``.
+
+    A full disk (`DISK_FULL`) also names the disk and its free space: ``cannot write 'x': No space left on
+    device (0.0 MB free on the disk holding '/runs'); free space on that disk and run again``. An ``err`` that is
+    itself an `access_error` (an inner write named) is reported by the error it was made from.
+    """
+    while isinstance(err, PathAccessError) and isinstance(err.__cause__, OSError):
+        err = err.__cause__
+    message = f"cannot {action} {str(path)!r}: {err.strerror or err}"
+    if err.errno in DISK_FULL:
+        message += f" ({_disk_space(path)}); free space on that disk and run again"
+    error = PathAccessError(message)
+    error.errno, error.strerror, error.filename = err.errno, err.strerror, str(path)
+    return error
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
+    """Turns an `OSError` raised in the block into `access_error` ``(action, path, err)``: one line naming the file
+    being written (on a full disk, the disk and its free space too) instead of ``[Errno 28] No space left on
+    device``.
+
+    Example::
+
+        with writing(path):
+            vocab.save(path)
+    """
+    try:
+        yield
+    except OSError as err:
+        raise access_error(action, path, err) from err
 
 
 def _digits(number: int) -> int:

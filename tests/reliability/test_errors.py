@@ -1,7 +1,10 @@
 """Errors a user can fix print one line that names the file (or the flag) and the problem, before anything is
 written; bugs keep their traceback."""
 import ast
+import errno
 import json
+import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,6 +12,7 @@ import numpy as np
 import pytest
 
 from tfnas import cli
+from tfnas.errors import TfnasError
 from tfnas.config import ModelConfig
 from tfnas.export.generate import generate_ids, prompt_ids
 from tfnas.export.scoring import score_ids
@@ -317,3 +321,33 @@ def test_an_unknown_attention_head_names_the_flag_or_file_before_the_run_folder_
         ModelConfig(attention="bogus")
     assert cli.main(argv + ["--attention", "dot"]) == 0
     assert read_record(out).config["model"]["attention"] == "dot"
+
+
+# ----------------------------------------------------------------- issue 26 item 18: a full disk
+def full_disk(file, **arrays):
+    file.write(b"PK\x03\x04 cut short")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_in_training_names_the_file_on_one_line(tmp_path, capsys, tiny_corpus, monkeypatch):
+    """``[Errno 28] No space left on device`` with a traceback was all ``tfnas train`` said: now one line names the
+    file being written and the disk, and no cut-short file is left under its name."""
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "run"
+    argv = ["train", "--genotype", "darts_v2", "--out", str(out), "--dataset", str(tiny_corpus), *TINY_TRAIN]
+    best = out / "best" / "weights.npz"
+    assert re.fullmatch(rf"cannot write {re.escape(repr(str(best)))}: No space left on device \(\d+\.\d MB free on "
+                        rf"the disk holding {re.escape(repr(str(best.parent)))}\); free space on that disk and run "
+                        r"again", one_line_error(argv, capsys))
+    assert list(best.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("strategy", ["darts", "random"])
+def test_a_full_disk_in_a_search_names_the_checkpoint(tmp_path, tiny_corpus, monkeypatch, strategy):
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "s"
+    with pytest.raises(TfnasError, match=rf"^cannot write checkpoint '{re.escape(str(out / 'checkpoints'))}/step-\d+': "
+                                         r"No space left on device \(\d+\.\d MB free on the disk holding "):
+        get_strategy(strategy).strategy_class(tiny_search_config(strategy, tiny_corpus)).search(
+            load_corpus(tiny_corpus), out)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == []

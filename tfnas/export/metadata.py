@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnas.data import Vocabulary
-from tfnas.errors import access_error
+from tfnas.errors import access_error, writing
 from tfnas.export.errors import ExportError, VocabularyMismatchError
 
 #: File name of the metadata (next to ``model.onnx`` / ``model.keras``; in ``assets.extra/`` of a SavedModel).
@@ -104,8 +104,10 @@ class ExportMetadata:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | Path) -> Path:
+        """Writes the metadata to ``path``; a write that fails raises `tfnas.errors.PathAccessError` naming it."""
         path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        with writing(path):
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
         return path
 
     @classmethod

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from tfnas.errors import TfnasError, shown
+from tfnas.errors import TfnasError, shown, writing
 
 FORMAT = "tfnas-genotype"
 VERSION = 1
@@ -110,8 +110,10 @@ class JsonGenotypeMixin:
         return cls.from_dict(parse_json(text))
 
     def save(self, path: str | Path) -> Path:
-        """Writes the JSON to ``path`` (parents created)."""
+        """Writes the JSON to ``path`` (parents created); a write that fails raises
+        `tfnas.errors.PathAccessError` naming ``path``."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
         return path

@@ -263,7 +263,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
     check_out(Path(args.out))
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
-                       check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet)
+                       check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet,
+                       replace=args.replace)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0
@@ -420,7 +421,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a trained run as .keras, SavedModel and/or ONNX")
     export.add_argument("run_dir", help="the run folder (tfnas train --out)")
-    export.add_argument("--out", required=True, help="export folder: one subfolder per format")
+    export.add_argument("--out", required=True, help="export folder: one subfolder per format, all of one model")
     export.add_argument("--format", default="all", help="keras, savedmodel, onnx or all (default: all)")
     export.add_argument("--weights", default="best", choices=["best", "latest"],
                         help="best/weights.npz (default) or the newest checkpoint")
@@ -429,6 +430,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     export.add_argument("--tolerance", type=flag_type(float, NON_NEGATIVE), default=1e-5,
                         help="largest accepted max |logits| difference onnxruntime vs Keras (default 1e-5)")
+    export.add_argument("--replace", action="store_true",
+                        help="if --out holds another model's export, replace its formats whole (without it: refused)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 

@@ -62,7 +62,10 @@ class ExportMetadata:
     shape without the batch axis); ``attention`` is the name of the model's
     attention head, or None. An attention head reads only the tokens of the
     current call (one BPTT window); ``tfnas generate`` uses this to rebuild
-    the window at each step.
+    the window at each step. ``run_dir`` and ``weights`` name where the
+    model came from, ``model_sha256`` what it is
+    (`tfnas.export.LoadedRun.model_sha256`; None in an export of a tfnas
+    before it): the formats of an export folder share it.
     """
 
     format: str
@@ -77,6 +80,7 @@ class ExportMetadata:
     genotype: dict[str, Any] | None = None
     run_dir: str | None = None
     weights: str | None = None
+    model_sha256: str | None = None
     test_ppl: float | None = None
     opset: int | None = None
     parity_max_abs_diff: float | None = None
@@ -153,6 +157,7 @@ def metadata_for(run, fmt: str, **extra_fields: Any) -> ExportMetadata:
         genotype=None if run.genotype is None else run.genotype.to_dict(),
         run_dir=str(run.run_dir),
         weights=str(run.weights),
+        model_sha256=run.model_sha256,
         test_ppl=result.get("test_ppl"),
         tfnas_version=__version__,
         **extra_fields,

@@ -75,11 +75,27 @@ def access_error(action: str, path: str | os.PathLike[str], err: OSError) -> Pat
     return error
 
 
+#: The codes of TensorFlow's errors (``tf.errors.OpError.error_code``: RESOURCE_EXHAUSTED, PERMISSION_DENIED) that
+#: its file system raises for a full disk and a file not writable, and their errno; read without importing TensorFlow.
+_TENSORFLOW_FILE_ERRORS = {8: errno.ENOSPC, 7: errno.EACCES}
+
+
+def _reported(err: Exception) -> OSError | None:
+    """The `OSError` that ``err`` reports: ``err`` itself, or the errno of a TensorFlow file-system error (whose
+    RESOURCE_EXHAUSTED counts only when it says the disk is full); None for any other error."""
+    if isinstance(err, OSError):
+        return err
+    code = _TENSORFLOW_FILE_ERRORS.get(getattr(err, "error_code", None))
+    if code is None or (code == errno.ENOSPC and os.strerror(errno.ENOSPC) not in str(err)):
+        return None
+    return OSError(code, os.strerror(code))
+
+
 @contextlib.contextmanager
 def writing(path: str | os.PathLike[str], action: str = "write") -> Iterator[None]:
-    """Turns an `OSError` raised in the block into `access_error` ``(action, path, err)``: one line naming the file
-    being written (on a full disk, the disk and its free space too) instead of ``[Errno 28] No space left on
-    device``.
+    """Turns an `OSError` raised in the block (or TensorFlow's error of a full disk or of a file not writable) into
+    `access_error` ``(action, path, err)``: one line naming the file being written (on a full disk, the disk and
+    its free space too) instead of ``[Errno 28] No space left on device``.
 
     Example::
 
@@ -88,8 +104,11 @@ def writing(path: str | os.PathLike[str], action: str = "write") -> Iterator[Non
     """
     try:
         yield
-    except OSError as err:
-        raise access_error(action, path, err) from err
+    except Exception as err:
+        reported = _reported(err)
+        if reported is None:
+            raise
+        raise access_error(action, path, reported) from err
 
 
 def _digits(number: int) -> int:

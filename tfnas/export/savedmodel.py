@@ -32,9 +32,7 @@ ignores SignatureDef defaults) need every input.
 """
 from __future__ import annotations
 
-import errno
 import inspect
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -151,21 +149,8 @@ def export_savedmodel(run, out_dir: str | Path) -> Path:
         vocab_path = staging / VOCAB_FILE  # read by the table initialisers, copied into assets/
         run.vocab.save(vocab_path)
         module = ServingModule(run.model, vocab_path, run.vocab.unk_id)
-        with writing(folder):
-            _save(module, folder)
+        with writing(folder):  # TensorFlow's error of a full disk too
+            tf.saved_model.save(module, str(folder), signatures=module.signatures())
             vocab_path.unlink()
         metadata_for(run, "savedmodel").save(metadata_path("savedmodel", folder))
     return Path(out_dir)
-
-
-def _save(module: ServingModule, folder: Path) -> None:
-    """`tf.saved_model.save` of ``module`` with its signatures; TensorFlow's errors of a full disk or of a folder
-    not writable are raised as the `OSError` they report."""
-    try:
-        tf.saved_model.save(module, str(folder), signatures=module.signatures())
-    except tf.errors.ResourceExhaustedError as err:  # TensorFlow's file system reports ENOSPC so (memory too)
-        if os.strerror(errno.ENOSPC) not in str(err):
-            raise
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from err
-    except tf.errors.PermissionDeniedError as err:
-        raise OSError(errno.EACCES, os.strerror(errno.EACCES)) from err

@@ -13,9 +13,9 @@ import tensorflow as tf
 from tfnas.cli import main
 from tfnas.data import OutOfVocabularyError, Vocabulary
 from tfnas.errors import PathAccessError
-from tfnas.export import (ExportError, LoadedRun, MissingCheckpointError, OnnxConversionError, UnknownFormatError,
-                          VocabularyMismatchError, convert_to_onnx, export_keras, export_onnx, export_run,
-                          export_savedmodel, load_export, load_run, score_file)
+from tfnas.export import (ExportError, ExportMetadata, LoadedRun, MissingCheckpointError, OnnxConversionError,
+                          UnknownFormatError, VocabularyMismatchError, convert_to_onnx, export_keras, export_onnx,
+                          export_run, export_savedmodel, load_export, load_run, score_file)
 from tfnas.genotypes.files import resolve_genotype
 from tfnas.lm import LanguageModel
 
@@ -194,3 +194,15 @@ def test_a_full_disk_names_the_export_file_and_leaves_no_cut_file_and_the_earlie
                      "--no-check", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"tfnas: error: cannot write '{tmp_path / 'cli' / 'onnx'}")
+
+
+@pytest.mark.parametrize("version", ["true", "1.0"])
+def test_export_metadata_of_version_true_is_not_version_1(runs, version):
+    """As issue 26 item 22 for genotypes: ``true`` and ``1.0`` equal 1 in Python, but are not metadata version 1."""
+    text = (runs.exports("lstm") / "keras" / "tfnas.json").read_text()
+    assert ExportMetadata.from_json(text).version == 1
+    with pytest.raises(ExportError, match=rf"^m.json has metadata version {'True' if version == 'true' else '1.0'}; "
+                                          r"this tfnas reads version 1: export the run again$"):
+        ExportMetadata.from_json(text.replace('"version": 1', f'"version": {version}'), where="m.json")
+    with pytest.raises(ExportError, match=r"^m.json is not valid JSON: Exceeds the limit \(4300 digits\)"):
+        ExportMetadata.from_json(text.replace('"version": 1', '"version": 1' + "0" * 4300), where="m.json")

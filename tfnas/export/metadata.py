@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnas.data import Vocabulary
-from tfnas.errors import access_error, writing
+from tfnas.errors import access_error, shown, writing
 from tfnas.export.errors import ExportError, VocabularyMismatchError
 
 #: File name of the metadata (next to ``model.onnx`` / ``model.keras``; in ``assets.extra/`` of a SavedModel).
@@ -98,11 +98,11 @@ class ExportMetadata:
     def from_json(cls, text: str, where: str = "metadata") -> "ExportMetadata":
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
+        except (ValueError, RecursionError) as err:  # ValueError: malformed, or an integer longer than Python reads
             raise ExportError(f"{where} is not valid JSON: {err}") from None
-        if not isinstance(data, dict) or data.get("version") != METADATA_VERSION:
-            found = data.get("version") if isinstance(data, dict) else type(data).__name__
-            raise ExportError(f"{where} has metadata version {found!r}; this tfnas reads version "
+        version = data.get("version") if isinstance(data, dict) else type(data).__name__
+        if type(version) is not int or version != METADATA_VERSION:  # true and 1.0 equal 1 in Python
+            raise ExportError(f"{where} has metadata version {shown(version)}; this tfnas reads version "
                               f"{METADATA_VERSION}: export the run again")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,11 +1,13 @@
 """Callbacks: progress lines, TensorBoard scalars (also for diverged values), history."""
 import io
+import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tfnas.callbacks import FLOAT32_MAX, KEEP_SUFFIX, History, ProgressPrinter, TensorBoardLogger, ThroughputMeter
+from tfnas.errors import PathAccessError
 from tfnas.metrics import perplexity
 from tfnas.viz import alpha_heatmap, sorted_weights_image
 
@@ -74,3 +76,30 @@ def test_throughput_meter_reports_and_resets():
     assert first == {"loss": 3.0, "ppl": pytest.approx(np.exp(3.0)), "s_per_step": 2.0, "tok_per_s": 100.0}
     meter.add(1.0, 60)
     assert meter.summary()["tok_per_s"] == 10.0  # 60 tokens in the 6 s since the last summary
+
+
+def test_a_full_disk_for_tensorboard_names_the_folder_on_one_line(tmp_path, monkeypatch):
+    """Issue 26 item 18: TensorFlow's ``ResourceExhaustedError`` of a full disk, raised creating or writing the
+    event file, is one line naming the TensorBoard folder and the disk; a memory exhaustion stays what it is."""
+    folder = tmp_path / "tensorboard"
+
+    def disk_full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, f"{folder}/events.out.tfevents.1; No space left on device")
+
+    monkeypatch.setattr(tf.summary, "create_file_writer", disk_full)
+    message = (rf"^cannot write TensorBoard events in {re.escape(repr(str(folder)))}: No space left on device "
+               r"\(\d+\.\d MB free on the disk holding ")
+    with pytest.raises(PathAccessError, match=message):
+        TensorBoardLogger(folder)
+    monkeypatch.undo()
+    logger = TensorBoardLogger(folder)
+    monkeypatch.setattr(tf.summary, "scalar", disk_full)
+    with pytest.raises(PathAccessError, match=message):
+        logger.on_event("train", {"step": 1, "loss": 2.0})
+
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape [1000000000]")
+
+    monkeypatch.setattr(tf.summary, "scalar", out_of_memory)
+    with pytest.raises(tf.errors.ResourceExhaustedError, match="OOM"):
+        logger.on_event("train", {"step": 2, "loss": 2.0})

@@ -25,10 +25,11 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
+from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence, TextIO
 
 import numpy as np
 
+from tfnas.errors import writing
 from tfnas.metrics import perplexity
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -118,18 +119,26 @@ class TensorBoardLogger(Callback):
     uninterrupted run's, since a resume is exact (timings and progress means
     aside). ``tensorboard --load_fast=false`` (the older Python reader)
     would show both.
+
+    A full disk (or a folder not writable) is a `tfnas.errors.PathAccessError`
+    naming ``logdir`` and the space left, not TensorFlow's traceback.
     """
 
     def __init__(self, logdir: str | Path):
         import tensorflow as tf
 
         self._tf = tf
-        self.writer = tf.summary.create_file_writer(str(logdir))
+        self.logdir = Path(logdir)
+        with self._writing():
+            self.writer = tf.summary.create_file_writer(str(logdir))
+
+    def _writing(self) -> ContextManager[None]:
+        return writing(self.logdir, "write TensorBoard events in")
 
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         step = int(logs.get("step", 0))
         tf = self._tf
-        with self.writer.as_default(step=step):
+        with self._writing(), self.writer.as_default(step=step):
             for key, value in logs.items():
                 if key == "step":
                     continue
@@ -141,7 +150,8 @@ class TensorBoardLogger(Callback):
                     tf.summary.scalar(f"{kind}/{key}", float32_scalar(value))
 
     def close(self) -> None:
-        self.writer.flush()
+        with self._writing():
+            self.writer.flush()
 
 
 class History(Callback):

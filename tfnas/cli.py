@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tfnas.errors import TfnasError  # noqa: E402
 from tfnas.presets import search_config, train_config  # noqa: E402
-from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, conforms, expected, field_help,  # noqa: E402
-                            nested_class, type_hints)
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected,  # noqa: E402
+                            field_help, nested_class, type_hints)
 
 #: Errors that are the user's to fix: printed on one line, exit status 2. A `ValueError` or `OSError` is not one:
 #: a user-caused one is a `TfnasError` where it is raised (`tfnas.errors`), and any other is a bug.
@@ -44,17 +44,18 @@ class UsageError(TfnasError, ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SettingFlag:
-    """One generated flag: its name, the dotted path of the field it sets, its type, help, default and interval."""
+    """One generated flag: its name, the dotted path of the field it sets, its type, help, default and check (the
+    interval of a number, the names of a string)."""
 
     name: str
     path: str
     kind: Any
     help: str
     default: Any
-    check: Bound | None = None
+    check: Check | None = None
 
 
-def flag_type(kind: Any, check: Bound | None = None) -> Callable[[str], Any]:
+def flag_type(kind: Any, check: Check | None = None) -> Callable[[str], Any]:
     """The argparse ``type`` of a flag holding a ``kind`` (one item of a ``tuple[X, ...]`` flag): it parses the
     text (``none``/``null`` is None when ``kind`` is optional) and refuses what `tfnas.settings.conforms`
     refuses, so that argparse exits 2 with ``argument --lr: must be a number > 0; received: '-1'``."""
@@ -262,7 +263,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
     check_out(Path(args.out))
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
-                       check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet)
+                       check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet,
+                       replace=args.replace)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0
@@ -425,7 +427,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a trained run as .keras, SavedModel and/or ONNX")
     export.add_argument("run_dir", help="the run folder (tfnas train --out)")
-    export.add_argument("--out", required=True, help="export folder: one subfolder per format")
+    export.add_argument("--out", required=True, help="export folder: one subfolder per format, all of one model")
     export.add_argument("--format", default="all", help="keras, savedmodel, onnx or all (default: all)")
     export.add_argument("--weights", default="best", choices=["best", "latest"],
                         help="best/weights.npz (default) or the newest checkpoint")
@@ -434,6 +436,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     export.add_argument("--tolerance", type=flag_type(float, NON_NEGATIVE), default=1e-5,
                         help="largest accepted max |logits| difference onnxruntime vs Keras (default 1e-5)")
+    export.add_argument("--replace", action="store_true",
+                        help="if --out holds another model's export, replace its formats whole (without it: refused)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 

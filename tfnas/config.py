@@ -18,7 +18,8 @@ hold only what differs from these defaults.
 """
 from __future__ import annotations
 
-from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SEED, check_settings, setting, settings
+from tfnas.genotypes.base import ATTENTION_HEADS
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SEED, OneOf, check_settings, setting, settings
 
 
 @settings
@@ -52,7 +53,9 @@ class ModelConfig:
     cell_init_range: float = setting(0.04, help="cell weights ~ U(-r, r)", check=POSITIVE)
     emb_init_range: float = setting(0.04, help="embedding ~ U(-r, r) (DARTS RNNModel.init_weights: 0.04)",
                                     check=POSITIVE)
-    attention: str | None = setting(None, help="attention head on the RNN output (NASABN), or null")
+    attention: str | None = setting(None, help="attention head on the RNN output (NASABN): dot, general, additive, "
+                                               "multihead, none (no head, even over a genotype's), or null (the "
+                                               "genotype's head)", check=OneOf(ATTENTION_HEADS))
     recompute: bool = setting(False, help="recompute each time step in the backward pass (less memory, same "
                                           "gradients)")
 

@@ -9,8 +9,9 @@ Subclasses change a default by redeclaring the field with a plain value;
 each setting is described once.
 
 Every value is checked where it is read (`from_dict`, hence `merge`,
-presets, flags and run records): against its field's type, and a number
-against the field's `Bound` (``setting(..., check=AT_LEAST_ONE)``). A value
+presets, flags and run records): against its field's type, a number
+against the field's `Bound` (``setting(..., check=AT_LEAST_ONE)``) and a name
+against its `OneOf` (``setting(..., check=OneOf(ATTENTION_HEADS))``). A value
 that fails raises one `SettingsError` line naming the file, the setting and
 the value. The same check (`conforms`, `expected`) types the command's flags
 and validates the arguments of layers and export functions (`check_argument`).
@@ -23,13 +24,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import reprlib
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Mapping, TypeVar
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, shown
 
 T = TypeVar("T")
 
@@ -61,6 +61,22 @@ class Bound:
         return f"{'<' if self.open_high else '<='} {self.high}" if self.high is not None else ""
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """The names a string setting may take (``names``, in the order messages list them)."""
+
+    names: tuple[str, ...]
+
+    def holds(self, value: str) -> bool:
+        return value in self.names
+
+    def __str__(self) -> str:
+        return f"one of {', '.join(map(repr, self.names))}"
+
+
+#: What a setting's values are checked against: the interval of a number, the names of a string.
+Check = Bound | OneOf
+
 #: Counts that may be zero (retries, extra lengths).
 NON_NEGATIVE = Bound(0)
 #: Sizes, intervals, batches: integers >= 1.
@@ -73,16 +89,19 @@ RATE = Bound(0, 1, open_high=True)
 SEED = Bound(0, 2**32 - 1)
 
 
-def conforms(kind: Any, bound: Bound | None, value: Any) -> bool:
+def conforms(kind: Any, bound: Check | None, value: Any) -> bool:
     """Whether ``value`` is of type ``kind`` (``int``, ``float``, ``bool``, ``str``, ``X | None``,
-    ``tuple[X, ...]``, a settings dataclass) and, for a number, inside ``bound``. Floats must be finite."""
+    ``tuple[X, ...]``, a settings dataclass) and, for a number, inside ``bound`` (a `Bound`), for a string, one of
+    its names (a `OneOf`). Floats must be finite."""
     args = typing.get_args(kind)
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         return value is None or any(conforms(a, bound, value) for a in args if a is not type(None))
     if typing.get_origin(kind) is tuple:
         return isinstance(value, (list, tuple)) and all(conforms(args[0], bound, v) for v in value)
-    if kind in (bool, str):
-        return isinstance(value, kind)
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str) and (bound is None or bound.holds(value))
     if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         return isinstance(value, (kind, Mapping))
     if kind is int:
@@ -97,7 +116,7 @@ def conforms(kind: Any, bound: Bound | None, value: Any) -> bool:
     return number and (bound is None or bound.holds(value))
 
 
-def expected(kind: Any, bound: Bound | None = None) -> str:
+def expected(kind: Any, bound: Check | None = None) -> str:
     """What `conforms` accepts, in words: ``a positive integer``, ``null or a number in [0, 1)``."""
     args = typing.get_args(kind)
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
@@ -111,22 +130,15 @@ def expected(kind: Any, bound: Bound | None = None) -> str:
         return "a mapping of settings"
     if kind is int and bound == AT_LEAST_ONE:
         return "a positive integer"
+    if kind is str and bound is not None:
+        return str(bound)
     noun = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(kind, "a value")
     if kind is float and bound is None:
         return "a finite number"
     return f"{noun} {bound}" if bound is not None and kind in (int, float) else noun
 
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-
-
-def shown(value: Any) -> str:
-    """``repr(value)``, cut short for long strings and containers."""
-    return _REPR.repr(value)
-
-
-def check_argument(name: str, value: Any, kind: Any, bound: Bound | None = None, label: str | None = None) -> Any:
+def check_argument(name: str, value: Any, kind: Any, bound: Check | None = None, label: str | None = None) -> Any:
     """``value`` if it `conforms`; else a `SettingsError` naming the argument, Keras-style:
     ``Argument `units` must be a positive integer; received: units=0`` (``label`` replaces
     ``Argument `units```)."""
@@ -137,8 +149,9 @@ def check_argument(name: str, value: Any, kind: Any, bound: Bound | None = None,
 
 
 def setting(default: Any = MISSING, *, help: str, resumable: bool = False,
-            factory: Callable[[], Any] | None = None, check: Bound | None = None) -> Any:
-    """A dataclass field with its help text, whether it may change on resume, and the interval of a number."""
+            factory: Callable[[], Any] | None = None, check: Check | None = None) -> Any:
+    """A dataclass field with its help text, whether it may change on resume, and the interval of a number or the
+    names of a string (``check``)."""
     metadata = {"help": help, "resumable": resumable, "check": check}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)

@@ -1,15 +1,21 @@
-"""Clear errors: no checkpoint, unknown format, an op ONNX lacks, vocabulary mismatches."""
+"""Clear errors: no checkpoint, unknown format, an op ONNX lacks, vocabulary mismatches, a full disk."""
+import errno
+import os
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import tensorflow as tf
 
 from tfnas.cli import main
 from tfnas.data import OutOfVocabularyError, Vocabulary
-from tfnas.export import (ExportError, LoadedRun, MissingCheckpointError, OnnxConversionError, UnknownFormatError,
-                          VocabularyMismatchError, convert_to_onnx, export_keras, export_onnx, export_run,
-                          export_savedmodel, load_export, load_run, score_file)
+from tfnas.errors import PathAccessError
+from tfnas.export import (ExportError, ExportMetadata, LoadedRun, MissingCheckpointError, OnnxConversionError,
+                          UnknownFormatError, VocabularyMismatchError, convert_to_onnx, export_keras, export_onnx,
+                          export_run, export_savedmodel, load_export, load_run, score_file)
 from tfnas.genotypes.files import resolve_genotype
 from tfnas.lm import LanguageModel
 
@@ -129,3 +135,74 @@ def test_unknown_word_without_unk_names_word_and_line(tmp_path, fmt):
         score_file(lm, text, batch_size=1, bptt=4)
     text.write_text("a b c\nb c a\n", encoding="utf-8")
     assert score_file(lm, text, batch_size=1, bptt=4).tokens == 7
+
+
+def exported_files(folder: Path) -> dict[str, bytes]:
+    """Every file under an export folder but its lock, and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("lock", ".lock")}
+
+
+def no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def cut_keras(model, path, *args, **kwargs):
+    Path(path).write_bytes(b"PK\x03\x04 cut short")
+    no_space()
+
+
+def cut_onnx(proto, path, *args, **kwargs):
+    Path(path).write_bytes(b"\x08\x07 cut short")
+    no_space()
+
+
+def cut_savedmodel(module, export_dir, *args, **kwargs):
+    (Path(export_dir) / "variables").mkdir()
+    (Path(export_dir) / "variables" / "variables.index").write_bytes(b"")
+    raise tf.errors.ResourceExhaustedError(None, None, f"{export_dir}/variables/variables.index; No space left on "
+                                                       "device [Op:MergeV2Checkpoints]")
+
+
+def test_a_full_disk_names_the_export_file_and_leaves_no_cut_file_and_the_earlier_export_whole(runs, tmp_path,
+                                                                                             monkeypatch, capsys):
+    """Issue 26 item 18: ENOSPC while an export writes (a ``.keras`` file, a SavedModel, ``model.onnx``) is one
+    line naming the file and the disk; nothing cut short is left under an export's name, and an earlier export in
+    the folder stays as it was."""
+    loaded = runs.loaded("lstm")
+    out = tmp_path / "export"
+    export_run(loaded, out, check=False)
+    before = exported_files(out)
+    cases = [("keras", LanguageModel, "save", cut_keras, out / "keras" / "model.keras"),
+             ("savedmodel", tf.saved_model, "save", cut_savedmodel, out / "savedmodel"),
+             ("onnx", onnx, "save_model", cut_onnx, out / "onnx" / "model.onnx")]
+    for fmt, owner, name, fake, named in cases:
+        with monkeypatch.context() as patched:
+            patched.setattr(owner, name, fake)
+            with pytest.raises(PathAccessError, match=rf"^cannot write {re.escape(repr(str(named)))}: No space left "
+                                                      r"on device \(\d+\.\d MB free on the disk holding "):
+                export_run(loaded, out, formats=fmt, check=False)
+            assert exported_files(out) == before, fmt
+            fresh = tmp_path / f"fresh-{fmt}"
+            with pytest.raises(PathAccessError, match="No space left on device"):
+                export_run(loaded, fresh, formats=fmt, check=False)
+            assert exported_files(fresh) == {} and not (fresh / fmt).exists()
+            assert sorted(p.name for p in fresh.iterdir() if p.name not in ("lock", ".lock")) == []
+    with monkeypatch.context() as patched:
+        patched.setattr(onnx, "save_model", cut_onnx)
+        assert main(["export", str(runs.run("lstm")), "--out", str(tmp_path / "cli"), "--format", "onnx",
+                     "--no-check", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"tfnas: error: cannot write '{tmp_path / 'cli' / 'onnx'}")
+
+
+@pytest.mark.parametrize("version", ["true", "1.0"])
+def test_export_metadata_of_version_true_is_not_version_1(runs, version):
+    """As issue 26 item 22 for genotypes: ``true`` and ``1.0`` equal 1 in Python, but are not metadata version 1."""
+    text = (runs.exports("lstm") / "keras" / "tfnas.json").read_text()
+    assert ExportMetadata.from_json(text).version == 1
+    with pytest.raises(ExportError, match=rf"^m.json has metadata version {'True' if version == 'true' else '1.0'}; "
+                                          r"this tfnas reads version 1: export the run again$"):
+        ExportMetadata.from_json(text.replace('"version": 1', f'"version": {version}'), where="m.json")
+    with pytest.raises(ExportError, match=r"^m.json is not valid JSON: Exceeds the limit \(4300 digits\)"):
+        ExportMetadata.from_json(text.replace('"version": 1', '"version": 1' + "0" * 4300), where="m.json")

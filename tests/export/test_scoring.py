@@ -35,7 +35,7 @@ def test_cli_export_then_score_each_format_matches_trainer(runs, tiny_corpus, tm
         assert ppl == pytest.approx(test_ppl, rel=1e-3), fmt
     # A single format, and the ONNX file itself as --model.
     assert main(["export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "only")]) == 0
-    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == ["onnx"]
+    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == [".lock", "lock", "onnx"]  # lock: its last holder
     ppl = cli_perplexity(capsys, "score", "--model", str(tmp_path / "only"), "--text", str(tiny_corpus / "test.txt"))
     assert ppl == pytest.approx(test_ppl, rel=1e-3)
 

@@ -100,3 +100,14 @@ def test_describe_names_the_first_activation_and_the_loose_ends():
                             "output: loose_ends of nodes [2, 3]"]
     assert len(resolve_genotype("enas").describe()) == 1 + 11 + 1
     assert resolve_genotype("enas").describe()[-1] == "output: loose_ends of nodes [2, 5, 6, 9, 10, 11]"
+
+
+def test_an_integer_too_long_to_print_is_named_by_its_digits():
+    """Issue 26 item 22: a predecessor Python cannot turn into text (over 4,300 digits) gets the genotype's own
+    one-line error, the value named by its number of digits."""
+    with pytest.raises(GenotypeError, match=r"^genotype field 'nodes\[1\].predecessor': node 2 can only read nodes "
+                                            r"0..1 \(got an integer of 5001 digits\)$"):
+        Genotype((("tanh", 0), ("relu", 10 ** 5000)))
+    with pytest.raises(GenotypeError, match=r"'tokens': position 0 must be a predecessor token \(got a negative "
+                                            r"integer of 5001 digits\)$"):
+        Genotype.from_tokens([-10 ** 5000, 0])

@@ -1,5 +1,6 @@
 """Reading genotype files: the known cells as published, and errors that name the file."""
 import json
+import re
 
 import pytest
 
@@ -41,3 +42,38 @@ def test_load_errors_name_the_file(tmp_path):
     bad.write_text(json.dumps({"nodes": [["relu", 3]]}))
     with pytest.raises(GenotypeError, match="node 1 can only read nodes 0..0"):
         load_genotype(bad)
+
+
+def test_integers_too_long_for_python_are_refused_naming_the_file(tmp_path):
+    """Issue 26 item 22: a predecessor (or tree index) of over 4,300 digits, the most Python converts, gets the
+    reader's one-line error naming the file and where the number is, not Python's int-conversion message; the same
+    number as a string is shown cut short."""
+    path = tmp_path / "long.json"
+    path.write_text('{"nodes": [["relu", 0],\n ["tanh", ' + "9" * 4301 + "]]}")
+    with pytest.raises(GenotypeError, match=r"^\S*long.json: genotype JSON holds an integer of 4301 digits \(line 2, "
+                                            r"column 11\); Python reads at most 4300$"):
+        load_genotype(path)
+    tree = {"space": "tree", "nodes": [["add", "tanh"]] * 3, "inject": ["add", "tanh"], "cell_node": 0}
+    path.write_text(json.dumps(tree)[:-1] + ', "inject_node": -' + "1" * 5000 + "}")
+    with pytest.raises(GenotypeError, match=r"long.json: genotype JSON holds an integer of 5000 digits \(line 1, "):
+        load_genotype(path)
+    path.write_text(json.dumps({"nodes": [["relu", "9" * 5000]]}))
+    with pytest.raises(GenotypeError) as caught:
+        load_genotype(path)
+    assert re.fullmatch(r"\S*long.json: genotype field 'nodes\[0\].predecessor': must be an integer "
+                        r"\(got '9{20,60}\.\.\.9+'\)", str(caught.value))
+
+
+@pytest.mark.parametrize("version, got", [("true", "True"), ("1.0", "1.0"), ('"1"', "'1'")])
+def test_a_version_that_is_not_the_integer_1_is_refused(tmp_path, version, got):
+    """Issue 26 item 22: ``"version": true`` (an int in Python, equal to 1) and ``1.0`` are not version 1."""
+    path = tmp_path / "v.json"
+    path.write_text('{"version": ' + version + ', "nodes": [["relu", 0]]}')
+    with pytest.raises(GenotypeError, match=rf"^\S*v.json: genotype field 'version': this tfnas reads version 1 "
+                                            rf"\(got {re.escape(got)}\)$"):
+        load_genotype(path)
+    tree = {"version": json.loads(version), "space": "tree", "nodes": [["add", "tanh"]] * 3,
+            "inject": ["add", "tanh"], "inject_node": 0, "cell_node": 0}
+    path.write_text(json.dumps(tree))
+    with pytest.raises(GenotypeError, match=rf"v.json: genotype field 'version': .* \(got {re.escape(got)}\)$"):
+        load_genotype(path)

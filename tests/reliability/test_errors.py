@@ -1,7 +1,10 @@
 """Errors a user can fix print one line that names the file (or the flag) and the problem, before anything is
 written; bugs keep their traceback."""
 import ast
+import errno
 import json
+import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,10 +12,13 @@ import numpy as np
 import pytest
 
 from tfnas import cli
+from tfnas.errors import TfnasError
+from tfnas.config import ModelConfig
 from tfnas.export.generate import generate_ids, prompt_ids
 from tfnas.export.scoring import score_ids
 from tfnas.data import load_corpus
 from tfnas.runs.folder import read_record
+from tfnas.settings import SettingsError
 from tfnas.strategies.registry import get_strategy
 
 from support import TINY_SEARCH, tiny_search_config
@@ -282,3 +288,66 @@ def test_a_split_smaller_than_a_batch_is_refused_naming_its_file_before_the_fold
     with pytest.raises(ValueError, match=r"^the valid split \(.*valid\.txt\) holds 3 tokens, fewer than batch_size=4"):
         get_strategy(strategy).strategy_class(config).search(load_corpus(tiny_corpus), out)
     assert list(out.iterdir()) == []
+
+
+# ----------------------------------------------------------------- issue 26 item 21: the attention head
+TINY_TRAIN = ("--nhid", "8", "--emsize", "8", "--bptt", "5", "--batch-size", "4", "--eval-batch-size", "4",
+              "--test-batch-size", "4", "--max-steps", "2", "--max-eval-batches", "2", "--quiet", "--no-test")
+HEADS = "null or one of 'none', 'dot', 'general', 'additive', 'multihead'"
+
+
+def test_an_unknown_attention_head_names_the_flag_or_file_before_the_run_folder_is_written(tmp_path, capsys,
+                                                                                         tiny_corpus):
+    """``--attention bogus`` and ``model: {attention: bogus}`` are refused on one line naming the flag or the file,
+    and leave no run folder, so the corrected command then runs in the same ``--out``."""
+    out = tmp_path / "run"
+    argv = ["train", "--genotype", "darts_v2", "--out", str(out), "--dataset", str(tiny_corpus), *TINY_TRAIN]
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv + ["--attention", "bogus"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == \
+        f"tfnas train: error: argument --attention: must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    config = tmp_path / "head.yaml"
+    config.write_text("model:\n  attention: bogus\n", encoding="utf-8")
+    assert one_line_error(argv + ["--config", str(config)], capsys) == \
+        f"{config}: model.attention must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    search = ["search", "--strategy", "darts", "--out", str(out), "--dataset", str(tiny_corpus), "--config",
+              str(config)]
+    assert one_line_error(search, capsys) == f"{config}: model.attention must be {HEADS}; received: 'bogus'"
+    assert not out.exists()
+    with pytest.raises(SettingsError, match=rf"^attention must be {HEADS}; received: attention='bogus'$"):
+        ModelConfig(attention="bogus")
+    assert cli.main(argv + ["--attention", "dot"]) == 0
+    assert read_record(out).config["model"]["attention"] == "dot"
+
+
+# ----------------------------------------------------------------- issue 26 item 18: a full disk
+def full_disk(file, **arrays):
+    file.write(b"PK\x03\x04 cut short")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_in_training_names_the_file_on_one_line(tmp_path, capsys, tiny_corpus, monkeypatch):
+    """``[Errno 28] No space left on device`` with a traceback was all ``tfnas train`` said: now one line names the
+    file being written and the disk, and no cut-short file is left under its name."""
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "run"
+    argv = ["train", "--genotype", "darts_v2", "--out", str(out), "--dataset", str(tiny_corpus), *TINY_TRAIN]
+    best = out / "best" / "weights.npz"
+    assert re.fullmatch(rf"cannot write {re.escape(repr(str(best)))}: No space left on device \(\d+\.\d MB free on "
+                        rf"the disk holding {re.escape(repr(str(best.parent)))}\); free space on that disk and run "
+                        r"again", one_line_error(argv, capsys))
+    assert list(best.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("strategy", ["darts", "random"])
+def test_a_full_disk_in_a_search_names_the_checkpoint(tmp_path, tiny_corpus, monkeypatch, strategy):
+    monkeypatch.setattr(np, "savez", full_disk)
+    out = tmp_path / "s"
+    with pytest.raises(TfnasError, match=rf"^cannot write checkpoint '{re.escape(str(out / 'checkpoints'))}/step-\d+': "
+                                         r"No space left on device \(\d+\.\d MB free on the disk holding "):
+        get_strategy(strategy).strategy_class(tiny_search_config(strategy, tiny_corpus)).search(
+            load_corpus(tiny_corpus), out)
+    assert [p.name for p in (out / "checkpoints").iterdir()] == []

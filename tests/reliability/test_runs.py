@@ -293,12 +293,64 @@ def test_export_reads_past_a_damaged_checkpoint_and_refuses_a_damaged_best_file_
                                          r"variables\.npz is truncated or corrupted \(", warned[0]), warned
     damage(run / "best" / "weights.npz", "garbage")
     with pytest.raises(CorruptCheckpointError, match=r"best/weights\.npz is truncated or corrupted \(not an \.npz "
-                                                     r"archive\); its newest checkpoint is .*step-6 \(--weights "
-                                                     r"latest\)$"):
+                                                     r"archive\); run the same `tfnas train` again to rebuild it from "
+                                                     r"the newest checkpoint \(.*step-6\), or export that checkpoint "
+                                                     r"\(--weights latest\)$"):
         read_weights(run, "best")
     assert main(["export", str(run), "--out", str(tmp_path / "export"), "--format", "keras", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "best/weights.npz is truncated or corrupted" in err and "pickle" not in err
+
+
+def test_a_finished_run_with_damaged_best_weights_says_so_and_is_completed_in_its_folder(data, tmp_path, capsys):
+    """Issue 26 item 19: a damaged ``best/weights.npz`` of a finished run, and the same file once set aside as
+    ``best/corrupt-weights.npz``, are named as such (not "never evaluated"); rerunning the training in the folder
+    rebuilds ``best/`` from the newest checkpoint's evaluated weights, tests with them, and the run exports."""
+    run = tmp_path / "run"
+    train(run, data)
+    best = run / "best" / "weights.npz"
+    set_aside = run / "best" / "corrupt-weights.npz"
+
+    def export_error() -> str:
+        assert main(["export", str(run), "--out", str(tmp_path / "export"), "--format", "keras", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "never evaluated" not in err, err
+        return err
+
+    def rerun() -> list[str]:
+        history = History()
+        result = Trainer(train_config(), resolve_genotype("darts_v2"), run, corpus=data[2],
+                         callbacks=[history]).fit()
+        assert result.test_ppl is not None and np.isfinite(result.test_ppl)
+        assert json.loads((run / "result.json").read_text())["test_ppl"] == result.test_ppl
+        rebuilt, latest = read_weights(run, "best"), read_weights(run, "latest")
+        assert rebuilt.path == best and len(rebuilt.arrays) == len(latest.arrays)
+        for a, b in zip(rebuilt.arrays, latest.arrays):
+            np.testing.assert_array_equal(a, b)
+        return messages(history)
+
+    damage(best, "garbage")
+    assert re.search(r"best/weights\.npz is truncated or corrupted \(not an \.npz archive\); run the same `tfnas "
+                     r"train` again to rebuild it from the newest checkpoint \(.*step-8\), or export that "
+                     r"checkpoint \(--weights latest\)$", export_error())
+    texts = rerun()
+    assert any(re.fullmatch(r"warning: .*best/weights\.npz is truncated or corrupted \(not an \.npz archive\): set "
+                            r"aside as best/corrupt-weights\.npz; best/weights\.npz rebuilt from checkpoint step-8 "
+                            r"\(valid ppl \d+\.\d\d\)", t) for t in texts), texts
+    assert set_aside.exists()
+
+    best.replace(set_aside)        # what an earlier tfnas left: the damaged file set aside, no best weights
+    with pytest.raises(CorruptCheckpointError, match=r"best/weights\.npz was damaged and set aside as "
+                                                     r"best/corrupt-weights\.npz; run the same `tfnas train` again "
+                                                     r"to rebuild it from the newest checkpoint \(.*step-8\), or "
+                                                     r"export that checkpoint \(--weights latest\)$"):
+        read_weights(run, "best")
+    assert "was damaged and set aside as best/corrupt-weights.npz" in export_error()
+    texts = rerun()
+    assert any(re.fullmatch(r"warning: .*best/weights\.npz is missing \(set aside as best/corrupt-weights\.npz\); "
+                            r"best/weights\.npz rebuilt from checkpoint step-8 \(valid ppl \d+\.\d\d\)", t)
+               for t in texts), texts
+    assert main(["export", str(run), "--out", str(tmp_path / "export"), "--format", "keras", "--quiet"]) == 0
 
 
 # ------------------------------------------------------------- item 5: history and TensorBoard after a kill

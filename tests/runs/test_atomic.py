@@ -1,9 +1,12 @@
 """Atomic writes: a failed write leaves the old file whole, and JSON / JSONL round trips."""
+import errno
 import json
 import os
+import re
 
 import pytest
 
+from tfnas.errors import PathAccessError
 from tfnas.runs import atomic
 from tfnas.runs.atomic import append_jsonl, read_json, write_json, write_jsonl, write_text
 
@@ -79,3 +82,30 @@ def test_a_link_left_at_the_temporary_path_is_replaced_not_written_through(tmp_p
     assert outside.read_text(encoding="utf-8") == "keep\n"
     assert read_json(tmp_path / "state.json") == {"step": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt", "state.json"]
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: write_json(path, {"step": 2}),
+    lambda path: write_text(path, "new"),
+    lambda path: append_jsonl(path, {"step": 2}),
+])
+def test_a_full_disk_names_the_file_and_the_space_left(tmp_path, monkeypatch, write):
+    """Issue 26 item 18: ENOSPC is a one-line `TfnasError` naming the file being written and the disk's folder
+    (with its free space), keeps its errno, and leaves the old file whole and no temporary file."""
+    path = tmp_path / "history.json"
+    path.write_text('{"step": 1}\n', encoding="utf-8")
+    monkeypatch.setattr("builtins.open", disk_full)
+    monkeypatch.setattr(atomic.Path, "write_text", disk_full)
+    with pytest.raises(PathAccessError) as caught:
+        write(path)
+    assert re.fullmatch(rf"cannot write {re.escape(repr(str(path)))}: No space left on device \(\d+\.\d MB free on the "
+                        rf"disk holding {re.escape(repr(str(tmp_path)))}\); free space on that disk and run again",
+                        str(caught.value))
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(path)
+    monkeypatch.undo()
+    assert path.read_text(encoding="utf-8") == '{"step": 1}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json"]

@@ -1,7 +1,12 @@
 """Checkpoints: exact round trip, pruning, the record of the model's weights, atomic files, clear errors."""
+import errno
+import os
+import re
+
 import numpy as np
 import pytest
 
+from tfnas.errors import PathAccessError
 from tfnas.runs import atomic
 from tfnas.runs.checkpoint import (CheckpointError, CheckpointManager, CorruptCheckpointError, assign_arrays,
                                    read_arrays, save_variables)
@@ -139,3 +144,22 @@ def test_a_killed_write_leaves_the_previous_checkpoint_and_its_temporary_folder_
     assert manager.restore_newest(variables()).path == tmp_path / "step-1"
     manager.save(3, variables(seed=3), {"step": 3})
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_full_disk_names_the_checkpoint_and_leaves_the_previous_one(tmp_path, monkeypatch):
+    """Issue 26 item 18: ENOSPC while a checkpoint is written is one line naming the checkpoint and the disk; the
+    half-written folder is removed and ``latest`` still names the previous checkpoint."""
+    manager = CheckpointManager(tmp_path / "ckpt")
+    manager.save(1, [Var("w", np.zeros(3))], {"step": 1})
+
+    def savez(file, **arrays):
+        file.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", savez)
+    step = re.escape(repr(str(tmp_path / "ckpt" / "step-2")))
+    with pytest.raises(PathAccessError, match=rf"^cannot write checkpoint {step}: No space left on device "
+                                              r"\(\d+\.\d MB free on the disk holding "):
+        manager.save(2, [Var("w", np.ones(3))], {"step": 2})
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["latest", "step-1"]
+    assert (tmp_path / "ckpt" / "latest").read_text() == "step-1"

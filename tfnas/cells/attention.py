@@ -36,11 +36,7 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.validation import check_units
-from tfnas.genotypes.base import ATTENTIONS
-
-#: Every head `make_attention` knows: ``"none"`` (the identity; a search candidate only when listed, as it is
-#: not one of NASABN's) and the genotype's heads.
-ATTENTION_HEADS: tuple[str, ...] = ("none",) + ATTENTIONS
+from tfnas.genotypes.base import ATTENTION_HEADS
 
 #: Score given to the future positions before the softmax; ``exp`` of it underflows to exactly 0.
 MASK_VALUE = -1e9

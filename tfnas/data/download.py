@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import errno
 import http.client
 import math
 import os
@@ -82,7 +81,7 @@ from tfnas.data.locate import (
     locate_corpus,
 )
 from tfnas.data.tokens import SPLITS
-from tfnas.errors import TfnasError, access_error
+from tfnas.errors import DISK_FULL, TfnasError, access_error
 from tfnas.progress import Progress, ProgressTarget
 from tfnas.settings import SettingsError
 
@@ -113,8 +112,6 @@ TIMEOUT = 60.0
 MIN_RATE = 10_000.0
 #: Default seconds over which the rate of a transfer is measured (windows end to end, from the first byte).
 RATE_WINDOW = 30.0
-#: The errors of a full disk (or quota): no other source is tried, since it would meet the same disk.
-DISK_FULL = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 #: Prefix of the temporary folder that a download works in, inside the corpus folder.
 WORK_PREFIX = ".tfnas-download-"
 #: The file in a work folder on which its download holds an OS lock (`filelock`) while it runs; the OS drops the
@@ -455,7 +452,8 @@ class _Failures:
         """Records that ``url`` failed with ``err``.
 
         Raises:
-            CorpusDownloadError: ``err`` is a full disk (`DISK_FULL`): trying another source would not help.
+            CorpusDownloadError: ``err`` is a full disk (`tfnas.errors.DISK_FULL`): trying another source would
+                not help, since it would meet the same disk.
         """
         if isinstance(err, OSError) and err.errno in DISK_FULL:
             needed = sum(checksum.size for checksum in CHECKSUMS[self.name].values())

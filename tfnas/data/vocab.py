@@ -11,7 +11,7 @@ import numpy as np
 
 from tfnas.data.errors import CorpusError
 from tfnas.data.tokens import EOS, UNK, iter_line_tokens, read_tokens
-from tfnas.errors import PathNotFoundError, TfnasError, access_error
+from tfnas.errors import PathNotFoundError, TfnasError, access_error, writing
 
 __all__ = ["EOS", "UNK", "OutOfVocabularyError", "Vocabulary"]
 
@@ -247,8 +247,12 @@ class Vocabulary:
 
     # ------------------------------------------------------------ save/load
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the vocabulary to ``path``: one word per line, UTF-8, id order."""
-        with open(path, "w", encoding="utf-8", newline="\n") as handle:
+        """Write the vocabulary to ``path``: one word per line, UTF-8, id order.
+
+        Raises:
+            PathAccessError: ``path`` cannot be written (named; a full disk with its free space).
+        """
+        with writing(path), open(path, "w", encoding="utf-8", newline="\n") as handle:
             handle.write("".join(word + "\n" for word in self._words))
 
     @classmethod

@@ -10,24 +10,30 @@ from pathlib import Path
 
 import keras
 
-from tfnas.errors import PathNotFoundError
-from tfnas.export.layout import KERAS_FILE, metadata_path, prepare_folder
+from tfnas.errors import PathNotFoundError, writing
+from tfnas.export.layout import KERAS_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
 
 
 def export_keras(run, out_dir: str | Path) -> Path:
     """Writes ``out_dir/model.keras``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 
+    The folder is written whole under a temporary name, then renamed
+    (`tfnas.export.layout.staged_folder`).
+
     Args:
         run: a `tfnas.export.LoadedRun` (see `tfnas.export.load_run`).
         out_dir: the export folder (replaced if it holds an earlier export).
+
+    Raises:
+        PathAccessError: a file cannot be written (named; a full disk with its free space).
     """
-    folder = prepare_folder(Path(out_dir))
-    path = folder / KERAS_FILE
-    run.model.save(path)
-    run.vocab.save(folder / VOCAB_FILE)
-    metadata_for(run, "keras").save(metadata_path("keras", folder))
-    return path
+    with staged_folder(out_dir) as folder:
+        with writing(folder / KERAS_FILE):
+            run.model.save(folder / KERAS_FILE)
+        run.vocab.save(folder / VOCAB_FILE)
+        metadata_for(run, "keras").save(metadata_path("keras", folder))
+    return Path(out_dir) / KERAS_FILE
 
 
 def load_keras_model(path: str | Path) -> keras.Model:

@@ -1,17 +1,25 @@
-"""Where each export format puts its files, and recognising an export folder.
+"""Where each export format puts its files, writing a format's folder whole, and recognising an export folder.
 
 ``tfnas export RUN --format all --out DIR`` writes::
 
     DIR/keras/model.keras        DIR/keras/vocab.txt      DIR/keras/tfnas.json
     DIR/savedmodel/saved_model.pb, variables/, assets/vocab.txt, assets.extra/tfnas.json
     DIR/onnx/model.onnx          DIR/onnx/vocab.txt       DIR/onnx/tfnas.json
+
+Each format's folder is written under a temporary name beside it
+(`staged_folder`: ``DIR/.onnx.tmp``) and renamed into place once complete,
+so a failed or killed export leaves no file cut short under an export's
+name, and the export it replaces stays whole until then.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
-from tfnas.errors import PathNotFoundError
+from tfnas.errors import PathNotFoundError, access_error, writing
 from tfnas.export.errors import ExportError, UnknownFormatError
 from tfnas.export.metadata import METADATA_FILE
 
@@ -39,25 +47,67 @@ def metadata_path(fmt: str, folder: Path) -> Path:
     return folder / "assets.extra" / METADATA_FILE if fmt == "savedmodel" else folder / METADATA_FILE
 
 
-def prepare_folder(folder: Path) -> Path:
-    """Creates ``folder`` for an export; an earlier tfnas export there is replaced.
+def is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds a tfnas export of one format: its model file or its metadata (one cut short)."""
+    return _has_export(folder) or any(metadata_path(fmt, folder).exists() for fmt in ("keras", "savedmodel"))
+
+
+def remove(path: Path) -> None:
+    """Removes a file, a link (not what it points to) or a folder, if there is one at ``path``."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: str | Path) -> Iterator[Path]:
+    """Yields an empty temporary folder beside ``folder`` (``.NAME.tmp``) to write a format's export into.
+
+    When the block ends without error the temporary folder takes ``folder``'s
+    place whole (an earlier tfnas export there is replaced); otherwise it is
+    removed and ``folder`` stays as it was. An `OSError` of the block (a full
+    disk) becomes a `tfnas.errors.PathAccessError` naming the file under
+    ``folder`` that was being written (the one an inner `tfnas.errors.writing`
+    names, else ``folder``), and on a full disk the disk and its free space.
 
     Raises:
-        ExportError: ``folder`` exists, is not empty and is not a tfnas export
-            (nothing is deleted then).
+        ExportError: ``folder`` is a file, or is not empty and holds no tfnas
+            export (nothing is deleted then).
     """
     folder = Path(folder)
-    if folder.exists():
-        if not folder.is_dir():
-            raise ExportError(f"export folder {folder} is a file")
-        is_export = (folder / METADATA_FILE).exists() or (folder / "assets.extra" / METADATA_FILE).exists()
-        if any(folder.iterdir()):
-            if not is_export:
-                raise ExportError(f"export folder {folder} is not empty and holds no tfnas export; "
-                                  "choose another --out folder")
-            shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"export folder {folder} is a file")
+    if folder.is_dir() and any(folder.iterdir()) and not is_export(folder):
+        raise ExportError(f"export folder {folder} is not empty and holds no tfnas export; choose another --out "
+                          "folder")
+    tmp, old = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.old")
+    try:
+        with writing(tmp):
+            remove(tmp)  # a killed export's leftovers
+            remove(old)
+            tmp.mkdir(parents=True)
+        yield tmp
+        if folder.exists():
+            os.replace(folder, old)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if old.exists():
+                os.replace(old, folder)
+            raise
+    except OSError as err:
+        raise access_error("write", _under(folder, tmp, err), err) from err
+    finally:
+        for path in (tmp, old):
+            with contextlib.suppress(OSError):
+                remove(path)
+
+
+def _under(folder: Path, tmp: Path, err: OSError) -> Path:
+    """The path under ``folder`` of the file that ``err`` names in ``tmp`` (``folder`` if it names none there)."""
+    named = Path(err.filename) if isinstance(err.filename, (str, os.PathLike)) else None
+    return folder / named.relative_to(tmp) if named is not None and named.is_relative_to(tmp) else folder
 
 
 def detect_format(path: str | Path) -> tuple[str, Path]:

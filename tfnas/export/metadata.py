@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tfnas.data import Vocabulary
-from tfnas.errors import access_error
+from tfnas.errors import access_error, shown, writing
 from tfnas.export.errors import ExportError, VocabularyMismatchError
 
 #: File name of the metadata (next to ``model.onnx`` / ``model.keras``; in ``assets.extra/`` of a SavedModel).
@@ -62,7 +62,10 @@ class ExportMetadata:
     shape without the batch axis); ``attention`` is the name of the model's
     attention head, or None. An attention head reads only the tokens of the
     current call (one BPTT window); ``tfnas generate`` uses this to rebuild
-    the window at each step.
+    the window at each step. ``run_dir`` and ``weights`` name where the
+    model came from, ``model_sha256`` what it is
+    (`tfnas.export.LoadedRun.model_sha256`; None in an export of a tfnas
+    before it): the formats of an export folder share it.
     """
 
     format: str
@@ -77,6 +80,7 @@ class ExportMetadata:
     genotype: dict[str, Any] | None = None
     run_dir: str | None = None
     weights: str | None = None
+    model_sha256: str | None = None
     test_ppl: float | None = None
     opset: int | None = None
     parity_max_abs_diff: float | None = None
@@ -94,18 +98,20 @@ class ExportMetadata:
     def from_json(cls, text: str, where: str = "metadata") -> "ExportMetadata":
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
+        except (ValueError, RecursionError) as err:  # ValueError: malformed, or an integer longer than Python reads
             raise ExportError(f"{where} is not valid JSON: {err}") from None
-        if not isinstance(data, dict) or data.get("version") != METADATA_VERSION:
-            found = data.get("version") if isinstance(data, dict) else type(data).__name__
-            raise ExportError(f"{where} has metadata version {found!r}; this tfnas reads version "
+        version = data.get("version") if isinstance(data, dict) else type(data).__name__
+        if type(version) is not int or version != METADATA_VERSION:  # true and 1.0 equal 1 in Python
+            raise ExportError(f"{where} has metadata version {shown(version)}; this tfnas reads version "
                               f"{METADATA_VERSION}: export the run again")
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self, path: str | Path) -> Path:
+        """Writes the metadata to ``path``; a write that fails raises `tfnas.errors.PathAccessError` naming it."""
         path = Path(path)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        with writing(path):
+            path.write_text(self.to_json() + "\n", encoding="utf-8")
         return path
 
     @classmethod
@@ -151,6 +157,7 @@ def metadata_for(run, fmt: str, **extra_fields: Any) -> ExportMetadata:
         genotype=None if run.genotype is None else run.genotype.to_dict(),
         run_dir=str(run.run_dir),
         weights=str(run.weights),
+        model_sha256=run.model_sha256,
         test_ppl=result.get("test_ppl"),
         tfnas_version=__version__,
         **extra_fields,

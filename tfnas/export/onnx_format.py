@@ -19,9 +19,10 @@ import numpy as np
 import onnx
 import tensorflow as tf
 
+from tfnas.errors import writing
 from tfnas.export.errors import OnnxConversionError, ParityError
 from tfnas.export.graphs import forward_fn, ids_spec, state_specs
-from tfnas.export.layout import ONNX_FILE, metadata_path, prepare_folder
+from tfnas.export.layout import ONNX_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
 from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
 from tfnas.export.run import state_shapes
@@ -140,6 +141,9 @@ def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: boo
     Raises:
         OnnxConversionError: see `convert_to_onnx`.
         ParityError: ``check`` and the difference exceeds ``tolerance``.
+        PathAccessError: a file cannot be written (named; a full disk with
+            its free space). The folder is written whole under a temporary
+            name, then renamed (`tfnas.export.layout.staged_folder`).
     """
     from tfnas.export.parity import onnx_parity
 
@@ -157,9 +161,9 @@ def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: boo
     metadata = metadata_for(run, "onnx", opset=opset, parity_max_abs_diff=diff)
     entry = proto.metadata_props.add()
     entry.key, entry.value = "tfnas", metadata.to_json()
-    folder = prepare_folder(Path(out_dir))
-    path = folder / ONNX_FILE
-    onnx.save_model(proto, str(path))
-    run.vocab.save(folder / VOCAB_FILE)
-    metadata.save(metadata_path("onnx", folder))
-    return path
+    with staged_folder(out_dir) as folder:
+        with writing(folder / ONNX_FILE):
+            onnx.save_model(proto, str(folder / ONNX_FILE))
+        run.vocab.save(folder / VOCAB_FILE)
+        metadata.save(metadata_path("onnx", folder))
+    return Path(out_dir) / ONNX_FILE

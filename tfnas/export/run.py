@@ -9,6 +9,9 @@ future cells) loads the same way.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,30 @@ class LoadedRun:
     def test_batch_size(self) -> int:
         """The batch size the trainer's test perplexity was computed with."""
         return self.config.test_batch_size if self.config is not None else TrainConfig().test_batch_size
+
+    @functools.cached_property
+    def model_sha256(self) -> str:
+        """SHA-256 of what the model computes: its settings (without layer names or the genotype's provenance),
+        its vocabulary and its weights (dtype, shape and bytes of each). Two loads of a run's weights share it,
+        wherever the folder lies; other weights or another run differ. Every export records it
+        (`tfnas.export.ExportMetadata.model_sha256`), so an export folder holds the formats of one model."""
+        digest = hashlib.sha256(json.dumps(_architecture(self.model.get_config()), sort_keys=True,
+                                           default=str).encode("utf-8"))
+        digest.update("\n".join(self.vocab.words).encode("utf-8"))
+        for variable in self.model.trainable_variables:
+            array = variable.numpy()
+            digest.update(f"{array.dtype.str}{array.shape}".encode("ascii"))
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+
+def _architecture(config: Any) -> Any:
+    """A model's config without what does not change its outputs: layer names and a genotype's provenance."""
+    if isinstance(config, dict):
+        return {key: _architecture(value) for key, value in config.items() if key not in ("name", "provenance")}
+    if isinstance(config, (list, tuple)):
+        return [_architecture(value) for value in config]
+    return config
 
 
 def _read_json(path: Path) -> Any:

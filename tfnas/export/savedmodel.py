@@ -38,8 +38,9 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
+from tfnas.errors import writing
 from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, zero_states
-from tfnas.export.layout import metadata_path, prepare_folder
+from tfnas.export.layout import metadata_path, staged_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
 
 #: The signature keys of an exported SavedModel.
@@ -134,15 +135,22 @@ def export_savedmodel(run, out_dir: str | Path) -> Path:
     """Writes a SavedModel of ``run`` (a `tfnas.export.LoadedRun`) to ``out_dir``; returns the folder.
 
     The vocabulary is the asset ``assets/vocab.txt``; the metadata goes to
-    ``assets.extra/tfnas.json`` (ignored by TensorFlow Serving).
+    ``assets.extra/tfnas.json`` (ignored by TensorFlow Serving). The folder is
+    written whole under a temporary name, then renamed
+    (`tfnas.export.layout.staged_folder`).
+
+    Raises:
+        PathAccessError: a file cannot be written (named; a full disk with its free space).
     """
-    folder = prepare_folder(Path(out_dir))
-    staging = folder / "assets.extra"
-    staging.mkdir()
-    vocab_path = staging / VOCAB_FILE  # read by the table initialisers, copied into assets/
-    run.vocab.save(vocab_path)
-    module = ServingModule(run.model, vocab_path, run.vocab.unk_id)
-    tf.saved_model.save(module, str(folder), signatures=module.signatures())
-    vocab_path.unlink()
-    metadata_for(run, "savedmodel").save(metadata_path("savedmodel", folder))
-    return folder
+    with staged_folder(out_dir) as folder:
+        staging = folder / "assets.extra"
+        with writing(staging):
+            staging.mkdir()
+        vocab_path = staging / VOCAB_FILE  # read by the table initialisers, copied into assets/
+        run.vocab.save(vocab_path)
+        module = ServingModule(run.model, vocab_path, run.vocab.unk_id)
+        with writing(folder):  # TensorFlow's error of a full disk too
+            tf.saved_model.save(module, str(folder), signatures=module.signatures())
+            vocab_path.unlink()
+        metadata_for(run, "savedmodel").save(metadata_path("savedmodel", folder))
+    return Path(out_dir)

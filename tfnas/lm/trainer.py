@@ -20,7 +20,9 @@ DARTS has none) it stops with `NonFiniteLossError`.
 The run folder is a `tfnas.runs.session.RunSession`, locked from the
 trainer's creation to the end of `fit` (`tfnas.runs.lock`); a resume starts from the newest readable checkpoint
 (an unreadable one is skipped with a warning; an unreadable
-``best/weights.npz`` is set aside and rewritten by the next evaluation),
+``best/weights.npz`` is set aside as ``best/corrupt-weights.npz`` and, as a
+missing one of a run that has evaluated, rebuilt from the restored
+checkpoint's evaluated weights, so a finished run completes in its folder),
 and Ctrl-C writes a checkpoint at the next step boundary
 (`tfnas.runs.interrupt`).
 
@@ -58,7 +60,8 @@ from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import CorruptCheckpointError, assign_arrays, read_arrays, save_variables
-from tfnas.runs.folder import BEST_WEIGHTS, MODEL_FILE, RunFolderError, corpus_fingerprint, read_weights
+from tfnas.runs.folder import (BEST_SET_ASIDE, BEST_WEIGHTS, MODEL_FILE, RunFolderError, corpus_fingerprint,
+                               read_weights)
 from tfnas.runs.session import RunSession
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
@@ -297,23 +300,31 @@ class Trainer:
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden = [tf.constant(extra[f"hidden{i}"]) for i in range(len(self.hidden))]
-        self._check_best()
+        self._check_best(path)
         self._message(f"resumed from {path} (step {self.step}, epoch {self.epoch})")
         return True
 
-    def _check_best(self) -> None:
-        """An unreadable ``best/weights.npz`` is set aside (``best/corrupt-weights.npz``) and forgotten, so that
-        the next evaluation writes new best weights."""
+    def _check_best(self, checkpoint: Path) -> None:
+        """After restoring ``checkpoint``: an unreadable ``best/weights.npz`` is set aside (`BEST_SET_ASIDE`), and
+        then, as a missing one of a run that has evaluated, rebuilt from the restored evaluated weights (their
+        validation loss becomes the best), so that a finished run tests and exports again."""
         path = self.out_dir / BEST_WEIGHTS
-        if not path.exists():
-            return
-        try:
-            read_arrays(path)
-        except CorruptCheckpointError as err:
-            path.replace(path.with_name("corrupt-weights.npz"))
-            self.best_val_loss = math.inf
-            self._message(f"warning: {err}: set aside as corrupt-weights.npz; the next evaluation writes the best "
-                          "weights again")
+        set_aside = self.out_dir / BEST_SET_ASIDE
+        if path.exists():
+            try:
+                read_arrays(path)
+                return
+            except CorruptCheckpointError as err:
+                path.replace(set_aside)
+                why = f"{err}: set aside as {BEST_SET_ASIDE}"
+        elif math.isfinite(self.best_val_loss):
+            why = f"{path} is missing" + (f" (set aside as {BEST_SET_ASIDE})" if set_aside.exists() else "")
+        else:
+            return  # never evaluated: the first evaluation writes it
+        self.best_val_loss = self.evaluate(self.valid_data, self.config.max_eval_batches)
+        self._save_best()
+        self._message(f"warning: {why}; {BEST_WEIGHTS} rebuilt from checkpoint {checkpoint.name} "
+                      f"(valid ppl {perplexity(self.best_val_loss):.2f})")
 
     def _save_best(self) -> None:
         """Saves the weights used for evaluation (averaged under ASGD) and the NT-ASGD state to ``best/``."""

@@ -5,7 +5,9 @@ Every writer puts its bytes into a hidden temporary file beside the target
 atomic on POSIX and Windows: a run killed at any moment (even by SIGKILL)
 leaves either the old file or the new one, never a torn one. The one
 exception is `append_jsonl`, which appends a single line (a killed run can
-at worst leave a last line cut short).
+at worst leave a last line cut short). A write that fails (a full disk, a
+folder not writable) raises `tfnas.errors.PathAccessError` naming the file,
+and on a full disk the disk and its free space (`tfnas.errors.writing`).
 
 Pure Python: no TensorFlow.
 """
@@ -17,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, writing
 
 
 class JsonFileError(TfnasError, ValueError):
@@ -30,7 +32,8 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """Yields a temporary path to write; when the block ends without error it replaces ``path`` atomically.
 
     If the block raises, ``path`` keeps its old content and the temporary
-    file is removed. Whatever is at the temporary path beforehand (a killed
+    file is removed; an `OSError` (a full disk) becomes a `PathAccessError`
+    naming ``path``. Whatever is at the temporary path beforehand (a killed
     write's leftover, a symbolic link) is removed first, so the write never
     goes through a link.
 
@@ -42,12 +45,13 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)  # a killed write's leftover, or a link the write would go through
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with writing(path):
+        tmp.unlink(missing_ok=True)  # a killed write's leftover, or a link the write would go through
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -72,7 +76,7 @@ def write_jsonl(path: str | Path, records: Iterable[Any]) -> None:
 
 def append_jsonl(path: str | Path, record: Any) -> None:
     """Appends ``record`` to ``path`` as one JSON line (the file is created if needed)."""
-    with open(path, "a", encoding="utf-8") as f:
+    with writing(path), open(path, "a", encoding="utf-8") as f:
         f.write(_json_line(record))
 
 

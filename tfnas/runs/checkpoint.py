@@ -35,7 +35,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, writing
 from tfnas.runs.atomic import read_json, replacing, write_json, write_text
 
 #: The files of a checkpoint folder.
@@ -195,6 +195,9 @@ class CheckpointManager:
              extra: dict[str, np.ndarray] | None = None, weights: Sequence[Variable] | None = None) -> Path:
         """Writes checkpoint ``step-<step>`` and points ``latest`` at it; returns its folder.
 
+        A write that fails (a full disk) removes the half-written folder, leaves ``latest`` naming the previous
+        checkpoint, and raises `tfnas.errors.PathAccessError` naming the checkpoint (and the disk's free space).
+
         Args:
             step: the step number (names the folder).
             variables: every variable to restore, in a fixed order.
@@ -204,17 +207,21 @@ class CheckpointManager:
                 readers of the run (`SavedArrays.weights`).
         """
         positions = {id(v): i for i, v in enumerate(variables)}
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"step-{step}"
         tmp = self.root / f".tmp-step-{step}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        save_variables(tmp / VARIABLES_FILE, variables, extra,
-                       None if weights is None else [positions[id(v)] for v in weights])
-        write_json(tmp / STATE_FILE, state)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        write_text(self.root / "latest", final.name)
+        with writing(final, "write checkpoint"):
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                tmp.mkdir()
+                save_variables(tmp / VARIABLES_FILE, variables, extra,
+                               None if weights is None else [positions[id(v)] for v in weights])
+                write_json(tmp / STATE_FILE, state)
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)  # nothing once renamed; a failed write's half
+            write_text(self.root / "latest", final.name)
         self._prune()
         return final
 

@@ -62,6 +62,8 @@ SEARCH_RESULT_FILE = "search_result.json"
 TRIALS_FILE = "trials.jsonl"
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best/weights.npz"
+#: Where the trainer sets an unreadable ``best/weights.npz`` aside (and rebuilds it from the newest checkpoint).
+BEST_SET_ASIDE = "best/corrupt-weights.npz"
 
 #: Where an older tfnas kept a search's settings, when the folder has no record: file -> its JSON to
 #: ``(strategy, settings or None)``.
@@ -316,8 +318,9 @@ def read_weights(run_dir: str | Path, which: str = "best") -> SavedWeights:
         MissingWeightsError: no such weights (never evaluated, no
             checkpoint, or a checkpoint of an older tfnas that did not
             record which of its variables are the model's weights).
-        CorruptCheckpointError: ``best/weights.npz`` or every checkpoint
-            is truncated or corrupted.
+        CorruptCheckpointError: ``best/weights.npz`` is truncated or
+            corrupted, or was so and is set aside (`BEST_SET_ASIDE`; the
+            message says how to rebuild it), or every checkpoint is.
         ValueError: unknown ``which``.
     """
     if which not in WEIGHTS:
@@ -329,11 +332,12 @@ def read_weights(run_dir: str | Path, which: str = "best") -> SavedWeights:
         try:
             return SavedWeights(read_arrays(best).variables, best)
         except CorruptCheckpointError as err:
-            latest = manager.latest()
-            advice = f"; its newest checkpoint is {latest} (--weights latest)" if latest is not None else ""
-            raise CorruptCheckpointError(f"{err}{advice}") from None
+            raise CorruptCheckpointError(f"{err}{_rebuild_advice(manager.latest())}") from None
     latest = manager.latest()
     if which == "best":
+        if (run_dir / BEST_SET_ASIDE).exists():
+            raise CorruptCheckpointError(f"{best} was damaged and set aside as {BEST_SET_ASIDE}"
+                                         f"{_rebuild_advice(latest)}")
         if latest is None:
             raise MissingWeightsError(f"{run_dir} has no checkpoint and no {BEST_WEIGHTS}", None)
         raise MissingWeightsError(f"{run_dir} has no {BEST_WEIGHTS}: the run was never evaluated. Its newest "
@@ -353,3 +357,11 @@ def read_weights(run_dir: str | Path, which: str = "best") -> SavedWeights:
                                       "variables are the model's weights", path)
         return SavedWeights(arrays, path / VARIABLES_FILE, tuple(skipped))
     raise CorruptCheckpointError(f"no checkpoint of {run_dir} can be read ({'; '.join(skipped)})")
+
+
+def _rebuild_advice(latest: Path | None) -> str:
+    """What to do about damaged best weights of a train run whose newest checkpoint is ``latest``."""
+    if latest is None:
+        return "; the run has no checkpoint to rebuild it from: run the same `tfnas train` again to train it anew"
+    return (f"; run the same `tfnas train` again to rebuild it from the newest checkpoint ({latest}), or export "
+            "that checkpoint (--weights latest)")

@@ -37,7 +37,7 @@ def bad_flags(name):
         field = flag.path.rsplit(".", 1)[-1]
         if field.endswith("lr") or field.endswith("retries"):
             yield f"--{flag.name.replace('_', '-')}", "-1", flag.kind, flag.check
-        elif flag.check is not None and flag.check.high == 1:
+        elif isinstance(flag.check, Bound) and flag.check.high == 1:
             yield f"--{flag.name.replace('_', '-')}", "1.5", flag.kind, flag.check
 
 

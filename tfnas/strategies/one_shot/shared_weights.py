@@ -220,8 +220,12 @@ class SharedWeightsSearch(OneShotSearch):
     def architecture_phase(self) -> dict[str, float]:
         """What moves the method's distribution over cells, every ``interval_setting`` steps; returns its logs
         (``phase_logs``, reported with every step until the next phase; the method's `extra_state` saves them).
-        Defined by the methods that name an ``interval_setting``."""
-        raise NotImplementedError(f"{type(self).__name__} has no architecture phase")
+
+        A method that names an ``interval_setting`` defines it (`__init_subclass__` refuses one that does not);
+        a method without a distribution over cells (RSWS, ``interval_setting = None``) has no phase, and this one,
+        never called, moves nothing.
+        """
+        return {}
 
     @abc.abstractmethod
     def derive_candidates(self) -> Iterable[Genotype]:

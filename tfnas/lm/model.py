@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from tfnas.cells.attention import make_attention
-from tfnas.cells.search.base import SearchCell
+from tfnas.cells.search.base import SearchCell, non_architecture_variables
 from tfnas.cells.genotype_cell import GenotypeCell
 from tfnas.cells.rnn import CellRNN
 from tfnas.cells.tree_cell import TreeCell
@@ -198,8 +198,7 @@ class LanguageModel(keras.Model):
     @property
     def weight_variables(self) -> list:
         """Every trainable variable that is not an architecture parameter."""
-        arch = {id(v) for v in self.arch_variables}
-        return [v for v in self.trainable_variables if id(v) not in arch]
+        return non_architecture_variables(self)
 
     def derive(self) -> Genotype:
         """The genotype the search cell points at (`SearchCell.derive`), with the searched head's choice, if any.

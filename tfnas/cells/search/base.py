@@ -44,6 +44,13 @@ class SearchCell(Protocol):
         """The discrete choice the architecture currently points at (a `Genotype` for a recurrent cell)."""
 
 
+def non_architecture_variables(layer: Any) -> list:
+    """Every trainable variable of ``layer`` that is not one of its ``arch_variables``, in the layer's order: the
+    weights, for a search layer or a model around one."""
+    arch = {id(v) for v in layer.arch_variables}
+    return [v for v in layer.trainable_variables if id(v) not in arch]
+
+
 class ArchitectureSplit:
     """What a search layer (a Keras layer with ``arch_variables``) needs no code of its own for.
 
@@ -57,8 +64,7 @@ class ArchitectureSplit:
     @property
     def weight_variables(self) -> list:
         """Every trainable variable except the architecture parameters."""
-        arch = {id(v) for v in self.arch_variables}
-        return [v for v in self.trainable_variables if id(v) not in arch]
+        return non_architecture_variables(self)
 
     def probabilities_numpy(self) -> np.ndarray:
         """``probabilities()`` as a NumPy array."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import reprlib
 import shutil
@@ -128,11 +129,16 @@ class _Shown(reprlib.Repr):
             return f"{'a negative' if x < 0 else 'an'} integer of {_digits(x)} digits"
 
 
-_SHOWN = _Shown()
-_SHOWN.maxstring = _SHOWN.maxother = 60
+@functools.lru_cache(maxsize=None)
+def _shown_within(width: int) -> _Shown:
+    """The `_Shown` that cuts strings and other values at ``width`` characters (configured once, read only)."""
+    repr_ = _Shown()
+    repr_.maxstring = repr_.maxother = width
+    return repr_
 
 
-def shown(value: Any) -> str:
-    """``repr(value)`` for a one-line message: long strings, containers and integers cut short, and an integer
-    Python cannot turn into text (over 4,300 digits) named by its size (``an integer of 5001 digits``)."""
-    return _SHOWN.repr(value)
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a one-line message: long strings, containers and integers cut short (strings and other
+    values at ``width`` characters), and an integer Python cannot turn into text (over 4,300 digits) named by its
+    size (``an integer of 5001 digits``)."""
+    return _shown_within(width).repr(value)

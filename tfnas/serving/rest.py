@@ -29,15 +29,15 @@ from __future__ import annotations
 
 import itertools
 import json
-import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
-from tfnas.settings import Bound, check_argument
+from tfnas import errors
 from tfnas.export.exported import ExportedModel
 from tfnas.export.metadata import IDS_INPUT, state_output_name
+from tfnas.settings import Bound, check_argument
 
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
 DEFAULT_SIGNATURE = "serving_default"
@@ -48,13 +48,9 @@ MAX_RANK = 8
 #: about 15 ms).
 REPLY_PIECE_VALUES = 2 ** 14
 
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 40
-
-
 def shown(value: Any) -> str:
-    """``repr(value)`` on one line, cut short for long strings and containers (a request's values in messages)."""
-    return _REPR.repr(value)
+    """A request's value in a message: `tfnas.errors.shown`, cut at 40 characters."""
+    return errors.shown(value, width=40)
 
 
 def listed(names: Any, most: int = 8) -> str:

@@ -22,18 +22,24 @@ def shared_and_frozen(g: Genotype, shared: SharedCell):
     return frozen
 
 
+def randomised_run(shared: SharedCell, rng: np.random.Generator):
+    """``(run, x, h0)``: ``shared`` built for 4 inputs with weights drawn from U(-0.6, 0.6), one traced function
+    running it over a sequence, and a random sequence ``x`` [3, 7, 4] and initial state ``h0``."""
+    shared.build((None, 4))
+    shared.W0.assign(rng.uniform(-0.6, 0.6, shared.W0.shape).astype("float32"))
+    shared.Ws.assign(rng.uniform(-0.6, 0.6, shared.Ws.shape).astype("float32"))
+    x = rng.normal(size=(3, 7, 4)).astype("float32")
+    h0 = rng.normal(size=(3, shared.units)).astype("float32")
+    rnn = CellRNN(shared)
+    return tf.function(lambda x, h: rnn(x, initial_state=[h])), x, h0
+
+
 @pytest.mark.parametrize("first_node, output", [("enas", "loose_ends"), ("darts", "mean")])
 def test_shared_cell_equals_genotype_cell(first_node, output):
     space = DagSpace(steps=5, first_node=first_node, output=output)
     shared = SharedCell(steps=5, units=6, first_node=first_node, output=output, seed=0)
-    shared.build((None, 4))
     rng = np.random.default_rng(0)
-    shared.W0.assign(rng.uniform(-0.6, 0.6, shared.W0.shape).astype("float32"))
-    shared.Ws.assign(rng.uniform(-0.6, 0.6, shared.Ws.shape).astype("float32"))
-    x = rng.normal(size=(3, 7, 4)).astype("float32")
-    h0 = rng.normal(size=(3, 6)).astype("float32")
-    rnn = CellRNN(shared)
-    run = tf.function(lambda x, h: rnn(x, initial_state=[h]))
+    run, x, h0 = randomised_run(shared, rng)
     for g in space.sample_unique(6, rng):
         frozen = shared_and_frozen(g, shared)
         out, (final,) = run(x, h0)
@@ -79,15 +85,9 @@ def test_node_sharing_equals_genotype_cell_given_the_node_matrices(first_node, o
     same sequence for every genotype, under one trace of the shared cell."""
     space = DagSpace(steps=5, first_node=first_node, output=output)
     shared = SharedCell(steps=5, units=6, first_node=first_node, output=output, sharing="node", seed=0)
-    shared.build((None, 4))
-    assert tuple(shared.Ws.shape) == (5, 6, 12) and shared.num_matrices == 5
     rng = np.random.default_rng(3)
-    shared.W0.assign(rng.uniform(-0.6, 0.6, shared.W0.shape).astype("float32"))
-    shared.Ws.assign(rng.uniform(-0.6, 0.6, shared.Ws.shape).astype("float32"))
-    x = rng.normal(size=(3, 7, 4)).astype("float32")
-    h0 = rng.normal(size=(3, 6)).astype("float32")
-    rnn = CellRNN(shared)
-    run = tf.function(lambda x, h: rnn(x, initial_state=[h]))
+    run, x, h0 = randomised_run(shared, rng)
+    assert tuple(shared.Ws.shape) == (5, 6, 12) and shared.num_matrices == 5
     genotypes = space.sample_unique(6, rng)
     assert len({g.nodes[2][1] for g in genotypes}) > 1          # node 3 reads different predecessors
     for g in genotypes:

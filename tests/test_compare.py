@@ -347,3 +347,50 @@ def test_a_second_comparison_on_the_same_folder_is_refused(comparison, capsys):
         assert main(compare_argv(out, config.dataset)) == 2
     assert f"tfnas: error: {out} is in use by process {os.getpid()}" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in out.glob("*.json")} == before
+
+
+def test_search_seeds_run_every_search_once_per_seed(tmp_path):
+    """Issue 25 item 6: a strategy's result is a distribution over its searches, each with its own seed."""
+    settings = {**tiny_settings(tmp_path), "search_seeds": [3, 4]}
+    settings["searches"][1] = {**settings["searches"][1], "label": "rs"}
+    config = load_compare_config(None, settings)
+    runs = config.search_runs()
+    assert [(run.name, run.strategy_name, run.strategy) for run in runs] == [
+        ("darts-s3", "darts", "darts"), ("darts-s4", "darts", "darts"), ("rs-s3", "rs", "random"),
+        ("rs-s4", "rs", "random")]
+    assert [runner_module.search_settings(run, config).seed for run in runs] == [3, 4, 3, 4]
+    plain = load_compare_config(None, tiny_settings(tmp_path))
+    assert plain.search_runs() == plain.searches and [run.strategy_name for run in plain.searches] == ["darts", "random"]
+    with pytest.raises(CompareConfigError, match=r"search_seeds repeat \[3\]"):
+        load_compare_config(None, {**settings, "search_seeds": [3, 3]})
+    with pytest.raises(CompareConfigError, match=r"search_seeds must be a list of integers >= 0; got \[-1\]"):
+        load_compare_config(None, {**settings, "search_seeds": [-1]})
+
+
+def test_a_search_added_on_resume_runs_and_only_its_cell_is_retrained(comparison, tmp_path, monkeypatch):
+    """A strategy added to a finished comparison is searched and retrained; the random cells are not retrained."""
+    config, out, _ = comparison
+    copy_out = tmp_path / "out"
+    shutil.copytree(out, copy_out)
+    trained: list[str] = []
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def counting(self, unit):
+        trained.append(unit.folder)
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
+    settings = config.to_dict()
+    added = {"strategy": "random", "label": "random_again", "overrides": {**TINY_SEARCH["random"], "seed": 5}}
+    report = run_comparison(load_compare_config(None, {**settings, "searches": [*settings["searches"], added]}),
+                            copy_out)
+    assert sorted(Path(f).relative_to(copy_out).as_posix() for f in trained) == [
+        "train/random_again/seed-1", "train/random_again/seed-2"]
+    assert "random_again" in {row["cell"] for row in report["rows"]}
+    assert set(read_json(copy_out / "resolved.json")["searches"]) == {"darts", "random", "random_again"}
+    # left out, its record stays; listed again with other settings, it is refused
+    run_comparison(config, copy_out)
+    assert "random_again" in read_json(copy_out / "resolved.json")["searches"]
+    changed = {**added, "overrides": {**added["overrides"], "max_trials": 5}}
+    with pytest.raises(CompareConfigError, match=r"searches\.random_again\.max_trials: 4 -> 5"):
+        run_comparison(load_compare_config(None, {**settings, "searches": [*settings["searches"], changed]}), copy_out)

@@ -16,6 +16,11 @@ DEFAULT_BASELINES = ("darts_v2", "lstm")
 RANDOM_PREFIX = "random-"
 
 
+def is_random_cell(name: str) -> bool:
+    """Whether ``name`` is a random cell's (``random-`` and digits; a search labelled ``random-s1`` is not)."""
+    return name.startswith(RANDOM_PREFIX) and name[len(RANDOM_PREFIX):].isdigit()
+
+
 class CompareConfigError(TfnasError, ValueError):
     """A comparison preset or override that cannot be used (named in one line)."""
 
@@ -29,16 +34,24 @@ class StrategyRun:
         preset: its search preset (a name of ``configs/search/`` or a YAML file), or None for the defaults.
         overrides: settings over the preset (the search budget: ``max_steps``, ``max_trials``, ...).
         label: the row's name and folder (default: the strategy's name).
+        group: the strategy row this search counts towards (`CompareConfig.search_runs` sets it to the label of
+            the run it repeats with another search seed; default: its own name).
     """
 
     strategy: str
     preset: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    group: str = ""
 
     @property
     def name(self) -> str:
         return self.label or self.strategy
+
+    @property
+    def strategy_name(self) -> str:
+        """The name of the strategy row it counts towards (its `group`, else its own name)."""
+        return self.group or self.name
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,10 @@ class CompareConfig:
         seeds: one retraining of every cell per seed (distinct: a repeated seed would count one run twice).
         search_budget_s: the wall-clock budget in seconds of every search (its ``budget_s``, over its preset and
             overrides), so that the strategies are compared at equal cost; None: each search's own limits.
+        search_seeds: run every search once per seed (its ``seed``, over its preset and overrides), as
+            ``<label>-s<seed>`` (`search_runs`): a strategy's result is then a distribution over its searches, as
+            DARTS' 4-seed protocol (Liu et al. 2019, section 3.3) and Sciuto et al. (2020) treat it; empty: each
+            search once, with the seed of its settings.
     """
 
     dataset: str = "ptb"
@@ -71,13 +88,16 @@ class CompareConfig:
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (1,)
     search_budget_s: float | None = None
+    search_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        names = [run.name for run in self.searches]
+        for key in ("seeds", "search_seeds"):
+            self._check_seeds(key, getattr(self, key), required=key == "seeds")
+        names = [run.name for run in self.search_runs()]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise CompareConfigError(f"searches share the labels {repeated}: give each a distinct `label`")
-        clash = sorted(n for n in names if n in self.baselines or n.startswith(RANDOM_PREFIX))
+        clash = sorted(n for n in names if n in self.baselines or is_random_cell(n))
         if clash:
             raise CompareConfigError(f"search labels {clash} are baseline or random-cell names; give them another "
                                      "`label`")
@@ -85,16 +105,30 @@ class CompareConfig:
                                  ("random_seed", self.random_seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
-        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise CompareConfigError(f"seeds must be a non-empty list of integers >= 0; got {list(self.seeds)!r}")
-        repeated_seeds = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
-        if repeated_seeds:
-            raise CompareConfigError(f"seeds repeat {repeated_seeds}: each seed is one retraining of every cell, and "
-                                     "a repeated one would count the same run twice; give distinct seeds")
         budget = self.search_budget_s
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                    or not 0 < budget < float("inf")):
             raise CompareConfigError(f"search_budget_s must be null or a number of seconds > 0; got {budget!r}")
+
+    @staticmethod
+    def _check_seeds(key: str, seeds: Sequence[int], required: bool) -> None:
+        if (required and not seeds) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+            raise CompareConfigError(f"{key} must be a {'non-empty ' if required else ''}list of integers >= 0; "
+                                     f"got {list(seeds)!r}")
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            what = "retraining of every cell" if key == "seeds" else "search of every strategy"
+            raise CompareConfigError(f"{key} repeat {repeated}: each seed is one {what}, and a repeated one would "
+                                     "count the same run twice; give distinct seeds")
+
+    def search_runs(self) -> tuple[StrategyRun, ...]:
+        """The searches to run: `searches` as they are, or with `search_seeds` each once per seed, labelled
+        ``<label>-s<seed>``, grouped under its label and given that ``seed`` over its overrides."""
+        if not self.search_seeds:
+            return self.searches
+        return tuple(dataclasses.replace(run, label=f"{run.name}-s{seed}", group=run.name,
+                                         overrides={**run.overrides, "seed": seed})
+                     for run in self.searches for seed in self.search_seeds)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -116,7 +150,7 @@ def compare_config(data: Mapping[str, Any], where: str = "comparison settings") 
         overrides = _shaped(run, "overrides", dict, where, f"searches[{i}].")
         runs.append(StrategyRun(**{**run, "overrides": dict(overrides)}))
     values = {**data, "searches": tuple(runs)}
-    for key in ("baselines", "seeds"):
+    for key in ("baselines", "seeds", "search_seeds"):
         if key in values:
             values[key] = tuple(_shaped(values, key, list, where))
     if "train_overrides" in values:

@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
-from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
+from tfnas.compare.config import CompareConfig, StrategyRun, is_random_cell
 from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, cost_file, search_folder,
                                  train_units)
 from tfnas.errors import MissingDependencyError
@@ -66,19 +66,19 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
     for unit in train_units(out, config):
         units.setdefault(unit.cell, []).append(unit)
         genotypes[unit.cell] = unit.genotype
-    search_names = {run.name: run for run in config.searches}
+    search_names = {run.name: run for run in config.search_runs()}
     rows = []
     for cell, cell_units in units.items():
         runs = [_unit_record(u, errors) for u in cell_units]
         done = [r for r in runs if r["status"] == "done"]
-        kind = "search" if cell in search_names else "random" if cell.startswith(RANDOM_PREFIX) else "baseline"
+        kind = "search" if cell in search_names else "random" if is_random_cell(cell) else "baseline"
         row: dict[str, Any] = {"cell": cell, "kind": kind, "genotype": genotypes[cell],
                                "valid_ppl": _spread([r["valid_ppl"] for r in done]),
                                "test_ppl": _spread([r["test_ppl"] for r in done]), "runs": runs}
         if kind == "search":
             row["search"] = _search_record(out, search_names[cell])
         rows.append(row)
-    for run in config.searches:  # searches that did not finish have no cell yet
+    for run in config.search_runs():  # searches that did not finish have no cell yet
         if run.name not in units:
             rows.append({"cell": run.name, "kind": "search", "genotype": None, "runs": [],
                          "valid_ppl": _spread([]), "test_ppl": _spread([]), "search": _search_record(out, run)})

@@ -36,9 +36,11 @@ from tfnas.runs.lock import RunLock
 from tfnas.settings import from_dict, to_dict
 
 #: Settings a comparison may change when it is resumed: the corpora's location (every unit's run folder checks
-#: its corpus' fingerprint), and the seeds and baselines (each retraining is a folder of its own: new ones are
-#: trained, finished ones kept, and the report shows those of the current settings).
-RESUMABLE = ("data_dir", "seeds", "baselines")
+#: its corpus' fingerprint), the seeds and baselines (each retraining is a folder of its own: new ones are
+#: trained, finished ones kept, and the report shows those of the current settings), and the searches and their
+#: seeds (a search added is run and its cell retrained beside the random cells already retrained; one left out
+#: keeps its folders; a search that was recorded is checked against its record, `Resolved`, however it is listed).
+RESUMABLE = ("data_dir", "seeds", "baselines", "searches", "search_seeds")
 #: Settings of the retraining recipe and of each search (`Resolved`) that may change when a comparison is resumed:
 #: where a unit finds its data and how it logs and checkpoints, which change no number of the report. Run folders
 #: let more change (``max_steps``, ``eval_interval``, ``budget_s`` ...: the run goes on with the new value), but a
@@ -67,14 +69,20 @@ class Resolved:
 
     def read(self, recorded: dict[str, Any], where: str) -> dict[str, Any]:
         """A record's settings (`settings`' layout) read through this comparison's settings classes, so that a
-        setting added to tfnas since takes its default, as JSON data.
+        setting added to tfnas since takes its default, as JSON data: the recipe, and the searches of this
+        comparison that the record holds (a search added since has no record to check).
 
         Raises:
             KeyError, TypeError, ValueError: the record lacks a section or holds settings that cannot be read.
         """
         return {"retraining": to_dict(from_dict(TrainConfig, recorded["retraining"], where)),
                 "searches": {name: to_dict(from_dict(type(settings), recorded["searches"][name], where))
-                             for name, settings in self.searches.items()}}
+                             for name, settings in self.searches.items() if name in recorded["searches"]}}
+
+    def checked(self, recorded: dict[str, Any]) -> dict[str, Any]:
+        """`settings` of the searches that ``recorded`` (a record read by `read`) holds: what a resume compares."""
+        current = self.settings()
+        return {**current, "searches": {name: current["searches"][name] for name in recorded["searches"]}}
 
     def unmeasured(self) -> set[str]:
         """The dotted names that may differ on resume: `UNMEASURED` of every section, and the recipe's ``seed``."""
@@ -120,19 +128,20 @@ def _check_settings(out: Path, config: CompareConfig) -> None:
                                      "use a new --out folder or the same settings to resume")
 
 
-def _check_resolved(out: Path, resolved: Resolved) -> None:
+def _check_resolved(out: Path, resolved: Resolved) -> dict[str, Any]:
     """Refuses a folder whose comparison ran with other resolved settings (except `Resolved.unmeasured`) or on
-    another corpus, listing the differences (a folder written before this record takes the current one)."""
+    another corpus, listing the differences (a folder written before this record takes the current one); returns
+    the record (empty without one)."""
     path = out / RESOLVED_FILE
     if not path.exists():
-        return
+        return {}
     recorded = read_json(path)
     try:
         saved, data = resolved.read(recorded, str(path)), dict(recorded["data"])
     except (KeyError, TypeError, ValueError) as err:
         raise CompareConfigError(f"{path} cannot be read ({type(err).__name__}: {err}); use a new --out "
                                  "folder") from None
-    changed = setting_differences(saved, resolved.settings(), skip=resolved.unmeasured())
+    changed = setting_differences(saved, resolved.checked(saved), skip=resolved.unmeasured())
     other_data = data_differences(data, resolved.data)
     if other_data:
         changed.append(f"corpus: {other_data}")
@@ -140,6 +149,7 @@ def _check_resolved(out: Path, resolved: Resolved) -> None:
         raise CompareConfigError(f"{out} holds a comparison whose units ran with other settings from the presets or "
                                  f"on other data ({'; '.join(changed)}); restore the presets and the corpus it was "
                                  "started with, or use a new --out folder")
+    return recorded
 
 
 def open_comparison(out: Path, config: CompareConfig) -> tuple[Corpus, Resolved]:
@@ -154,11 +164,14 @@ def open_comparison(out: Path, config: CompareConfig) -> tuple[Corpus, Resolved]
     """
     _check_settings(out, config)
     corpus = load_corpus(config.dataset, config.data_dir)
-    resolved = Resolved(retraining_config(config), {run.name: search_settings(run, config) for run in config.searches},
+    resolved = Resolved(retraining_config(config), {run.name: search_settings(run, config) for run in config.search_runs()},
                         corpus_fingerprint(corpus))
-    _check_resolved(out, resolved)
+    recorded = _check_resolved(out, resolved)
     write_json(out / SETTINGS_FILE, to_dict(config))
-    write_json(out / RESOLVED_FILE, {**resolved.settings(), "data": resolved.data})
+    settings = resolved.settings()
+    # A search left out keeps its record: listed again later, it is checked against it.
+    settings["searches"] = {**recorded.get("searches", {}), **settings["searches"]}
+    write_json(out / RESOLVED_FILE, {**settings, "data": resolved.data})
     return corpus, resolved
 
 
@@ -220,7 +233,7 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
     out = Path(out)
     with RunLock(out):
         corpus, resolved = open_comparison(out, config)
-        for run in config.searches:
+        for run in config.search_runs():
             message(f"search {run.name} ({run.strategy}, preset {run.preset})")
             run_search(run, resolved.searches[run.name], corpus, out, search_callbacks(search_folder(out, run)))
         pending = [unit for unit in train_units(out, config) if not unit.done]

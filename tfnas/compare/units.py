@@ -7,7 +7,8 @@ The comparison folder holds::
                                  recipe, each search's settings) and the corpus fingerprint (`runner.Resolved`)
     lock, .lock                  the process that runs the comparison and its OS lock (`tfnas.runs.lock.RunLock`)
     random_cells.json            the K random cells, drawn once
-    searches/<label>/            one search run folder per `StrategyRun`; its result's ``seconds``
+    searches/<label>/            one search run folder per `StrategyRun` (`CompareConfig.search_runs`: one per search
+                                 seed with `search_seeds`, ``<label>-s<seed>``); its result's ``seconds``
                                  is its wall-clock time over the sessions that ran it, up to its
                                  newest checkpoint (`tfnas.runs.session`)
     searches/<label>.cost.json   that time, as comparisons written before it was checkpointed kept it
@@ -77,7 +78,7 @@ def random_cells(out: Path, config: CompareConfig) -> dict[str, dict[str, Any]]:
 def cell_genotypes(out: Path, config: CompareConfig) -> dict[str, dict[str, Any] | None]:
     """Every retrained cell by row name: the searches' (finished ones), the random cells, the baselines."""
     cells: dict[str, dict[str, Any] | None] = {}
-    for run in config.searches:
+    for run in config.search_runs():
         path = search_folder(out, run) / "genotype.json"
         if path.exists():
             cells[run.name] = read_json(path)

@@ -31,6 +31,7 @@ setup(
         "keras>=3.3",
         "tensorflow-datasets>=4.9",
         "numpy>=1.26",
+        "scipy>=1.15",  # tfnas.compare.statistics: bootstrap and permutation tests seeded with `rng=` (SciPy 1.15)
         "onnx>=1.15",
         "tf2onnx>=1.16",
         "onnxruntime>=1.17",

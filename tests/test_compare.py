@@ -394,3 +394,35 @@ def test_a_search_added_on_resume_runs_and_only_its_cell_is_retrained(comparison
     changed = {**added, "overrides": {**added["overrides"], "max_trials": 5}}
     with pytest.raises(CompareConfigError, match=r"searches\.random_again\.max_trials: 4 -> 5"):
         run_comparison(load_compare_config(None, {**settings, "searches": [*settings["searches"], changed]}), copy_out)
+
+
+def _exact_one_sided_p(values: list[float], reference: list[float]) -> float:
+    """P(T* <= T) over every split of the pooled values into groups of len(values) and len(reference), with
+    T = mean(values) - median(reference): an enumeration independent of SciPy."""
+    import itertools
+
+    pool, n = values + reference, len(values)
+    observed = statistics.fmean(values) - statistics.median(reference)
+    splits = list(itertools.combinations(range(len(pool)), n))
+    null = [statistics.fmean([pool[i] for i in chosen]) - statistics.median(
+        [pool[i] for i in range(len(pool)) if i not in chosen]) for chosen in splits]
+    return sum(t <= observed + 1e-9 for t in null) / len(splits)
+
+
+def test_every_strategy_is_tested_against_the_random_cells(comparison):
+    """Issue 25 item 6: per strategy, the mean of its searches' cells, the difference to the random median and a
+    one-sided permutation test, from the retrainings' own result files."""
+    config, out, report = comparison
+    means = {cell: statistics.fmean(read_json(folder / "result.json")["test_ppl"]
+                                    for folder in sorted((out / "train" / cell).glob("seed-*")))
+             for cell in ("darts", "random", "random-00", "random-01")}
+    reference = [means["random-00"], means["random-01"]]
+    assert [s["strategy"] for s in report["strategies"]] == ["darts", "random"]
+    for entry in report["strategies"]:
+        assert entry["searches"] == [entry["strategy"]] and entry["values"] == pytest.approx([means[entry["strategy"]]])
+        diff = entry["difference_to_median"]
+        assert diff["difference"] == pytest.approx(means[entry["strategy"]] - statistics.median(reference))
+        assert diff["low"] is None          # one search: no spread to resample
+        assert entry["permutation_test"]["p_value"] == pytest.approx(
+            _exact_one_sided_p([means[entry["strategy"]]], reference))
+    assert "| darts | 1/1 |" in markdown_table(report)

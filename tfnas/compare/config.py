@@ -75,6 +75,10 @@ class CompareConfig:
             ``<label>-s<seed>`` (`search_runs`): a strategy's result is then a distribution over its searches, as
             DARTS' 4-seed protocol (Liu et al. 2019, section 3.3) and Sciuto et al. (2020) treat it; empty: each
             search once, with the seed of its settings.
+        signal_proxy: measure the hidden-state covariance of every random cell untrained (`tfnas.compare.signals`).
+        signal_child_steps: train every random cell as a black-box child to each of these step counts (an ASHA
+            schedule's rungs) and check those scores against the retraining (`tfnas.compare.signals`); empty: none.
+        signal_child: settings over the black-box children's recipe (`child_config`) for those children.
     """
 
     dataset: str = "ptb"
@@ -89,6 +93,9 @@ class CompareConfig:
     seeds: tuple[int, ...] = (1,)
     search_budget_s: float | None = None
     search_seeds: tuple[int, ...] = ()
+    signal_proxy: bool = True
+    signal_child_steps: tuple[int, ...] = ()
+    signal_child: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in ("seeds", "search_seeds"):
@@ -105,6 +112,11 @@ class CompareConfig:
                                  ("random_seed", self.random_seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise CompareConfigError(f"{name} must be an integer >= {low}; got {value!r}")
+        steps = self.signal_child_steps
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in steps) or len(set(steps)) < len(steps):
+            raise CompareConfigError(f"signal_child_steps must be a list of distinct integers >= 1; got {list(steps)!r}")
+        if not isinstance(self.signal_proxy, bool):
+            raise CompareConfigError(f"signal_proxy must be true or false; got {self.signal_proxy!r}")
         budget = self.search_budget_s
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
                                    or not 0 < budget < float("inf")):
@@ -150,11 +162,12 @@ def compare_config(data: Mapping[str, Any], where: str = "comparison settings") 
         overrides = _shaped(run, "overrides", dict, where, f"searches[{i}].")
         runs.append(StrategyRun(**{**run, "overrides": dict(overrides)}))
     values = {**data, "searches": tuple(runs)}
-    for key in ("baselines", "seeds", "search_seeds"):
+    for key in ("baselines", "seeds", "search_seeds", "signal_child_steps"):
         if key in values:
             values[key] = tuple(_shaped(values, key, list, where))
-    if "train_overrides" in values:
-        values["train_overrides"] = dict(_shaped(values, "train_overrides", dict, where))
+    for key in ("train_overrides", "signal_child"):
+        if key in values:
+            values[key] = dict(_shaped(values, key, dict, where))
     return CompareConfig(**values)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.compare.config import CompareConfig, StrategyRun, is_random_cell
+from tfnas.compare.signals import SIGNALS_FILE, correlations
+from tfnas.compare.statistics import against_random
 from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, cost_file, search_folder,
                                  train_units)
 from tfnas.errors import MissingDependencyError
@@ -88,7 +90,32 @@ def build_report(out: Path, config: CompareConfig) -> dict[str, Any]:
         row["rank"] = None if mean is None or row["kind"] == "random" else \
             1 + sum(m < mean for m in random_means)
     resolved = read_json(out / RESOLVED_FILE) if (out / RESOLVED_FILE).exists() else None
-    return {"settings": config.to_dict(), "resolved": resolved, "random_cells": len(random_means), "rows": rows}
+    target = {r["cell"]: r["test_ppl"]["mean"] for r in rows if r["kind"] == "random" and r["test_ppl"]["n"]}
+    signals = read_json(out / SIGNALS_FILE)["signals"] if (out / SIGNALS_FILE).exists() else {}
+    return {"settings": config.to_dict(), "resolved": resolved, "random_cells": len(random_means), "rows": rows,
+            "strategies": strategy_summaries(config, rows, random_means),
+            "signals": correlations(signals, target)}
+
+
+def strategy_summaries(config: CompareConfig, rows: Sequence[dict[str, Any]],
+                       random_means: Sequence[float]) -> list[dict[str, Any]]:
+    """One record per strategy row of the settings (a `StrategyRun` with all its search seeds): its searches, the
+    mean test perplexity of each search's cell over the retraining seeds (one value per search: the searches
+    are the strategy's replicates; `tfnas.compare.statistics`), and `statistics.against_random` of those values
+    against the random cells' means (the difference of their mean to the random median with its bootstrap
+    interval, the one-sided permutation test), with the searches' mean seconds and steps."""
+    by_cell = {row["cell"]: row for row in rows}
+    out = []
+    for run in config.searches:
+        searches = [by_cell[r.name] for r in config.search_runs() if r.strategy_name == run.name]
+        values = [row["test_ppl"]["mean"] for row in searches if row["test_ppl"]["n"]]
+        seconds = [row["search"]["seconds"] for row in searches if row["search"]["seconds"] is not None]
+        steps = [row["search"]["steps"] for row in searches if row["search"]["steps"] is not None]
+        out.append({"strategy": run.name, "method": run.strategy, "searches": [row["cell"] for row in searches],
+                    "values": values, "seconds": statistics.fmean(seconds) if seconds else None,
+                    "steps": statistics.fmean(steps) if steps else None,
+                    **against_random(values, random_means)})
+    return out
 
 
 def failed_runs(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -139,12 +166,47 @@ def markdown_table(report: dict[str, Any]) -> str:
         rank = "" if row["rank"] is None else f"{row['rank']}/{k + 1}"
         lines.append(f"| {row['cell']} | {row['kind']} | {seconds} | {steps} | {short_genotype(row['genotype'])} | "
                      f"{_fmt(row['valid_ppl'])} | {_fmt(row['test_ppl'])} | {rank} |")
+    lines += ["", strategy_table(report)] if report.get("strategies") else []
+    lines += ["", signal_table(report)] if report.get("signals") else []
     return "\n".join(lines) + "\n"
 
 
+def signal_table(report: dict[str, Any]) -> str:
+    """Per cheap signal (`tfnas.compare.signals`): Spearman's rho with the random cells' mean retrained test
+    perplexity, its bootstrap interval and p-value (rho > 0: the signal ranks cells as retraining does)."""
+    lines = ["| signal (over the random cells) | cells | Spearman rho [95% CI] | p (two-sided) |", "|---|---|---|---|"]
+    for entry in report["signals"]:
+        rho = "-" if entry["rho"] is None else f"{entry['rho']:+.2f}"
+        interval = "" if entry["low"] is None else f" [{entry['low']:+.2f}, {entry['high']:+.2f}]"
+        p = "-" if entry["p_value"] is None else f"{entry['p_value']:.3f}"
+        lines.append(f"| {entry['signal']} | {entry['n']} | {rho}{interval} | {p} |")
+    return "\n".join(lines)
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def strategy_table(report: dict[str, Any]) -> str:
+    """Per strategy: its searches, their mean seconds, the mean test perplexity of their cells, the difference
+    to the random cells' median with its bootstrap interval, and the one-sided permutation test's p-value."""
+    k = report["random_cells"]
+    lines = [f"| strategy | searches | search s (mean) | test ppl (mean of searches) | minus random median "
+             f"[95% CI] | p (one-sided permutation, vs {k} random) |", "|---|---|---|---|---|---|"]
+    for entry in report["strategies"]:
+        diff, test = entry["difference_to_median"], entry["permutation_test"]
+        interval = "" if diff["low"] is None else f" [{diff['low']:.1f}, {diff['high']:.1f}]"
+        p = "-" if test["p_value"] is None else f"{test['p_value']:.3f}" + ("" if test["p_exact"] else " (sampled)")
+        lines.append(f"| {entry['strategy']} | {entry['n']}/{len(entry['searches'])} | {_number(entry['seconds'], 0)} | "
+                     f"{_number(entry['mean'])} | {_number(diff['difference'])}{interval} | {p} |")
+    return "\n".join(lines)
+
+
 def plot(report: dict[str, Any], path: str | Path) -> Path:
-    """Test perplexity per searched cell (one dot per seed, a bar at the mean) over the random cells'
-    distribution (box and dots at the left, their range as a band), with the baselines as lines."""
+    """Test perplexity per strategy over the random cells' distribution (box and dots at the left, their range as
+    a band, their median as a dotted line), with the baselines as dashed lines. A strategy's column shows each
+    retraining (small dots), each search's cell mean (large dots) and, where it has one, the 95% bootstrap
+    interval of its mean (the random median plus the interval of `statistics.difference_to_median`)."""
     try:
         import matplotlib
     except ImportError:
@@ -152,23 +214,34 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["rows"]
-    tests = {r["cell"]: [u["test_ppl"] for u in r["runs"] if u["status"] == "done"] for r in rows}
-    random = [r["test_ppl"]["mean"] for r in rows if r["kind"] == "random" and r["test_ppl"]["n"]]
-    searches = [r["cell"] for r in rows if r["kind"] == "search" and tests[r["cell"]]]
-    fig, ax = plt.subplots(figsize=(1.2 * (len(searches) + 2) + 2, 4.5))
+    rows = {r["cell"]: r for r in report["rows"]}
+    random = [r["test_ppl"]["mean"] for r in rows.values() if r["kind"] == "random" and r["test_ppl"]["n"]]
+    strategies = [s for s in report.get("strategies", []) if s["n"]]
+    fig, ax = plt.subplots(figsize=(1.0 * (len(strategies) + 2) + 2, 4.5))
     if random:
         ax.axhspan(min(random), max(random), color="0.9", zorder=0, label="random cells (range)")
+        ax.axhline(statistics.median(random), color="0.5", linestyle=":", label="random cells (median)")
         ax.boxplot([random], positions=[0], widths=0.5)
         ax.scatter([0] * len(random), random, color="0.5", s=12, zorder=3)
-    for x, cell in enumerate(searches, start=1):
-        ax.scatter([x] * len(tests[cell]), tests[cell], color="C0", s=18, zorder=3)
-        ax.hlines(statistics.fmean(tests[cell]), x - 0.25, x + 0.25, color="C0", zorder=3)
-    for i, row in enumerate(r for r in rows if r["kind"] == "baseline" and r["test_ppl"]["n"]):
+    for x, entry in enumerate(strategies, start=1):
+        for i, cell in enumerate(entry["searches"]):
+            tests = [u["test_ppl"] for u in rows[cell]["runs"] if u["status"] == "done"]
+            offset = x + 0.12 * (i - (len(entry["searches"]) - 1) / 2)
+            ax.scatter([offset] * len(tests), tests, color="C0", s=8, alpha=0.5, zorder=3)
+            if tests:
+                ax.scatter([offset], [statistics.fmean(tests)], color="C0", s=30, zorder=4)
+        ax.hlines(entry["mean"], x - 0.25, x + 0.25, color="C0", zorder=3)
+        diff = entry["difference_to_median"]
+        if diff["low"] is not None:
+            ax.vlines(x + 0.3, diff["median"] + diff["low"], diff["median"] + diff["high"], color="C3", zorder=3)
+    baselines = [r for r in rows.values() if r["kind"] == "baseline" and r["test_ppl"]["n"]]
+    for i, row in enumerate(baselines):
         name = "LSTM" if row["cell"] == LSTM else row["cell"]
         ax.axhline(row["test_ppl"]["mean"], color=f"C{i + 1}", linestyle="--", label=name)
-    ax.set_xticks(range(len(searches) + 1), [f"random ({len(random)})"] + searches, rotation=30, ha="right")
+    ax.set_xticks(range(len(strategies) + 1), [f"random ({len(random)})"] + [s["strategy"] for s in strategies],
+                  rotation=30, ha="right")
     ax.set_ylabel("test perplexity (retrained)")
+    ax.set_title("dots: retrainings and search means; bar: strategy mean; red: its 95% interval", fontsize="small")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()

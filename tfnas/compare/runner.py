@@ -11,8 +11,9 @@ got from the presets and the corpus they read (`Resolved`, `UNMEASURED`
 aside): a finished unit is never opened again, so its own run folder could
 not refuse a preset edited or a corpus replaced since.
 Retrainings go through an executor (`tfnas.evaluation.executors`): in this
-process, or as Ray tasks over a cluster. When every unit has run, the report
-is rebuilt (`tfnas.compare.report`).
+process, or as Ray tasks over a cluster. When every unit has run, the cheap
+signals of the random cells are measured (`tfnas.compare.signals`) and the
+report is rebuilt (`tfnas.compare.report`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any, Callable, Sequence
 from tfnas.callbacks import Callback
 from tfnas.compare.config import CompareConfig, CompareConfigError, StrategyRun
 from tfnas.compare.report import write_report
+from tfnas.compare.signals import compute_signals
 from tfnas.compare.units import ERRORS_FILE, RESOLVED_FILE, SETTINGS_FILE, TrainUnit, search_folder, train_units
 from tfnas.config import TrainConfig
 from tfnas.data import Corpus, load_corpus
@@ -39,8 +41,10 @@ from tfnas.settings import from_dict, to_dict
 #: its corpus' fingerprint), the seeds and baselines (each retraining is a folder of its own: new ones are
 #: trained, finished ones kept, and the report shows those of the current settings), and the searches and their
 #: seeds (a search added is run and its cell retrained beside the random cells already retrained; one left out
-#: keeps its folders; a search that was recorded is checked against its record, `Resolved`, however it is listed).
-RESUMABLE = ("data_dir", "seeds", "baselines", "searches", "search_seeds")
+#: keeps its folders; a search that was recorded is checked against its record, `Resolved`, however it is listed),
+#: and the signals (measured after the units, kept with their settings: `tfnas.compare.signals`).
+RESUMABLE = ("data_dir", "seeds", "baselines", "searches", "search_seeds", "signal_proxy", "signal_child_steps",
+             "signal_child")
 #: Settings of the retraining recipe and of each search (`Resolved`) that may change when a comparison is resumed:
 #: where a unit finds its data and how it logs and checkpoints, which change no number of the report. Run folders
 #: let more change (``max_steps``, ``eval_interval``, ``budget_s`` ...: the run goes on with the new value), but a
@@ -249,4 +253,5 @@ def run_comparison(config: CompareConfig, out: str | Path, executor: Executor | 
             else:
                 errors.pop(unit.folder, None)
         write_json(out / ERRORS_FILE, errors)
+        compute_signals(out, config, corpus, resolved.retraining, message)
         return write_report(out, config, plot_path)

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from tfnas.config import CORPUS_SETTINGS  # noqa: E402
 from tfnas.errors import TfnasError  # noqa: E402
 from tfnas.presets import search_config, train_config  # noqa: E402
 from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected,  # noqa: E402
@@ -33,7 +34,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (TfnasError,)
 #: Nested settings whose fields are flags without a prefix.
 UNPREFIXED_SECTIONS = ("model",)
 #: Settings a nested section takes from its parent (a search's children read the search's corpus).
-PARENT_SETTINGS = ("dataset", "data_dir", "download")
+PARENT_SETTINGS = CORPUS_SETTINGS
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
 COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
 
@@ -204,7 +205,7 @@ def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bo
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tfnas.data import load_corpus
+    from tfnas.data import load_corpus_of
     from tfnas.genotypes import resolve_genotype
     from tfnas.lm.distribute import make_strategy
 
@@ -213,25 +214,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_out(out)
     make_strategy(config.distribute)  # first: a multi-worker strategy must exist before TensorFlow runs an op
     genotype = None if args.genotype == "lstm" else resolve_genotype(args.genotype)
-    corpus = load_corpus(config.dataset, config.data_dir, download=config.download)  # its errors: before any write
+    corpus = load_corpus_of(config)  # its errors: before any write
     return _train(genotype, config, out, args.quiet, evaluate_test=not args.no_test, corpus=corpus)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from tfnas.data import load_corpus
+    from tfnas.data import load_corpus_of
     from tfnas.strategies.registry import get_strategy
 
     spec = get_strategy(args.strategy)
     config = config_from_args(args)
     out = Path(args.out)
     check_out(out)
-    corpus = load_corpus(config.dataset, config.data_dir, download=config.download)
+    corpus = load_corpus_of(config)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
     print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
     if args.train:
-        trained = train_config(args.train, {"dataset": config.dataset, "data_dir": config.data_dir})
+        trained = train_config(args.train, config.corpus_settings())
         return _train(result.genotype, trained, out / "train", args.quiet, corpus=corpus)
     return 0
 

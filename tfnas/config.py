@@ -7,7 +7,7 @@ defaults are the papers' (each class's docstring cites them).
 
 The hierarchy::
 
-    RunConfig                 dataset, data location, seed, checkpoints
+    RunConfig                 dataset, data location, corpus options, seed, checkpoints
     ├── LMRunConfig           + a language model trained with BPTT and clipped SGD
     │   ├── TrainConfig       + NT-ASGD and evaluation  (tfnas train)
     │   └── OneShotConfig     + warm-up, NaN retries     (strategies/one_shot)
@@ -18,8 +18,11 @@ hold only what differs from these defaults.
 """
 from __future__ import annotations
 
+from tfnas.data.options import DEFAULT_SPLIT_RATIOS, MIN_VOCAB, CorpusOptions
+from tfnas.data.tokens import TOKEN_KINDS
 from tfnas.genotypes.base import ATTENTION_HEADS
-from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SEED, OneOf, check_settings, setting, settings
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, SEED, Bound, OneOf, check_settings, setting,
+                            settings)
 
 
 @settings
@@ -67,12 +70,26 @@ class ModelConfig:
 class RunConfig:
     """What every run has: the corpus, the seed and the checkpoint cadence."""
 
-    dataset: str = setting("ptb", help="ptb, wikitext2 or a folder with train/valid/test.txt")
+    dataset: str = setting("ptb", help="ptb, wikitext2, a folder with train/valid/test.txt, one text file (split "
+                                       "by split_ratios) or tfds:NAME (a tensorflow-datasets dataset)")
     data_dir: str | None = setting(None, help="where the corpora are (else $TFNAS_DATA, then the tfds manual "
                                               "folder)", resumable=True)
     download: bool = setting(True, help="download a named corpus (ptb, wikitext2) from its official location "
                                         "when it is found nowhere (also off with TFNAS_NO_DOWNLOAD=1)",
                              resumable=True)
+    tokens: str = setting("words", help="split the text into words (on whitespace) or chars (every character, "
+                                        "a space as <space>); <eos> ends every line", check=OneOf(TOKEN_KINDS))
+    min_count: int = setting(1, help="training words seen fewer times become <unk>", check=AT_LEAST_ONE)
+    max_vocab: int | None = setting(None, help="keep the most frequent training words (ties: the first seen), at "
+                                               "most this many entries with <eos> and <unk>; the rest become <unk>",
+                                    check=Bound(MIN_VOCAB))
+    unk: bool = setting(False, help="map words of valid/test missing from the vocabulary to <unk> (added if the "
+                                    "training text lacks it) instead of refusing them")
+    split_ratios: tuple[float, ...] = setting(DEFAULT_SPLIT_RATIOS, help="train, valid and test shares of the lines "
+                                                                         "of a dataset that is one text file (or a "
+                                                                         "tfds dataset with a train split only)",
+                                              check=POSITIVE)
+    text_feature: str = setting("text", help="the text feature of a tfds:NAME dataset")
     seed: int = setting(1267, help="seed of every random choice", check=SEED)
     checkpoint_interval: int = setting(200, help="steps between checkpoints", resumable=True, check=AT_LEAST_ONE)
     keep_checkpoints: int = setting(2, help="checkpoints kept on disk", resumable=True, check=AT_LEAST_ONE)
@@ -83,6 +100,20 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        self.corpus_options()  # split_ratios: three that sum to 1
+
+    def corpus_options(self) -> CorpusOptions:
+        """How the corpus is built from its text (`tfnas.data.load_corpus`'s ``options``)."""
+        return CorpusOptions.from_settings(self)
+
+    def corpus_settings(self) -> dict[str, object]:
+        """The settings that say which corpus a run reads (`CORPUS_SETTINGS`), which its children share."""
+        return {name: getattr(self, name) for name in CORPUS_SETTINGS}
+
+
+#: The settings of `RunConfig` that decide a run's corpus: where it is, and `tfnas.data.CorpusOptions`.
+CORPUS_SETTINGS = ("dataset", "data_dir", "download", "tokens", "min_count", "max_vocab", "unk", "split_ratios",
+                   "text_feature")
 
 
 @settings

@@ -4,7 +4,8 @@ Quick start::
 
     from tfnas.data import load_corpus, batchify, BPTTIterator
 
-    corpus = load_corpus("ptb")                 # or "wikitext2", or a folder path
+    corpus = load_corpus("ptb")                 # or "wikitext2", a folder, a text file, "tfds:NAME"
+    corpus = load_corpus("my_text.txt", options=CorpusOptions(tokens="chars", min_count=2))
     train = batchify(corpus.train, batch_size=64)
     for inputs, targets, seq_len, lr_scale in BPTTIterator(train, bptt=35, seed=0):
         ...
@@ -30,7 +31,8 @@ from tfnas.data.checksums import (
     ChecksumMismatchError,
     FileChecksum,
 )
-from tfnas.data.corpus import Corpus, clear_corpus_cache, load_corpus
+from tfnas.data.corpus import Corpus, clear_corpus_cache, load_corpus, load_corpus_of
+from tfnas.data.options import CorpusOptions
 from tfnas.data.errors import CorpusError
 from tfnas.data.locate import (
     ENV_VAR,
@@ -43,7 +45,7 @@ from tfnas.data.locate import (
     tfds_data_dir,
     tfds_manual_dir,
 )
-from tfnas.data.tokens import EOS, UNK, read_tokens, tokenize_text
+from tfnas.data.tokens import EOS, SPACE, TOKEN_KINDS, UNK, join_tokens, read_tokens, tokenize_text
 from tfnas.data.verify import verify_corpus
 from tfnas.data.vocab import OutOfVocabularyError, Vocabulary
 
@@ -54,6 +56,7 @@ __all__ = [
     "Corpus",
     "CorpusDownloadError",
     "CorpusError",
+    "CorpusOptions",
     "CorpusFiles",
     "CorpusNotFoundError",
     "ENV_VAR",
@@ -61,7 +64,9 @@ __all__ = [
     "FileChecksum",
     "OutOfVocabularyError",
     "SOURCES",
+    "SPACE",
     "Segment",
+    "TOKEN_KINDS",
     "UNK",
     "VOCAB_SIZES",
     "Vocabulary",
@@ -72,7 +77,9 @@ __all__ = [
     "download_corpus",
     "epoch_iterator",
     "find_corpus_files",
+    "join_tokens",
     "load_corpus",
+    "load_corpus_of",
     "locate_corpus",
     "read_tokens",
     "register_tfds_builders",

@@ -24,7 +24,11 @@ complete one winning:
 
 A folder is complete when it holds the three splits, each named either
 ``train.txt`` / ``valid.txt`` / ``test.txt`` or by its official name
-(``ptb.train.txt`` ..., ``wiki.train.tokens`` ...).
+(``ptb.train.txt`` ..., ``wiki.train.tokens`` ...). A folder of one's own
+text (`find_corpus_files` without a corpus name) may also name them with
+the other usual names (`SPLIT_NAMES`: ``validation`` or ``dev`` for valid)
+and the extension ``.txt`` or ``.tokens``; the first name found in the
+order of `split_file_names` wins.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ __all__ = [
     "find_in_data_dir",
     "locate_corpus",
     "expected_files_hint",
+    "SPLIT_NAMES",
+    "SPLIT_EXTENSIONS",
+    "split_file_names",
 ]
 
 #: Environment variable naming the data directory (or ``os.pathsep``-separated list).
@@ -68,6 +75,12 @@ CORPUS_FOLDERS: dict[str, tuple[str, ...]] = {
     "ptb": ("ptb", "penn", "simple-examples/data"),
     "wikitext2": ("wikitext-2", "wikitext2"),
 }
+
+#: The names a split's file may have in a folder of one's own text, in the order they are looked for.
+SPLIT_NAMES: dict[str, tuple[str, ...]] = {"train": ("train",), "valid": ("valid", "validation", "dev"),
+                                           "test": ("test",)}
+#: The extensions of those files, in the order they are looked for.
+SPLIT_EXTENSIONS = (".txt", ".tokens")
 
 # Corpora whose files may sit directly in the data dir.
 _ROOT_ALLOWED = frozenset({"ptb"})
@@ -181,22 +194,30 @@ def _official_names(name: str) -> dict[str, str]:
     return {split: info.official_name for split, info in CHECKSUMS[name].items()}
 
 
+def split_file_names(split: str, name: str | None = None) -> list[str]:
+    """The file names ``split`` may have in a corpus folder, in the order they are looked for:
+    ``<split>.txt``, the official names (of corpus ``name``, or of every known corpus when ``name`` is None),
+    then, without ``name``, every `SPLIT_NAMES` entry with every `SPLIT_EXTENSIONS` extension."""
+    names = [canonical_corpus_name(name)] if name is not None else list(CHECKSUMS)
+    options = [f"{split}.txt"] + [_official_names(n)[split] for n in names]
+    if name is None:
+        options += [f"{base}{ext}" for base in SPLIT_NAMES[split] for ext in SPLIT_EXTENSIONS
+                    if f"{base}{ext}" not in options]
+    return options
+
+
 def find_corpus_files(directory: str | os.PathLike[str], name: str | None = None) -> CorpusFiles | None:
     """The three split files in ``directory`` itself, or ``None`` if one is missing.
 
-    Each split may be named ``<split>.txt`` or by its official name (for
-    ``name``, or for any known corpus when ``name`` is ``None``).
+    Each split may have the names of `split_file_names` (the first found wins).
     """
     directory = Path(directory)
     if not directory.is_dir():
         return None
-    names = [canonical_corpus_name(name)] if name is not None else list(CHECKSUMS)
-    label = names[0] if name is not None else directory.name
+    label = canonical_corpus_name(name) if name is not None else directory.name
     chosen: dict[str, Path] = {}
     for split in SPLITS:
-        options = [directory / f"{split}.txt"]
-        options += [directory / _official_names(n)[split] for n in names]
-        found = next((p for p in options if p.is_file()), None)
+        found = next((directory / f for f in split_file_names(split, name) if (directory / f).is_file()), None)
         if found is None:
             return None
         chosen[split] = found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from tfnas.data.errors import CorpusError
-from tfnas.data.tokens import EOS, UNK, iter_line_tokens, read_tokens
+from tfnas.data.tokens import EOS, UNK, read_text, read_tokens, tokenize_text
 from tfnas.errors import PathNotFoundError, TfnasError, access_error, writing
 
 __all__ = ["EOS", "UNK", "OutOfVocabularyError", "Vocabulary"]
@@ -56,7 +57,8 @@ class Vocabulary:
 
     Build one from a training split with :meth:`from_tokens` or
     :meth:`from_file` (words in order of first appearance, which is
-    deterministic), or restore one with :meth:`load`.
+    deterministic; optionally only the frequent ones, the others left to
+    ``<unk>``), or restore one with :meth:`load`.
     """
 
     __slots__ = ("_words", "_index")
@@ -86,9 +88,47 @@ class Vocabulary:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def from_tokens(cls, tokens: Iterable[str]) -> "Vocabulary":
-        """Vocabulary of the distinct ``tokens`` in order of first appearance."""
-        return cls(dict.fromkeys(tokens))
+    def from_tokens(cls, tokens: Iterable[str], *, min_count: int = 1, max_size: int | None = None,
+                    unk: bool = False) -> "Vocabulary":
+        """Vocabulary of the distinct ``tokens``, in order of first appearance.
+
+        With the defaults every distinct token is a word. Otherwise, with
+        ``n(w)`` the count of ``w`` in ``tokens``:
+
+        * a word with ``n(w) < min_count`` is left out (rare words);
+        * if more than ``max_size`` words would remain (``<unk>`` counted), the
+          most frequent are kept: ordered by ``-n(w)``, ties broken by first
+          appearance (the earlier word wins), as many as fit beside ``<eos>``
+          and ``<unk>``;
+        * ``<eos>`` and ``<unk>`` are never left out;
+        * when a word is left out, or ``unk`` is True, the vocabulary holds
+          ``<unk>``: where it first appears in ``tokens``, else appended last.
+
+        The kept words keep their order of first appearance, so the ids of a
+        vocabulary with defaults are unchanged.
+
+        Raises:
+            ValueError: ``min_count`` below 1, or ``max_size`` below 3 (``<eos>``, ``<unk>`` and one word).
+        """
+        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+            raise ValueError(f"Argument `min_count` must be a positive integer; received: min_count={min_count!r}")
+        if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3):
+            raise ValueError(f"Argument `max_size` must be None or an integer >= 3; received: max_size={max_size!r}")
+        counts = collections.Counter(tokens)  # a dict: keys in order of first appearance
+        reserved = {EOS, UNK}
+        kept = [w for w, n in counts.items() if n >= min_count or w in reserved]
+        needs_unk = unk or len(kept) < len(counts)
+        if max_size is not None and len(kept) + (needs_unk and UNK not in counts) > max_size:
+            needs_unk = True
+            fixed = [w for w in kept if w in reserved]
+            room = max_size - len(fixed) - (UNK not in counts)
+            order = {w: i for i, w in enumerate(counts)}
+            frequent = sorted((w for w in kept if w not in reserved), key=lambda w: (-counts[w], order[w]))[:room]
+            chosen = set(frequent) | set(fixed)
+            kept = [w for w in kept if w in chosen]
+        if needs_unk and UNK not in counts:
+            kept.append(UNK)
+        return cls(kept)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> "Vocabulary":
@@ -203,23 +243,29 @@ class Vocabulary:
             count=len(words),
         )
 
-    def encode_file(self, path: str | os.PathLike[str], unk: str | None = UNK) -> np.ndarray:
+    def encode_file(self, path: str | os.PathLike[str], unk: str | None = UNK, tokens: str = "words") -> np.ndarray:
         """Encode a text file (``<eos>`` after every line) into an id array.
 
         Like :meth:`encode`, but an :class:`OutOfVocabularyError` names the
         file and the line number of the first unknown word.
         """
-        tokens = read_tokens(path)
+        return self.encode_text(read_text(path), unk=unk, tokens=tokens, where=path)
+
+    def encode_text(self, text: str, unk: str | None = UNK, tokens: str = "words",
+                    where: str | os.PathLike[str] | None = None, first_line: int = 1) -> np.ndarray:
+        """Encode ``text`` split into ``tokens`` (`tfnas.data.tokenize_text`) into an id array.
+
+        Like :meth:`encode`, but an :class:`OutOfVocabularyError` names
+        ``where`` (the file the text is from) and the line of the first
+        unknown word, counted from ``first_line``.
+        """
         try:
-            return self.encode(tokens, unk=unk)
+            return self.encode(tokenize_text(text, tokens), unk=unk)
         except OutOfVocabularyError as err:
-            line = None
-            for number, line_tokens in iter_line_tokens(path):
-                if err.word in line_tokens:
-                    line = number
-                    break
+            line = next((first_line + i for i, text_line in enumerate(text.split("\n"))
+                         if err.word in tokenize_text(text_line, tokens)), None)
             raise OutOfVocabularyError(
-                err.word, vocab_size=len(self), unk=unk, path=path, line=line
+                err.word, vocab_size=len(self), unk=unk, path=where, line=line
             ) from None
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]:

@@ -74,21 +74,24 @@ class ShortTrainingEvaluator:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        if state.get("corpus") is not None and getattr(state["corpus"], "files", None) is not None:
-            # Ship where the corpus is, not its arrays; a worker reloads it (and caches it).
-            state["_corpus_dir"] = str(Path(state["corpus"].files.train).resolve().parent)
+        corpus = state.get("corpus")
+        if corpus is not None and getattr(corpus, "source", None) is not None:
+            # Ship where the corpus is and how it was built, not its arrays; a worker reloads it (and caches it).
+            state["_corpus_source"] = (corpus.source, corpus.options)
             state["corpus"] = None
         return state
 
     def _corpus(self):
-        from tfnas.data import load_corpus
+        from tfnas.data import load_corpus, load_corpus_of
+        from tfnas.data.tfds_text import is_tfds_name
 
         if self.corpus is None:
-            where = getattr(self, "_corpus_dir", None)
-            if where and Path(where).is_dir():
-                self.corpus = load_corpus(where)
+            source, options = getattr(self, "_corpus_source", (None, None))
+            if source and (Path(source).exists() or is_tfds_name(source)):
+                self.corpus = load_corpus(source, self.config.data_dir, download=self.config.download,
+                                          options=options)
             else:
-                self.corpus = load_corpus(self.config.dataset, self.config.data_dir, download=self.config.download)
+                self.corpus = load_corpus_of(self.config)
         return self.corpus
 
     def evaluate_one(self, genotype: AnyGenotype) -> float:
@@ -201,7 +204,7 @@ class WeightSharingEvaluator:
         the search's record (``dataset``, ``data_dir``, ``eval_batch_size``,
         ``bptt``) unless ``corpus`` is given.
         """
-        from tfnas.data import load_corpus
+        from tfnas.data import load_corpus_of
         from tfnas.data.batching import batchify_split
         search_dir = Path(search_dir)
         record = read_record(search_dir)
@@ -217,8 +220,7 @@ class WeightSharingEvaluator:
         saved = read_weights(search_dir, "latest")
         assign_arrays(model.variables, saved.arrays, saved.path)
         settings = record.config
-        corpus = corpus if corpus is not None else load_corpus(settings["dataset"], settings["data_dir"],
-                                                               download=settings.get("download", True))
+        corpus = corpus if corpus is not None else load_corpus_of(settings)
         return cls(model, batchify_split(corpus, "valid", settings["eval_batch_size"]), settings["bptt"], max_batches)
 
     def _eval_step(self):

@@ -5,6 +5,11 @@ context every sentence of the training text starts from. Each new token is
 drawn from ``softmax(logits / temperature)`` restricted to the ``top_k``
 most likely words; ``temperature=0`` or ``top_k=1`` is greedy decoding.
 
+A prompt is split as the model's training text was (`ExportMetadata.tokens`:
+on whitespace, or into characters for a character-level model), and the
+text is joined back by `tfnas.data.join_tokens`: words with spaces,
+characters with nothing, ``<eos>`` as a line break.
+
 A model with an attention head reads only the tokens of the current call
 (one BPTT window, as in training and scoring), so for such a model the
 current window (at most ``bptt`` tokens, windows aligned as in scoring) is
@@ -18,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfnas.data import EOS, UNK, OutOfVocabularyError
+from tfnas.data import UNK, OutOfVocabularyError, join_tokens, tokenize_text
 from tfnas.export.errors import InputTextError
 from tfnas.export.exported import ExportedModel
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, check_argument
@@ -119,32 +124,34 @@ def generate_ids(model: ExportedModel, prompt_ids: Sequence[int], max_tokens: in
 
 @dataclass
 class Generation:
-    """A prompt and what the model wrote after it."""
+    """A prompt and what the model wrote after it (``kind``: the tokens are ``words`` or ``chars``)."""
 
     prompt: list[str]
     tokens: list[str]
     ids: list[int]
+    kind: str = "words"
 
     @property
     def text(self) -> str:
-        """Prompt and continuation, with ``<eos>`` written as a line break."""
-        lines, current = [], []
-        for word in self.prompt + self.tokens:
-            if word == EOS:
-                lines.append(" ".join(current))
-                current = []
-            else:
-                current.append(word)
-        return "\n".join(lines + [" ".join(current)])
+        """Prompt and continuation, with ``<eos>`` written as a line break (`tfnas.data.join_tokens`)."""
+        return join_tokens(self.prompt + self.tokens, self.kind)
+
+
+def prompt_tokens(prompt: str, kind: str = "words") -> list[str]:
+    """The tokens of a prompt: its words (split on whitespace), or for ``kind="chars"`` its characters
+    (`tfnas.data.tokens`: a space is ``<space>``, a line break inside it ``<eos>``)."""
+    if kind == "chars":
+        return tokenize_text(prompt + "\n", kind)[:-1]  # no <eos> after its last line: it is continued
+    return prompt.split()
 
 
 def prompt_ids(model: ExportedModel, prompt: str, start_of_text: bool = True) -> list[int]:
-    """Ids of a prompt (split on whitespace), after ``<eos>`` when ``start_of_text``.
+    """Ids of a prompt (`prompt_tokens` of the model's kind), after ``<eos>`` when ``start_of_text``.
 
     Unknown words map to ``<unk>``; without ``<unk>`` they raise
     `OutOfVocabularyError`.
     """
-    words = prompt.split()
+    words = prompt_tokens(prompt, model.metadata.tokens)
     if not words and not start_of_text:
         raise InputTextError("the prompt is empty: give words to continue, or start from <eos> (without --no-start)")
     ids = model.encode(words).tolist()
@@ -164,4 +171,5 @@ def generate_text(model: ExportedModel, prompt: str, max_tokens: int, temperatur
     """Continues ``prompt`` by ``max_tokens`` words (see `generate_ids`)."""
     ids = prompt_ids(model, prompt, start_of_text)
     new = generate_ids(model, ids, max_tokens, temperature, top_k, seed)
-    return Generation(prompt.split(), model.decode(new), new)
+    kind = model.metadata.tokens
+    return Generation(prompt_tokens(prompt, kind), model.decode(new), new, kind)

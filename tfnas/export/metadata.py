@@ -2,9 +2,12 @@
 
 It records what a consumer needs besides the weights: the vocabulary's size
 and SHA-256 (so a swapped ``vocab.txt`` is caught), the ids of ``<eos>`` and
-``<unk>``, the names and shapes of the recurrent states, and the evaluation
+``<unk>``, the names and shapes of the recurrent states, the evaluation
 settings of the run (``bptt``, ``test_batch_size``) so that ``tfnas score``
-uses the trainer's windows by default.
+uses the trainer's windows by default, and the kind of token the model reads
+(``tokens``: ``words``, or ``chars`` for a character-level model, whose
+prompts and scored texts are split into characters and whose generated text
+is joined without spaces: `tfnas.data.tokens`).
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ class ExportMetadata:
     bptt: int
     test_batch_size: int
     attention: str | None = None
+    tokens: str = "words"
     genotype: dict[str, Any] | None = None
     run_dir: str | None = None
     weights: str | None = None
@@ -154,6 +158,7 @@ def metadata_for(run, fmt: str, **extra_fields: Any) -> ExportMetadata:
         bptt=run.bptt,
         test_batch_size=run.test_batch_size,
         attention=getattr(hparams, "attention", None),
+        tokens=run.config.tokens if run.config is not None else "words",
         genotype=None if run.genotype is None else run.genotype.to_dict(),
         run_dir=str(run.run_dir),
         weights=str(run.weights),

@@ -100,7 +100,8 @@ def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = 
 
     Args:
         model: the loaded export (`tfnas.export.load_export`).
-        path: a text file, one sentence per line, tokens separated by spaces.
+        path: a text file, one sentence per line, tokens separated by spaces (a character-level model's:
+            every character a token, `ExportMetadata.tokens`).
         batch_size, bptt, max_batches, progress: see `score_ids`.
         vocab: optionally the vocabulary file the text was prepared with; it
             must equal the model's.
@@ -112,7 +113,7 @@ def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = 
     """
     if vocab is not None:
         check_same_vocabulary(model.vocab, Vocabulary.load(vocab), f"vocabulary file {vocab}")
-    tokens = read_tokens(path)
+    tokens = read_tokens(path, model.metadata.tokens)
     if len(tokens) < 2:
         raise InputTextError(f"{path} holds {len(tokens)} token(s); scoring needs at least 2")
     return score_ids(model, encode_tokens(model, tokens, path), batch_size, bptt, max_batches, progress)

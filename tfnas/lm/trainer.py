@@ -55,7 +55,7 @@ import tensorflow as tf
 from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback, ThroughputMeter
 from tfnas.config import TrainConfig
-from tfnas.data import BPTTIterator, Corpus, epoch_iterator, load_corpus
+from tfnas.data import BPTTIterator, Corpus, epoch_iterator, load_corpus_of
 from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
@@ -124,8 +124,7 @@ class Trainer:
         check_batch(self.strategy, config.batch_size)
         worker = worker_index() if config.distribute == "multi_worker" else 0
         self.out_dir = Path(out_dir) / f"worker-{worker}" if worker else Path(out_dir)
-        self.corpus = corpus if corpus is not None else load_corpus(config.dataset, config.data_dir,
-                                                                    download=config.download)
+        self.corpus = corpus if corpus is not None else load_corpus_of(config)
         # Before the folder is locked and its record written: a split smaller than its batch leaves nothing behind.
         self.train_data, self.valid_data, self.test_data = (
             batchify_split(self.corpus, split, size) for split, size in config.split_batch_sizes().items())

@@ -231,7 +231,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
             if c.space != "dag":
                 raise SettingsError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
             return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
-        child = dataclasses.replace(c.child, dataset=c.dataset, data_dir=c.data_dir, download=c.download)
+        child = dataclasses.replace(c.child, **c.corpus_settings())
         return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children")
 
     def make_executor(self) -> Executor:

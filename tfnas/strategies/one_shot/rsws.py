@@ -298,7 +298,7 @@ class RswsSearch(SharedWeightsSearch):
         ``stage2`` recipe on the search's corpus, each in ``stage2/<cell key>``, resumed if begun); returns the
         cell of lowest best validation perplexity (the first of equals) and the record of every cell."""
         c = self.config
-        recipe = dataclasses.replace(c.stage2, dataset=c.dataset, data_dir=c.data_dir, download=c.download)
+        recipe = dataclasses.replace(c.stage2, **c.corpus_settings())
         cells: list[dict[str, Any]] = []
         candidates = self.ranked()[:c.stage2_top]
         for k, (genotype, loss) in enumerate(candidates):

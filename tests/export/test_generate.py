@@ -76,3 +76,40 @@ def test_cli_generate_is_reproducible(runs, capsys):
     assert capsys.readouterr().out == first
     words = first.split()
     assert words[:2] == ["w1", "w2"] and len(words) <= 14 and all(w.startswith("w") or w == "<unk>" for w in words)
+
+
+class _CharModel:
+    """What `prompt_ids` reads of an export: a character-level one's metadata and vocabulary."""
+
+    def __init__(self):
+        from tfnas.data import Vocabulary
+        from tfnas.export.metadata import ExportMetadata
+
+        self.vocab = Vocabulary(["<eos>", "a", "<space>", "b"])
+        self.metadata = ExportMetadata(format="onnx", vocab_size=4, vocab_sha256="", eos_id=0, unk_id=None,
+                                       states=[], bptt=35, test_batch_size=1, tokens="chars")
+
+    def encode(self, words):
+        return np.asarray([self.vocab.word_to_id(w) if w in self.vocab else -1 for w in words], np.int64)
+
+
+def test_a_character_level_prompt_is_split_into_characters_and_generation_joined_without_spaces():
+    from tfnas.export.generate import Generation, prompt_ids, prompt_tokens
+
+    assert prompt_tokens("ab a", "chars") == ["a", "b", "<space>", "a"]
+    assert prompt_tokens("a\nb", "chars") == ["a", "<eos>", "b"]
+    assert prompt_tokens("ab a", "words") == ["ab", "a"]
+    assert prompt_ids(_CharModel(), "ab a") == [0, 1, 3, 2, 1]
+    assert Generation(["a", "b"], ["<space>", "b", "<eos>", "a"], [2, 3, 0, 1], "chars").text == "ab b\na"
+    assert Generation(["a", "b"], ["b", "<eos>", "a"], [3, 0, 1]).text == "a b b\na"
+
+
+def test_an_export_of_before_the_tokens_field_reads_words():
+    import json
+
+    from tfnas.export.metadata import ExportMetadata
+
+    data = json.loads(_CharModel().metadata.to_json())
+    assert data["tokens"] == "chars"
+    del data["tokens"]
+    assert ExportMetadata.from_json(json.dumps(data)).tokens == "words"

@@ -5,7 +5,6 @@ Every expectation is written out by hand from the tiny texts of the test.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

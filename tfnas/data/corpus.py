@@ -115,11 +115,6 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _readonly(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
 class SplitText(NamedTuple):
     """The text of one split, with where it comes from for messages: ``label`` (``corpus file '...'``),
     ``path`` (the file, if any) and the number of its first line in that file."""

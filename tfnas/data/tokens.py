@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from tfnas.data.errors import CorpusError
 from tfnas.errors import PathNotFoundError, access_error
 
 __all__ = ["EOS", "UNK", "SPACE", "SPLITS", "TOKEN_KINDS", "char_tokens", "tokenize_text", "read_text", "read_tokens",
-           "iter_line_tokens", "join_tokens"]
+           "join_tokens"]
 
 #: End-of-sentence token appended to every line.
 EOS = "<eos>"
@@ -147,18 +147,3 @@ def read_tokens(path: str | os.PathLike[str], tokens: str = "words") -> list[str
     """
     return tokenize_text(read_text(path), tokens)
 
-
-def iter_line_tokens(path: str | os.PathLike[str], tokens: str = "words") -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, tokenize_text(line, tokens))`` for each line of ``path``.
-
-    Line numbers start at 1. This is the slow, per-line reader; it is used to
-    report where a problem (such as an out-of-vocabulary word) is located.
-    """
-    path = Path(path)
-    try:
-        handle = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise PathNotFoundError(f"corpus file {str(path)!r} does not exist") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            yield number, tokenize_text(line.rstrip("\n"), tokens) or [EOS]

@@ -1,4 +1,5 @@
 """Executors: local isolation of failures, the Ray executor on a local 2-CPU instance, evaluators."""
+import dataclasses
 import json
 import os
 import pickle
@@ -92,3 +93,139 @@ def test_short_training_evaluator_reports_the_child_best_perplexity(tmp_path, ti
     # Pickled (as for Ray), the evaluator ships the corpus location, not its arrays.
     clone = pickle.loads(pickle.dumps(evaluator))
     assert clone.corpus is None and clone.evaluate([g]) == [ppl]
+
+
+# ------------------------------------------------------------------ one evaluation at a time (ASHA)
+def test_local_submissions_are_evaluated_at_once_and_reported_in_order():
+    space = DagSpace(3)
+    genotypes = space.sample_unique(3, np.random.default_rng(1))
+    expected = synthetic(space).evaluate(genotypes)
+    executor = LocalExecutor()
+    tickets = [executor.submit(FailingEvaluator(synthetic(space), failures=1) if i == 1 else synthetic(space), g)
+               for i, g in enumerate(genotypes)]
+    done = [executor.next_done() for _ in genotypes]
+    assert [ticket for ticket, _ in done] == tickets and len(set(tickets)) == 3
+    assert done[0][1] == expected[0] and done[2][1] == expected[2]
+    assert isinstance(done[1][1], RuntimeError) and "simulated evaluation failure" in str(done[1][1])
+    with pytest.raises(RuntimeError, match="no evaluation was submitted"):
+        executor.next_done()
+
+
+class FakeRay:
+    """A stand-in for the few calls of Ray's API that `RayExecutor` makes: tasks run when submitted, and
+    ``wait`` reports them in the order ``finish`` gives (positions in submission order), as tasks of different
+    lengths would finish."""
+
+    class Ref:
+        def __init__(self, position, value, error):
+            self.position, self.value, self.error = position, value, error
+
+    def __init__(self, finish):
+        self.finish, self.started, self.refs, self.cancelled = list(finish), False, [], []
+
+    def is_initialized(self):
+        return self.started
+
+    def init(self, **kwargs):
+        self.started, self.init_kwargs = True, kwargs
+
+    def shutdown(self):
+        self.started = False
+
+    def remote(self, **options):
+        def task(fn):
+            class Task:
+                @staticmethod
+                def remote(*args):
+                    try:
+                        value, error = fn(*args), None
+                    except Exception as err:  # noqa: BLE001 - as a RayTaskError would carry it
+                        value, error = None, err
+                    self.refs.append(FakeRay.Ref(len(self.refs), value, error))
+                    return self.refs[-1]
+            return Task
+        return task
+
+    def put(self, value):
+        return value
+
+    def wait(self, refs, num_returns=1):
+        assert num_returns == 1
+        first = min(refs, key=lambda ref: self.finish.index(ref.position))
+        return [first], [r for r in refs if r is not first]
+
+    def get(self, ref):
+        if ref.error is not None:
+            raise ref.error
+        return ref.value
+
+    def cancel(self, ref, force=False):
+        self.cancelled.append((ref.position, force))
+
+
+def test_ray_submissions_come_back_as_they_finish_and_close_cancels_the_rest(monkeypatch):
+    from tfnas.evaluation import RayExecutor
+
+    ray = FakeRay(finish=[2, 0, 3, 1, 4])
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    space = DagSpace(3)
+    genotypes = space.sample_unique(5, np.random.default_rng(1))
+    expected = synthetic(space).evaluate(genotypes)
+    executor = RayExecutor("local", num_cpus=2)
+    tickets = [executor.submit(FailingEvaluator(synthetic(space), failures=1) if i == 3 else synthetic(space), g)
+               for i, g in enumerate(genotypes[:4])]
+    assert ray.init_kwargs["num_cpus"] == 2
+    first, second = executor.next_done(), executor.next_done()
+    assert first == (tickets[2], expected[2]) and second == (tickets[0], expected[0])
+    ticket, outcome = executor.next_done()                       # task 3 raised: its error is its outcome
+    assert ticket == tickets[3] and isinstance(outcome, RuntimeError)
+    executor.submit(synthetic(space), genotypes[4])
+    executor.close()                                             # tasks 1 and 4 still run: cancelled
+    assert sorted(ray.cancelled) == [(1, True), (4, True)] and not ray.started
+
+
+def test_ray_asha_submissions_on_a_local_two_cpu_instance():
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install tfnas[ray])")
+    space = TreeSpace(2)
+    genotypes = space.sample_unique(4, np.random.default_rng(2))
+    evaluator = PidEvaluator(space, space.encode(genotypes[0]))
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(sys.modules["support"])
+    executor = make_executor("ray", "local", num_cpus=2)
+    try:
+        tickets = {executor.submit(evaluator, g): i for i, g in enumerate(genotypes)}
+        done = dict(executor.next_done() for _ in genotypes)
+    finally:
+        executor.close()                                             # it started this instance: shut down
+    assert set(done) == set(tickets) and not ray.is_initialized()
+    scores = {tickets[t]: v % 1e6 for t, v in done.items()}
+    np.testing.assert_allclose([scores[i] for i in range(4)],
+                               SyntheticEvaluator(space, space.encode(genotypes[0])).evaluate(genotypes))
+    assert os.getpid() not in {int(v // 1e6) for v in done.values()}
+
+
+def test_a_child_continues_to_each_rung_and_a_rung_run_again_gives_its_own_score(tmp_path, tiny_corpus):
+    from support import assert_same_checkpoints
+    from tfnas.evaluation import RungEvaluator
+    from tfnas.lm.trainer import Trainer
+
+    corpus = load_corpus(tiny_corpus)
+    child = TrainConfig(batch_size=4, eval_batch_size=4, test_batch_size=4, bptt=6, max_steps=100, log_interval=1,
+                        checkpoint_interval=2, max_eval_batches=3, seed=2,
+                        model=ModelConfig(emsize=8, nhid=8, dropout=0.1, dropouth=0.1, dropoutx=0.0, dropouti=0.0,
+                                          dropoute=0.0))
+    g = DagSpace(2).sample(np.random.default_rng(4))
+    evaluator = ShortTrainingEvaluator(child, corpus=corpus, workdir=tmp_path / "children")
+    run = tmp_path / "children" / genotype_key(g)
+    low = RungEvaluator(evaluator, 3).evaluate([g])[0]
+    high = pickle.loads(pickle.dumps(RungEvaluator(evaluator, 6))).evaluate([g])[0]   # shipped as to Ray
+    result = json.loads((run / "result.json").read_text())
+    assert result["steps"] == 6 and [e["step"] for e in result["history"]] == [3, 6]
+    # The same as one run of 6 steps evaluated at 3 and 6: the promotion continued, it did not start again.
+    straight = Trainer(dataclasses.replace(child, max_steps=6, eval_interval=3), g, tmp_path / "straight",
+                       corpus=corpus).fit(evaluate_test=False)
+    assert_same_checkpoints(run, tmp_path / "straight")
+    assert [low, high] == [straight.history[0]["best_valid_ppl"], straight.best_valid_ppl]
+    assert evaluator.evaluate_at([g], 3) == [low]                  # a rung run again: its score, nothing trained
+    assert json.loads((run / "result.json").read_text())["steps"] == 6
+    assert_same_checkpoints(run, tmp_path / "straight")

@@ -46,6 +46,36 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, tiny_corpus, cell):
     assert resumed.valid_ppl == full.valid_ppl
 
 
+def test_fit_again_with_more_steps_continues_from_the_newest_checkpoint(tmp_path, tiny_corpus):
+    """ASHA's promotions: 6 steps, then `fit` again to 12 (killed at step 10 and resumed on the way), equals 12
+    steps in one run evaluated at the same steps (6 and 12: ``eval_interval`` 6), weights and states bit for bit;
+    the last step's checkpoint exists after each `fit`. A `fit` to fewer steps than the folder holds (a rung run
+    again) trains and evaluates nothing, even between two evaluations."""
+    genotype, corpus = load_genotype(REPO / "exported_cells" / "darts_v2.json"), load_corpus(tiny_corpus)
+
+    def fit(folder, max_steps, callbacks=()):
+        config = tiny_config(eval_interval=6, checkpoint_interval=4, max_steps=max_steps)
+        return Trainer(config, genotype, tmp_path / folder, corpus=corpus, callbacks=callbacks).fit(
+            evaluate_test=False)
+
+    def latest(folder):
+        return (tmp_path / folder / "checkpoints" / "latest").read_text()
+
+    straight = fit("straight", 12)
+    assert fit("rungs", 6).steps == 6 and latest("rungs") == "step-6"
+    history = History()
+    with pytest.raises(KeyboardInterrupt):
+        fit("rungs", 12, [history, Kill("train", step=10)])
+    assert "(step 6," in history.events["message"][0]["text"]                      # resumed, not restarted
+    assert [e["step"] for e in history.events["train"]] == [7, 8, 9, 10] and latest("rungs") == "step-8"
+    lower = fit("rungs", 6)
+    assert lower.steps == 8 and [e["step"] for e in lower.history] == [6] and latest("rungs") == "step-8"
+    resumed = fit("rungs", 12)
+    assert resumed.steps == straight.steps == 12 and latest("rungs") == "step-12"
+    assert_same_checkpoints(tmp_path / "straight", tmp_path / "rungs")
+    assert resumed.history == straight.history and [e["step"] for e in resumed.history] == [6, 12]
+
+
 def test_a_budget_stops_training_at_a_step_boundary_and_its_steps_reproduce_it(tmp_path, tiny_corpus, monkeypatch):
     """One second of a test clock per training step: a budget of 4.5 s stops after step 5 of 12."""
     import tfnas.runs.session as session_module

@@ -22,7 +22,7 @@ FORMER_PRESETS = {
     "enas": ("enas_ptb", "quick_enas"),
     "wenet": ("wenet_ptb", "quick_wenet"),
     "reinforce": ("reinforce_ptb", "quick_reinforce"),
-    "random": ("random_ptb", "quick_random"),
+    "random": ("random_ptb", "quick_random", "asha_ptb", "quick_asha"),
     "nao": ("nao_ptb", "quick_nao"),
     "nao_ws": ("nao_ws_ptb", "quick_nao_ws"),
     "rsws": ("quick_rsws", "rsws_search_ptb"),

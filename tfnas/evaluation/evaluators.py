@@ -2,7 +2,11 @@
 
 An evaluator has one method, ``evaluate(genotypes) -> list[float]``: the
 validation perplexity of each genotype (lower is better; ``inf`` for a child
-that diverged). Strategies turn perplexities into rewards. Evaluators are
+that diverged). Strategies turn perplexities into rewards. An evaluator that
+trains children may also continue them (`ContinuingEvaluator`,
+``evaluate_at(genotypes, steps)``: each child trained to ``steps`` steps in
+all, in its own folder), what ASHA's rungs need; `RungEvaluator` ships one
+rung's ``steps`` with it to an executor. Evaluators are
 picklable so that an `Executor` can ship them to other processes or
 machines; TensorFlow is imported only when an evaluator first runs.
 """
@@ -35,6 +39,31 @@ class Evaluator(Protocol):
         ...
 
 
+@runtime_checkable
+class ContinuingEvaluator(Evaluator, Protocol):
+    """An evaluator whose children continue: ``evaluate_at(genotypes, steps)`` trains each child to ``steps``
+    steps in all, from where its own training stopped, and returns its validation perplexity at that step."""
+
+    def evaluate_at(self, genotypes: Sequence[AnyGenotype], steps: int) -> list[float]:
+        ...
+
+
+class RungEvaluator:
+    """``evaluator.evaluate_at(genotypes, steps)`` as an `Evaluator`: one ASHA rung's job, which an executor runs.
+
+    Args:
+        evaluator: a `ContinuingEvaluator`.
+        steps: the rung's steps.
+    """
+
+    def __init__(self, evaluator: ContinuingEvaluator, steps: int):
+        self.evaluator = evaluator
+        self.steps = int(steps)
+
+    def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
+        return self.evaluator.evaluate_at(genotypes, self.steps)
+
+
 def genotype_key(genotype: AnyGenotype) -> str:
     """A short stable name of a genotype (its JSON without provenance, hashed)."""
     data = genotype.to_dict()
@@ -50,6 +79,13 @@ class ShortTrainingEvaluator:
     run folder is ``workdir/<genotype key>`` and is kept, so an interrupted
     search resumes a half-trained child where it stopped and a repeated
     genotype is not retrained; without one a temporary folder is used.
+
+    `evaluate_at` (ASHA's rungs) trains with ``max_steps = steps``: a child
+    continues from the newest checkpoint of its folder, and its score is the
+    best validation perplexity of the evaluations up to step ``steps`` (the
+    trainer evaluates at the last step of every `fit`), also when its folder
+    has trained further since (a job repeated after a resume), so a rung's
+    score never depends on what came after it.
 
     Args:
         config: the child's `TrainConfig`.
@@ -94,9 +130,12 @@ class ShortTrainingEvaluator:
                 self.corpus = load_corpus_of(self.config)
         return self.corpus
 
-    def evaluate_one(self, genotype: AnyGenotype) -> float:
+    def evaluate_one(self, genotype: AnyGenotype, max_steps: int | None = None) -> float:
+        """The child's best validation perplexity, trained by ``config`` (to ``max_steps`` steps in all if given:
+        see the class docstring); ``inf`` when its loss diverged."""
         from tfnas.lm.trainer import NonFiniteLossError, Trainer
 
+        config = self.config if max_steps is None else dataclasses.replace(self.config, max_steps=max_steps)
         corpus = self._corpus()
         if self.workdir is not None:
             folder, temporary = self.workdir / genotype_key(genotype), False
@@ -104,8 +143,10 @@ class ShortTrainingEvaluator:
             folder, temporary = Path(tempfile.mkdtemp(prefix="tfnas-child-")), True
         genotype = dataclasses.replace(genotype, provenance={})
         try:
-            result = Trainer(self.config, genotype, folder, corpus=corpus).fit(evaluate_test=False)
-            return float(result.best_valid_ppl)
+            result = Trainer(config, genotype, folder, corpus=corpus).fit(evaluate_test=False)
+            if max_steps is None:
+                return float(result.best_valid_ppl)
+            return float([e for e in result.history if e["step"] <= max_steps][-1]["best_valid_ppl"])
         except NonFiniteLossError:
             return math.inf
         finally:
@@ -114,6 +155,9 @@ class ShortTrainingEvaluator:
 
     def evaluate(self, genotypes: Sequence[AnyGenotype]) -> list[float]:
         return [self.evaluate_one(g) for g in genotypes]
+
+    def evaluate_at(self, genotypes: Sequence[AnyGenotype], steps: int) -> list[float]:
+        return [self.evaluate_one(g, steps) for g in genotypes]
 
 
 #: The keys of a shared-weights model.json written before the search models were composed (a flat ``SharedLM``

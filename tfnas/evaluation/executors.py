@@ -5,6 +5,14 @@ order: its score, or the exception its evaluation raised (the black-box
 loop retries those). `LocalExecutor` evaluates in this process;
 `RayExecutor` sends one task per genotype to Ray (``pip install tfnas[ray]``)
 so children train in parallel on every CPU (or GPU) of the cluster.
+
+ASHA's asynchronous loop uses the other pair: ``submit(evaluator,
+genotype)`` starts one evaluation and returns its ticket, and
+``next_done()`` waits for whichever submitted evaluation finishes first and
+returns ``(ticket, outcome)``. The local executor evaluates at `submit` and
+hands the outcomes back in submission order; Ray runs them as tasks and
+returns the first that finishes (``ray.wait``). ``close()`` abandons what
+is still running (Ray cancels its tasks).
 """
 from __future__ import annotations
 
@@ -26,14 +34,33 @@ class Executor(Protocol):
     def map(self, evaluator: Evaluator, genotypes: Sequence[AnyGenotype]) -> list[Outcome]:
         ...
 
+    def submit(self, evaluator: Evaluator, genotype: AnyGenotype) -> int:
+        ...
+
+    def next_done(self) -> tuple[int, Outcome]:
+        ...
+
     def close(self) -> None:
         ...
 
 
+def _outcome(evaluator: Evaluator, genotype: AnyGenotype) -> Outcome:
+    """The score of one genotype, or the exception its evaluation raised."""
+    try:
+        return float(evaluator.evaluate([genotype])[0])
+    except Exception as err:  # noqa: BLE001 - reported to the caller, which retries
+        return err
+
+
 class LocalExecutor:
-    """Evaluates in this process: all genotypes in one call, one by one if that call fails."""
+    """Evaluates in this process: all genotypes in one call, one by one if that call fails; a submitted one at
+    once (`next_done` returns the outcomes in submission order)."""
 
     name = "local"
+
+    def __init__(self) -> None:
+        self._tickets = 0
+        self._done: dict[int, Outcome] = {}
 
     def map(self, evaluator: Evaluator, genotypes: Sequence[AnyGenotype]) -> list[Outcome]:
         genotypes = list(genotypes)
@@ -42,16 +69,23 @@ class LocalExecutor:
         except Exception as err:  # noqa: BLE001 - isolate the genotype that failed
             if len(genotypes) == 1:
                 return [err]
-        out: list[Outcome] = []
-        for g in genotypes:
-            try:
-                out.append(float(evaluator.evaluate([g])[0]))
-            except Exception as err:  # noqa: BLE001 - reported to the caller, which retries
-                out.append(err)
-        return out
+        return [_outcome(evaluator, g) for g in genotypes]
+
+    def submit(self, evaluator: Evaluator, genotype: AnyGenotype) -> int:
+        """Evaluates ``genotype`` now; returns the ticket `next_done` hands back with its outcome."""
+        self._tickets += 1
+        self._done[self._tickets] = _outcome(evaluator, genotype)
+        return self._tickets
+
+    def next_done(self) -> tuple[int, Outcome]:
+        """The oldest submission not yet returned, with its outcome."""
+        if not self._done:
+            raise RuntimeError("no evaluation was submitted")
+        ticket = next(iter(self._done))
+        return ticket, self._done.pop(ticket)
 
     def close(self) -> None:
-        pass
+        self._done.clear()
 
 
 def _evaluate_one(evaluator: Evaluator, genotype: AnyGenotype) -> float:
@@ -80,8 +114,9 @@ class RayExecutor:
         gpus_per_trial: GPUs reserved by each evaluation task.
         init_kwargs: more arguments of ``ray.init``.
 
-    The evaluator is put into Ray's object store once per `map`; each task
-    evaluates one genotype. Ray is imported when the executor is created.
+    The evaluator is put into Ray's object store once per `map` (once per
+    `submit`); each task evaluates one genotype. Ray is imported when the
+    executor is created.
     """
 
     name = "ray"
@@ -97,6 +132,9 @@ class RayExecutor:
         self.gpus_per_trial = gpus_per_trial
         self.init_kwargs = dict(init_kwargs or {})
         self._started = False
+        self._remote = None
+        self._tickets = 0
+        self._running: dict[Any, int] = {}
 
     def _ensure_started(self) -> None:
         ray = self.ray
@@ -110,22 +148,46 @@ class RayExecutor:
             ray.init(address=self.address, **kwargs)
         self._started = True
 
-    def map(self, evaluator: Evaluator, genotypes: Sequence[AnyGenotype]) -> list[Outcome]:
-        ray = self.ray
+    def _task(self):
+        """The Ray task that evaluates one genotype (Ray started first)."""
         self._ensure_started()
-        remote = ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0)(_evaluate_one)
-        shared = ray.put(evaluator)
-        refs = [remote.remote(shared, g) for g in genotypes]
-        out: list[Outcome] = []
-        for ref in refs:
-            try:
-                out.append(float(ray.get(ref)))
-            except Exception as err:  # noqa: BLE001 - RayTaskError and friends; the caller retries
-                out.append(err)
-        return out
+        if self._remote is None:
+            self._remote = self.ray.remote(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial,
+                                           max_retries=0)(_evaluate_one)
+        return self._remote
+
+    def _result(self, ref: Any) -> Outcome:
+        try:
+            return float(self.ray.get(ref))
+        except Exception as err:  # noqa: BLE001 - RayTaskError and friends; the caller retries
+            return err
+
+    def map(self, evaluator: Evaluator, genotypes: Sequence[AnyGenotype]) -> list[Outcome]:
+        remote = self._task()
+        shared = self.ray.put(evaluator)
+        return [self._result(ref) for ref in [remote.remote(shared, g) for g in genotypes]]
+
+    def submit(self, evaluator: Evaluator, genotype: AnyGenotype) -> int:
+        """Starts a task that evaluates ``genotype``; returns the ticket `next_done` hands back with its outcome."""
+        self._tickets += 1
+        self._running[self._task().remote(evaluator, genotype)] = self._tickets
+        return self._tickets
+
+    def next_done(self) -> tuple[int, Outcome]:
+        """The first submitted task to finish (``ray.wait``), with its outcome."""
+        if not self._running:
+            raise RuntimeError("no evaluation was submitted")
+        (ref,), _ = self.ray.wait(list(self._running), num_returns=1)
+        return self._running.pop(ref), self._result(ref)
 
     def close(self) -> None:
-        """Shuts down the Ray instance this executor started (a joined cluster keeps running)."""
+        """Cancels the submitted tasks still running and shuts down the Ray instance this executor started (a
+        joined cluster keeps running)."""
+        if self._running and self.ray.is_initialized():
+            for ref in self._running:
+                self.ray.cancel(ref, force=True)
+        self._running.clear()
+        self._remote = None
         if self._started and self.ray.is_initialized():
             self.ray.shutdown()
         self._started = False

@@ -24,7 +24,11 @@ trainer's creation to the end of `fit` (`tfnas.runs.lock`); a resume starts from
 missing one of a run that has evaluated, rebuilt from the restored
 checkpoint's evaluated weights, so a finished run completes in its folder),
 and Ctrl-C writes a checkpoint at the next step boundary
-(`tfnas.runs.interrupt`).
+(`tfnas.runs.interrupt`). `fit` again with a larger ``max_steps`` continues
+from the newest checkpoint (ASHA's promoted children); every `fit` ends with
+an evaluation of its last step and a checkpoint there, except that a folder
+already trained past ``max_steps`` is left as it is (nothing trained, nothing
+evaluated).
 
 With ``distribute`` set, the step is data-parallel on a `tf.distribute`
 strategy (`tfnas.lm.distribute`): each replica takes its block of rows of
@@ -430,7 +434,10 @@ class Trainer:
                 self._validate()
             if self.step % c.checkpoint_interval == 0:
                 self.save_checkpoint()
-        if not self.val_losses or self.history[-1]["step"] != self.step:
+        # The last step is evaluated, unless the folder was trained past this fit's max_steps (an ASHA rung run
+        # again after a resume): then this fit trained nothing and reports the folder's evaluations as they are.
+        past = c.max_steps is not None and self.step > c.max_steps
+        if not self.val_losses or (self.history[-1]["step"] != self.step and not past):
             self._validate()
         self.save_checkpoint()
         return self._finish(evaluate_test)

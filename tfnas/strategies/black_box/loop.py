@@ -31,6 +31,48 @@ locked while the search runs: `tfnas.runs.lock`). Ctrl-C checkpoints at the
 next round boundary, or stops the child being trained at its next step
 (`tfnas.runs.interrupt`). The result is the trial with the lowest
 validation perplexity.
+
+``scheduler: asha`` trains children in ASHA's rungs (Li et al., MLSys
+2020, Algorithm 2; the bookkeeping is `tfnas.strategies.black_box.asha`):
+rung ``k`` trains a child to ``r_min * eta^k`` steps in all
+(``min_child_steps``, ``reduction_factor``, up to ``max_child_steps``), and
+whenever one of ``asha_workers`` is free the best not yet promoted child
+among the top ``1 / eta`` of the highest rung that has one is promoted and
+continues from its own checkpoint (`ContinuingEvaluator`), else a new child
+starts at rung 0. Jobs run asynchronously over the executor (``submit`` /
+``next_done``). How a strategy uses the rungs:
+
+* ``propose`` feeds rung 0 only: a round's proposals wait in a queue and
+  start as new children when no promotion is possible; the next round is
+  proposed when the queue is empty and, for a strategy that learns
+  (`BlackBoxSearch.observes_before_proposing`: REINFORCE, NAO), once the
+  rounds before it are observed; random search proposes whenever a worker
+  would otherwise idle;
+* ``observe`` gets a round's rung-0 trials, all of them, in proposal order,
+  once the last one is in: every child has one and they were all trained
+  alike, so rewards (and NAO's scores and seeds, `scored_trials`) compare
+  like with like; a higher rung's score exists only for the children ASHA
+  kept and would compare longer training with shorter;
+* ``max_trials`` counts proposals (children, a genotype proposed again
+  included: it gets its first rung-0 score, ``cached``, and joins no rung);
+* the result is the best child of the highest rung that has a result
+  (ASHA's), and its metrics add the rung table (``rungs``: children per
+  rung, ``rung_steps``), ``children`` and ``child_steps``, the steps trained
+  in all.
+
+Each finished job is a `Trial` (with its ``rung`` and ``steps``), a
+checkpoint (every ``checkpoint_interval`` jobs: the rungs, the queued and
+running jobs, the rounds not yet observed, the RNG and the strategy's
+state) and a ``"round"`` event whose step counts jobs. The search ends when
+``max_trials`` genotypes were proposed, nothing runs and no promotion is
+possible, or when ``budget_s`` is spent (no job starts after that; the
+running ones are abandoned and started again by a resume). A resume starts
+the jobs that ran at its checkpoint again, each child from its own
+checkpoint; a rung run again on a child trained further since scores from
+its history (`tfnas.evaluation.evaluators.ShortTrainingEvaluator`), so with
+the local executor the resumed search starts and promotes exactly what the
+uninterrupted one would have, with any number of workers (Ray's order of
+completion is the cluster's).
 """
 from __future__ import annotations
 
@@ -48,7 +90,8 @@ import numpy as np
 from tfnas.callbacks import Callback
 from tfnas.config import ModelConfig, RunConfig, TrainConfig
 from tfnas.data import Corpus
-from tfnas.evaluation.evaluators import Evaluator, ShortTrainingEvaluator, WeightSharingEvaluator, genotype_key
+from tfnas.evaluation.evaluators import (ContinuingEvaluator, Evaluator, RungEvaluator, ShortTrainingEvaluator,
+                                         WeightSharingEvaluator, genotype_key)
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
 from tfnas.hparams import ROUND_TRIALS, TrialHParams
 from tfnas.runs.atomic import append_jsonl, write_jsonl
@@ -60,12 +103,15 @@ from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.spaces.tree import TreeSpace
 from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Strategy
+from tfnas.strategies.black_box.asha import AshaScheduler, rung_steps as asha_rung_steps
 from tfnas.policies.reinforce import REWARDS, perplexity_reward, reward_overflows
 
 #: ``--space`` names.
 SPACES = ("dag", "tree")
 #: ``evaluator`` names.
 EVALUATORS = ("short_training", "weight_sharing")
+#: ``scheduler`` names.
+SCHEDULERS = ("none", "asha")
 
 
 def child_config() -> TrainConfig:
@@ -84,6 +130,10 @@ class BlackBoxConfig(RunConfig):
     ``c / ppl^2`` with c = 80 (section 4.2); each child trained briefly by
     `child_config` (a tfnas choice: the paper trains each child 35 epochs on
     a GPU cluster); the search state is checkpointed after every round.
+    ``scheduler: asha`` (module docstring): ``reduction_factor`` 4, the
+    value of ASHA's experiments (Li et al., MLSys 2020); the
+    lowest rung ``max_child_steps / 16`` by default (three rungs) and the
+    top ``child.max_steps``, tfnas choices; one child trained at a time.
     """
 
     seed: int = 0
@@ -112,13 +162,54 @@ class BlackBoxConfig(RunConfig):
     reward: str = setting("inv_square", help="reward of a validation perplexity: inv_square (c / ppl^2) or inv "
                                              "(c / ppl)")
     reward_c: float = setting(80.0, help="the constant c of the reward", check=POSITIVE)
+    scheduler: str = setting("none", help="none: every child trained by child; asha: ASHA's rungs of growing "
+                                          "training, the best 1/reduction_factor of each rung continued")
+    reduction_factor: int = setting(4, help="asha: eta, rungs eta times longer and the best 1/eta promoted "
+                                            "(ASHA's experiments: 4)", check=Bound(2))
+    min_child_steps: int | None = setting(None, help="asha: steps of the lowest rung (r); null: max_child_steps "
+                                                     "/ reduction_factor^2 rounded down (three rungs)",
+                                          check=AT_LEAST_ONE)
+    max_child_steps: int | None = setting(None, help="asha: steps a child trains at most (R); null: child.max_steps",
+                                          check=AT_LEAST_ONE)
+    asha_workers: int = setting(1, help="asha: children in training at once (Ray tasks; local: run in turn)",
+                                resumable=True, check=AT_LEAST_ONE)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS))
+        checks = (("space", SPACES), ("evaluator", EVALUATORS), ("executor", EXECUTORS), ("reward", REWARDS),
+                  ("scheduler", SCHEDULERS))
         for name, known in checks:
             if getattr(self, name) not in known:
                 raise SettingsError(f"{name} must be one of {list(known)}; received: {getattr(self, name)!r}")
+        if self.scheduler == "asha":
+            self.rung_steps()
+
+    def rung_steps(self) -> list[int]:
+        """ASHA's rungs (`tfnas.strategies.black_box.asha.rung_steps`) from ``min_child_steps``,
+        ``max_child_steps`` (null: ``child.max_steps``) and ``reduction_factor``.
+
+        Raises:
+            SettingsError: settings that give no rungs, or that ASHA cannot run with.
+        """
+        eta = self.reduction_factor
+        top = self.max_child_steps if self.max_child_steps is not None else self.child.max_steps
+        refusal = None
+        if self.evaluator != "short_training":
+            refusal = f"scheduler asha continues the training of children; evaluator {self.evaluator!r} trains none"
+        elif not self.reuse_scores:
+            refusal = ("scheduler asha gives a genotype proposed again the rung-0 score of its child, whose folder "
+                       "trains on; reuse_scores must be true")
+        elif top is None:
+            refusal = "scheduler asha counts a child's training in steps: set max_child_steps or child.max_steps"
+        elif self.min_child_steps is None and top < eta ** 2:
+            refusal = (f"max_child_steps {top} is less than reduction_factor^2 = {eta ** 2}: set min_child_steps "
+                       f"or a larger max_child_steps")
+        elif self.min_child_steps is not None and self.min_child_steps > top:
+            refusal = f"min_child_steps ({self.min_child_steps}) must be at most max_child_steps ({top})"
+        if refusal is not None:
+            raise SettingsError(refusal)
+        return asha_rung_steps(self.min_child_steps if self.min_child_steps is not None else top // eta ** 2,
+                               top, eta)
 
 
 def make_space(config: Any, evaluator: Evaluator | None = None) -> DagSpace | TreeSpace:
@@ -156,6 +247,8 @@ class Trial:
         reward: the reward of that perplexity (0 when it failed).
         status: a `TrialStatus`.
         error: the last error of a failed trial.
+        rung: ASHA's rung the child was trained to (0 without ASHA).
+        steps: the child's steps in all at that rung (None without ASHA).
     """
 
     trial: int
@@ -167,10 +260,15 @@ class Trial:
     reward: float
     status: TrialStatus
     error: str | None = None
+    rung: int = 0
+    steps: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data."""
-        return {**dataclasses.asdict(self), "status": self.status.value}
+        """Plain JSON data (without ``rung`` and ``steps`` when there are no rungs: the records of before)."""
+        data = {**dataclasses.asdict(self), "status": self.status.value}
+        if self.steps is None:
+            del data["rung"], data["steps"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Trial":
@@ -182,6 +280,41 @@ def _json_ppl(ppl: float) -> float | None:
     return ppl if math.isfinite(ppl) else None
 
 
+def _plain_genotype(genotype: AnyGenotype) -> dict[str, Any]:
+    """A genotype's JSON object without provenance (what a `Trial` and a `Job` hold)."""
+    return {k: v for k, v in genotype.to_dict().items() if k != "provenance"}
+
+
+@dataclass
+class Job:
+    """A child's training to an ASHA rung: what the asynchronous loop runs, saved while it waits or runs.
+
+    Attributes:
+        key: `genotype_key` of the child.
+        genotype: its JSON object, without provenance.
+        rung: the rung it is trained to.
+        round: the round (the `BlackBoxSearch.propose` call) that proposed the child.
+        proposal: the child's position among all proposals (a new child at rung 0), or None (a promotion).
+        attempt: failed attempts so far (``trial_retries``).
+    """
+
+    key: str
+    genotype: dict[str, Any]
+    rung: int
+    round: int
+    proposal: int | None = None
+    attempt: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        """Inverse of `to_dict`."""
+        return cls(**data)
+
+
 class BlackBoxSearch(Strategy, abc.ABC):
     """Base class of ask/tell strategies; see the module docstring.
 
@@ -190,6 +323,10 @@ class BlackBoxSearch(Strategy, abc.ABC):
         evaluator: overrides the evaluator the config names (tests, custom objectives).
         executor: overrides the executor the config names.
     """
+
+    #: With ASHA: a round is proposed only once the rung-0 results of the rounds before it are observed (REINFORCE
+    #: and NAO propose from what they learned); a strategy that learns nothing sets it False.
+    observes_before_proposing: bool = True
 
     def __init__(self, config: BlackBoxConfig, evaluator: Evaluator | None = None,
                  executor: Executor | None = None):
@@ -206,7 +343,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
         """The next ``n`` genotypes to evaluate (fewer only when the space is exhausted)."""
 
     def observe(self, trials: list[Trial]) -> dict[str, float]:
-        """Learns from the round's finished trials; returns numbers to log."""
+        """Learns from the round's finished trials (with ASHA: their rung-0 trials); returns numbers to log."""
         return {}
 
     def state_variables(self) -> list:
@@ -242,6 +379,14 @@ class BlackBoxSearch(Strategy, abc.ABC):
     def reward(self, ppl: float) -> float:
         return perplexity_reward(ppl, self.config.reward_c, self.config.reward)
 
+    def _diverged(self, ppl: float, status: TrialStatus, error: str | None
+                  ) -> tuple[float, TrialStatus, str | None]:
+        """``(ppl, status, error)``, or a failed trial's when the reward of ``ppl`` overflows (the child diverged)."""
+        if reward_overflows(ppl, self.config.reward):
+            return (math.inf, TrialStatus.FAILED,
+                    f"the reward c / ppl^2 overflows at perplexity {ppl:.4g} (the child diverged)")
+        return ppl, status, error
+
     def _evaluate(self, proposals: list[AnyGenotype]) -> list[tuple[float, TrialStatus, str | None]]:
         """``(ppl, status, error)`` per proposal, with score reuse and retries."""
         c = self.config
@@ -274,10 +419,22 @@ class BlackBoxSearch(Strategy, abc.ABC):
         return results  # type: ignore[return-value]
 
     # ----------------------------------------------------------- run state
+    @property
+    def _step(self) -> int:
+        """The step of checkpoints and events: rounds, or with ASHA finished jobs."""
+        return self.round if self.asha is None else self.jobs_done
+
     def _save(self) -> Path:
         state = {"round": self.round, "trials": [t.to_dict() for t in self.trials], "history": self.history,
                  "rng": self.rng.bit_generator.state, "extra": self.extra_state()}
-        return self.session.save(self.round, self.state_variables(), state)
+        if self.asha is not None:
+            state["asha"] = {"scheduler": self.asha.to_dict(), "jobs_done": self.jobs_done,
+                             "queue": [j.to_dict() for j in self.queue],
+                             "running": [j.to_dict() for j in self.running], "round_sizes": self.round_sizes,
+                             "waiting": [[r, p, t] for r, batch in self.waiting.items() for p, t in batch.items()],
+                             "exhausted": self.exhausted}
+        self._saved_at = self._step
+        return self.session.save(self._step, self.state_variables(), state)
 
     def _restore(self) -> Path | None:
         """Restores the newest readable checkpoint (warning about skipped ones); returns it, None if none."""
@@ -289,8 +446,25 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.trials = [Trial.from_dict(t) for t in state["trials"]]
         self.rng.bit_generator.state = state["rng"]
         self.load_extra_state(state["extra"])
+        if self.asha is not None:
+            self._restore_asha(state["asha"])
+        self._saved_at = self._step
         self._rewrite_trial_records()
         return restored.path
+
+    def _restore_asha(self, state: dict[str, Any]) -> None:
+        """The rungs, the queued and running jobs and the rounds not yet observed of a checkpoint."""
+        self.asha = AshaScheduler.from_dict(state["scheduler"])   # the same rungs: their settings are not resumable
+        self.jobs_done, self.exhausted = state["jobs_done"], state["exhausted"]
+        self.queue = [Job.from_dict(j) for j in state["queue"]]
+        self.running = [Job.from_dict(j) for j in state["running"]]
+        self.round_sizes = list(state["round_sizes"])
+        self.waiting = {}
+        for r, p, t in state["waiting"]:
+            self.waiting.setdefault(r, {})[p] = t
+        for t in self.trials:
+            if t.rung == 0:
+                self._rung0.setdefault(t.key, t)
 
     def _rewrite_trial_records(self) -> None:
         """``trials.jsonl`` from ``self.trials`` (trials of a killed session past the checkpoint dropped)."""
@@ -301,9 +475,25 @@ class BlackBoxSearch(Strategy, abc.ABC):
         return {t.key: (math.inf if t.ppl is None else t.ppl)
                 for t in self.trials if t.status is not TrialStatus.FAILED}
 
+    def scored_trials(self) -> list[Trial]:
+        """The trials a strategy learns from: one per proposed genotype (with ASHA its rung-0 trial, all children
+        trained alike), in the order they were recorded."""
+        return [t for t in self.trials if t.rung == 0]
+
+    def tried_genotypes(self) -> list[AnyGenotype]:
+        """Every genotype proposed so far: those of `scored_trials`, then (ASHA) those waiting for or in their
+        rung-0 training."""
+        waiting = [j.genotype for j in [*self.queue, *self.running] if j.rung == 0]
+        return [genotype_from_dict(g) for g in [*(t.genotype for t in self.scored_trials()), *waiting]]
+
     def best_trial(self) -> Trial | None:
+        """The trial of lowest validation perplexity at the highest rung that has one (ASHA's result; without
+        rungs, of all trials); ties go to the earlier trial."""
         ok = [t for t in self.trials if t.ppl is not None]
-        return min(ok, key=lambda t: (t.ppl, t.trial)) if ok else None
+        if not ok:
+            return None
+        top = max(t.rung for t in ok)
+        return min((t for t in ok if t.rung == top), key=lambda t: (t.ppl, t.trial))
 
     # ----------------------------------------------------------------- loop
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
@@ -311,13 +501,19 @@ class BlackBoxSearch(Strategy, abc.ABC):
         self.out_dir = Path(out_dir)
         # Its errors (a split smaller than the child's batch, no shared weights): before the folder is written.
         self.evaluator = self._evaluator if self._evaluator is not None else self.make_evaluator(corpus)
+        if self.config.scheduler == "asha" and not isinstance(self.evaluator, ContinuingEvaluator):
+            raise SettingsError(f"scheduler asha continues children's training; the evaluator "
+                                f"{type(self.evaluator).__name__} has no evaluate_at(genotypes, steps)")
         self.space = make_space(self.config, self.evaluator)
         callbacks = [TrialHParams(self.out_dir, self.space), *callbacks]  # a round's sessions before it is shown
         with RunSession(self.out_dir, "search", self.name, self.config, corpus_fingerprint(corpus), callbacks,
                         self.config.keep_checkpoints) as session:
             self._start(corpus, session)
             try:
-                self._loop()
+                if self.asha is None:
+                    self._loop()
+                else:
+                    self._asha_loop()
             finally:
                 if self._executor is None:
                     self.executor.close()
@@ -333,6 +529,13 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self.callbacks.on_event("message", {"text": f"searching {self.space!r}, the space of the shared weights"})
         self.rng = np.random.default_rng(c.seed)
         self.round, self.trials, self.history = 0, [], []
+        self.asha = AshaScheduler(c.rung_steps(), c.reduction_factor) if c.scheduler == "asha" else None
+        self.jobs_done, self.exhausted, self.round_sizes = 0, False, []
+        self.queue: list[Job] = []
+        self.running: list[Job] = []
+        self.waiting: dict[int, dict[int, int]] = {}
+        self._rung0: dict[str, Trial] = {}
+        self._saved_at: int | None = None
         self.build()
         latest = self._restore()
         if latest is not None:
@@ -354,15 +557,11 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 self.callbacks.on_event("message", {"text": "the search space is exhausted"})
                 break
             new = []
-            for g, (ppl, status, error) in zip(proposals, self._evaluate(proposals)):
-                if reward_overflows(ppl, c.reward):
-                    ppl, status, error = (math.inf, TrialStatus.FAILED,
-                                          f"the reward c / ppl^2 overflows at perplexity {ppl:.4g} (the child "
-                                          f"diverged)")
+            for g, outcome in zip(proposals, self._evaluate(proposals)):
+                ppl, status, error = self._diverged(*outcome)
                 new.append(Trial(trial=len(self.trials) + len(new), round=self.round, key=genotype_key(g),
-                                 genotype={k: v for k, v in g.to_dict().items() if k != "provenance"},
-                                 choices=[int(x) for x in self.space.encode(g)], ppl=_json_ppl(ppl),
-                                 reward=self.reward(ppl), status=status, error=error))
+                                 genotype=_plain_genotype(g), choices=[int(x) for x in self.space.encode(g)],
+                                 ppl=_json_ppl(ppl), reward=self.reward(ppl), status=status, error=error))
             self.trials += new
             for trial in new:
                 append_jsonl(self.out_dir / TRIALS_FILE, trial.to_dict())
@@ -380,6 +579,123 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 self._save()
             self.callbacks.on_event("round", {**round_logs, ROUND_TRIALS: [t.to_dict() for t in new]})
 
+    # ------------------------------------------------------------------ ASHA
+    def _asha_loop(self) -> None:
+        """ASHA (Algorithm 2) over the executor: while fewer than ``asha_workers`` jobs run, `_next_job` starts
+        one; each finished job is recorded (`_record`). The jobs running at the restored checkpoint start first,
+        each child continuing from its own checkpoint. It ends when nothing runs and nothing can start, or when
+        ``budget_s`` is spent (the running jobs are then abandoned: a resume starts them again)."""
+        c = self.config
+        self._tickets: dict[int, Job] = {}
+        restarted, self.running = self.running, []
+        for job in restarted:
+            self._start_job(job)
+        while True:
+            self.session.stop_if_pending(f"after {self.jobs_done} jobs", self._save)
+            if self.session.over_budget(c.budget_s):
+                break
+            job = self._next_job() if len(self.running) < c.asha_workers else None
+            if job is not None:
+                first = self._rung0.get(job.key) if job.rung == 0 else None
+                if first is None:
+                    self._start_job(job)
+                elif first.ppl is None:
+                    self._record(job, math.inf, TrialStatus.FAILED,
+                                 f"trial {first.trial} of this genotype failed: {first.error}")
+                else:
+                    self._record(job, first.ppl, TrialStatus.CACHED, None)
+                continue
+            if not self.running:
+                break
+            ticket, outcome = self.executor.next_done()
+            job = self._tickets.pop(ticket)
+            self.running = [j for j in self.running if j is not job]
+            if not isinstance(outcome, BaseException):
+                self._record(job, float(outcome), TrialStatus.OK, None)
+                continue
+            error = f"{type(outcome).__name__}: {outcome}"
+            if job.attempt < c.trial_retries:
+                self.callbacks.on_event("message", {"text": f"retrying a failed evaluation (attempt "
+                                                            f"{job.attempt + 2}): {error}"})
+                self._start_job(dataclasses.replace(job, attempt=job.attempt + 1))
+            else:
+                self._record(job, math.inf, TrialStatus.FAILED, error)
+        if self._saved_at != self._step:
+            self._save()
+
+    def _start_job(self, job: Job) -> None:
+        """Submits ``job``: the child trained to its rung's steps (`RungEvaluator`)."""
+        rung = RungEvaluator(self.evaluator, self.asha.steps[job.rung])
+        self._tickets[self.executor.submit(rung, genotype_from_dict(job.genotype))] = job
+        self.running.append(job)
+
+    def _next_job(self) -> Job | None:
+        """Algorithm 2's ``get_job``: the best promotable child of the highest rung (`AshaScheduler.promotion`),
+        else the next proposal not already training at rung 0 (a round proposed first when none waits:
+        `_propose_round`); None when nothing can start now."""
+        promotion = self.asha.promotion()
+        if promotion is not None:
+            key, rung = promotion
+            child = self._rung0[key]
+            return Job(key, child.genotype, rung, child.round)
+        if not self.queue:
+            self._propose_round()
+        training = {j.key for j in self.running if j.rung == 0}
+        for i, job in enumerate(self.queue):
+            if job.key not in training:
+                return self.queue.pop(i)
+        return None
+
+    def _propose_round(self) -> None:
+        """Queues the next round's proposals as rung-0 jobs, while fewer than ``max_trials`` genotypes were
+        proposed and (`observes_before_proposing`) every round before was observed."""
+        c = self.config
+        proposed = sum(self.round_sizes)
+        if self.exhausted or proposed >= c.max_trials or (
+                self.observes_before_proposing and self.round < len(self.round_sizes)):
+            return
+        proposals = self.propose(min(c.trials_per_round, c.max_trials - proposed))
+        if not proposals:
+            self.exhausted = True
+            self.callbacks.on_event("message", {"text": "the search space is exhausted"})
+            return
+        round_ = len(self.round_sizes)
+        self.round_sizes.append(len(proposals))
+        self.queue += [Job(genotype_key(g), _plain_genotype(g), 0, round_, proposed + i)
+                       for i, g in enumerate(proposals)]
+
+    def _record(self, job: Job, ppl: float, status: TrialStatus, error: str | None) -> None:
+        """A finished job: its `Trial`, its rung result, the observation of the rounds whose rung-0 trials are all
+        in (in proposal order), a checkpoint every ``checkpoint_interval`` jobs, and its ``"round"`` event."""
+        c = self.config
+        ppl, status, error = self._diverged(ppl, status, error)
+        trial = Trial(trial=len(self.trials), round=job.round, key=job.key, genotype=job.genotype,
+                      choices=[int(x) for x in self.space.encode(genotype_from_dict(job.genotype))],
+                      ppl=_json_ppl(ppl), reward=self.reward(ppl), status=status, error=error, rung=job.rung,
+                      steps=self.asha.steps[job.rung])
+        self.trials.append(trial)
+        append_jsonl(self.out_dir / TRIALS_FILE, trial.to_dict())
+        if job.rung > 0 or job.key not in self._rung0:          # a repeated proposal joins no rung
+            self.asha.report(job.key, job.rung, trial.ppl)
+        logs: dict[str, float] = {}
+        if job.rung == 0:
+            self._rung0.setdefault(job.key, trial)
+            self.waiting.setdefault(job.round, {})[job.proposal] = trial.trial
+            while self.round < len(self.round_sizes) and \
+                    len(self.waiting.get(self.round, {})) == self.round_sizes[self.round]:
+                batch = self.waiting.pop(self.round)
+                logs = self.observe([self.trials[batch[p]] for p in sorted(batch)])
+                self.round += 1
+        self.jobs_done += 1
+        best = self.best_trial()
+        job_logs = {"step": self.jobs_done, "trials": len(self.trials), "children": len(self._rung0),
+                    "rung": job.rung, "child_steps": trial.steps, "reward": trial.reward, "ppl": ppl,
+                    "best_ppl": best.ppl if best else math.inf, "failed": int(status is TrialStatus.FAILED), **logs}
+        self.history.append({k: (_json_ppl(v) if isinstance(v, float) else v) for k, v in job_logs.items()})
+        if self.jobs_done % c.checkpoint_interval == 0:
+            self._save()
+        self.callbacks.on_event("round", {**job_logs, ROUND_TRIALS: [trial.to_dict()]})
+
     def _finish(self) -> SearchResult:
         best = self.best_trial()
         if best is None:
@@ -388,7 +704,13 @@ class BlackBoxSearch(Strategy, abc.ABC):
         metrics = {"steps": len(self.trials), "trials": len(self.trials), "rounds": self.round,
                    "valid_ppl": best.ppl, "best_trial": best.trial, "strategy": self.name,
                    "failed": sum(t.status is TrialStatus.FAILED for t in self.trials)}
+        if self.asha is not None:
+            top = {}
+            for t in self.trials:
+                top[t.key] = max(top.get(t.key, 0), t.rung)
+            metrics.update(rung_steps=self.asha.steps, rungs=self.asha.table(), children=len(self._rung0),
+                           child_steps=sum(self.asha.steps[rung] for rung in top.values()), best_rung=best.rung)
         genotype = genotype_from_dict(best.genotype)
         return self.finish(self.session, genotype, self.history, metrics,
-                           {"step": self.round, "trials": len(self.trials), "valid_ppl": best.ppl,
+                           {"step": self._step, "trials": len(self.trials), "valid_ppl": best.ppl,
                             "genotype": json.dumps(genotype.to_tokens())})

@@ -24,7 +24,9 @@ cells (``max_trials``' default), as the paper's CIFAR count ``600 + 200 +
 200``. The result is the best trial. Every round logs the EPD's losses, its
 pairwise accuracy and Hamming distance on the training cells, and, from
 round 1 on, the pairwise accuracy of the predictor on the round's new
-cells before it trains on them (held out). Any evaluator and executor
+cells before it trains on them (held out). With ``scheduler: asha`` the
+EPD learns from the rung-0 scores (every cell trained alike) and a round
+starts once the round before is observed. Any evaluator and executor
 works; ``--evaluator weight_sharing --shared-weights runs/enas`` is NAO
 over frozen ENAS weights (the paper's NAO-WS is ``--strategy nao_ws``).
 The EPD and Adam's slots are checkpointed with the trials, so a killed
@@ -128,13 +130,14 @@ class NaoSearch(BlackBoxSearch):
 
     # ------------------------------------------------------------- propose
     def seeds(self, k: int) -> list[Trial]:
-        """The ``k`` best trials of all trials by validation perplexity (ties: the earlier trial)."""
-        ok = [t for t in self.trials if t.ppl is not None]
+        """The ``k`` best trials of all trials (with ASHA: rung 0's) by validation perplexity (ties: the earlier
+        trial)."""
+        ok = [t for t in self.scored_trials() if t.ppl is not None]
         return sorted(ok, key=lambda t: (t.ppl, t.trial))[:k]
 
     def propose(self, n: int) -> list[AnyGenotype]:
         c = self.config
-        tried = [genotype_from_dict(t.genotype) for t in self.trials]
+        tried = self.tried_genotypes()
         left = self.space.size() - len(set(tried))
         if self.round == 0:
             return self.space.sample_unique(min(n, c.initial_archs, left), self.rng, exclude=tried)
@@ -157,8 +160,9 @@ class NaoSearch(BlackBoxSearch):
 
     # ------------------------------------------------------------- observe
     def training_set(self) -> tuple[np.ndarray, np.ndarray]:
-        """Token strings and scores of every trial with a finite perplexity (and symmetric copies)."""
-        ok = [t for t in self.trials if t.ppl is not None]
+        """Token strings and scores of every trial (with ASHA: rung 0's) with a finite perplexity (and symmetric
+        copies)."""
+        ok = [t for t in self.scored_trials() if t.ppl is not None]
         cells = [genotype_from_dict(t.genotype) for t in ok]
         scores = normalise_scores([t.ppl for t in ok])
         ids = self.tokens.encode_many(cells)
@@ -181,7 +185,7 @@ class NaoSearch(BlackBoxSearch):
             predicted = self.trainer.predict(self.tokens.encode_many([genotype_from_dict(t.genotype) for t in new]))
             logs["heldout_pairwise_acc"] = pairwise_accuracy([-np.log(t.ppl) for t in new], predicted)
             logs["predicted_score"] = float(np.mean(predicted))
-        if len(self.trials) >= c.max_trials:
+        if len(self.scored_trials()) >= c.max_trials:
             return logs                                   # the last evaluation: Algorithm 1 stops here
         ids, scores = self.training_set()
         if len(ids) == 0:

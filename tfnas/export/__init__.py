@@ -27,12 +27,12 @@ from tfnas.export.metadata import ExportMetadata
 from tfnas.export.onnx_format import convert_to_onnx, export_onnx
 from tfnas.export.parity import ParityReport, onnx_parity
 from tfnas.export.run import LoadedRun, load_run
-from tfnas.export.savedmodel import SIGNATURES, ServingModule, export_savedmodel
+from tfnas.export.savedmodel import INT64_SIGNATURES, SIGNATURES, ServingModule, export_savedmodel
 from tfnas.export.scoring import ScoreResult, score_file, score_ids
 from tfnas.export.tflite_format import convert_to_tflite, export_tflite, tflite_parity
 
 __all__ = [
-    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "KerasExport", "LoadedRun",
+    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "INT64_SIGNATURES", "KerasExport", "LoadedRun",
     "MissingCheckpointError", "OnnxConversionError", "OnnxExport", "ParityError", "ParityReport", "SIGNATURES",
     "SavedModelExport", "ScoreResult", "ServingModule", "TfliteConversionError", "TfliteExport",
     "UnknownFormatError", "VocabularyMismatchError", "convert_to_onnx", "convert_to_tflite", "detect_format",

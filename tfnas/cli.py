@@ -484,7 +484,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score.set_defaults(func=cmd_score)
 
     generate = sub.add_parser("generate", help="sample text from an export")
-    generate.add_argument("--model", required=True, help="export folder (savedmodel, onnx, keras or tflite) or model file")
+    generate.add_argument("--model", required=True,
+                          help="export folder (savedmodel, onnx, keras or tflite) or model file")
     generate.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
     generate.add_argument("--max-tokens", type=flag_type(int, NON_NEGATIVE), default=50,
                           help="words to generate (default 50)")
@@ -498,7 +499,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_generate)
 
     serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
-    serve.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras; not tflite) or model file")
+    serve.add_argument("--model", required=True,
+                       help="export folder (savedmodel, onnx or keras; not tflite) or model file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
     serve.add_argument("--port", type=flag_type(int, Bound(0, 65535)), default=8501,
                        help="port (default 8501, as TensorFlow Serving's REST)")

@@ -60,7 +60,8 @@ def test_an_op_without_builtin_kernel_fails_the_conversion():
 def test_bad_options_are_refused():
     for kwargs, message in (({"batch": 0, "window": 4}, "`batch` must be a positive integer; received: batch=0"),
                             ({"batch": 1, "window": 2.0}, "`window` must be"),
-                            ({"batch": 1, "window": 4, "quantize": "int4"}, "`quantize` must be null or one of .float16., .int8.; received: quantize=.int4.")):
+                            ({"batch": 1, "window": 4, "quantize": "int4"},
+                             "`quantize` must be null or one of .float16., .int8.; received: quantize=.int4.")):
         with pytest.raises(SettingsError, match=message):
             convert_to_tflite(_SvdModel(), **kwargs)
 

@@ -32,7 +32,8 @@ from tfnas.export.scoring import ScoreResult, score_file, score_ids
 from tfnas.export.tflite_format import convert_to_tflite, export_tflite, tflite_parity
 
 __all__ = [
-    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "INT64_SIGNATURES", "KerasExport", "LoadedRun",
+    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "INT64_SIGNATURES", "KerasExport",
+    "LoadedRun",
     "MissingCheckpointError", "OnnxConversionError", "OnnxExport", "ParityError", "ParityReport", "SIGNATURES",
     "SavedModelExport", "ScoreResult", "ServingModule", "TfliteConversionError", "TfliteExport",
     "UnknownFormatError", "VocabularyMismatchError", "convert_to_onnx", "convert_to_tflite", "detect_format",

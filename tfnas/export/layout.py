@@ -127,7 +127,8 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         by_suffix = {".onnx": "onnx", ".keras": "keras", ".pb": "savedmodel", ".tflite": "tflite"}
         fmt = by_suffix.get(path.suffix)
         if fmt is None:
-            raise UnknownFormatError(f"{path} is not a tfnas export: expected a folder, a .onnx, .tflite or .keras file")
+            raise UnknownFormatError(f"{path} is not a tfnas export: expected a folder, a .onnx, .tflite or .keras "
+                                     "file")
         return fmt, path.parent
     if (path / SAVED_MODEL_FILE).exists():
         return "savedmodel", path

@@ -1,4 +1,4 @@
-"""TFLite export: the forward pass at a fixed ``[batch, window]``, TFLite builtin ops only, optional weight quantisation.
+"""TFLite export: the forward pass at a fixed ``[batch, window]``, builtin ops only, optional weight quantisation.
 
 ``tf.lite.TFLiteConverter`` cannot turn the dynamic-shape serving functions
 into builtin ops (the time loop's ``TensorListReserve`` needs a known element
@@ -144,8 +144,8 @@ def tflite_parity(model, runner: TfliteRunner, ids: np.ndarray) -> TfliteParity:
         out = model.forward(window, states, training=False)
         states = out.states
         report.max_abs_diff = max(report.max_abs_diff, float(np.max(np.abs(got - np.asarray(out.logits)))))
-        report.max_abs_state_diff = max([report.max_abs_state_diff]
-                                        + [float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(got_states, states)])
+        state_diffs = [float(np.max(np.abs(a - np.asarray(b)))) for a, b in zip(got_states, states)]
+        report.max_abs_state_diff = max([report.max_abs_state_diff, *state_diffs])
     return report
 
 

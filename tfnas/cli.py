@@ -265,10 +265,29 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_out(Path(args.out))
     paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
                        check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet,
-                       replace=args.replace)
+                       replace=args.replace, tflite_batch=args.tflite_batch, tflite_window=args.tflite_window,
+                       quantize=args.quantize)
     for fmt, path in paths.items():
-        print(f"{fmt}: {path}")
+        print(f"{fmt}: {path}{_export_note(fmt, path)}")
     return 0
+
+
+def _export_note(fmt: str, path: Path) -> str:
+    """What the export line adds for ONNX and TFLite: the shapes and weights of a TFLite model and the parity
+    measured at export (`ExportMetadata.parity_max_abs_diff`)."""
+    from tfnas.export import ExportMetadata
+    from tfnas.export.layout import metadata_path
+
+    if fmt not in ("onnx", "tflite"):
+        return ""
+    meta = ExportMetadata.load(metadata_path(fmt, path.parent))
+    notes = []
+    if fmt == "tflite":
+        notes.append(f"batch {meta.tflite_batch}, window {meta.tflite_window}, {meta.quantize or 'float32'} weights")
+    if meta.parity_max_abs_diff is not None:
+        runtime = "onnxruntime" if fmt == "onnx" else "TFLite interpreter"
+        notes.append(f"parity: max |logits| difference {meta.parity_max_abs_diff:.3g} ({runtime} vs Keras)")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -293,9 +312,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tfnas.export import load_export
+    from tfnas.export import detect_format, load_export
     from tfnas.serving import Limits, ServerSettings, serve
 
+    if detect_format(args.model)[0] == "tflite":
+        raise UsageError(f"{args.model} is a TFLite export, which tfnas serve does not serve (it is for devices): "
+                         "serve the savedmodel or onnx export of the same model")
     model = load_export(args.model)
     limits = Limits(max_batch=args.max_batch, max_tokens=args.max_tokens, max_reply_values=args.max_reply_values,
                     max_request_bytes=args.max_request_bytes)
@@ -426,24 +448,33 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="export a trained run as .keras, SavedModel and/or ONNX")
+    export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")
     export.add_argument("run_dir", help="the run folder (tfnas train --out)")
     export.add_argument("--out", required=True, help="export folder: one subfolder per format, all of one model")
-    export.add_argument("--format", default="all", help="keras, savedmodel, onnx or all (default: all)")
+    export.add_argument("--format", default="all", help="keras, savedmodel, onnx, tflite or all (default: all)")
     export.add_argument("--weights", default="best", choices=["best", "latest"],
                         help="best/weights.npz (default) or the newest checkpoint")
     export.add_argument("--opset", type=flag_type(int, AT_LEAST_ONE), default=17,
                         help="ONNX opset, >= 17 (default 17)")
-    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
-    export.add_argument("--tolerance", type=flag_type(float, NON_NEGATIVE), default=1e-5,
-                        help="largest accepted max |logits| difference onnxruntime vs Keras (default 1e-5)")
+    export.add_argument("--no-check", action="store_true",
+                        help="skip the parity checks (onnxruntime, TFLite interpreter)")
+    export.add_argument("--tolerance", type=flag_type(float, NON_NEGATIVE),
+                        help="largest accepted max |logits| difference of ONNX or TFLite vs Keras (default 1e-5; "
+                             "TFLite with --quantize float16: 2e-2, int8: 0.5)")
+    export.add_argument("--tflite-batch", type=flag_type(int, AT_LEAST_ONE), default=1,
+                        help="TFLite: rows per call of the fixed-shape model (default 1; any batch runs, in groups)")
+    export.add_argument("--tflite-window", type=flag_type(int, AT_LEAST_ONE),
+                        help="TFLite: tokens per call of the fixed-shape model (default: the run's bptt)")
+    export.add_argument("--quantize", choices=["float16", "int8"],
+                        help="TFLite weights: float16, or int8 (dynamic range: weights of >= 1024 values in int8, "
+                             "no representative data needed); default float32")
     export.add_argument("--replace", action="store_true",
                         help="if --out holds another model's export, replace its formats whole (without it: refused)")
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 
     score = sub.add_parser("score", help="perplexity of a text file under an export")
-    score.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
+    score.add_argument("--model", required=True, help="export folder (savedmodel, onnx, keras or tflite) or model file")
     score.add_argument("--text", required=True, help="text file, one sentence per line")
     score.add_argument("--batch-size", type=flag_type(int, AT_LEAST_ONE), help="rows (default: the run's test batch "
                                                                                "size)")
@@ -454,7 +485,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score.set_defaults(func=cmd_score)
 
     generate = sub.add_parser("generate", help="sample text from an export")
-    generate.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
+    generate.add_argument("--model", required=True,
+                          help="export folder (savedmodel, onnx, keras or tflite) or model file")
     generate.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
     generate.add_argument("--max-tokens", type=flag_type(int, NON_NEGATIVE), default=50,
                           help="words to generate (default 50)")
@@ -468,7 +500,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_generate)
 
     serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
-    serve.add_argument("--model", required=True, help="export folder (savedmodel, onnx or keras) or model file")
+    serve.add_argument("--model", required=True,
+                       help="export folder (savedmodel, onnx or keras; not tflite) or model file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
     serve.add_argument("--port", type=flag_type(int, Bound(0, 65535)), default=8501,
                        help="port (default 8501, as TensorFlow Serving's REST)")

@@ -70,8 +70,9 @@ def test_latest_weights_of_a_checkpoint_that_does_not_record_them(runs, tmp_path
 
 
 def test_unknown_format(runs, tmp_path, capsys):
-    with pytest.raises(UnknownFormatError, match="unknown export format 'tflite'.*keras, savedmodel, onnx or all"):
-        export_run(tmp_path / "not-even-a-run", tmp_path / "out", formats="tflite")
+    with pytest.raises(UnknownFormatError,
+                       match="unknown export format 'coreml'.*keras, savedmodel, onnx, tflite or all"):
+        export_run(tmp_path / "not-even-a-run", tmp_path / "out", formats="coreml")
     assert main(["export", str(runs.run("lstm")), "--format", "torchscript", "--out", str(tmp_path / "o")]) == 2
     assert "unknown export format 'torchscript'" in capsys.readouterr().err
     (tmp_path / "stuff").mkdir()

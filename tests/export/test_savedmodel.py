@@ -122,3 +122,37 @@ def test_signature_def_loader_serves_with_and_without_states(runs, kind, tmp_pat
     if kind == "darts_v2":
         out = saved_model_cli_run(folder, "score", {"ids": ids, "targets": ids}, tmp_path / "score")
         np.testing.assert_allclose(out["log_probs"], picked_log_probs(zero.logits.numpy(), ids), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["darts_v2", "lstm"])
+def test_int64_ids_give_the_outputs_of_int32_ids(runs, kind):
+    """TextVectorization gives int64 ids: the *_int64 signatures take them and equal the int32 ones exactly."""
+    from tfnas.export import INT64_SIGNATURES, load_export
+
+    folder = runs.exports(kind) / "savedmodel"
+    defs = signature_defs(folder)
+    assert set(INT64_SIGNATURES) <= set(defs)
+    assert defs["serving_default_int64"].inputs["ids"].dtype == tf.int64.as_datatype_enum
+    assert defs["score_int64"].inputs["targets"].dtype == tf.int64.as_datatype_enum
+    assert set(defs["serving_default_int64"].defaults) == set(defs["serving_default"].defaults)
+    loaded = tf.saved_model.load(str(folder))
+    rng = np.random.default_rng(4)
+    ids = rng.integers(0, runs.loaded(kind).model.vocab_size, (2, 7))
+    targets = rng.integers(0, runs.loaded(kind).model.vocab_size, (2, 7))
+    states = {name: tf.constant(rng.normal(0, 0.5, (2, 16)).astype(np.float32))
+              for name in defs["serving_default"].defaults}
+    for key, base in INT64_SIGNATURES.items():
+        args = {"ids": ids} if key != "score_int64" else {"ids": ids, "targets": targets}
+        extra = states if key != "words_int64" else {}
+        wide = loaded.signatures[key](**{k: tf.constant(v, tf.int64) for k, v in args.items()}, **extra)
+        narrow = loaded.signatures[base](**{k: tf.constant(v, tf.int32) for k, v in args.items()}, **extra)
+        assert set(wide) == set(narrow)
+        for name in narrow:
+            np.testing.assert_array_equal(wide[name].numpy(), narrow[name].numpy(), err_msg=f"{key} {name}")
+    # The Python attribute falls back on the zero states as the int32 one does.
+    np.testing.assert_array_equal(loaded.serving_default_int64(tf.constant(ids, tf.int64))["logits"].numpy(),
+                                  loaded.serving_default(tf.constant(ids, tf.int32))["logits"].numpy())
+    # Every format's ExportedModel takes int64 ids as int32 ones.
+    for fmt in ("keras", "savedmodel", "onnx", "tflite"):
+        lm = load_export(runs.exports(kind) / fmt)
+        np.testing.assert_array_equal(lm.step(ids.astype(np.int64))[0], lm.step(ids.astype(np.int32))[0])

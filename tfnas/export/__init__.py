@@ -1,8 +1,9 @@
 """Export trained language models and use the exports.
 
 * `load_run` / `export_run`: a run folder of ``tfnas train`` to ``.keras``,
-  a SavedModel with serving signatures (vocabulary as an asset) and ONNX
-  (checked against onnxruntime).
+  a SavedModel with serving signatures (vocabulary as an asset), ONNX
+  (checked against onnxruntime) and TFLite (builtin ops, fixed windows,
+  checked against the TFLite interpreter).
 * `load_export`: any export as an `ExportedModel` with
   ``step(ids, states) -> (logits, states)``; `score_file` (perplexity with
   the trainer's windows) and `generate_text` run on it.
@@ -16,8 +17,8 @@ Example::
     print(score_file(lm, "data/ptb/test.txt").perplexity)
 """
 from tfnas.export.errors import (ExportError, MissingCheckpointError, OnnxConversionError, ParityError,
-                                 UnknownFormatError, VocabularyMismatchError)
-from tfnas.export.exported import ExportedModel, KerasExport, OnnxExport, SavedModelExport, load_export
+                                 TfliteConversionError, UnknownFormatError, VocabularyMismatchError)
+from tfnas.export.exported import ExportedModel, KerasExport, OnnxExport, SavedModelExport, TfliteExport, load_export
 from tfnas.export.exporter import export_run
 from tfnas.export.generate import Generation, generate_ids, generate_text, sample_token
 from tfnas.export.keras_format import export_keras, load_keras_model
@@ -26,14 +27,17 @@ from tfnas.export.metadata import ExportMetadata
 from tfnas.export.onnx_format import convert_to_onnx, export_onnx
 from tfnas.export.parity import ParityReport, onnx_parity
 from tfnas.export.run import LoadedRun, load_run
-from tfnas.export.savedmodel import SIGNATURES, ServingModule, export_savedmodel
+from tfnas.export.savedmodel import INT64_SIGNATURES, SIGNATURES, ServingModule, export_savedmodel
 from tfnas.export.scoring import ScoreResult, score_file, score_ids
+from tfnas.export.tflite_format import convert_to_tflite, export_tflite, tflite_parity
 
 __all__ = [
-    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "KerasExport", "LoadedRun",
+    "ExportError", "ExportMetadata", "ExportedModel", "FORMATS", "Generation", "INT64_SIGNATURES", "KerasExport",
+    "LoadedRun",
     "MissingCheckpointError", "OnnxConversionError", "OnnxExport", "ParityError", "ParityReport", "SIGNATURES",
-    "SavedModelExport", "ScoreResult", "ServingModule", "UnknownFormatError", "VocabularyMismatchError",
-    "convert_to_onnx", "detect_format", "export_keras", "export_onnx", "export_run", "export_savedmodel",
-    "generate_ids", "generate_text", "load_export", "load_keras_model", "load_run", "onnx_parity",
-    "sample_token", "score_file", "score_ids",
+    "SavedModelExport", "ScoreResult", "ServingModule", "TfliteConversionError", "TfliteExport",
+    "UnknownFormatError", "VocabularyMismatchError", "convert_to_onnx", "convert_to_tflite", "detect_format",
+    "export_keras", "export_onnx", "export_run", "export_savedmodel", "export_tflite", "generate_ids",
+    "generate_text", "load_export", "load_keras_model", "load_run", "onnx_parity", "sample_token", "score_file",
+    "score_ids", "tflite_parity",
 ]

@@ -48,3 +48,7 @@ class VocabularyMismatchError(ExportError, ValueError):
 class InputTextError(TfnasError, ValueError):
     """A text to score or a prompt that a model cannot take (too few tokens, empty); the message says what to
     give instead."""
+
+
+class TfliteConversionError(ExportError):
+    """The TFLite converter could not turn the model into TFLite builtin ops (the message names the op)."""

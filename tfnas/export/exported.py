@@ -1,11 +1,11 @@
-"""`ExportedModel`: one interface over a SavedModel, an ONNX and a ``.keras`` export.
+"""`ExportedModel`: one interface over a SavedModel, an ONNX, a ``.keras`` and a TFLite export.
 
 Scoring and generation only need ``step(ids, states) -> (logits, states)``,
 the vocabulary and the metadata, so they run the same on every format::
 
     from tfnas.export import load_export
 
-    lm = load_export("exports/ptb/onnx")        # or .../savedmodel, .../keras
+    lm = load_export("exports/ptb/onnx")        # or .../savedmodel, .../keras, .../tflite
     logits, states = lm.step(ids)                # ids: int [batch, time]
     logits, states = lm.step(more_ids, states)   # carry the state on
 """
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from tfnas.data import Vocabulary
-from tfnas.export.layout import KERAS_FILE, ONNX_FILE, detect_format, metadata_path
+from tfnas.export.layout import KERAS_FILE, ONNX_FILE, TFLITE_FILE, detect_format, metadata_path
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, ExportMetadata, state_output_name
 
 States = list  # list of float32 arrays [batch, *shape], in the order of metadata.states
@@ -30,7 +30,7 @@ class ExportedModel(abc.ABC):
 
     Attributes:
         path: the export folder.
-        format: ``"savedmodel"``, ``"onnx"`` or ``"keras"``.
+        format: ``"savedmodel"``, ``"onnx"``, ``"keras"`` or ``"tflite"``.
         metadata: the `ExportMetadata` (``tfnas.json``).
         vocab: the vocabulary shipped with the export (checked against the
             metadata's SHA-256 on load).
@@ -225,8 +225,37 @@ class KerasExport(ExportedModel):
         return out["log_probs"].numpy().astype(np.float64), self._finals(out)
 
 
+class TfliteExport(ExportedModel):
+    """A TFLite export, run in ``tf.lite.Interpreter`` through `tfnas.export.tflite_runtime.TfliteRunner`.
+
+    Any batch and length run exactly through the export's fixed windows (the
+    runner's docstring says how); a model with an attention head takes at
+    most ``metadata.tflite_window`` tokens per call. The TFLite model holds
+    the forward pass only, so ``log p(target)`` is the float64 log-softmax of
+    its logits, computed in NumPy.
+    """
+
+    format = "tflite"
+
+    def __init__(self, path: Path, metadata: ExportMetadata, vocab: Vocabulary):
+        from tfnas.export.tflite_runtime import TfliteRunner
+
+        super().__init__(path, metadata, vocab)
+        self.runner = TfliteRunner(path=path / TFLITE_FILE, attention=metadata.attention is not None)
+
+    def _step(self, ids, states):
+        return self.runner.run(ids, states)
+
+    def _log_probs(self, ids, targets, states):
+        logits, finals = self.runner.run(ids, states)
+        logits = logits.astype(np.float64)
+        top = logits.max(axis=-1, keepdims=True)
+        log_norm = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
+        return np.take_along_axis(logits, targets[..., None], axis=-1)[..., 0] - log_norm, finals
+
+
 _BACKENDS: dict[str, type[ExportedModel]] = {"savedmodel": SavedModelExport, "onnx": OnnxExport,
-                                             "keras": KerasExport}
+                                             "keras": KerasExport, "tflite": TfliteExport}
 
 
 def load_export(path: str | Path) -> ExportedModel:
@@ -234,7 +263,7 @@ def load_export(path: str | Path) -> ExportedModel:
 
     Args:
         path: the export folder (``DIR/savedmodel``, ``DIR/onnx``,
-            ``DIR/keras``), its model file, or the ``--out`` folder when it
+            ``DIR/keras``, ``DIR/tflite``), its model file, or the ``--out`` folder when it
             holds a single export.
 
     Raises:

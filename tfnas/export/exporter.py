@@ -7,7 +7,7 @@ format records the model it holds (`tfnas.export.ExportMetadata.model_sha256`);
 an export of another model into a folder holding an export is refused, so
 that the formats of two runs (or of two sets of weights of one run) never
 sit side by side, unless ``replace`` is given: then every format folder there
-(``keras/``, ``savedmodel/``, ``onnx/``) is removed first and the folder
+(``keras/``, ``savedmodel/``, ``onnx/``, ``tflite/``) is removed first and the folder
 ends up holding this export's formats only. More formats of the same model
 join those there. Each format is written under a temporary name and renamed
 whole (`tfnas.export.layout.staged_folder`).
@@ -26,37 +26,47 @@ from tfnas.export.metadata import ExportMetadata
 from tfnas.export.onnx_format import DEFAULT_OPSET, DEFAULT_TOLERANCE, export_onnx
 from tfnas.export.run import LoadedRun, load_run
 from tfnas.export.savedmodel import export_savedmodel
+from tfnas.export.tflite_format import check_options, export_tflite
 from tfnas.progress import Progress, ProgressTarget
 from tfnas.runs.lock import RunLock
 
 
 def export_run(run: str | Path | LoadedRun, out_dir: str | Path, formats: str = "all", weights: str = "best",
-               opset: int = DEFAULT_OPSET, check: bool = True, tolerance: float = DEFAULT_TOLERANCE,
-               progress: ProgressTarget = False, replace: bool = False) -> dict[str, Path]:
+               opset: int = DEFAULT_OPSET, check: bool = True, tolerance: float | None = None,
+               progress: ProgressTarget = False, replace: bool = False, tflite_batch: int = 1,
+               tflite_window: int | None = None, quantize: str | None = None) -> dict[str, Path]:
     """Exports a trained language model; returns ``{format: path}``.
 
     Each format goes to its own subfolder of ``out_dir``: ``keras/``,
-    ``savedmodel/`` and ``onnx/`` (see `tfnas.export.layout`). The folder is
+    ``savedmodel/``, ``onnx/`` and ``tflite/`` (see `tfnas.export.layout`). The folder is
     locked while the export runs, and holds the exports of one model (see
     the module docstring).
 
     Args:
         run: a run folder (``tfnas train --out``) or a `LoadedRun`.
         out_dir: the export folder.
-        formats: ``"keras"``, ``"savedmodel"``, ``"onnx"``, ``"all"`` or a
-            comma-separated list.
+        formats: ``"keras"``, ``"savedmodel"``, ``"onnx"``, ``"tflite"``,
+            ``"all"`` or a comma-separated list.
         weights: ``"best"`` or ``"latest"`` (see `load_run`).
         opset: ONNX opset (>= 17).
-        check: check the ONNX model against Keras in onnxruntime.
-        tolerance: largest accepted ``max |logits_onnx - logits_keras|``.
+        check: check the ONNX model against Keras in onnxruntime and the
+            TFLite model in the TFLite interpreter.
+        tolerance: largest accepted ``max |logits_exported - logits_keras|``
+            (None: 1e-5 for ONNX, the default of the quantisation for TFLite,
+            `tfnas.export.tflite_format.DEFAULT_TOLERANCES`).
         progress: where to show the formats done and the stage running
             (`tfnas.progress.ProgressTarget`).
         replace: replace the exports of another model in ``out_dir``: every
             format folder there is removed before this export's are written
             (other files are left alone).
+        tflite_batch, tflite_window, quantize: the rows and tokens per call
+            of the TFLite export (window None: the run's ``bptt``) and its
+            weights (None, ``"float16"``, ``"int8"``), see
+            `tfnas.export.tflite_format.export_tflite`.
 
     Raises:
         UnknownFormatError: an unknown format.
+        SettingsError: a bad ``tflite_batch``, ``tflite_window`` or ``quantize`` (before anything is loaded).
         MissingCheckpointError: the run has no weights to export.
         OnnxConversionError: tf2onnx cannot convert an op (named).
         RunLockedError: another process exports into ``out_dir`` (named).
@@ -65,8 +75,11 @@ def export_run(run: str | Path | LoadedRun, out_dir: str | Path, formats: str = 
         PathAccessError: a file cannot be written (named; a full disk with
             its free space); the formats written before stay, and the one
             being written keeps its earlier export.
+        TfliteConversionError: an op without a TFLite builtin kernel (named).
     """
     names = parse_formats(formats)  # before loading anything, so a typo fails fast
+    if "tflite" in names:
+        check_options(tflite_batch, tflite_window, quantize)
     loaded = run if isinstance(run, LoadedRun) else load_run(run, weights)  # its errors before anything is written
     out_dir = Path(out_dir)
     paths: dict[str, Path] = {}
@@ -79,9 +92,14 @@ def export_run(run: str | Path | LoadedRun, out_dir: str | Path, formats: str = 
                         paths[name] = export_keras(loaded, out_dir / "keras")
                     elif name == "savedmodel":
                         paths[name] = export_savedmodel(loaded, out_dir / "savedmodel")
-                    else:
+                    elif name == "onnx":
                         paths[name] = export_onnx(loaded, out_dir / "onnx", opset=opset, check=check,
-                                                  tolerance=tolerance, progress=bar)
+                                                  tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                                                  progress=bar)
+                    else:
+                        paths[name] = export_tflite(loaded, out_dir / "tflite", batch=tflite_batch,
+                                                    window=tflite_window, quantize=quantize, check=check,
+                                                    tolerance=tolerance, progress=bar)
     return paths
 
 

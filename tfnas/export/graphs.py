@@ -16,9 +16,19 @@ from tfnas.export.metadata import IDS_INPUT, state_input_name, state_output_name
 from tfnas.export.run import state_shapes
 
 
-def ids_spec(name: str = IDS_INPUT) -> tf.TensorSpec:
-    """Token ids ``[batch, time]`` (int32), both axes dynamic."""
-    return tf.TensorSpec([None, None], tf.int32, name=name)
+def ids_spec(name: str = IDS_INPUT, dtype: tf.DType = tf.int32) -> tf.TensorSpec:
+    """Token ids ``[batch, time]`` (int32, or int64 as `keras.layers.TextVectorization` gives), both axes dynamic."""
+    return tf.TensorSpec([None, None], dtype, name=name)
+
+
+def with_int32_ids(function: Callable[..., dict[str, tf.Tensor]], n_ids: int) -> Callable[..., dict[str, tf.Tensor]]:
+    """``function`` with its first ``n_ids`` arguments (ids, targets) cast to int32 first: the same function for
+    int64 ids (an id beyond the int32 range would be out of any vocabulary anyway)."""
+
+    def cast(*args):
+        return function(*[tf.cast(a, tf.int32) for a in args[:n_ids]], *args[n_ids:])
+
+    return cast
 
 
 def state_specs(model) -> list[tf.TensorSpec]:

@@ -5,6 +5,7 @@
     DIR/keras/model.keras        DIR/keras/vocab.txt      DIR/keras/tfnas.json
     DIR/savedmodel/saved_model.pb, variables/, assets/vocab.txt, assets.extra/tfnas.json
     DIR/onnx/model.onnx          DIR/onnx/vocab.txt       DIR/onnx/tfnas.json
+    DIR/tflite/model.tflite      DIR/tflite/vocab.txt     DIR/tflite/tfnas.json
 
 Each format's folder is written under a temporary name beside it
 (`staged_folder`: ``DIR/.onnx.tmp``) and renamed into place once complete,
@@ -24,9 +25,10 @@ from tfnas.export.errors import ExportError, UnknownFormatError
 from tfnas.export.metadata import METADATA_FILE
 
 #: The export formats, in the order ``--format all`` writes them.
-FORMATS: tuple[str, ...] = ("keras", "savedmodel", "onnx")
+FORMATS: tuple[str, ...] = ("keras", "savedmodel", "onnx", "tflite")
 KERAS_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
+TFLITE_FILE = "model.tflite"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
@@ -122,10 +124,11 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
     if not path.exists():
         raise PathNotFoundError(f"export {str(path)!r} does not exist")
     if path.is_file():
-        by_suffix = {".onnx": "onnx", ".keras": "keras", ".pb": "savedmodel"}
+        by_suffix = {".onnx": "onnx", ".keras": "keras", ".pb": "savedmodel", ".tflite": "tflite"}
         fmt = by_suffix.get(path.suffix)
         if fmt is None:
-            raise UnknownFormatError(f"{path} is not a tfnas export: expected a folder, a .onnx or a .keras file")
+            raise UnknownFormatError(f"{path} is not a tfnas export: expected a folder, a .onnx, .tflite or .keras "
+                                     "file")
         return fmt, path.parent
     if (path / SAVED_MODEL_FILE).exists():
         return "savedmodel", path
@@ -133,15 +136,18 @@ def detect_format(path: str | Path) -> tuple[str, Path]:
         return "onnx", path
     if (path / KERAS_FILE).exists():
         return "keras", path
+    if (path / TFLITE_FILE).exists():
+        return "tflite", path
     found = [f for f in FORMATS if (path / f).is_dir() and _has_export(path / f)]
     if len(found) == 1:
         return detect_format(path / found[0])
     if found:
         choices = ", ".join(str(path / f) for f in found)
         raise UnknownFormatError(f"{path} holds several exports ({', '.join(found)}): pass one of {choices}")
-    raise UnknownFormatError(f"{path} is not a tfnas export (no {SAVED_MODEL_FILE}, {ONNX_FILE} or {KERAS_FILE}); "
+    raise UnknownFormatError(f"{path} is not a tfnas export (no {SAVED_MODEL_FILE}, {ONNX_FILE}, {KERAS_FILE} or "
+                             f"{TFLITE_FILE}); "
                              "make one with tfnas export RUN_DIR --out DIR")
 
 
 def _has_export(folder: Path) -> bool:
-    return any((folder / name).exists() for name in (SAVED_MODEL_FILE, ONNX_FILE, KERAS_FILE))
+    return any((folder / name).exists() for name in (SAVED_MODEL_FILE, ONNX_FILE, KERAS_FILE, TFLITE_FILE))

@@ -68,7 +68,11 @@ class ExportMetadata:
     the window at each step. ``run_dir`` and ``weights`` name where the
     model came from, ``model_sha256`` what it is
     (`tfnas.export.LoadedRun.model_sha256`; None in an export of a tfnas
-    before it): the formats of an export folder share it.
+    before it): the formats of an export folder share it. A TFLite export
+    records its fixed shapes (``tflite_batch`` rows, ``tflite_window``
+    tokens per call) and its weight quantisation (``quantize``: None,
+    ``"float16"`` or ``"int8"``); ``parity_max_abs_diff`` is the difference
+    to Keras measured at export (ONNX, TFLite).
     """
 
     format: str
@@ -88,6 +92,9 @@ class ExportMetadata:
     test_ppl: float | None = None
     opset: int | None = None
     parity_max_abs_diff: float | None = None
+    tflite_batch: int | None = None
+    tflite_window: int | None = None
+    quantize: str | None = None
     tfnas_version: str = ""
     version: int = METADATA_VERSION
 

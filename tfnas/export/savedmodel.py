@@ -19,6 +19,11 @@ those of layer 1, and so on, `tfnas.export.metadata.state_input_name`):
 ``words``
     input ``ids``; output ``words`` (string): the inverse of ``lookup``
     (an empty string for an id out of range).
+``serving_default_int64``, ``score_int64``, ``words_int64``
+    the same with int64 ``ids`` and ``targets`` (what
+    ``keras.layers.TextVectorization`` gives), cast to int32 inside: the
+    same outputs. A SignatureDef input has one dtype, so each dtype has its
+    key (`INT64_SIGNATURES`).
 
 The state inputs default to a zero row ``[1, units]`` (stored in the
 SignatureDef's ``defaults``, which TensorFlow Serving uses when a request
@@ -39,12 +44,15 @@ from typing import Callable, Sequence
 import tensorflow as tf
 
 from tfnas.errors import writing
-from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, zero_states
+from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, with_int32_ids, zero_states
 from tfnas.export.layout import metadata_path, staged_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
 
-#: The signature keys of an exported SavedModel.
+#: The signature keys of an exported SavedModel (ids int32).
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
+#: The signature keys that take int64 ids and targets, each with the int32 signature it equals.
+INT64_SIGNATURES: dict[str, str] = {"serving_default_int64": "serving_default", "score_int64": "score",
+                                    "words_int64": "words"}
 
 
 def _with_optional(impl: Callable, required: Sequence[str], optional: Sequence[str], defaults: Sequence,
@@ -79,7 +87,7 @@ def captured_variables(functions: Sequence[tf.types.experimental.PolymorphicFunc
 
 
 class ServingModule(tf.Module):
-    """The object a SavedModel export saves: the model's variables, two lookup tables and four functions.
+    """The object a SavedModel export saves: the model's variables, two lookup tables and seven functions.
 
     The Keras model is captured by the functions, not tracked as a child,
     so only its variables (and no Keras-generated signature) are saved.
@@ -111,15 +119,20 @@ class ServingModule(tf.Module):
         specs = state_specs(model)
         names = [s.name for s in specs]
         defaults = zero_states(model)
-        self.serving_default = tf.function(
-            _with_optional(forward_fn(model), ["ids"], names, defaults, "serving_default"),
-            input_signature=[ids_spec()] + specs)
-        self.score = tf.function(
-            _with_optional(score_fn(model), ["ids", "targets"], names, defaults, "score"),
-            input_signature=[ids_spec(), ids_spec("targets")] + specs)
+        for dtype, suffix in ((tf.int32, ""), (tf.int64, "_int64")):
+            forward, score = forward_fn(model), score_fn(model)
+            if dtype == tf.int64:
+                forward, score = with_int32_ids(forward, 1), with_int32_ids(score, 2)
+            setattr(self, f"serving_default{suffix}", tf.function(
+                _with_optional(forward, ["ids"], names, defaults, f"serving_default{suffix}"),
+                input_signature=[ids_spec(dtype=dtype)] + specs))
+            setattr(self, f"score{suffix}", tf.function(
+                _with_optional(score, ["ids", "targets"], names, defaults, f"score{suffix}"),
+                input_signature=[ids_spec(dtype=dtype), ids_spec("targets", dtype)] + specs))
+            setattr(self, f"words{suffix}", tf.function(self._words, input_signature=[ids_spec(dtype=dtype)]))
         self.lookup = tf.function(self._lookup, input_signature=[tf.TensorSpec([None, None], tf.string, "words")])
-        self.words = tf.function(self._words, input_signature=[ids_spec()])
-        self.model_variables = captured_variables([self.serving_default, self.score])
+        self.model_variables = captured_variables([self.serving_default, self.score, self.serving_default_int64,
+                                                   self.score_int64])
 
     def _lookup(self, words):
         return {"ids": tf.cast(self.word_to_id.lookup(words), tf.int32)}
@@ -128,7 +141,7 @@ class ServingModule(tf.Module):
         return {"words": self.id_to_word.lookup(tf.cast(ids, tf.int64))}
 
     def signatures(self) -> dict[str, tf.types.experimental.PolymorphicFunction]:
-        return {key: getattr(self, key) for key in SIGNATURES}
+        return {key: getattr(self, key) for key in (*SIGNATURES, *INT64_SIGNATURES)}
 
 
 def export_savedmodel(run, out_dir: str | Path) -> Path:

@@ -19,6 +19,12 @@ array under ``key`` as the image ``<kind>/<key>``:
   an ordinary number otherwise (printed, and written as a scalar).
 
 `ProgressPrinter` and `History` skip arrays.
+
+A Keras callback (``keras.callbacks.EarlyStopping``, ``TerminateOnNaN``,
+any callback that reads epoch logs) is accepted wherever tfnas callbacks are:
+`CallbackList` runs it through `KerasCallbacks`, which turns the events into
+Keras' calls, and a loop stops at its next boundary once one of them sets
+``model.stop_training`` (`Callback.stop_requested`).
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence, T
 
 import numpy as np
 
-from tfnas.errors import writing
+from tfnas.errors import TfnasError, writing
 from tfnas.metrics import perplexity
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -43,8 +49,15 @@ def float32_scalar(value: float) -> float:
     return float(np.clip(value, -FLOAT32_MAX, FLOAT32_MAX))
 
 
+class CallbackTypeError(TfnasError, TypeError):
+    """An object given as a callback that is neither a tfnas nor a Keras callback."""
+
+
 class Callback:
-    """Base class: override `on_event`."""
+    """Base class: override `on_event`. A callback that sets `stop_requested` asks the loop to stop at its next
+    step or epoch boundary, as ``model.stop_training`` does in ``keras.Model.fit``."""
+
+    stop_requested: bool = False
 
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:  # pragma: no cover - interface
         del kind, logs
@@ -54,10 +67,24 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Fans events out to several callbacks."""
+    """Fans events out to several callbacks; Keras callbacks among them run in one `KerasCallbacks`."""
 
-    def __init__(self, callbacks: Iterable[Callback] = ()):
-        self.callbacks = list(callbacks)
+    def __init__(self, callbacks: Iterable[Any] = ()):
+        own, keras_like = [], []
+        for cb in callbacks:
+            if hasattr(cb, "on_event"):
+                own.append(cb)
+            elif hasattr(cb, "on_epoch_end") and hasattr(cb, "set_model"):
+                keras_like.append(cb)
+            else:
+                raise CallbackTypeError(f"callback {cb!r} is neither a tfnas callback (on_event) nor a Keras "
+                                        "callback (keras.callbacks.Callback)")
+        self.callbacks = own + ([KerasCallbacks(keras_like)] if keras_like else [])
+
+    @property
+    def stop_requested(self) -> bool:  # type: ignore[override]
+        """Whether any of the callbacks asks the loop to stop."""
+        return any(cb.stop_requested for cb in self.callbacks)
 
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         for cb in self.callbacks:
@@ -66,6 +93,77 @@ class CallbackList(Callback):
     def close(self) -> None:
         for cb in self.callbacks:
             cb.close()
+
+
+class StopFlag:
+    """The ``model`` Keras callbacks are given: its ``stop_training`` is what they set to stop a run. The weights
+    are the loop's (best ones in ``best/``), so a callback that reads or restores them (``EarlyStopping`` with
+    ``restore_best_weights``) is refused."""
+
+    def __init__(self):
+        self.stop_training = False
+
+
+def keras_logs(logs: Mapping[str, Any]) -> dict[str, float]:
+    """The numbers of an event's logs under their names and, for ``valid_*`` and ``train_*``, also Keras' names
+    (``valid_loss`` -> ``val_loss``, ``valid_ppl`` -> ``val_ppl``)."""
+    out: dict[str, float] = {}
+    for key, value in logs.items():
+        if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            out[key] = float(value)
+            if key.startswith("valid_"):
+                out["val_" + key[len("valid_"):]] = float(value)
+    return out
+
+
+class KerasCallbacks(Callback):
+    """Runs Keras callbacks on tfnas' events, as ``keras.Model.fit`` would call them.
+
+    The first event calls ``on_train_begin``; a ``"train"`` event (every
+    ``log_interval`` steps, its mean ``loss``) calls
+    ``on_train_batch_end(step - 1, logs)``; an ``"eval"`` event (the
+    trainer's evaluations: every epoch, and every ``eval_interval`` steps)
+    and a search's ``"epoch"`` event call ``on_epoch_end(epoch - 1, logs)``
+    with ``val_loss``, ``val_ppl`` beside tfnas' own keys (`keras_logs`);
+    ``"end"`` calls ``on_train_end``. Once a callback sets
+    ``self.model.stop_training``, `stop_requested` is true and the loop
+    stops at its next boundary; the trainer records the stop in its
+    checkpoints, so a resumed run stays stopped. A Keras callback's own
+    state (``EarlyStopping``'s patience count) starts afresh on a resume.
+    """
+
+    EPOCH_EVENTS = ("eval", "epoch")
+
+    def __init__(self, callbacks: Sequence[Any]):
+        for cb in callbacks:
+            if getattr(cb, "restore_best_weights", False):
+                raise CallbackTypeError(f"{type(cb).__name__}(restore_best_weights=True): tfnas keeps the best "
+                                        "weights itself (best/weights.npz, what export and test use); leave it False")
+        self.callbacks = list(callbacks)
+        self.flag = StopFlag()
+        for cb in self.callbacks:
+            cb.set_model(self.flag)
+        self._begun = False
+
+    @property
+    def stop_requested(self) -> bool:  # type: ignore[override]
+        return bool(self.flag.stop_training)
+
+    def _call(self, method: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, method)(*args)
+
+    def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
+        if not self._begun:
+            self._begun = True
+            self._call("on_train_begin", {})
+        numbers = keras_logs(logs)
+        if kind == "train":
+            self._call("on_train_batch_end", int(logs.get("step", 1)) - 1, numbers)
+        elif kind in self.EPOCH_EVENTS:
+            self._call("on_epoch_end", int(logs.get("epoch", 1)) - 1, numbers)
+        elif kind == "end":
+            self._call("on_train_end", numbers)
 
 
 def _fmt(value: Any) -> str:
@@ -163,6 +261,12 @@ class History(Callback):
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         self.events.setdefault(kind, []).append(
             {k: v for k, v in logs.items() if not isinstance(v, np.ndarray)})
+
+
+def run_callbacks(out: Path, verbose: int = 1) -> list[Callback]:
+    """The callbacks of a run, as ``tfnas train`` and ``tfnas search`` give them: a line per event on stdout
+    (`ProgressPrinter`) unless ``verbose`` is 0, and TensorBoard summaries in ``out/tensorboard``."""
+    return ([ProgressPrinter()] if verbose else []) + [TensorBoardLogger(Path(out) / "tensorboard")]
 
 
 class ThroughputMeter:

@@ -186,10 +186,9 @@ def check_out(out: Path, flag: str = "--out") -> None:
 
 
 def _callbacks(out: Path, quiet: bool = False) -> list:
-    from tfnas.callbacks import ProgressPrinter, TensorBoardLogger
+    from tfnas.callbacks import run_callbacks
 
-    callbacks = [] if quiet else [ProgressPrinter()]
-    return callbacks + [TensorBoardLogger(out / "tensorboard")]
+    return run_callbacks(out, verbose=0 if quiet else 1)
 
 
 def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None

@@ -1,6 +1,7 @@
 """`GenotypeCell`: a frozen DAG recurrent cell built from a `Genotype`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
@@ -9,15 +10,12 @@ import tensorflow as tf
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import DARTS_INIT_RANGE, RecurrentCell
 from tfnas.genotypes.dag import Genotype
+from tfnas.genotypes.files import as_genotype_of
 
 
-def as_genotype(genotype: Genotype | Mapping[str, Any]) -> Genotype:
-    """Accepts a `Genotype` or its JSON dict (as stored in a layer config)."""
-    if isinstance(genotype, Genotype):
-        return genotype
-    if isinstance(genotype, Mapping):
-        return Genotype.from_dict(genotype)
-    raise ValueError(f"Argument `genotype` must be a Genotype or its dict; received: {genotype!r}")
+def as_genotype(genotype: Genotype | Mapping[str, Any] | str | Path) -> Genotype:
+    """Accepts a `Genotype`, its JSON dict (as stored in a layer config), a JSON path or a known cell's name."""
+    return as_genotype_of(Genotype, genotype)
 
 
 def node_schedule(genotype: Genotype) -> tuple[tuple[int, tuple[int, ...]], ...]:
@@ -66,7 +64,8 @@ class GenotypeCell(RecurrentCell):
     units`` for W0 with the wenet first node); there are no biases.
 
     Args:
-        genotype: a `Genotype` (or its dict).
+        genotype: a `Genotype`, its dict, a genotype JSON path or a known
+            cell's name (``"darts_v2"``, `tfnas.genotypes.known_cells`).
         units: hidden size, a positive integer.
         dropout_x: rate of the variational dropout mask on the input.
         dropout_h: rate of the variational dropout mask on ``h`` and on every
@@ -81,14 +80,13 @@ class GenotypeCell(RecurrentCell):
 
     Example:
 
-    >>> from tfnas.genotypes import load_genotype
-    >>> cell = GenotypeCell(load_genotype("exported_cells/darts_v2.json"), units=32)
+    >>> cell = GenotypeCell("darts_v2", units=32)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
     >>> rnn(np.zeros((2, 5, 16), "float32")).shape
     TensorShape([2, 5, 32])
     """
 
-    def __init__(self, genotype: Genotype | Mapping[str, Any], units: int,
+    def __init__(self, genotype: Genotype | Mapping[str, Any] | str | Path, units: int,
                  dropout_x: float = 0.0, dropout_h: float = 0.0,
                  init_range: float = DARTS_INIT_RANGE, seed: int | None = None, **kwargs):
         super().__init__(units, dropout_x, dropout_h, init_range, seed, **kwargs)

@@ -1,6 +1,7 @@
 """`TreeCell`: a frozen Zoph & Le tree cell (states ``h`` and ``c``) built from a `TreeGenotype`."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
@@ -8,19 +9,16 @@ import tensorflow as tf
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import RecurrentCell
+from tfnas.genotypes.files import as_genotype_of
 from tfnas.genotypes.tree import TreeGenotype
 
 #: Half-width of the uniform initialisation (as `GenotypeCell`).
 TREE_INIT_RANGE = 0.04
 
 
-def as_tree_genotype(genotype: TreeGenotype | Mapping[str, Any]) -> TreeGenotype:
-    """Accepts a `TreeGenotype` or its JSON dict (as stored in a layer config)."""
-    if isinstance(genotype, TreeGenotype):
-        return genotype
-    if isinstance(genotype, Mapping):
-        return TreeGenotype.from_dict(genotype)
-    raise ValueError(f"Argument `genotype` must be a TreeGenotype or its dict; received: {genotype!r}")
+def as_tree_genotype(genotype: TreeGenotype | Mapping[str, Any] | str | Path) -> TreeGenotype:
+    """Accepts a `TreeGenotype`, its JSON dict (as stored in a layer config), a JSON path or a known cell's name."""
+    return as_genotype_of(TreeGenotype, genotype)
 
 
 def _combine(name: str, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
@@ -49,7 +47,8 @@ class TreeCell(RecurrentCell):
     ``(input_dim + units) * N * units`` (+ ``N * units`` with a bias).
 
     Args:
-        genotype: a `TreeGenotype` (or its dict).
+        genotype: a `TreeGenotype`, its dict, a genotype JSON path or a known
+            cell's name (``"nascell"``).
         units: hidden size, a positive integer.
         dropout_x: rate of the variational dropout mask on the input.
         dropout_h: rate of the variational dropout mask on ``h``.
@@ -73,7 +72,7 @@ class TreeCell(RecurrentCell):
     TensorShape([2, 5, 32])
     """
 
-    def __init__(self, genotype: TreeGenotype | Mapping[str, Any], units: int, dropout_x: float = 0.0,
+    def __init__(self, genotype: TreeGenotype | Mapping[str, Any] | str | Path, units: int, dropout_x: float = 0.0,
                  dropout_h: float = 0.0, use_bias: bool = False, init_range: float = TREE_INIT_RANGE,
                  seed: int | None = None, **kwargs):
         super().__init__(units, dropout_x, dropout_h, init_range, seed, **kwargs)

@@ -31,7 +31,7 @@ from tfnas.data.checksums import (
     ChecksumMismatchError,
     FileChecksum,
 )
-from tfnas.data.corpus import Corpus, clear_corpus_cache, load_corpus, load_corpus_of
+from tfnas.data.corpus import Corpus, check_corpus, clear_corpus_cache, load_corpus, load_corpus_of
 from tfnas.data.options import CorpusOptions
 from tfnas.data.errors import CorpusError
 from tfnas.data.locate import (
@@ -72,6 +72,7 @@ __all__ = [
     "Vocabulary",
     "batchify",
     "canonical_corpus_name",
+    "check_corpus",
     "clear_corpus_cache",
     "data_dir_candidates",
     "download_corpus",

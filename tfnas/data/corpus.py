@@ -301,6 +301,16 @@ def load_corpus(
     return _load_cached(name, tuple(key), options)
 
 
+def check_corpus(corpus: Any) -> Corpus:
+    """``corpus`` if it is a `Corpus`; anything else (a ``tf.data.Dataset``, an array) is a `CorpusError` saying
+    what to pass instead."""
+    if isinstance(corpus, Corpus):
+        return corpus
+    raise CorpusError(f"a corpus must be a tfnas.data.Corpus, not {type(corpus).__name__}: pass its name ('ptb', "
+                      "'wikitext2'), a folder, a text file or 'tfds:NAME' as the data, or "
+                      "tfnas.data.Corpus.from_texts(train_text, valid_text, test_text)")
+
+
 def load_corpus_of(settings: Any) -> Corpus:
     """The corpus a run's settings name: ``dataset``, ``data_dir``, ``download`` and the `CorpusOptions` fields,
     read from a `tfnas.config.RunConfig` or from a mapping (a run record's settings: one an earlier tfnas did not

@@ -81,10 +81,11 @@ def hidden_states(genotype: AnyGenotype | Mapping[str, Any] | None, windows: np.
                   model: ModelConfig | None = None, seed: int = 0) -> np.ndarray:
     """The hidden states ``h_0 .. h_{T-1}`` that enter the T steps of the first recurrent layer, for each window.
 
-    The network is ``LanguageModel.from_config_objects(vocab_size, genotype, model, seed)`` built after
-    ``keras.utils.set_random_seed(seed)``, as `tfnas.lm.trainer.Trainer` builds it: the untrained model that
+    The network is ``LanguageModel.from_config_objects(vocab_size, genotype, model, seed)`` built with
+    Python's and NumPy's global generators seeded with ``seed`` (`tfnas.lm.seeding.seeded`, the caller's
+    restored after), as `tfnas.lm.trainer.Trainer` builds it: the untrained model that
     ``tfnas train`` with ``seed`` starts from (its first layer: the embedding and the first cell do not depend
-    on ``model.nlayers`` or the attention head; the global seed, which this sets, only matters to the LSTM's
+    on ``model.nlayers`` or the attention head; the global seed only matters to the LSTM's
     initialisers, the tfnas cells are seeded by ``seed`` alone), run in inference mode (no dropout) from zero
     states on ``windows`` (``[rows, T]`` token ids, `text_windows`). ``h_0`` is the zero initial state, ``h_t`` the
     cell's output at step t (a `GenotypeCell`, the ``h`` of a `TreeCell`, or of ``keras.layers.LSTM`` for
@@ -92,9 +93,8 @@ def hidden_states(genotype: AnyGenotype | Mapping[str, Any] | None, windows: np.
 
     Returns ``[rows, T, nhid]`` float64.
     """
-    import keras
-
     from tfnas.lm.model import LanguageModel
+    from tfnas.lm.seeding import seeded
 
     check_argument("vocab_size", vocab_size, int, AT_LEAST_ONE)
     check_argument("seed", seed, int, SEED)
@@ -102,8 +102,8 @@ def hidden_states(genotype: AnyGenotype | Mapping[str, Any] | None, windows: np.
     if windows.ndim != 2 or not np.issubdtype(windows.dtype, np.integer):
         raise ProxyError(f"windows must be [rows, steps] token ids; received {windows.dtype} of shape {windows.shape}")
     first_layer = dataclasses.replace(model or ModelConfig(), nlayers=1, attention="none")
-    keras.utils.set_random_seed(seed)  # as lm.Trainer: the LSTM's initialisers draw from the global seed
-    lm = LanguageModel.from_config_objects(vocab_size, genotype, first_layer, seed=seed)
+    with seeded(seed):  # as lm.Trainer: the LSTM's initialisers draw from the global seed
+        lm = LanguageModel.from_config_objects(vocab_size, genotype, first_layer, seed=seed)
     initial = lm.initial_state(windows.shape[0])
     # the embedding and the recurrent layer alone: the decoder's [rows, T, vocab] logits are not needed
     outputs = lm.rnn(lm.embedding(windows, training=False), initial_state=initial, training=False)[0]

@@ -15,11 +15,17 @@ Example::
     paths = export_run("runs/ptb", "exports/ptb", formats="all")
     lm = load_export(paths["onnx"].parent)
     print(score_file(lm, "data/ptb/test.txt").perplexity)
+
+The package is callable: ``tfnas.export(run, out)`` is `export` (the Python
+API's export; `tfnas.api`).
 """
+import sys
+import types
+
 from tfnas.export.errors import (ExportError, MissingCheckpointError, OnnxConversionError, ParityError,
                                  TfliteConversionError, UnknownFormatError, VocabularyMismatchError)
 from tfnas.export.exported import ExportedModel, KerasExport, OnnxExport, SavedModelExport, TfliteExport, load_export
-from tfnas.export.exporter import export_run
+from tfnas.export.exporter import export, export_run
 from tfnas.export.generate import Generation, generate_ids, generate_text, sample_token
 from tfnas.export.keras_format import export_keras, load_keras_model
 from tfnas.export.layout import FORMATS, detect_format
@@ -37,7 +43,17 @@ __all__ = [
     "MissingCheckpointError", "OnnxConversionError", "OnnxExport", "ParityError", "ParityReport", "SIGNATURES",
     "SavedModelExport", "ScoreResult", "ServingModule", "TfliteConversionError", "TfliteExport",
     "UnknownFormatError", "VocabularyMismatchError", "convert_to_onnx", "convert_to_tflite", "detect_format",
-    "export_keras", "export_onnx", "export_run", "export_savedmodel", "export_tflite", "generate_ids",
+    "export", "export_keras", "export_onnx", "export_run", "export_savedmodel", "export_tflite", "generate_ids",
     "generate_text", "load_export", "load_keras_model", "load_run", "onnx_parity", "sample_token", "score_file",
     "score_ids", "tflite_parity",
 ]
+
+
+class _CallablePackage(types.ModuleType):
+    """This package, which called is `export`: ``tfnas.export`` is both the package and the API function."""
+
+    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003 - `export`'s
+        return export(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from tfnas.errors import writing
 from tfnas.export.errors import ExportError
@@ -29,6 +30,15 @@ from tfnas.export.savedmodel import export_savedmodel
 from tfnas.export.tflite_format import check_options, export_tflite
 from tfnas.progress import Progress, ProgressTarget
 from tfnas.runs.lock import RunLock
+
+
+def export(run: str | os.PathLike[str] | LoadedRun, out_dir: str | os.PathLike[str], formats: str = "keras", *,
+           verbose: int = 1, **options: Any) -> dict[str, Path]:
+    """`export_run` for the Python API (``tfnas.export(run, out)``, the package called): ``formats`` defaults to
+    ``"keras"``, progress shows unless ``verbose`` is 0; ``run`` is also a ``tfnas.TrainRun`` (a path-like);
+    ``options`` are `export_run`'s (``weights``, ``opset``, ``quantize``, ...). A ``.keras`` export loads with
+    ``keras.saving.load_model`` after ``import tfnas``."""
+    return export_run(run, out_dir, formats=formats, progress=verbose > 0, **options)
 
 
 def export_run(run: str | Path | LoadedRun, out_dir: str | Path, formats: str = "all", weights: str = "best",

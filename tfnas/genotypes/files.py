@@ -8,7 +8,7 @@ field picks the class (`Genotype` for ``dag``, `TreeGenotype` for
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 from tfnas.errors import PathNotFoundError
 from tfnas.genotypes.base import GenotypeError, parse_json
@@ -18,6 +18,7 @@ from tfnas.resources import resource_dir
 
 #: A genotype of either space.
 AnyGenotype = Genotype | TreeGenotype
+G = TypeVar("G", Genotype, TreeGenotype)
 
 
 def known_cells_dir() -> Path:
@@ -83,3 +84,20 @@ def find_genotype_file(name_or_path: str | Path) -> Path:
 def resolve_genotype(name_or_path: str | Path) -> AnyGenotype:
     """A genotype of any space from a JSON path or a known cell name (``darts_v2``, ``nascell``)."""
     return load_genotype(find_genotype_file(name_or_path))
+
+
+def as_genotype_of(kind: type[G], genotype: G | Mapping[str, Any] | str | Path) -> G:
+    """A genotype of class ``kind`` from itself, its JSON dict (as stored in a layer config), a JSON path or a
+    known cell's name (`resolve_genotype`); anything else, a genotype of the other space included, is a
+    `GenotypeError` (a `ValueError`) naming the argument."""
+    if isinstance(genotype, (str, Path)):
+        value = resolve_genotype(genotype)
+    elif isinstance(genotype, Mapping):
+        value = kind.from_dict(genotype)
+    else:
+        value = genotype
+    if not isinstance(value, kind):
+        raise GenotypeError(f"Argument `genotype` must be a {kind.__name__}, its dict, a JSON path or a known "
+                            f"cell's name; received: {genotype!r}" +
+                            (f" (a {type(value).__name__})" if value is not genotype else ""))
+    return value

@@ -43,6 +43,14 @@ folder; worker i writes the same files to its ``worker-i`` subfolder.
 With ``mixed_precision`` the model computes in bfloat16 (CPU) or float16
 with dynamic loss scaling (GPU), with float32 weights, loss and states
 (`tfnas.lm.precision`); ``model.json`` records float32 for the exports.
+
+A callback that asks to stop (`tfnas.callbacks.Callback.stop_requested`: a
+Keras ``EarlyStopping`` through `tfnas.callbacks.KerasCallbacks`) ends the
+run at the next step boundary as if ``max_steps`` were reached (last
+evaluation, checkpoint, test); the stop is checkpointed, so a resumed run
+stays stopped. The model is built with Python's and NumPy's global
+generators seeded with ``seed`` (`tfnas.lm.seeding.seeded`); the caller's
+generators are restored afterwards.
 """
 from __future__ import annotations
 
@@ -52,14 +60,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfnas.errors import TfnasError
 from tfnas.callbacks import Callback, ThroughputMeter
 from tfnas.config import TrainConfig
-from tfnas.data import BPTTIterator, Corpus, epoch_iterator, load_corpus_of
+from tfnas.data import BPTTIterator, Corpus, check_corpus, epoch_iterator, load_corpus_of
 from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
@@ -69,6 +76,7 @@ from tfnas.runs.folder import (BEST_SET_ASIDE, BEST_WEIGHTS, MODEL_FILE, RunFold
 from tfnas.runs.session import RunSession
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
+from tfnas.lm.seeding import seeded
 from tfnas.lm.precision import DynamicLossScale, dtype_policy, mixed_policy_name
 from tfnas.lm.objective import clipped_sgd_update, make_eval_step, mean_window_loss, regularized_loss
 from tfnas.genotypes.files import load_genotype
@@ -107,8 +115,10 @@ class Trainer:
             resumable ones) or of other data is refused
             (`tfnas.runs.folder.open_run`), and so is a folder in use by
             another process (`tfnas.runs.lock.RunLockedError`).
-        corpus: an already loaded corpus (else ``config.dataset`` is loaded).
-        callbacks: progress, TensorBoard, history.
+        corpus: an already loaded `Corpus` (else ``config.dataset`` is loaded;
+            anything else, a ``tf.data.Dataset`` included, is refused: `check_corpus`).
+        callbacks: progress, TensorBoard, history; Keras callbacks too
+            (`tfnas.callbacks.KerasCallbacks`).
 
     Attributes:
         train_step: the compiled training step (one `tf.function`, traced
@@ -128,7 +138,7 @@ class Trainer:
         check_batch(self.strategy, config.batch_size)
         worker = worker_index() if config.distribute == "multi_worker" else 0
         self.out_dir = Path(out_dir) / f"worker-{worker}" if worker else Path(out_dir)
-        self.corpus = corpus if corpus is not None else load_corpus_of(config)
+        self.corpus = check_corpus(corpus) if corpus is not None else load_corpus_of(config)
         # Before the folder is locked and its record written: a split smaller than its batch leaves nothing behind.
         self.train_data, self.valid_data, self.test_data = (
             batchify_split(self.corpus, split, size) for split, size in config.split_batch_sizes().items())
@@ -145,9 +155,8 @@ class Trainer:
         """The cell's record, the model and its steps, and the run state (the folder is open and locked)."""
         config, genotype = self.config, self.genotype
         self._record_cell()
-        keras.utils.set_random_seed(config.seed)
         policy = mixed_policy_name() if config.mixed_precision else "float32"
-        with self.strategy.scope(), dtype_policy(policy):
+        with seeded(config.seed), self.strategy.scope(), dtype_policy(policy):
             self.model = LanguageModel.from_config_objects(len(self.corpus.vocab), genotype, config.model,
                                                            seed=config.seed)
             self.loss_scale = DynamicLossScale(policy == "mixed_float16")
@@ -163,6 +172,7 @@ class Trainer:
         self.val_losses: list[float] = []
         self.best_val_loss = math.inf
         self.rollbacks = 0
+        self.stopped = False  # by a callback (stop_requested)
         self.history: list[dict[str, Any]] = []
         self.iterator = self._epoch_iterator(self.epoch)
         self.hidden = self.model.initial_state(config.batch_size)
@@ -285,7 +295,8 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         state = {"step": self.step, "epoch": self.epoch, "asgd": self.asgd, "val_losses": self.val_losses,
                  "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
-                 "iterator": self.iterator.state(), "history": self.history, "rollbacks": self.rollbacks}
+                 "iterator": self.iterator.state(), "history": self.history, "rollbacks": self.rollbacks,
+                 "stopped": self.stopped}
         extra = {f"hidden{i}": s.numpy() for i, s in enumerate(self.hidden)}
         return self.session.save(self.step, self._all_variables(), state, extra, weights=self._evaluated_variables())
 
@@ -300,6 +311,7 @@ class Trainer:
         self.best_val_loss = math.inf if state["best_val_loss"] is None else state["best_val_loss"]
         self.history = list(state["history"])
         self.rollbacks = state.get("rollbacks", 0)
+        self.stopped = state.get("stopped", False)
         self.iterator = self._epoch_iterator(self.epoch)
         self.iterator.set_state(state["iterator"])
         self.hidden = [tf.constant(extra[f"hidden{i}"]) for i in range(len(self.hidden))]
@@ -372,8 +384,11 @@ class Trainer:
     # ---------------------------------------------------------------- loop
     def _done(self) -> bool:
         c = self.config
+        if not self.stopped and self.callbacks.stop_requested:
+            self.stopped = True
+            self._message(f"stopped by a callback at step {self.step}")
         return ((c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
-                or self.session.over_budget(c.budget_s))
+                or self.session.over_budget(c.budget_s) or self.stopped)
 
     def _validate(self) -> float:
         c = self.config

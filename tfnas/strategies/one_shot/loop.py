@@ -58,6 +58,7 @@ from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.hparams import FinalHParams
 from tfnas.lm.objective import make_eval_step, mean_window_loss
+from tfnas.lm.seeding import seeded
 from tfnas.runs.atomic import read_json, write_json, write_jsonl
 from tfnas.runs.checkpoint import Restored
 from tfnas.runs.folder import MODEL_FILE, corpus_fingerprint
@@ -204,9 +205,9 @@ class OneShotSearch(Strategy, abc.ABC):
         self.session = session
         self.out_dir = session.run_dir
         self.callbacks = session.callbacks
-        keras.utils.set_random_seed(c.seed)
         self.corpus = corpus
-        self.build(len(corpus.vocab))
+        with seeded(c.seed):
+            self.build(len(corpus.vocab))
         model = self.model
         self._eval_step = make_eval_step(model)
         write_json(self.out_dir / MODEL_FILE, model.get_config())

@@ -51,7 +51,7 @@ def test_train_gives_the_command_numbers_and_exports_a_loadable_model(tiny_corpu
     paths = tfnas.export(run, tmp_path / "exports", verbose=0)
     ids = np.arange(8, dtype="int32").reshape(2, 4) % len(loaded.vocab)
     reloaded = keras.saving.load_model(paths["keras"])
-    np.testing.assert_array_equal(np.asarray(reloaded(ids)), np.asarray(loaded.model(ids)))
+    np.testing.assert_array_equal(np.asarray(reloaded(ids)[0]), np.asarray(loaded.model(ids)[0]))  # the logits
 
 
 def test_progress_is_printed_by_default(tiny_corpus, tmp_path, capsys):
@@ -76,14 +76,13 @@ def test_early_stopping_stops_the_run_and_a_resume_stays_stopped(tiny_corpus, tm
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=100.0, patience=1)
     run = tfnas.train("darts_v2", tiny_corpus, tmp_path / "run", verbose=0, callbacks=[stop, logs], **settings)
     assert run.stopped and run.steps == 10
-    assert [(e, h["valid_loss"]) for e, h in logs.seen] == [(0, run.history[0]["valid_loss"]),
-                                                            (0, run.history[1]["valid_loss"])]
+    assert logs.seen == [(0, run.history[0]["valid_loss"]), (1, run.history[1]["valid_loss"])]
     again = tfnas.train("darts_v2", tiny_corpus, tmp_path / "run", verbose=0, **settings)
     assert again.stopped and again.steps == 10
 
 
 def test_restore_best_weights_is_refused_on_one_line(tiny_corpus, tmp_path):
-    with pytest.raises(TypeError, match="restore_best_weights=True: tfnas keeps the best weights"):
+    with pytest.raises(TypeError, match=r"EarlyStopping\(restore_best_weights=True\): tfnas keeps the best weights"):
         tfnas.train("darts_v2", tiny_corpus, tmp_path / "run", verbose=0,
                     callbacks=[keras.callbacks.EarlyStopping(restore_best_weights=True)], **_model_settings(**TINY))
 
@@ -99,14 +98,15 @@ def test_the_caller_global_generators_are_not_reseeded(tiny_corpus, tmp_path):
 def test_a_tf_data_dataset_is_refused_before_anything_is_written(tmp_path):
     import tensorflow as tf
 
-    with pytest.raises(CorpusError, match=r"not _?\w*Dataset: pass its name .* Corpus.from_texts"):
+    with pytest.raises(CorpusError, match=r"not _?\w*Dataset: pass its name .*Corpus\.from_texts"):
         tfnas.train("darts_v2", tf.data.Dataset.range(6).batch(2), tmp_path / "run", verbose=0)
     assert not (tmp_path / "run").exists()
 
 
 def test_search_returns_the_genotype_it_wrote(tiny_corpus, tmp_path):
+    settings = {k: v for k, v in TINY.items() if k != "test_batch_size"}
     found = tfnas.search("darts", tiny_corpus, tmp_path / "s", verbose=0, max_steps=2, order=1, steps=3,
-                         **_model_settings(**TINY))
+                         **_model_settings(**settings))
     assert found.genotype == tfnas.load_genotype(found.genotype_path)
     assert found.genotype_path == tmp_path / "s" / "genotype.json"
     assert found.valid_ppl == found.metrics["valid_ppl"] > 1

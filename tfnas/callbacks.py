@@ -123,8 +123,10 @@ class KerasCallbacks(Callback):
     ``log_interval`` steps, its mean ``loss``) calls
     ``on_train_batch_end(step - 1, logs)``; an ``"eval"`` event (the
     trainer's evaluations: every epoch, and every ``eval_interval`` steps)
-    and a search's ``"epoch"`` event call ``on_epoch_end(epoch - 1, logs)``
-    with ``val_loss``, ``val_ppl`` beside tfnas' own keys (`keras_logs`);
+    and a search's ``"epoch"`` event call ``on_epoch_end(i, logs)``, ``i``
+    counting these events from 0 (so ``EarlyStopping``'s patience counts
+    evaluations), with ``val_loss``, ``val_ppl`` beside tfnas' own keys
+    (`keras_logs`);
     ``"end"`` calls ``on_train_end``. Once a callback sets
     ``self.model.stop_training``, `stop_requested` is true and the loop
     stops at its next boundary; the trainer records the stop in its
@@ -144,6 +146,7 @@ class KerasCallbacks(Callback):
         for cb in self.callbacks:
             cb.set_model(self.flag)
         self._begun = False
+        self._evaluations = 0
 
     @property
     def stop_requested(self) -> bool:  # type: ignore[override]
@@ -161,7 +164,8 @@ class KerasCallbacks(Callback):
         if kind == "train":
             self._call("on_train_batch_end", int(logs.get("step", 1)) - 1, numbers)
         elif kind in self.EPOCH_EVENTS:
-            self._call("on_epoch_end", int(logs.get("epoch", 1)) - 1, numbers)
+            self._call("on_epoch_end", self._evaluations, numbers)
+            self._evaluations += 1
         elif kind == "end":
             self._call("on_train_end", numbers)
 

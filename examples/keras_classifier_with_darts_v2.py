@@ -1,11 +1,11 @@
 """A discovered cell in your own model: a Keras sequence classifier around the DARTS V2 cell.
 
-Needs nothing but ``pip install tfnas``. The cell is built from its genotype
-(shipped with tfnas as ``darts_v2``; any genotype JSON written by a search
-works the same way) and dropped into ``keras.layers.RNN`` like any Keras
-cell. The model is trained for a few epochs on a toy task (does token 7
-occur in the sequence?), saved as ``.keras`` and loaded back; loading needs
-``import tfnas.cells`` so that Keras knows the ``GenotypeCell`` class.
+Needs nothing but ``pip install tfnas``. The cell is built from its genotype's
+name (``darts_v2``, shipped with tfnas; the path of any genotype JSON written
+by a search works the same way) and dropped into ``keras.layers.RNN`` like
+any Keras cell. The model is trained for a few epochs on a toy task (does
+token 7 occur in the sequence?), saved as ``.keras`` and loaded back with
+``keras.saving.load_model``; ``import tfnas`` is all loading needs.
 
 Run it::
 
@@ -19,15 +19,15 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfnas.cells import GenotypeCell  # importing tfnas.cells registers the cell with Keras
-from tfnas.genotypes.files import resolve_genotype
+import tfnas  # noqa: F401  (Keras finds tfnas' layers by name once tfnas is imported)
+from tfnas.cells import GenotypeCell
 
 VOCAB, MARKER = 20, 7
 
 
 def build_classifier(vocab_size: int = VOCAB, units: int = 32, num_classes: int = 2, seed: int = 0) -> keras.Model:
     """Embedding -> RNN(DARTS V2 cell) -> softmax, as a functional model."""
-    cell = GenotypeCell(resolve_genotype("darts_v2"), units, seed=seed)
+    cell = GenotypeCell("darts_v2", units, seed=seed)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(vocab_size, units, name="embedding")(tokens)
     h = keras.layers.RNN(cell, name="darts_v2_rnn")(x)  # the last output

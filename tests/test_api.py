@@ -1,11 +1,13 @@
 """The top-level Python API (`tfnas.api`): the command's numbers, progress, Keras callbacks, no reseeding, refusals."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,6 +16,8 @@ import pytest
 import tfnas
 from tfnas.cli import main
 from tfnas.data.errors import CorpusError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 TINY = dict(emsize=8, nhid=8, batch_size=4, eval_batch_size=4, test_batch_size=4, bptt=8, epochs=1,
             max_eval_batches=3, log_interval=5, checkpoint_interval=5, seed=3)
@@ -110,3 +114,15 @@ def test_search_returns_the_genotype_it_wrote(tiny_corpus, tmp_path):
     assert found.genotype == tfnas.load_genotype(found.genotype_path)
     assert found.genotype_path == tmp_path / "s" / "genotype.json"
     assert found.valid_ppl == found.metrics["valid_ppl"] > 1
+
+
+def test_the_api_example_searches_trains_exports_and_reloads(tiny_corpus, tmp_path):
+    spec = importlib.util.spec_from_file_location("search_train_export", EXAMPLES / "search_train_export.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    settings = {k: v for k, v in TINY.items() if k != "test_batch_size"}
+    report = example.run(tiny_corpus, tmp_path, verbose=0, max_steps=4, **_model_settings(**settings))
+    assert report["genotype"] == tfnas.load_genotype(tmp_path / "search" / "genotype.json")
+    trained = json.loads((tmp_path / "train" / "result.json").read_text())
+    assert (report["valid_ppl"], report["test_ppl"]) == (trained["best_valid_ppl"], trained["test_ppl"])
+    assert report["model"].genotype == report["genotype"]

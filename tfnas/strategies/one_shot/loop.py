@@ -279,9 +279,11 @@ class OneShotSearch(Strategy, abc.ABC):
         return True
 
     def _done(self) -> bool:
+        """The end of the search: ``max_steps``, ``epochs``, ``budget_s``, or a callback's stop
+        (`tfnas.callbacks.Callback.stop_requested`, not recorded: a resume goes on)."""
         c = self.config
         return ((c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
-                or self.session.over_budget(c.budget_s))
+                or self.session.over_budget(c.budget_s) or self.callbacks.stop_requested)
 
     def update_arch_now(self) -> bool:
         """Whether this step updates the architecture (after the warm-up epochs)."""

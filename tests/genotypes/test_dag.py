@@ -111,3 +111,33 @@ def test_an_integer_too_long_to_print_is_named_by_its_digits():
     with pytest.raises(GenotypeError, match=r"'tokens': position 0 must be a predecessor token \(got a negative "
                                             r"integer of 5001 digits\)$"):
         Genotype.from_tokens([-10 ** 5000, 0])
+
+
+def test_a_cell_of_identity_nodes_is_degenerate_and_one_other_node_makes_it_not():
+    cell = Genotype((("identity", 0), ("identity", 1), ("identity", 0)))
+    assert cell.degenerate() == "every node is identity: nodes 1..3 are gated linear maps of node 0"
+    assert Genotype((("identity", 0), ("tanh", 1), ("identity", 0))).degenerate() is None
+    assert Genotype((("identity", 0),), first_node="enas", first_activation="identity").degenerate() is not None
+
+
+def test_published_cells_are_not_degenerate_and_the_collapsed_cpu_darts_cell_is():
+    for name in ("darts_v1", "darts_v2", "enas", "nao", "nao_ws"):
+        assert resolve_genotype(name).degenerate() is None, name
+    for name in ("discovered/darts_ptb_cpu", "discovered/darts_wt2_cpu"):   # the collapse issue 25 is about
+        assert resolve_genotype(name).degenerate() is not None, name
+
+
+@given(st.data())
+def test_every_node_of_a_dag_cell_reaches_the_output(data):
+    # Why degenerate() need not look for unused nodes: a node reaches the output if the output averages it or a
+    # node that reads it reaches the output; computed backwards from the last node for both output rules.
+    steps = data.draw(st.integers(1, 9))
+    nodes = tuple((data.draw(st.sampled_from(ACTIVATIONS)), data.draw(st.integers(0, i - 1)))
+                  for i in range(1, steps + 1))
+    for output in ("mean", "loose_ends"):
+        g = Genotype(nodes, output=output)
+        reaches = set(g.concat)
+        for i in range(steps, 0, -1):
+            if any(pred == i and k in reaches for k, (_, pred) in enumerate(nodes, start=1)):
+                reaches.add(i)
+        assert reaches == set(range(1, steps + 1))

@@ -67,3 +67,14 @@ def test_nascell_is_a_base_8_tree(exported_cells):
     assert TreeSpace(8).contains(g)
     assert math.isclose(g.provenance["reported"]["test_ppl"], 62.4)
     assert set(COMBINATIONS) == {"add", "elem_mult"}
+
+
+def test_a_tree_of_add_and_identity_is_a_linear_recurrence_and_degenerate():
+    linear = TreeGenotype((("add", "identity"),) * 7, inject=("add", "identity"), inject_node=2, cell_node=5)
+    assert linear.degenerate() == "every node adds its inputs and is identity: the cell is a linear recurrence"
+    for changed in (dict(nodes=(("elem_mult", "identity"),) + (("add", "identity"),) * 6),   # a product of inputs
+                    dict(nodes=(("add", "identity"),) * 6 + (("add", "tanh"),)),
+                    dict(inject=("add", "sigmoid")), dict(inject=("elem_mult", "identity"))):
+        assert TreeGenotype(**{**dict(nodes=linear.nodes, inject=linear.inject, inject_node=2, cell_node=5),
+                               **changed}).degenerate() is None
+    assert resolve_genotype("nascell").degenerate() is None

@@ -88,6 +88,23 @@ class Genotype(JsonGenotypeMixin):
         used = {pred for _, pred in self.nodes}
         return tuple(i for i in range(1, self.steps + 1) if i not in used)
 
+    def degenerate(self) -> str | None:
+        """Why this cell is degenerate, or None: every node 1..N ``identity``.
+
+        Each node is then the gated linear map ``s_j + c * (s_j W_h - s_j)`` of
+        its predecessor, so nothing past node 0's tanh and the gates is
+        nonlinear: the cell a DARTS search collapses to when it favours the
+        op that needs least learning (NASABN section IV-D; the published DARTS
+        cells have one identity node each). No other DAG cell is degenerate in
+        the ways one might look for: every node reaches the output (``"mean"``
+        averages them all; under ``"loose_ends"`` a node that another reads
+        leads through readers of ever higher index to a node nobody reads, which
+        the output averages), and every node 0 reads both ``x_t`` and ``h_{t-1}``.
+        """
+        if all(act == "identity" for act, _ in self.nodes):
+            return f"every node is identity: nodes 1..{self.steps} are gated linear maps of node 0"
+        return None
+
     def with_attention(self, attention: str | None) -> "Genotype":
         """A copy with another attention choice."""
         return replace(self, attention=attention)

@@ -140,6 +140,16 @@ class TreeGenotype(JsonGenotypeMixin):
     def children(self) -> tuple[tuple[int, int] | None, ...]:
         return tree_children(self.base)
 
+    def degenerate(self) -> str | None:
+        """Why this cell is degenerate, or None: every combination ``add`` and every activation ``identity``
+        (the nodes' and the injection's), so that ``h_t`` and ``c_t`` are linear maps of ``x_t``, ``h_{t-1}`` and
+        ``c_{t-1}``: a linear recurrence. Every node of a full binary tree feeds the root, and every leaf reads both
+        ``x_t`` and ``h_{t-1}``, so no node goes unused and no cell ignores its input or its state."""
+        pairs = (*self.nodes, self.inject)
+        if all(comb == "add" and act == "identity" for comb, act in pairs):
+            return "every node adds its inputs and is identity: the cell is a linear recurrence"
+        return None
+
     def with_attention(self, attention: str | None) -> "TreeGenotype":
         return replace(self, attention=attention)
 

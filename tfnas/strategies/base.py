@@ -84,6 +84,8 @@ class Strategy(abc.ABC):
     #: The name used by ``tfnas search --strategy``.
     name: str = ""
     config: Any
+    #: What the warning of a degenerate cell (`finish`) suggests.
+    degenerate_advice: str = "search longer or with another seed"
 
     @abc.abstractmethod
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
@@ -95,9 +97,12 @@ class Strategy(abc.ABC):
 
     def finish(self, session: RunSession, genotype: Genotype, history: list[dict[str, Any]],
                metrics: dict[str, Any], end_logs: dict[str, Any]) -> SearchResult:
-        """The end of every search: the genotype with its provenance (`with_provenance`, then `provenance`),
-        ``genotype.json`` and ``search_result.json`` written (with the seconds spent), then the ``"end"`` event and
-        the callbacks closed."""
+        """The end of every search: a one-line warning if the cell is degenerate (``genotype.degenerate()``), the
+        genotype with its provenance (`with_provenance`, then `provenance`), ``genotype.json`` and
+        ``search_result.json`` written (with the seconds spent), then the ``"end"`` event and the callbacks closed."""
+        why = genotype.degenerate()
+        if why is not None:
+            session.message(f"warning: the derived cell is degenerate ({why}); {self.degenerate_advice}")
         found = with_provenance(genotype, self.name, self.config, metrics)
         found = dataclasses.replace(found, provenance={**found.provenance, **self.provenance()})
         result = SearchResult(found, history, metrics, seconds=session.spent_s())

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfnas.callbacks import Callback, History
 from tfnas.cells.attention import ATTENTION_HEADS, DotAttention
 from tfnas.cells.search import MixedAttention, MixedCell
 from tfnas.cli import main
@@ -14,6 +15,7 @@ from tfnas.data import load_corpus
 from tfnas.genotypes.files import load_genotype
 from tfnas.lm.model import LanguageModel, attention_seed, cell_arguments, supernet
 from tfnas.presets import search_config
+from tfnas.settings import SettingsError
 from tfnas.strategies.base import SearchDivergedError
 from tfnas.strategies.one_shot.bilevel import adam_with_l2
 from tfnas.strategies.one_shot.darts import DartsConfig, DartsSearch, NasabnConfig, NasabnSearch
@@ -153,6 +155,8 @@ def test_epoch_logs_emit_the_edge_probabilities_for_callbacks_to_draw():
     assert probs.shape == (1 + 2 + 3, 5)                                   # [edges of 3 nodes, DARTS' 5 ops]
     np.testing.assert_array_equal(probs, search.model.cell.probabilities_numpy())
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)          # a softmax per edge
+    for k, op in enumerate(("none", "tanh", "relu", "sigmoid", "identity")):
+        assert logs[f"weight_{op}"] == pytest.approx(probs[:, k].sum() / 6)   # the op's weight averaged over edges
     assert sum(logs[f"attention_{k}"] for k in ("none", "dot", "general")) == pytest.approx(1.0)
 
 
@@ -246,3 +250,101 @@ def test_architecture_adam_is_pytorchs_with_eps_1e_8():
     d = 1e-5 + 1e-3 * before.astype("float64")
     torch_step = -3e-3 * d / (np.abs(d) + 1e-8)
     np.testing.assert_allclose(alpha.numpy() - before, torch_step, rtol=0.05)
+
+
+class Architectures(Callback):
+    """The architecture parameters and derived genotype of ``search`` at every ``kind`` event, by step."""
+
+    def __init__(self, search, kind):
+        self.search, self.kind, self.alphas, self.genotypes = search, kind, {}, {}
+
+    def on_event(self, kind, logs):
+        if kind == self.kind:
+            self.alphas[logs["step"]] = [v.numpy() for v in self.search.model.arch_variables]
+            self.genotypes[logs["step"]] = self.search.model.derive()
+
+
+def test_warmup_steps_hold_the_architecture_then_let_it_move(tmp_path, tiny_corpus):
+    search = DartsSearch(tiny_config(order=1, warmup_steps=3, max_steps=5))
+    seen = Architectures(search, "train")
+    search.search(load_corpus(tiny_corpus), tmp_path / "w", [seen])
+    start = DartsSearch(tiny_config(order=1))
+    start.build(len(load_corpus(tiny_corpus).vocab))
+    initial = [v.numpy() for v in start.model.arch_variables]
+    for step in (1, 2, 3):
+        for a, b in zip(seen.alphas[step], initial):
+            np.testing.assert_array_equal(a, b)
+    assert all(np.abs(a - b).max() > 1e-4 for a, b in zip(seen.alphas[4], initial))
+
+
+def test_train_events_log_each_ops_mean_weight(tmp_path, tiny_corpus):
+    history = History()
+    search = DartsSearch(tiny_config(order=1, max_steps=2))
+    seen = Architectures(search, "train")
+    search.search(load_corpus(tiny_corpus), tmp_path / "s", [history, seen])
+    for event in history.events["train"]:
+        probs = tf.nn.softmax(seen.alphas[event["step"]][0]).numpy()
+        assert event["weight_identity"] == pytest.approx(probs[:, 4].mean(), rel=1e-6)
+        assert event["weight_none"] == pytest.approx(probs[:, 0].mean(), rel=1e-6)
+
+
+class SyntheticEigenvalues(DartsSearch):
+    """DARTS whose eigenvalue measurements read `by_step` instead of the Hessian (the rule's input, set by hand)."""
+
+    by_step = {2: 0.1, 4: 1.0, 6: 1.0, 8: 2.0, 10: 2.0, 12: 2.0}
+
+    def eigenvalues(self):
+        return -1.0, self.by_step[self.step]
+
+
+def es_config(**kw):
+    return tiny_config(order=1, warmup_steps=2, eigenvalue_interval=2, early_stop="eigenvalue", early_stop_window=1,
+                       max_steps=12, checkpoint_interval=3, **kw)
+
+
+def test_darts_es_stops_and_returns_the_architecture_of_k_measurements_earlier(tmp_path, tiny_corpus):
+    # Measurements at steps 2, 4, 6, 8. Step 2 is in the warm-up (the architecture has not moved): not counted,
+    # or 0.1 < 0.75 * 1.0 would stop at step 4. Counted: 4 (1.0), 6 (1.0: 1.0 < 0.75 no), 8 (2.0: 1.0 < 1.5 yes):
+    # stop at step 8 with k = 1, returning the architecture of step 6.
+    history = History()
+    search = SyntheticEigenvalues(es_config())
+    seen = Architectures(search, "hessian")
+    result = search.search(load_corpus(tiny_corpus), tmp_path / "es", [history, seen])
+    assert result.metrics["steps"] == 8 and sorted(seen.alphas) == [2, 4, 6, 8]
+    assert all(np.abs(a - b).max() > 1e-4 for a, b in zip(seen.alphas[8], seen.alphas[6]))
+    for final, returned in zip(search.model.arch_variables, seen.alphas[6]):
+        np.testing.assert_array_equal(final.numpy(), returned)
+    assert result.genotype == seen.genotypes[6]
+    assert result.genotype.provenance["darts_es"] == {
+        "eigenvalues": [[4, 1.0], [6, 1.0], [8, 2.0]], "stopped_step": 8, "stopped_eigenvalue": 2.0,
+        "returned_step": 6, "returned_eigenvalue": 1.0}
+    assert [e["eigenvalue"] for e in history.events["hessian"]] == [0.1, 1.0, 1.0, 2.0]
+    assert any("DARTS-ES" in e["text"] and "step 6" in e["text"] for e in history.events["message"])
+
+
+def test_a_killed_darts_es_search_resumes_to_the_same_stop(tmp_path, tiny_corpus):
+    corpus = load_corpus(tiny_corpus)
+    full = SyntheticEigenvalues(es_config()).search(corpus, tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):                            # at the measurement that stops it
+        SyntheticEigenvalues(es_config()).search(corpus, tmp_path / "cut", [Kill("hessian", step=8)])
+    resumed = SyntheticEigenvalues(es_config()).search(corpus, tmp_path / "cut")
+    assert resumed.genotype == full.genotype and resumed.metrics["steps"] == 8
+    assert resumed.genotype.provenance["darts_es"] == full.genotype.provenance["darts_es"]
+    assert_same_checkpoints(tmp_path / "full", tmp_path / "cut")
+
+
+def test_darts_es_needs_eigenvalue_measurements():
+    with pytest.raises(SettingsError, match="eigenvalue_interval"):
+        tiny_config(early_stop="eigenvalue")
+    with pytest.raises(SettingsError, match="early_stop"):
+        tiny_config(early_stop="sometimes", eigenvalue_interval=2)
+
+
+def test_a_degenerate_cell_is_warned_about_in_one_line(tmp_path, tiny_corpus):
+    # With identity the only op besides none, every derived node is identity.
+    history = History()
+    search = DartsSearch(tiny_config(order=1, ops=("none", "identity"), max_steps=2))
+    search.search(load_corpus(tiny_corpus), tmp_path / "s", [history])
+    lines = [e["text"] for e in history.events["message"] if e["text"].startswith("warning: the derived cell")]
+    assert len(lines) == 1 and "\n" not in lines[0]
+    assert "every node is identity" in lines[0] and "early_stop eigenvalue" in lines[0]

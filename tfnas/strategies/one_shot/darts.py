@@ -29,10 +29,15 @@ from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
 from tfnas.lm.objective import clipped_sgd_update, cross_entropy, regularized_loss
 from tfnas.lm.model import attention_seed, cell_arguments, supernet
-from tfnas.settings import NON_NEGATIVE, POSITIVE, RATE, Bound, SettingsError, setting, settings
+from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, RATE, Bound, OneOf, SettingsError, setting, settings
 from tfnas.strategies.base import STEPS
+from tfnas.strategies.one_shot.arch_hessian import ArchitectureHessian
 from tfnas.strategies.one_shot.bilevel import ArchitectureGradient, adam_with_l2
+from tfnas.strategies.one_shot.early_stop import DARTS_ES_RATIO, DARTS_ES_WINDOW, EigenvalueEarlyStop
 from tfnas.strategies.one_shot.loop import Batch, OneShotConfig, OneShotSearch, darts_search_model, valid_segment
+
+#: What ends a DARTS search besides its budget: nothing, or DARTS-ES (`early_stop`).
+EARLY_STOPS: tuple[str, ...] = ("none", "eigenvalue")
 
 
 @settings
@@ -72,6 +77,21 @@ class DartsConfig(OneShotConfig):
     clip_hvp_vector: bool = setting(False, help="order 2: clip v = grad_w' L_val to the norm clip before the "
                                                 "Hessian-vector product, as DARTS' code (rnn/architect.py); off: "
                                                 "the exact unrolled gradient")
+    eigenvalue_interval: int = setting(0, help="steps between measurements of the largest eigenvalue of the "
+                                               "validation loss' Hessian w.r.t. the architecture (R-DARTS section 4), "
+                                               "logged as hessian/eigenvalue; 0: none", check=NON_NEGATIVE)
+    eigenvalue_iterations: int = setting(20, help="Lanczos iterations (exact Hessian-vector products) per eigenvalue "
+                                                  "measurement, from a start vector seeded by seed",
+                                         check=AT_LEAST_ONE)
+    early_stop: str = setting("none", help="none, or eigenvalue: DARTS-ES (R-DARTS section 4), stop when the "
+                                           "eigenvalue grew more than 1/early_stop_ratio times over "
+                                           "early_stop_window measurements and return the architecture of that "
+                                           "many measurements earlier", check=OneOf(EARLY_STOPS))
+    early_stop_window: int = setting(DARTS_ES_WINDOW, help="k of DARTS-ES, in eigenvalue measurements (R-DARTS: 5 "
+                                                           "epochs)", check=AT_LEAST_ONE)
+    early_stop_ratio: float = setting(DARTS_ES_RATIO, help="DARTS-ES stops when lambda(i - k) / lambda(i) falls "
+                                                           "below this ratio (R-DARTS: 0.75)",
+                                      check=Bound(0, 1, open_low=True))
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,6 +101,9 @@ class DartsConfig(OneShotConfig):
             raise SettingsError(f"attention_candidates must be distinct names from {list(ATTENTION_HEADS)}; "
                                 f"received: {list(candidates)!r}")
         self.attention_candidates = candidates
+        if self.early_stop == "eigenvalue" and not self.eigenvalue_interval:
+            raise SettingsError("early_stop eigenvalue (DARTS-ES) needs eigenvalue measurements: set "
+                                "eigenvalue_interval to the steps between them")
         if self.search_attention and self.model.attention is not None:
             raise SettingsError(f"search_attention searches the head, model.attention fixes it "
                                 f"({self.model.attention!r}): set model.attention to null to search it")
@@ -109,6 +132,8 @@ class DartsSearch(OneShotSearch):
     """
 
     name = "darts"
+    degenerate_advice = ("on a short search, train the weights alone first (warmup_steps or warmup_epochs, NASABN "
+                         "section IV-D) or stop by DARTS-ES (early_stop eigenvalue)")
 
     def build(self, vocab_size: int) -> None:
         c = self.config
@@ -139,6 +164,27 @@ class DartsSearch(OneShotSearch):
         spec = [spec_batch(), spec_batch(), tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.bool)]
         self.compiled_step = tf.function(self._search_step, input_signature=spec,
                                          jit_compile=c.jit_compile or None, autograph=False)
+        self.hessian = self.architecture_hessian() if c.eigenvalue_interval else None
+        self.early_stop = (EigenvalueEarlyStop(c.early_stop_window, c.early_stop_ratio)
+                           if c.early_stop == "eigenvalue" else None)
+
+    def architecture_hessian(self) -> ArchitectureHessian:
+        """R-DARTS' Hessian of the validation cross-entropy w.r.t. the architecture parameters (cell and searched
+        head) on a fixed batch: the first ``bptt`` steps of the search's validation batches, from zero states, in
+        inference mode (no dropout; the search-mode batch norm is the same in both modes), so that successive
+        measurements differ only by the weights and the architecture."""
+        c, model = self.config, self.model
+        inputs, targets = (tf.constant(a, tf.int32) for a in valid_segment(self.search_data, 0, c.bptt))
+        states = model.initial_state(c.batch_size)
+        return ArchitectureHessian(lambda: cross_entropy(model.forward(inputs, states, training=False).logits,
+                                                         targets), model.arch_variables)
+
+    def eigenvalues(self) -> tuple[float, float]:
+        """The smallest and largest eigenvalue of `architecture_hessian` now, by ``eigenvalue_iterations`` steps of
+        Lanczos' method (`arch_hessian.lanczos_extremes`) from the same start vector every time (standard normal,
+        seeded by ``seed``)."""
+        start = np.random.default_rng(self.config.seed).standard_normal(self.hessian.size)
+        return self.hessian.extreme_eigenvalues(start, self.config.eigenvalue_iterations)
 
     def state_variables(self) -> list[tf.Variable]:
         return list(self.model.variables) + list(self.arch_optimizer.variables)
@@ -182,6 +228,50 @@ class DartsSearch(OneShotSearch):
             logs.pop("arch_val_loss")
         return logs, list(train_states)
 
+    def on_step_end(self) -> None:
+        """Every ``eigenvalue_interval`` steps: the `eigenvalues`, logged as ``hessian/eigenvalue`` (the largest,
+        R-DARTS' lambda_max) and ``hessian/eigenvalue_min``. DARTS-ES counts the largest of the measurements taken
+        once the architecture has moved (after the warm-up); when it stops, the architecture parameters are set back
+        to those of ``early_stop_window`` measurements earlier, which the search returns."""
+        c = self.config
+        if not c.eigenvalue_interval or self.step % c.eigenvalue_interval:
+            return
+        smallest, eigenvalue = self.eigenvalues()
+        self.callbacks.on_event("hessian", {"step": self.step, "eigenvalue": eigenvalue, "eigenvalue_min": smallest})
+        if self.early_stop is None or self.epoch <= c.warmup_epochs or self.step <= c.warmup_steps:
+            return
+        arch = self.model.arch_variables
+        if self.early_stop.observe(self.step, eigenvalue, [v.numpy().tolist() for v in arch]):
+            back = self.early_stop.returned
+            for v, value in zip(arch, back["architecture"]):
+                v.assign(np.asarray(value, v.dtype))
+            self._message(f"DARTS-ES: the eigenvalue grew from {back['eigenvalue']:.4g} (step {back['step']}) to "
+                          f"{eigenvalue:.4g} (step {self.step}), more than 1/{c.early_stop_ratio:g} times; the "
+                          f"search stops with the architecture of step {back['step']}")
+
+    def stops_early(self) -> bool:
+        return self.early_stop is not None and self.early_stop.stopped
+
+    def extra_state(self) -> dict[str, Any]:
+        return {} if self.early_stop is None else {"early_stop": self.early_stop.state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.early_stop is not None:
+            c = self.config
+            self.early_stop = EigenvalueEarlyStop(c.early_stop_window, c.early_stop_ratio, state["early_stop"])
+
+    def provenance(self) -> dict[str, Any]:
+        """Under DARTS-ES: the eigenvalues it counted (``[step, eigenvalue]``) and, after a stop, the step of the
+        stop and the step whose architecture was returned."""
+        if self.early_stop is None:
+            return {}
+        record: dict[str, Any] = {"eigenvalues": self.early_stop.eigenvalues}
+        back = self.early_stop.returned
+        if back is not None:
+            record.update(stopped_step=back["stopped_step"], stopped_eigenvalue=back["stopped_eigenvalue"],
+                          returned_step=back["step"], returned_eigenvalue=back["eigenvalue"])
+        return {"darts_es": record}
+
     def extra_arrays(self) -> dict[str, np.ndarray]:
         return {f"valid{i}": s.numpy() for i, s in enumerate(self.hidden_valid)}
 
@@ -192,12 +282,21 @@ class DartsSearch(OneShotSearch):
         return self.model.derive()
 
     def epoch_logs(self) -> dict[str, Any]:
+        """The architecture weights: ``alpha_cell`` (softmax(alpha), [edges, ops], which TensorBoardLogger draws as
+        a heatmap), ``weight_<op>`` (each op's weight averaged over the edges) and ``attention_<head>`` (the
+        head's mixture weights)."""
         cell = self.model.cell
-        logs = {"alpha_cell": cell.probabilities_numpy()}  # [edges, ops]: TensorBoardLogger draws the heatmap
+        probs = cell.probabilities_numpy()
+        logs: dict[str, Any] = {"alpha_cell": probs,
+                                **{f"weight_{op}": float(w) for op, w in zip(cell.ops, probs.mean(axis=0))}}
         if self.model.attention is not None:
             weights = self.model.attention.mixture_weights()
             logs.update({f"attention_{k}": float(v) for k, v in weights.items()})
         return logs
+
+    def step_logs(self) -> dict[str, Any]:
+        """The architecture weights of `epoch_logs`, every ``log_interval`` steps."""
+        return self.epoch_logs()
 
     def architecture_snapshot(self) -> dict[str, Any]:
         cell = self.model.cell

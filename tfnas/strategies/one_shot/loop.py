@@ -33,10 +33,12 @@ The folder, its lock, Ctrl-C, the checkpoints and the callbacks are a
 A subclass implements `build`, `search_step` (one update on a training
 segment: it gets no validation batch; DARTS' bilevel step pairs the
 segment with a validation one itself, `valid_segment` at `segment_start`),
-`derive` and may add `epoch_logs` (e.g. the architecture weights, as arrays
-that callbacks draw), `extra_state` and `extra_arrays` (JSON and arrays
-saved in checkpoints), a learning-rate schedule (`epoch_lr`) and a
-divergence rule (`divergence`).
+`derive` and may add `epoch_logs` and `step_logs` (e.g. the architecture
+weights, as arrays that callbacks draw, at epoch ends and every
+``log_interval`` steps), `extra_state` and `extra_arrays` (JSON and arrays
+saved in checkpoints), a learning-rate schedule (`epoch_lr`), a divergence
+rule (`divergence`), work after every step (`on_step_end`) and a rule of
+its own that ends the search early (`stops_early`).
 """
 from __future__ import annotations
 
@@ -121,6 +123,9 @@ class OneShotConfig(LMRunConfig):
                                     check=Bound(0, 1))
     warmup_epochs: int = setting(0, help="epochs that train only the weights before the architecture moves "
                                          "(NASABN's phased training)", check=NON_NEGATIVE)
+    warmup_steps: int = setting(0, help="steps that train only the weights before the architecture moves (NASABN's "
+                                        "phased training in steps, for searches shorter than an epoch); with "
+                                        "warmup_epochs the architecture waits for both", check=NON_NEGATIVE)
     nan_retries: int = setting(3, help="recoveries from a non-finite loss (restore the last checkpoint, halve "
                                        "the learning rates again) before the search stops", resumable=True,
                                check=NON_NEGATIVE)
@@ -179,6 +184,11 @@ class OneShotSearch(Strategy, abc.ABC):
         """Extra per-epoch logs for callbacks: numbers, or arrays that they draw (see `tfnas.callbacks`)."""
         return {}
 
+    def step_logs(self) -> dict[str, Any]:
+        """Extra logs of the ``"train"`` event of every ``log_interval`` steps (numbers, or arrays that callbacks
+        draw), e.g. the architecture weights over the search."""
+        return {}
+
     def architecture_snapshot(self) -> dict[str, Any]:
         """JSON snapshot of the architecture parameters, stored in the per-epoch history."""
         return {}
@@ -186,6 +196,14 @@ class OneShotSearch(Strategy, abc.ABC):
     def divergence(self, loss: float) -> str | None:
         """Why ``loss`` (a training step's) diverged, or None if it did not: here, ``"not finite"``."""
         return None if math.isfinite(loss) else "not finite"
+
+    def on_step_end(self) -> None:
+        """Called after every step (``self.step`` counts it), before its logs and checkpoint (DARTS measures the
+        architecture Hessian's eigenvalue here)."""
+
+    def stops_early(self) -> bool:
+        """Whether the method's own rule has ended the search (DARTS-ES); checked before every step."""
+        return False
 
     def on_epoch_end(self) -> None:
         """Called at the end of every epoch before it is evaluated and logged, and before the final partial
@@ -279,15 +297,15 @@ class OneShotSearch(Strategy, abc.ABC):
         return True
 
     def _done(self) -> bool:
-        """The end of the search: ``max_steps``, ``epochs``, ``budget_s``, or a callback's stop
-        (`tfnas.callbacks.Callback.stop_requested`, not recorded: a resume goes on)."""
+        """The end of the search: ``max_steps``, ``epochs``, the method's own rule (`stops_early`), ``budget_s``, or
+        a callback's stop (`tfnas.callbacks.Callback.stop_requested`, not recorded: a resume goes on)."""
         c = self.config
         return ((c.max_steps is not None and self.step >= c.max_steps) or self.epoch > c.epochs
-                or self.session.over_budget(c.budget_s) or self.callbacks.stop_requested)
+                or self.stops_early() or self.session.over_budget(c.budget_s) or self.callbacks.stop_requested)
 
     def update_arch_now(self) -> bool:
-        """Whether this step updates the architecture (after the warm-up epochs)."""
-        return self.epoch > self.config.warmup_epochs
+        """Whether the next step updates the architecture (after the warm-up epochs and steps)."""
+        return self.epoch > self.config.warmup_epochs and self.step >= self.config.warmup_steps
 
     def _end_epoch(self) -> None:
         val_loss = self.evaluate(self.valid_data)
@@ -355,10 +373,12 @@ class OneShotSearch(Strategy, abc.ABC):
             self.hidden_train = new_train
             self.step += 1
             meter.add(loss, targets.size)
+            self.on_step_end()
             if self.step % c.log_interval == 0:
                 self.callbacks.on_event("train", {
                     "step": self.step, "epoch": self.epoch, "lr": lr,
-                    **meter.summary(), **{k: float(v) for k, v in logs.items() if k != "loss"}})
+                    **meter.summary(), **{k: float(v) for k, v in logs.items() if k != "loss"},
+                    **self.step_logs()})
             if self.step % c.checkpoint_interval == 0:
                 self._save()
 

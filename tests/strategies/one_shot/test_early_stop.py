@@ -71,7 +71,7 @@ def test_a_rule_rebuilt_from_its_json_state_stops_where_the_uninterrupted_one_do
 def test_a_stopped_rule_refuses_more_measurements_and_bad_arguments_are_refused():
     rule = EigenvalueEarlyStop(window=1, ratio=0.5)
     run(rule, [1.0, 3.0])
-    with pytest.raises(RuntimeError, match="already stopped"):
+    with pytest.raises(ValueError, match="already stopped"):
         rule.observe(100, 5.0, None)
     with pytest.raises(SettingsError, match="window"):
         EigenvalueEarlyStop(window=0)

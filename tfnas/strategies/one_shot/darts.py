@@ -8,9 +8,18 @@ the training batch with the AWD regularisers, as in DARTS'
 its reported experiment fixes it to global dot attention (section IV-B,
 l.175) and searches the cell under it; the framework can also search the
 head (``search_attention``: a `MixedAttention`, eq. 3-4). NASABN trains
-the weights alone for ``warmup_epochs`` before the architecture moves
-(phased training, section IV-D, l.242), against the drift towards
-parameter-free ops.
+the weights alone for ``warmup_epochs`` (or ``warmup_steps``) before the
+architecture moves (phased training, section IV-D, l.242), against the
+drift towards parameter-free ops.
+
+R-DARTS (Zela et al., ICLR 2020, section 4): every ``eigenvalue_interval``
+steps the search measures the extreme eigenvalues of the validation loss'
+Hessian with respect to the architecture parameters
+(`tfnas.strategies.one_shot.arch_hessian`), and with ``early_stop:
+eigenvalue`` it stops by DARTS-ES (`tfnas.strategies.one_shot.early_stop`)
+when the largest grew by more than ``1 / early_stop_ratio`` over
+``early_stop_window`` measurements, returning the architecture of that
+many measurements earlier.
 """
 from __future__ import annotations
 
@@ -132,8 +141,8 @@ class DartsSearch(OneShotSearch):
     """
 
     name = "darts"
-    degenerate_advice = ("on a short search, train the weights alone first (warmup_steps or warmup_epochs, NASABN "
-                         "section IV-D) or stop by DARTS-ES (early_stop eigenvalue)")
+    degenerate_advice = ("a short DARTS search drifts to identity: stop it by DARTS-ES (early_stop eigenvalue) or "
+                         "search longer (a weight warm-up, warmup_steps, made the cpu_ptb search collapse sooner)")
 
     def build(self, vocab_size: int) -> None:
         c = self.config

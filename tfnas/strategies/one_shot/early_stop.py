@@ -71,7 +71,7 @@ class EigenvalueEarlyStop:
         """Records the measurement ``eigenvalue`` at ``step`` with the ``architecture`` of that moment (any
         JSON value); True when the search should stop now, `returned` then holding the architecture to return."""
         if self.stopped:
-            raise RuntimeError("EigenvalueEarlyStop has already stopped the search")
+            raise ValueError("EigenvalueEarlyStop has already stopped the search: it takes no more measurements")
         eigenvalue = float(eigenvalue)
         self.eigenvalues.append([int(step), eigenvalue])
         self.recent = [*self.recent, {"step": int(step), "eigenvalue": eigenvalue, "architecture": architecture}]

@@ -22,7 +22,7 @@ class UniformLM:
     """Stands in for an `ExportedModel`: every word of a 4-word vocabulary has probability 1/4."""
 
     vocab = ("<eos>", "a", "b", "c")
-    metadata = SimpleNamespace(test_batch_size=2, bptt=3)
+    metadata = SimpleNamespace(test_batch_size=2, bptt=3, tokens="words")
 
     def encode(self, tokens):
         return np.array([self.vocab.index(t) for t in tokens], np.int64)

@@ -107,7 +107,7 @@ def test_local_submissions_are_evaluated_at_once_and_reported_in_order():
     assert [ticket for ticket, _ in done] == tickets and len(set(tickets)) == 3
     assert done[0][1] == expected[0] and done[2][1] == expected[2]
     assert isinstance(done[1][1], RuntimeError) and "simulated evaluation failure" in str(done[1][1])
-    with pytest.raises(RuntimeError, match="no evaluation was submitted"):
+    with pytest.raises(ValueError, match="none was submitted"):
         executor.next_done()
 
 

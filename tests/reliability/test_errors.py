@@ -133,7 +133,7 @@ def test_a_genotype_over_the_node_limit_is_refused_before_anything_is_built(tmp_
 def fake_model(eos_id=None):
     vocab = SimpleNamespace(eos_id=eos_id)
     return SimpleNamespace(vocab=vocab, encode=lambda words: np.zeros(len(words), np.int64),
-                           metadata=SimpleNamespace(test_batch_size=1, bptt=4, attention=None))
+                           metadata=SimpleNamespace(test_batch_size=1, bptt=4, attention=None, tokens="words"))
 
 
 def test_an_empty_prompt_without_start_of_text_says_the_prompt_is_empty():

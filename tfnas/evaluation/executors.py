@@ -80,7 +80,7 @@ class LocalExecutor:
     def next_done(self) -> tuple[int, Outcome]:
         """The oldest submission not yet returned, with its outcome."""
         if not self._done:
-            raise RuntimeError("no evaluation was submitted")
+            raise ValueError("next_done() needs a pending evaluation: none was submitted")
         ticket = next(iter(self._done))
         return ticket, self._done.pop(ticket)
 
@@ -176,7 +176,7 @@ class RayExecutor:
     def next_done(self) -> tuple[int, Outcome]:
         """The first submitted task to finish (``ray.wait``), with its outcome."""
         if not self._running:
-            raise RuntimeError("no evaluation was submitted")
+            raise ValueError("next_done() needs a pending evaluation: none was submitted")
         (ref,), _ = self.ray.wait(list(self._running), num_returns=1)
         return self._running.pop(ref), self._result(ref)
 

@@ -38,6 +38,20 @@ def comparison(tmp_path_factory):
     return config, root / "out", report
 
 
+@pytest.fixture
+def trained(monkeypatch) -> list[str]:
+    """The run folders of the retrainings that run from now on, in order (each still trained)."""
+    folders: list[str] = []
+    original = runner_module.RetrainEvaluator.evaluate_one
+
+    def counting(self, unit):
+        folders.append(unit.folder)
+        return original(self, unit)
+
+    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
+    return folders
+
+
 def test_report_agrees_with_the_run_folders(comparison, exported_cells):
     config, out, report = comparison
     rows = {row["cell"]: row for row in report["rows"]}
@@ -113,18 +127,10 @@ def test_other_settings_on_resume_are_refused(comparison):
         run_comparison(changed, out)
 
 
-def test_a_seed_added_on_resume_trains_only_its_units(comparison, tmp_path, monkeypatch):
+def test_a_seed_added_on_resume_trains_only_its_units(comparison, tmp_path, trained):
     config, out, _ = comparison
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
-    trained: list[str] = []
-    original = runner_module.RetrainEvaluator.evaluate_one
-
-    def counting(self, unit):
-        trained.append(unit.folder)
-        return original(self, unit)
-
-    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
     more = load_compare_config(None, {**config.to_dict(), "seeds": [1, 2, 3], "baselines": ["lstm"]})
     report = run_comparison(more, copy)
     assert sorted(Path(f).relative_to(copy).as_posix() for f in trained) == sorted(
@@ -367,19 +373,11 @@ def test_search_seeds_run_every_search_once_per_seed(tmp_path):
         load_compare_config(None, {**settings, "search_seeds": [-1]})
 
 
-def test_a_search_added_on_resume_runs_and_only_its_cell_is_retrained(comparison, tmp_path, monkeypatch):
+def test_a_search_added_on_resume_runs_and_only_its_cell_is_retrained(comparison, tmp_path, trained):
     """A strategy added to a finished comparison is searched and retrained; the random cells are not retrained."""
     config, out, _ = comparison
     copy_out = tmp_path / "out"
     shutil.copytree(out, copy_out)
-    trained: list[str] = []
-    original = runner_module.RetrainEvaluator.evaluate_one
-
-    def counting(self, unit):
-        trained.append(unit.folder)
-        return original(self, unit)
-
-    monkeypatch.setattr(runner_module.RetrainEvaluator, "evaluate_one", counting)
     settings = config.to_dict()
     added = {"strategy": "random", "label": "random_again", "overrides": {**TINY_SEARCH["random"], "seed": 5}}
     report = run_comparison(load_compare_config(None, {**settings, "searches": [*settings["searches"], added]}),

@@ -30,6 +30,7 @@ what is missing, and measures again a signal whose settings changed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -47,7 +48,7 @@ SIGNALS_FILE = "signals.json"
 CHILDREN = Path("signals") / "children"
 #: The strategies whose searches leave shared weights that score any cell of their space.
 SHARED_WEIGHTS_METHODS = ("enas", "rsws", "nao_ws")
-#: Orientation of a signal as a predicted perplexity: +1 lower is better, -1 higher is better.
+#: The name of the hidden-state covariance signal.
 COVARIANCE = "hidden covariance"
 
 
@@ -89,6 +90,8 @@ class _Store:
         return entry is not None and entry["settings"] == settings and set(entry["values"]) == set(self.cells)
 
     def put(self, name: str, settings: Mapping[str, Any], values: Mapping[str, float], orientation: int) -> None:
+        """Records signal ``name``'s values; ``orientation`` turns them into a predicted perplexity (+1: lower is
+        better, -1: higher is better)."""
         self.signals[name] = {"settings": dict(settings), "orientation": orientation, "values": dict(values)}
         write_json(self.path, {"cells": self.cells, "signals": self.signals})
 
@@ -176,8 +179,7 @@ def correlations(signals: Mapping[str, Any], target: Mapping[str, float]) -> lis
     for name, entry in signals.items():
         cells = [cell for cell in entry["values"] if cell in target]
         values = [entry["orientation"] * entry["values"][cell] for cell in cells]
-        finite = [v for v in values if v != float("inf") and v == v]
-        worst = max(finite, default=0.0) + 1.0
-        values = [v if v in finite else worst for v in values]
+        worst = max((v for v in values if math.isfinite(v)), default=0.0) + 1.0
+        values = [v if math.isfinite(v) else worst for v in values]
         rows.append({"signal": name, **rank_correlation(values, [target[cell] for cell in cells])})
     return rows

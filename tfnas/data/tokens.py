@@ -9,7 +9,7 @@ Two kinds of token (`TOKEN_KINDS`, the ``tokens`` setting):
 * ``chars``: every character of a line is a token, then ``<eos>``. A
   vocabulary word cannot hold whitespace, so a space is the token
   :data:`SPACE` (``<space>``) and any other whitespace character ``c`` the
-  token ``<U+XXXX>`` (its code point, e.g. ``<U+0009>`` for a tab). Being
+  token ``<U+`` its code point in hexadecimal ``>`` (``<U+0009>`` for a tab). Being
   longer than one character, these names never collide with a character of
   the text. Leading and trailing spaces of a line are tokens like any other.
 
@@ -55,7 +55,7 @@ def _char_token(char: str) -> str:
 
 
 def char_tokens(line: str) -> list[str]:
-    """The characters of ``line`` as tokens: a space is :data:`SPACE`, other whitespace ``<U+XXXX>``."""
+    """The characters of ``line`` as tokens: a space is :data:`SPACE`, other whitespace its code point token (``<U+0009>`` for a tab)."""
     return [_char_token(c) for c in line]
 
 
@@ -96,7 +96,7 @@ def tokenize_text(text: str, tokens: str = "words") -> list[str]:
 
 def join_tokens(tokens: Sequence[str], kind: str = "words") -> str:
     """The text of ``tokens`` (the inverse of `tokenize_text` up to whitespace): :data:`EOS` is a line break;
-    ``words`` are joined by one space, ``chars`` with nothing, :data:`SPACE` and ``<U+XXXX>`` written as the
+    ``words`` are joined by one space, ``chars`` with nothing, :data:`SPACE` and code point tokens (``<U+0009>``) written as the
     character they stand for."""
     _check_kind(kind)
     lines: list[list[str]] = [[]]

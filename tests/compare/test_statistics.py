@@ -73,7 +73,13 @@ def test_rho_p_value_from_random_pairings_when_there_are_too_many():
     signal, target = np.arange(8.0), np.array([2.0, 1.0, 4.0, 3.0, 6.0, 5.0, 8.0, 7.0])
     result = rank_correlation(signal, target, resamples=10, permutations=999)  # 8! = 40320 pairings
     assert result["p_exact"] is False
-    assert 1 / 1000 <= result["p_value"] <= 1
+    # the exact two-sided p over all 8! pairings (ties: none), enumerated here
+    pairings = np.array(list(itertools.permutations(range(8))))
+    null = np.array([np.corrcoef(signal[p], average_ranks(target))[0, 1] for p in pairings])
+    observed = np.corrcoef(signal, average_ranks(target))[0, 1]
+    exact = min(1.0, 2 * min(np.mean(null >= observed - 1e-12), np.mean(null <= observed + 1e-12)))
+    # 999 random pairings estimate it within 5 binomial standard errors (plus the counted observed pairing)
+    assert abs(result["p_value"] - exact) <= 5 * 2 * np.sqrt(exact * (1 - exact) / 999) + 2 / 1000
 
 
 @pytest.mark.parametrize("signal, target", [([1.0, 2.0], [2.0, 1.0]),             # n < 3
@@ -139,7 +145,12 @@ def test_permutation_p_value_from_random_splits_when_there_are_too_many():
     values, reference = [60.0, 61.0, 62.0, 63.0], list(np.linspace(58.0, 90.0, 12))   # C(16, 4) = 1820 splits
     result = permutation_test_less(values, reference, permutations=500)
     assert result["p_exact"] is False and result["min_p_value"] == pytest.approx(1 / 501)
-    assert 1 / 501 <= result["p_value"] <= 1
+    # the exact p over all 1820 splits, enumerated here; 500 random splits estimate it within 5 standard errors
+    pool = np.array(values + reference)
+    null = [pool[list(chosen)].mean() - np.median(np.delete(pool, chosen))
+            for chosen in itertools.combinations(range(pool.size), len(values))]
+    exact = np.mean(np.array(null) <= np.mean(values) - np.median(reference) + 1e-9)
+    assert abs(result["p_value"] - exact) <= 5 * np.sqrt(exact * (1 - exact) / 500) + 1 / 501
 
 
 def test_permutation_test_of_an_empty_group_is_none():

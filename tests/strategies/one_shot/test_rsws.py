@@ -183,6 +183,48 @@ def test_the_selection_scores_exactly_the_promised_cells(full):
     assert result.metrics["select_rounds"] == 2
 
 
+WINDOW_S = 1 / 8            # exact in binary: the clock's sums are exact
+
+
+class ClockedSelection(RswsSearch):
+    """Moves the test clock 1/8 s per validation window a `selection_loss` scores."""
+
+    def selection_loss(self, genotype, batches):
+        split = math.ceil((self.score_data.shape[1] - 1) / self.config.bptt)
+        self.clock[0] += WINDOW_S * (split if batches is None else min(batches, split))
+        return super().selection_loss(genotype, batches)
+
+
+class TrainTick(Callback):
+    def __init__(self, clock):
+        self.clock = clock
+
+    def on_event(self, kind, logs):
+        if kind == "train":
+            self.clock[0] += 1.0
+
+
+def test_under_a_budget_the_training_stops_so_that_the_selection_ends_within_it(corpus, tmp_path, monkeypatch):
+    """The clock moves 1 s per training step and 1/8 s per scored window; the selection's cost is measured by a
+    probe of two one-window scores (1/4 s) at the first step boundary. Training stops at the first boundary where
+    the time spent and the selection's cost reach the budget, and every promised cell is still scored."""
+    import tfnas.runs.session as session_module
+    clock = [0.0]
+    monkeypatch.setattr(session_module, "monotonic", lambda: clock[0])
+    search = ClockedSelection(tiny_config(max_steps=None, epochs=100, budget_s=12.0))
+    search.clock = clock
+    result = search.search(corpus, tmp_path / "run", [TrainTick(clock)])
+    c = search.config
+    split = math.ceil((search.score_data.shape[1] - 1) / c.bptt)
+    windows = c.select_rounds * (c.round_size * c.score_batches + c.rescore_top * split)
+    assert search.selection_windows() == windows
+    probe, cost = 2 * WINDOW_S, WINDOW_S * windows
+    steps = math.ceil(12.0 - probe - cost)               # the first boundary with probe + steps + cost >= 12
+    assert 0 < steps < 11 and result.metrics["steps"] == steps
+    assert (result.metrics["cells_scored"], result.metrics["cells_rescored"]) == (10, 4)
+    assert result.seconds == probe + steps + cost <= 12.0 + 1.0
+
+
 def test_the_selection_keeps_the_best_cell_by_the_shared_weights_on_the_validation_split(full, corpus):
     """Recomputed independently: the folder's model and weights (`WeightSharingEvaluator`), the validation split at
     the score batch with states carried across windows; the 2 best of each round by their score on 2 windows are

@@ -19,7 +19,9 @@ The method has three stages; a search runs the first, and the second as an optio
   and recovery count, so a killed search resumes to the same cells, and
   the steps retried after a recovery draw other ones.
 * Stage 1, the selection (`select`), once the shared weights are trained
-  (the last epoch, ``max_steps`` or ``budget_s`` reached): ``select_rounds``
+  (the last epoch, ``max_steps`` or ``budget_s`` reached; under a budget the
+  training stops early enough for the selection to end within it,
+  `stops_early`): ``select_rounds``
   rounds of ``round_size`` cells drawn uniformly (round ``r`` from the
   generator ``(seed + 2, r)``), each scored with the shared weights by
   its mean validation loss at batch ``score_batch_size`` with the states
@@ -163,6 +165,7 @@ class RswsSearch(SharedWeightsSearch):
     def build(self, vocab_size: int) -> None:
         self.build_shared_weights(vocab_size, sharing="node")
         self.selection: dict[str, Any] | None = None
+        self._window_s: float | None = None
 
     def search(self, corpus: Corpus, out_dir: str | Path, callbacks: Sequence[Callback] = ()) -> SearchResult:
         """Runs or resumes the search (see the module docstring); the validation data of the scoring are batched
@@ -177,6 +180,32 @@ class RswsSearch(SharedWeightsSearch):
 
     def training_arch(self) -> tf.Tensor:
         return self.encoded(self.training_genotype())
+
+    def stops_early(self) -> bool:
+        """Under ``budget_s``: whether the selection, at its measured cost (`selection_cost_s`), would end past the
+        budget; the shared weights stop training then, so that the search, selection included, ends within it
+        (a tfnas rule: the paper has no wall-clock budget)."""
+        budget = self.config.budget_s
+        return budget is not None and self.session.spent_s() + self.selection_cost_s() >= budget
+
+    def selection_windows(self) -> int:
+        """Validation windows the selection scores: ``select_rounds`` x (``round_size`` x the windows of a
+        score + ``rescore_top`` x the windows of the whole split)."""
+        c = self.config
+        split = math.ceil((self.score_data.shape[1] - 1) / c.bptt)
+        per_cell = split if c.score_batches is None else min(c.score_batches, split)
+        return c.select_rounds * (c.round_size * per_cell + c.rescore_top * split)
+
+    def selection_cost_s(self) -> float:
+        """Seconds the selection will take: `selection_windows` times the seconds of one scored window, measured
+        once per session on the session's clock (the second of two one-window scores, the first compiling)."""
+        if self._window_s is None:
+            probe = self.round_cells(0, 1)[0]
+            self.selection_loss(probe, 1)
+            start = self.session.spent_s()
+            self.selection_loss(probe, 1)
+            self._window_s = self.session.spent_s() - start
+        return self.selection_windows() * self._window_s
 
     def trained(self) -> bool:
         """Whether the shared weights are done training: in the last epoch, or the search's end is reached

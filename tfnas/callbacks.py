@@ -122,8 +122,9 @@ class KerasCallbacks(Callback):
     The first event calls ``on_train_begin``; a ``"train"`` event (every
     ``log_interval`` steps, its mean ``loss``) calls
     ``on_train_batch_end(step - 1, logs)``; an ``"eval"`` event (the
-    trainer's evaluations: every epoch, and every ``eval_interval`` steps)
-    and a search's ``"epoch"`` event call ``on_epoch_end(i, logs)``, ``i``
+    trainer's evaluations: every epoch, and every ``eval_interval`` steps),
+    a one-shot search's ``"epoch"`` event and a black-box search's
+    ``"round"`` event call ``on_epoch_end(i, logs)``, ``i``
     counting these events from 0 (so ``EarlyStopping``'s patience counts
     evaluations), with ``val_loss``, ``val_ppl`` beside tfnas' own keys
     (`keras_logs`);
@@ -134,7 +135,7 @@ class KerasCallbacks(Callback):
     state (``EarlyStopping``'s patience count) starts afresh on a resume.
     """
 
-    EPOCH_EVENTS = ("eval", "epoch")
+    EPOCH_EVENTS = ("eval", "epoch", "round")
 
     def __init__(self, callbacks: Sequence[Any]):
         for cb in callbacks:

@@ -65,8 +65,9 @@ checkpoint (every ``checkpoint_interval`` jobs: the rungs, the queued and
 running jobs, the rounds not yet observed, the RNG and the strategy's
 state) and a ``"round"`` event whose step counts jobs. The search ends when
 ``max_trials`` genotypes were proposed, nothing runs and no promotion is
-possible, or when ``budget_s`` is spent (no job starts after that; the
-running ones are abandoned and started again by a resume). A resume starts
+possible, or when ``budget_s`` is spent or a callback asks to stop (no job
+starts after that; the running ones are abandoned and started again by a
+resume). A resume starts
 the jobs that ran at its checkpoint again, each child from its own
 checkpoint; a rung run again on a child trained further since scores from
 its history (`tfnas.evaluation.evaluators.ShortTrainingEvaluator`), so with
@@ -545,11 +546,16 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self._rewrite_trial_records()
         self.executor = self._executor if self._executor is not None else self.make_executor()
 
+    def _stops(self) -> bool:
+        """Whether the search ends at this boundary before its trials are done: ``budget_s`` spent, or a callback's
+        stop (`tfnas.callbacks.Callback.stop_requested`, not recorded: a resume goes on)."""
+        return self.session.over_budget(self.config.budget_s) or self.callbacks.stop_requested
+
     def _loop(self) -> None:
         c = self.config
         while len(self.trials) < c.max_trials:
             self.session.stop_if_pending(f"at round {self.round}", self._save)
-            if self.session.over_budget(c.budget_s):
+            if self._stops():
                 self._save()
                 break
             proposals = self.propose(min(c.trials_per_round, c.max_trials - len(self.trials)))
@@ -592,7 +598,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
             self._start_job(job)
         while True:
             self.session.stop_if_pending(f"after {self.jobs_done} jobs", self._save)
-            if self.session.over_budget(c.budget_s):
+            if self._stops():
                 break
             job = self._next_job() if len(self.running) < c.asha_workers else None
             if job is not None:

@@ -12,6 +12,16 @@ Cases, each group in a subprocess of its own:
 * ``train``, reported as ``lstm_train`` (the LSTM LM training step at the
   evaluation size) and ``genotype_train`` (the DARTS_V2 GenotypeCell LM
   training step, the Trainer's own);
+* ``layer``: the training step of a user's ``keras.Sequential`` (Embedding,
+  a recurrent layer with ``return_sequences``, Dense to the vocabulary;
+  ``compile`` with its defaults, then ``train_on_batch``) at each of
+  ``layer_units`` (batch ``layer_batch``), reported as ``lstm_layer_<units>``
+  (``keras.layers.LSTM``, the baseline), ``fused_layer_<units>``
+  (`tfnas.cells.FusedRNN` over DARTS_V2), ``rnn_layer_<units>``
+  (``keras.layers.RNN(GenotypeCell)``, the slower supported path) and
+  ``genotype_layer_<units>`` (the Trainer's own step, `Trainer.train_step`,
+  of a DARTS_V2 language model of the same units and batch); each size is
+  timed in interleaved rounds of its own;
 * ``score``, reported as ``score_keras`` / ``score_savedmodel`` / ``score_onnx``:
   scoring throughput of an exported DARTS_V2 model, ``ExportedModel.log_probs``
   of one window computed inside each runtime as ``tfnas score`` does;
@@ -84,16 +94,19 @@ RESULTS = REPO / "benchmarks" / "results"
 #: hence several warm-up steps before the timed ones.
 #: BayesNAS (``bayes_*``) runs at ``search_nhid`` / ``search_batch`` with `BayesNasConfig`'s 12 nodes; NAO's
 #: EPD trains on ``nao_cells`` cells, and with ``nao_fit`` its ``nao_epochs`` epochs are timed in one `NaoTrainer.fit`.
+#: The ``layer`` group (issue 27) times a user's Sequential model at each of ``layer_units``, batch ``layer_batch``.
 FULL = {"vocab": 10_000, "bptt": 35, "search_nhid": 300, "search_batch": 256, "train_nhid": 850,
         "train_batch": 64, "steps": 8, "timed": 3, "warmup": 3, "bayes_windows": 2, "nao_cells": 1000,
-        "nao_epochs": 100, "nao_fit": True}
+        "nao_epochs": 100, "nao_fit": True, "layer_units": [128, 850], "layer_batch": 32}
 QUICK = {"vocab": 10_000, "bptt": 35, "search_nhid": 128, "search_batch": 64, "train_nhid": 256,
          "train_batch": 32, "steps": 8, "timed": 3, "warmup": 2, "bayes_windows": 2, "nao_cells": 1000,
-         "nao_epochs": 100, "nao_fit": False}
+         "nao_epochs": 100, "nao_fit": False, "layer_units": [128, 256], "layer_batch": 32}
 
 #: Targets of the speed issues, as (case, baseline case, maximum ratio): issue 13 item 5 for the BayesNAS Hessian.
+#: Issue 27 item 2: the fused layer within 1.1x of the Trainer's step and at most 1.7x the LSTM at 850 units.
 TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype_train", "lstm_train", 2.2),
-           ("bayes_hessian", "bayes_step", 2.0)]
+           ("bayes_hessian", "bayes_step", 2.0), ("fused_layer_850", "genotype_layer_850", 1.1),
+           ("fused_layer_850", "lstm_layer_850", 1.7)]
 PEAK_TARGET_GB = 4.0
 #: Issue 14 item 6: the EPD trains on 1,000 cells for 100 epochs in "seconds to a few minutes" (read: 3 minutes).
 NAO_TARGET_S = 180.0
@@ -107,7 +120,8 @@ SCORE_REPEAT = 4
 #: Cases timed together in one process, in interleaved rounds (ratios need a common phase of the
 #: machine), with the number of timed rounds as a multiple of a single case's timed steps.
 GROUPS = {"search": (("lstm_search", "darts1", "darts2"), 1), "train": (("lstm_train", "genotype_train"), 2)}
-#: What a run without ``--cases`` runs (the README's main table); ``bayesnas`` and ``nao`` are run on their own.
+#: What a run without ``--cases`` runs (the README's main table); ``bayesnas``, ``nao`` and ``layer`` are run on
+#: their own.
 DEFAULT_CASES = "search,darts1_memory,train,score"
 #: Cases whose peak memory is measured in a process of their own (a group's process holds all its models).
 MEMORY_CASES = ("darts1",)
@@ -394,6 +408,51 @@ def run_nao(s: dict) -> dict[str, dict]:
     return results
 
 
+#: The recurrent layers of the ``layer`` group's Sequential model, by case prefix.
+LAYER_KINDS = ("lstm", "fused", "rnn")
+
+
+def layer_model(kind: str, units: int, vocab: int):
+    """A user's Sequential language model: Embedding(vocab, units), a recurrent layer of ``units`` returning
+    sequences (``kind``: ``lstm`` keras.layers.LSTM, ``fused`` `FusedRNN` over DARTS_V2, ``rnn``
+    keras.layers.RNN(GenotypeCell) over DARTS_V2), Dense(vocab); compiled with Keras' defaults (SGD, sparse
+    cross-entropy from logits)."""
+    import keras
+
+    from tfnas.cells import FusedRNN, GenotypeCell
+
+    recurrent = {"lstm": lambda: keras.layers.LSTM(units, return_sequences=True),
+                 "fused": lambda: FusedRNN("darts_v2", units, return_sequences=True),
+                 "rnn": lambda: keras.layers.RNN(GenotypeCell("darts_v2", units), return_sequences=True)}[kind]()
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, units), recurrent,
+                              keras.layers.Dense(vocab)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def run_layers(s: dict) -> dict[str, dict]:
+    """The ``layer`` group (module docstring): at each of ``layer_units``, the Sequential models of `layer_model`
+    and the Trainer's step, timed in interleaved rounds; a figure records whether Keras compiled the model's
+    step with XLA (``jit_compile``: its ``"auto"`` does where every layer supports it)."""
+    from tfnas.genotypes.files import resolve_genotype
+
+    v2 = resolve_genotype("darts_v2")
+    batch, results = s["layer_batch"], {}
+    for units in s["layer_units"]:
+        x, y = (t.numpy() for t in _batch(batch, s["bptt"], s["vocab"], 0))
+        models = {f"{kind}_layer_{units}": layer_model(kind, units, s["vocab"]) for kind in LAYER_KINDS}
+        steps = {name: (lambda m=model: m.train_on_batch(x, y)) for name, model in models.items()}
+        steps[f"genotype_layer_{units}"] = _trainer_step(v2, units, batch, s)
+        seconds = _interleaved(steps, s["warmup"], s["timed"])
+        flops = {name: 3 * (lstm_forward_flops(units, s["vocab"]) if name.startswith("lstm")
+                            else genotype_forward_flops(units, s["vocab"], v2.steps)) for name in steps}
+        for name in steps:
+            results[name] = _figures(name, seconds[name], batch * s["bptt"], flops[name])
+            if name in models:
+                results[name]["jit_compile"] = bool(models[name].jit_compile)
+    return results
+
+
 def _interleaved(steps: dict, warmup: int, rounds: int) -> dict[str, float]:
     """Median seconds of each step, timed in turn round after round (a slow phase hits all alike)."""
     import numpy as np
@@ -431,6 +490,8 @@ def run_case(case: str, s: dict) -> dict[str, dict]:
         return run_bayesnas(s)
     if case == "nao":
         return run_nao(s)
+    if case == "layer":
+        return run_layers(s)
     if case in GROUPS:
         names, repeat = GROUPS[case]
         made = {name: _make_case(name, s) for name in names}
@@ -501,7 +562,8 @@ def report(results: dict[str, dict]) -> list[str]:
     baseline = {"lstm_search": "lstm_search", "darts1": "lstm_search", "darts2": "lstm_search",
                 "lstm_train": "lstm_train", "genotype_train": "lstm_train", "score_keras": "score_keras",
                 "score_savedmodel": "score_keras", "score_onnx": "score_keras", "bayes_step": "bayes_step",
-                "bayes_hessian": "bayes_step", "lstm_nao": "lstm_nao", "nao_epd": "lstm_nao"}
+                "bayes_hessian": "bayes_step", "lstm_nao": "lstm_nao", "nao_epd": "lstm_nao",
+                **{case: f"lstm_layer_{case.rsplit('_', 1)[1]}" for case in results if "_layer_" in case}}
     timed = {case: r for case, r in results.items() if "s_per_step" in r}
     width = max([16, *map(len, timed)])
     lines = [f"{'case':{width}s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} "
@@ -516,6 +578,11 @@ def report(results: dict[str, dict]) -> list[str]:
         if case in timed and base in timed:
             ratio = results[case]["s_per_step"] / results[base]["s_per_step"]
             lines.append(f"target {case} <= {limit}x {base}: {ratio:.2f}x -> {'met' if ratio <= limit else 'NOT met'}")
+    for case in timed:
+        units = case.removeprefix("fused_layer_")
+        if units != case and f"genotype_layer_{units}" in timed:
+            lines.append(f"ratio {case} / genotype_layer_{units} (the Trainer's step): "
+                         f"{timed[case]['s_per_step'] / timed[f'genotype_layer_{units}']['s_per_step']:.2f}x")
     if "score_onnx" in timed and "score_keras" in timed:
         faster = results["score_onnx"]["s_per_step"] < results["score_keras"]["s_per_step"]
         lines.append(f"target ONNX Runtime scoring faster than Keras: {'met' if faster else 'NOT met'}")
@@ -549,8 +616,9 @@ def markdown_table(path: Path) -> str:
     """The README table of one results file."""
     data = json.loads(path.read_text(encoding="utf-8"))
     lines = report(data["results"])
-    header, rows, targets = lines[0], lines[1:], [line for line in lines if line.startswith("target")]
-    rows = [r.split() for r in rows if not r.startswith("target")]
+    notes = ("target", "ratio")
+    header, rows, targets = lines[0], lines[1:], [line for line in lines if line.startswith(notes)]
+    rows = [r.split() for r in rows if not r.startswith(notes)]
     m = data["machine"]
     out = [f"Run `{path.name}` (TensorFlow {m['tensorflow']}, {m['cpus']} CPUs, {m['machine']}; "
            f"settings {json.dumps(data['settings'])}):", "",
@@ -560,6 +628,9 @@ def markdown_table(path: Path) -> str:
             "that case."]
     if "bayes_step" in data["results"]:
         out.append("A `bayes_*` step is one window (`search_batch` x `bptt` tokens).")
+    if any("_layer_" in case for case in data["results"]):
+        out.append("A `*_layer_<units>` step is one `train_on_batch` of a Sequential model (`genotype_layer`: the "
+                   "Trainer's step), `layer_batch` x `bptt` tokens.")
     if "nao_epd" in data["results"]:
         out.append("A `nao_epd` / `lstm_nao` step is one epoch over `nao_cells` cells (tokens: cells x string length).")
     out += [""] + [f"- {t}" for t in targets]

@@ -26,6 +26,7 @@ SERIALIZABLES: dict[str, str] = {
     "GenotypeCell": "tfnas.cells.genotype_cell",
     "TreeCell": "tfnas.cells.tree_cell",
     "CellRNN": "tfnas.cells.rnn",
+    "FusedRNN": "tfnas.cells.layer",
     "NoAttention": "tfnas.cells.attention",
     "DotAttention": "tfnas.cells.attention",
     "GeneralAttention": "tfnas.cells.attention",

@@ -1,4 +1,4 @@
-"""`CellRNN`: the fused time loop that runs any tfnas cell over a sequence."""
+"""`CellRNN` and `fused_loop`: the fused time loop that runs any tfnas cell over a sequence."""
 from __future__ import annotations
 
 from typing import Any
@@ -66,48 +66,7 @@ class CellRNN(keras.layers.Layer):
         if initial_state is None:
             initial_state = self.initial_state(tf.shape(inputs)[0])
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
-        cell = self.cell
-        if training and cell.dropout > 0:
-            inputs = inputs * tf.expand_dims(cell.get_dropout_mask(inputs[:, 0]), 1)
-            cell.reset_dropout_mask()
-        h_mask = None
-        if training and cell.recurrent_dropout > 0:
-            h_mask = cell.get_recurrent_dropout_mask(states[0])
-            cell.reset_recurrent_dropout_mask()
-        projected = tf.transpose(cell.project_inputs(inputs), [1, 0, 2])
-        prepared = cell.prepare()
-
-        steps = tf.shape(projected)[0]
-        inputs_ta = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
-        outputs_ta = tf.TensorArray(self.compute_dtype, size=steps)
-
-        transition = self._transition(h_mask, len(states), training)
-
-        def body(t, prev_states, outputs_ta):
-            output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
-            return t + 1, list(new_states), outputs_ta.write(t, output)
-
-        _, finals, outputs_ta = tf.while_loop(lambda t, *_: t < steps, body, (0, states, outputs_ta),
-                                              maximum_iterations=steps)
-        return tf.transpose(outputs_ta.stack(), [1, 0, 2]), finals
-
-    def _transition(self, h_mask, n_states: int, training):
-        """``f(x_proj_t, states, prepared) -> (output, new_states)``, recomputed in backprop if asked."""
-        cell = self.cell
-        if not (self.recompute and training):
-            return lambda x, states, prepared: cell.transition(x, states, prepared, h_mask)
-
-        # Every tensor the step differentiates through is an argument (captured ones would get no gradient).
-        @tf.recompute_grad
-        def step(x, *tensors):
-            output, new_states = cell.transition(x, list(tensors[:n_states]), list(tensors[n_states:]), h_mask)
-            return [output, *new_states]
-
-        def run(x, states, prepared):
-            output, *new_states = step(x, *states, *prepared)
-            return output, new_states
-
-        return run
+        return fused_loop(self.cell, inputs, states, training, recompute=self.recompute)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "cell": keras.saving.serialize_keras_object(self.cell),
@@ -118,3 +77,78 @@ class CellRNN(keras.layers.Layer):
         config = dict(config)
         config["cell"] = keras.saving.deserialize_keras_object(config["cell"])
         return cls(**config)
+
+
+def fused_loop(cell: keras.layers.Layer, inputs: tf.Tensor, states: list[tf.Tensor], training: Any,
+               mask: tf.Tensor | None = None, go_backwards: bool = False, zero_output_for_mask: bool = False,
+               recompute: bool = False) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    """Runs ``cell`` (the fused protocol, see `CellRNN`) over ``inputs [batch, time, features]`` from ``states``.
+
+    With ``y_t, s_t = transition(P_t, s_{t-1})`` and ``P = project_inputs(x * m_x)`` computed for all steps at
+    once, a ``mask [batch, time]`` makes a masked step keep its state and repeat the previous output (zeros at
+    the first step, or always with ``zero_output_for_mask``)::
+
+        s_t = s_t if mask_t else s_{t-1},   y_t = y_t if mask_t else (0 if zero_output_for_mask else y_{t-1})
+
+    which is ``keras.layers.RNN``'s rule. ``go_backwards`` reads the steps last first and returns the outputs
+    in that order. The dropout masks ``m_x`` and ``m_h`` are the cell's (`DropoutRNNCell`: drawn once per
+    sequence, or the ones ``keras.layers.RNN.call`` drew before its loop), cleared after.
+
+    Returns ``(outputs [batch, time, units] in the order read, final states)``.
+    """
+    if training and cell.dropout > 0:
+        inputs = inputs * tf.expand_dims(cell.get_dropout_mask(inputs[:, 0]), 1)
+        cell.reset_dropout_mask()
+    h_mask = None
+    if training and cell.recurrent_dropout > 0:
+        h_mask = cell.get_recurrent_dropout_mask(states[0])
+        cell.reset_recurrent_dropout_mask()
+    if go_backwards:
+        inputs = tf.reverse(inputs, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
+    projected = tf.transpose(cell.project_inputs(inputs), [1, 0, 2])
+    prepared = cell.prepare()
+
+    steps = tf.shape(projected)[0]
+    inputs_ta = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
+    outputs_ta = tf.TensorArray(cell.compute_dtype, size=steps)
+    transition = _transition(cell, h_mask, len(states), recompute and training)
+
+    if mask is None:
+        def body(t, prev_states, outputs_ta):
+            output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
+            return t + 1, list(new_states), outputs_ta.write(t, output)
+
+        loop_vars = (0, states, outputs_ta)
+    else:
+        keep_ta = tf.TensorArray(tf.bool, size=steps).unstack(
+            tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None])
+
+        def body(t, prev_states, outputs_ta, prev_output):
+            output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
+            keep = keep_ta.read(t)
+            output = tf.where(keep, output, tf.zeros_like(output) if zero_output_for_mask else prev_output)
+            new_states = [tf.where(keep, new, old) for new, old in zip(new_states, prev_states)]
+            return t + 1, new_states, outputs_ta.write(t, output), output
+
+        loop_vars = (0, states, outputs_ta, tf.zeros((tf.shape(inputs)[0], cell.output_size), cell.compute_dtype))
+    finals, outputs_ta = tf.while_loop(lambda t, *_: t < steps, body, loop_vars, maximum_iterations=steps)[1:3]
+    return tf.transpose(outputs_ta.stack(), [1, 0, 2]), finals
+
+
+def _transition(cell: keras.layers.Layer, h_mask: tf.Tensor | None, n_states: int, recompute: Any):
+    """``f(x_proj_t, states, prepared) -> (output, new_states)``, recomputed in backprop if ``recompute``."""
+    if not recompute:
+        return lambda x, states, prepared: cell.transition(x, states, prepared, h_mask)
+
+    # Every tensor the step differentiates through is an argument (captured ones would get no gradient).
+    @tf.recompute_grad
+    def step(x, *tensors):
+        output, new_states = cell.transition(x, list(tensors[:n_states]), list(tensors[n_states:]), h_mask)
+        return [output, *new_states]
+
+    def run(x, states, prepared):
+        output, *new_states = step(x, *states, *prepared)
+        return output, new_states
+
+    return run

@@ -1,0 +1,37 @@
+"""Every Python code block of the guides (``docs/guides/*.md``) runs as written: one test per block, in a folder of
+its own; the blocks check their own results (``assert_allclose``), and what they print is compared with the
+comment of each ``print(...)  # what it prints`` line."""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+GUIDES = sorted((Path(__file__).resolve().parents[1] / "docs" / "guides").glob("*.md"))
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+#: ``print(...)  # expected`` in a block: what the line prints.
+PRINTED = re.compile(r"^\s*print\(.*\)\s+#\s*(.+)$")
+
+
+def python_blocks(path: Path) -> list[str]:
+    return BLOCK.findall(path.read_text(encoding="utf-8"))
+
+
+BLOCKS = [pytest.param(code, id=f"{path.name}:{i}") for path in GUIDES for i, code in enumerate(python_blocks(path))]
+
+
+def test_the_guides_have_python_blocks():
+    assert GUIDES and all(python_blocks(path) for path in GUIDES)
+
+
+@pytest.mark.parametrize("code", BLOCKS)
+def test_a_guide_block_runs_and_prints_what_it_says(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "<guide block>", "exec"), {"__name__": "__guide__"})
+    expected = [m.group(1).strip() for line in code.splitlines() if (m := PRINTED.match(line))]
+    assert [line.strip() for line in out.getvalue().splitlines()] == expected

@@ -47,6 +47,12 @@ setup(
         "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9", "matplotlib>=3.7"],
         "ray": ["ray>=2.9"],
         "compare": ["matplotlib>=3.7"],
+        # The frozen cells and heads on the other Keras backends (docs/guides/backends.md). A bare
+        # `torch>=2.1` resolves to PyPI's CUDA build; for the CPU build install it first from PyTorch's
+        # CPU index (.ci/run installs `torch==2.13.0+cpu` before this extra).
+        "torch": ["torch>=2.1"],
+        "jax": ["jax>=0.4.23"],
+        "backends": ["torch>=2.1", "jax>=0.4.23"],
     },
     entry_points={"console_scripts": ["tfnas=tfnas.cli:main"]},
 )

@@ -22,12 +22,38 @@
 
     python scripts/gpu_check.py                                   # on a GPU, under 10 minutes
     python scripts/gpu_check.py --allow-cpu --quick --budget-s 120 --out /tmp/gpu_check.json
+
+``--backend torch`` or ``--backend jax`` checks instead the frozen cells on a GPU under that Keras backend, on
+a machine whose Python has PyTorch or JAX with CUDA and no TensorFlow (nothing here imports it): it trains a
+small language model, ``Embedding -> keras.layers.RNN(GenotypeCell("darts_v2")) -> Dense``, with Adam on a
+synthetic corpus whose next token follows from the current one (``(5 t + 3) mod vocab``), so the loss must go
+down; it prints the device, the loss of the first and last timed steps and the steps and tokens per second,
+and writes them to the JSON (``--quick``: small sizes). Without a GPU seen by the backend it exits 1
+(``--allow-cpu``: go on).
+
+Keras itself may be missing there (the device machines of this workplace have PyTorch and JAX with CUDA, no
+Keras): carry its wheels. Here, in the repository's root (``/work/.library/device/README.md``)::
+
+    echo /.whl/ >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl keras==3.15.1 namex optree rich markdown-it-py mdurl pygments
+
+then, on the device machine (the ``run`` tool with ``carry: [".whl"]``)::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+    python3 scripts/gpu_check.py --backend torch --out $OUT/gpu_check_torch.json
+    python3 scripts/gpu_check.py --backend jax --out $OUT/gpu_check_jax.json
+
+(the image already has numpy, h5py, ml-dtypes, absl-py and packaging). No GPU has run this path yet.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -47,6 +73,10 @@ CASES = ("train", "search", "genotype_train_mixed", "genotype_train_xla", "genot
 GPU_ROUNDS = {"warmup": 5, "timed": 20}
 #: A case is started only with this many seconds of the budget left.
 MIN_CASE_S = 20.0
+#: Sizes of the ``--backend`` check: bench.py's ``genotype_train`` size, DARTS' PTB evaluation (appendix A.2.2:
+#: 850 units, batch 64, BPTT 35, PTB's 10,000 words), and a ``--quick`` smoke-test size.
+BACKEND_SIZES = {"units": 850, "batch": 64, "bptt": 35, "vocab": 10_000, "warmup": 3, "steps": 30}
+BACKEND_QUICK = {"units": 32, "batch": 8, "bptt": 10, "vocab": 50, "warmup": 2, "steps": 20}
 
 
 def _devices(tensors: list[Any]) -> list[str]:
@@ -122,6 +152,89 @@ def summary(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def backend_device(backend: str) -> tuple[str, bool]:
+    """The device the Keras ``backend`` computes on, in words, and whether it is a GPU."""
+    if backend == "torch":
+        import torch
+
+        gpu = torch.cuda.is_available()
+        return (torch.cuda.get_device_name(0) if gpu else "cpu") + f" (torch {torch.__version__})", gpu
+    import jax
+
+    device = jax.devices()[0]
+    return f"{device.device_kind} (jax {jax.__version__}, {device.platform})", device.platform == "gpu"
+
+
+def synthetic_batches(size: dict[str, int], seed: int = 0):
+    """Token windows ``x`` and their next tokens ``y``, where each token is ``(5 t + 3) mod vocab`` of the one
+    before it (a first-order rule a recurrent model learns), from random first tokens."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    while True:
+        tokens = np.empty((size["batch"], size["bptt"] + 1), "int32")
+        tokens[:, 0] = rng.integers(0, size["vocab"], size["batch"])
+        for t in range(1, size["bptt"] + 1):
+            tokens[:, t] = (5 * tokens[:, t - 1] + 3) % size["vocab"]
+        yield tokens[:, :-1], tokens[:, 1:]
+
+
+def train_on_backend(backend: str, size: dict[str, int]) -> dict[str, Any]:
+    """Trains ``Embedding -> RNN(GenotypeCell("darts_v2")) -> Dense`` under the Keras ``backend`` (set before
+    Keras is imported); the losses of the timed steps and their speed."""
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    from tfnas.cells import GenotypeCell
+
+    if keras.backend.backend() != backend:
+        raise SystemExit(f"gpu_check: Keras was loaded with the {keras.backend.backend()} backend before "
+                         f"--backend {backend} could be set")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size["bptt"],), dtype="int32")
+    h = keras.layers.Embedding(size["vocab"], size["units"])(inputs)
+    h = keras.layers.RNN(GenotypeCell("darts_v2", size["units"], seed=0), return_sequences=True)(h)
+    model = keras.Model(inputs, keras.layers.Dense(size["vocab"])(h))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3, clipnorm=0.25),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    batches = synthetic_batches(size)
+    for _ in range(size["warmup"]):  # compiles (jax) and allocates
+        model.train_on_batch(*next(batches))
+    losses, start = [], time.perf_counter()
+    for _ in range(size["steps"]):
+        losses.append(float(model.train_on_batch(*next(batches))))  # a float: waits for the device
+    seconds = time.perf_counter() - start
+    return {"losses": losses, "s_per_step": seconds / size["steps"], "steps_per_s": size["steps"] / seconds,
+            "tokens_per_s": size["steps"] * size["batch"] * size["bptt"] / seconds, "keras": keras.__version__,
+            "parameters": model.count_params()}
+
+
+def backend_check(args: argparse.Namespace, start: float) -> int:
+    """``--backend``: the frozen cell trained on a GPU under PyTorch or JAX (no TensorFlow imported)."""
+    device, gpu = backend_device(args.backend)
+    if not gpu and not args.allow_cpu:
+        print(f"gpu_check: the {args.backend} backend sees no GPU ({device}); pass --allow-cpu for a smoke test",
+              file=sys.stderr)
+        return 1
+    size = BACKEND_QUICK if args.quick else BACKEND_SIZES
+    record = {"check": f"gpu_{args.backend}", "quick": args.quick, "device": device, "gpu": gpu, "size": size,
+              "machine": {"python": platform.python_version(), "machine": platform.machine(),
+                          "cpus": os.cpu_count(), "node": platform.node()},  # bench.machine_info imports TensorFlow
+              **train_on_backend(args.backend, size)}
+    record["elapsed_s"] = time.monotonic() - start
+    losses = record["losses"]
+    record["loss_went_down"] = losses[-1] < losses[0]
+    path = args.out or bench.result_path(f"gpu_check_{args.backend}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    print(f"{args.backend} on {device}: DARTS_V2 GenotypeCell LM, {record['parameters']:,} parameters, "
+          f"{record['steps_per_s']:.2f} steps/s ({record['s_per_step'] * 1000:.1f} ms/step, "
+          f"{record['tokens_per_s']:,.0f} tokens/s); loss {losses[0]:.3f} -> {losses[-1]:.3f} over "
+          f"{len(losses)} steps")
+    print(f"written {path} ({record['elapsed_s']:.0f} s)")
+    return 0 if record["loss_went_down"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=540.0,
                         help="seconds from the start after which the cases left are skipped (default 540)")
     parser.add_argument("--out", type=Path, help="the JSON (default benchmarks/results/gpu_check-<UTC time>.json)")
+    parser.add_argument("--backend", choices=("tensorflow", "torch", "jax"), default="tensorflow",
+                        help="torch or jax: train the frozen DARTS_V2 cell under that Keras backend instead, "
+                             "without TensorFlow (default: tensorflow, the checks above)")
     args = parser.parse_args(argv)
+    if args.backend != "tensorflow":
+        return backend_check(args, start)
 
     import tensorflow as tf
 

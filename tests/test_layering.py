@@ -19,7 +19,9 @@ and relative, at module level and inside functions.
 
 `RULES` holds every cell of the "never does" column of ARCHITECTURE.md's
 packages table that an import can break; the cells that are not import
-rules say so on the page.
+rules say so on the page. The one rule about module-level imports only,
+that the frozen cells and heads (`FROZEN_CELLS`) load no ``tensorflow``
+(Keras alone, on any backend), is a test of its own.
 
 Imports under ``if TYPE_CHECKING:`` never run; they are counted like any
 other import (`tfnas.data.batching` has one, of `tfnas.data.corpus`, which
@@ -86,6 +88,10 @@ RULES: tuple[Rule, ...] = (
     Rule("tfnas.config",           ("yaml", "tfnas.presets", "tfnas.resources")),
     Rule("tfnas",                  ("keras.src",),                                     ("tfnas.cells.base",)),
 )
+
+#: The frozen cells and attention heads, which load no TensorFlow at module level (`keras.ops` only).
+FROZEN_CELLS = ("tfnas.cells", "tfnas.cells.base", "tfnas.cells.activations", "tfnas.cells.genotype_cell",
+                "tfnas.cells.tree_cell", "tfnas.cells.attention", "tfnas.cells.layer")
 
 
 @dataclass(frozen=True)
@@ -236,10 +242,12 @@ def _matches(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def loading_tensorflow(imports: Sequence[Import], modules: Iterable[str]) -> set[str]:
-    """The modules whose module-level imports, followed through ``modules``, reach TensorFlow or Keras."""
+def loading_tensorflow(imports: Sequence[Import], modules: Iterable[str],
+                       packages: Sequence[str] = TENSORFLOW) -> set[str]:
+    """The modules whose module-level imports, followed through ``modules``, reach ``packages`` (TensorFlow or
+    Keras by default)."""
     graph = import_graph([i for i in imports if not i.lazy], modules)
-    loads = {i.importer for i in imports if not i.lazy and any(_matches(i.target, p) for p in TENSORFLOW)}
+    loads = {i.importer for i in imports if not i.lazy and any(_matches(i.target, p) for p in packages)}
     changed = True
     while changed:
         grown = loads | {m for m, targets in graph.items() if loads.intersection(targets)}
@@ -293,13 +301,22 @@ def test_the_reader_sees_the_package():
     assert {"tfnas", "tfnas.cells", "tfnas.cells.base", "tfnas.genotypes.dag", "tfnas.strategies.registry"} \
         <= set(modules)
     base_imports = {i.target for i in imports if i.importer == "tfnas.cells.base" and not i.lazy}
-    assert {"keras.src.layers.rnn.dropout_rnn_cell.DropoutRNNCell", "tensorflow"} <= base_imports
+    assert {"keras.src.layers.rnn.dropout_rnn_cell.DropoutRNNCell", "keras.ops"} <= base_imports
     tf_modules = loading_tensorflow(imports, modules)
     assert {"tfnas.cells.base", "tfnas.cells.search.mixed_cell", "tfnas.lm.model"} <= tf_modules
     assert not {"tfnas.genotypes.dag", "tfnas.genotypes.files", "tfnas.resources"} & tf_modules
     graph = import_graph(imports, modules)
     assert graph["tfnas.compare.runner"]["tfnas.lm.trainer"].lazy  # function-level imports are edges
     assert not graph["tfnas.compare.runner"]["tfnas.compare.report"].lazy
+
+
+def test_frozen_cells_load_no_tensorflow(package):
+    """ARCHITECTURE.md, ``cells/``: the frozen cells and heads are `keras.ops` only, so importing them (and the
+    package ``tfnas.cells``) needs Keras on any backend and no TensorFlow (tests/cells/test_backends.py imports
+    them where ``tensorflow`` cannot be imported)."""
+    modules, imports = package
+    assert set(FROZEN_CELLS) <= set(modules)
+    assert not loading_tensorflow(imports, modules, packages=("tensorflow",)) & set(FROZEN_CELLS)
 
 
 def test_every_rule_names_modules_that_exist():

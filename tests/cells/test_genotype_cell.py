@@ -7,23 +7,7 @@ from tfnas.cells import CellRNN, GenotypeCell, node_schedule
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import load_genotype
 
-from support import ACT, run_with_masks, sigmoid
-
-
-def numpy_step(g: Genotype, W0, Ws, x, h, mx=1.0, mh=1.0):
-    """DARTS appendix A.1.2 written out node by node, with the masks of the reference code."""
-    d, u = x.shape[1], h.shape[1]
-    if g.first_node == "wenet":
-        c0 = sigmoid((x * mx) @ W0[:d])
-        h0 = np.tanh((h * mh) @ W0[d:])
-    else:
-        ch = np.concatenate([x * mx, h * mh], axis=1) @ W0
-        c0, h0 = sigmoid(ch[:, :u]), ACT[g.first_activation](ch[:, u:])
-    s = [h + c0 * (h0 - h)]
-    for i, (act, j) in enumerate(g.nodes):
-        ch = (s[j] * mh) @ Ws[i]
-        s.append(s[j] + sigmoid(ch[:, :u]) * (ACT[act](ch[:, u:]) - s[j]))
-    return np.mean([s[i] for i in g.concat], axis=0)
+from support import numpy_step, run_with_masks
 
 
 def random_weights(cell, rng):

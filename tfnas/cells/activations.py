@@ -1,21 +1,27 @@
-"""Activation functions of the DAG search space, by name."""
+"""Activation functions of the DAG search space, by name, in `keras.ops` (any Keras backend)."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
-import tensorflow as tf
+from keras import ops
 
-_ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-    "tanh": tf.tanh,
-    "relu": tf.nn.relu,
-    "sigmoid": tf.sigmoid,
-    "identity": tf.identity,
-    "none": tf.zeros_like,
+
+def identity(x: Any) -> Any:
+    """``x`` itself (the ``identity`` op of DARTS' space)."""
+    return x
+
+
+_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {
+    "tanh": ops.tanh,
+    "relu": ops.relu,
+    "sigmoid": ops.sigmoid,
+    "identity": identity,
+    "none": ops.zeros_like,
 }
 
 
-def activation_fn(name: str) -> Callable[[tf.Tensor], tf.Tensor]:
-    """The TensorFlow function of activation ``name``."""
+def activation_fn(name: str) -> Callable[[Any], Any]:
+    """The `keras.ops` function of activation ``name`` (a tensor of the backend in, one out)."""
     try:
         return _ACTIVATIONS[name]
     except KeyError:

@@ -5,10 +5,12 @@ searchable attention layer on the output sequence ``H = [h_1 .. h_T]`` of a
 DARTS recurrent cell. Every head here maps ``H`` of shape
 ``[batch, time, units]`` to ``Y`` of the same shape and is strictly causal:
 ``y_t`` reads ``h_1 .. h_t`` only, within one BPTT segment (nothing is carried
-across segments). The causal mask is built from ``tf.shape`` so the batch and
-time axes stay dynamic, and only plain TensorFlow ops are used (matmul,
-softmax, comparisons of ``tf.range``), so every head exports to ONNX with
-tf2onnx; there is no Python loop over time.
+across segments). The causal mask is built from the run-time shape
+(``keras.ops.shape``) so the batch and time axes stay dynamic, and only
+plain `keras.ops` are used (matmul, softmax, comparisons of an
+``arange``), so every head runs on any Keras backend and, on TensorFlow,
+lowers to plain TensorFlow ops that tf2onnx exports; there is no Python
+loop over time.
 
 With ``a_t = softmax_{s <= t}(score(h_t, h_s))`` and ``c_t = sum_{s<=t}
 a_ts h_s`` the heads are:
@@ -33,7 +35,7 @@ import math
 from typing import Any, Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfnas.cells.validation import check_units
 from tfnas.genotypes.base import ATTENTION_HEADS
@@ -42,19 +44,25 @@ from tfnas.genotypes.base import ATTENTION_HEADS
 MASK_VALUE = -1e9
 
 
-def causal_softmax(scores: tf.Tensor) -> tf.Tensor:
+def causal_softmax(scores: Any) -> Any:
     """Softmax over the last axis of ``scores[..., t, s]`` restricted to ``s <= t``.
 
     Future positions get the score `MASK_VALUE` (``-1e9``), so their weight is
     exactly zero in float32 and ``y_t`` cannot change when ``h_s`` (``s > t``)
-    does. The mask comes from ``tf.range(tf.shape(scores)[-1])``, so the time
-    axis may be unknown until run time.
+    does. The mask comes from ``arange(shape(scores)[-1])`` (on TensorFlow
+    ``tf.range(tf.shape(scores)[-1])`` where the time axis is unknown until
+    run time).
     """
-    steps = tf.shape(scores)[-1]
-    positions = tf.range(steps)
-    allowed = positions[:, None] >= positions[None, :]
-    masked = tf.where(allowed, scores, tf.cast(MASK_VALUE, scores.dtype))
-    return tf.nn.softmax(masked, axis=-1)
+    if scores.shape[-1] == 1:  # one position, weight exactly 1 (Keras' softmax warns on an axis of size 1)
+        return ops.ones_like(scores)
+    positions = ops.arange(ops.shape(scores)[-1])
+    allowed = ops.expand_dims(positions, 1) >= ops.expand_dims(positions, 0)
+    return ops.softmax(ops.where(allowed, scores, MASK_VALUE), axis=-1)
+
+
+def transposed(x: Any) -> Any:
+    """``x`` with its last two axes swapped (``H^T`` of a batch of matrices)."""
+    return ops.swapaxes(x, -1, -2)
 
 
 def offset_seed(seed: int | None, offset: int) -> int | None:
@@ -113,12 +121,12 @@ class NoAttention(_CausalHead):
 
     Example:
 
-    >>> float(NoAttention(units=8)(np.ones((2, 5, 8), "float32")).numpy().sum())
+    >>> float(keras.ops.sum(NoAttention(units=8)(np.ones((2, 5, 8), "float32"))))
     80.0
     """
 
     def call(self, inputs, training=False):
-        return tf.identity(inputs)
+        return ops.copy(inputs)
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
@@ -146,15 +154,14 @@ class DotAttention(_CausalHead):
 
     Example:
 
-    >>> DotAttention(units=8)(np.zeros((2, 5, 8), "float32")).shape
-    TensorShape([2, 5, 8])
+    >>> tuple(DotAttention(units=8)(np.zeros((2, 5, 8), "float32")).shape)
+    (2, 5, 8)
     """
 
     def call(self, inputs, training=False):
-        scale = tf.cast(1.0 / math.sqrt(self.units), inputs.dtype)
-        scores = tf.linalg.matmul(inputs, inputs, transpose_b=True) * scale
-        context = tf.linalg.matmul(causal_softmax(scores), inputs)
-        return (inputs + context) * tf.cast(0.5, inputs.dtype)
+        scores = ops.matmul(inputs, transposed(inputs)) * (1.0 / math.sqrt(self.units))
+        context = ops.matmul(causal_softmax(scores), inputs)
+        return (inputs + context) * 0.5
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
@@ -183,8 +190,8 @@ class GeneralAttention(_CausalHead):
     Example:
 
     >>> head = GeneralAttention(units=8)
-    >>> head(np.zeros((2, 5, 8), "float32")).shape, head.count_params()
-    (TensorShape([2, 5, 8]), 192)
+    >>> tuple(head(np.zeros((2, 5, 8), "float32")).shape), head.count_params()
+    ((2, 5, 8), 192)
     """
 
     options = ("seed",)
@@ -203,10 +210,10 @@ class GeneralAttention(_CausalHead):
         self.built = True
 
     def call(self, inputs, training=False):
-        queries = tf.linalg.matmul(inputs, self.W_a)
-        scores = tf.linalg.matmul(queries, inputs, transpose_b=True)
-        context = tf.linalg.matmul(causal_softmax(scores), inputs)
-        return tf.tanh(tf.linalg.matmul(tf.concat([context, inputs], axis=-1), self.W_c))
+        queries = ops.matmul(inputs, self.W_a)
+        scores = ops.matmul(queries, transposed(inputs))
+        context = ops.matmul(causal_softmax(scores), inputs)
+        return ops.tanh(ops.matmul(ops.concatenate([context, inputs], axis=-1), self.W_c))
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -242,8 +249,8 @@ class AdditiveAttention(_CausalHead):
     Example:
 
     >>> head = AdditiveAttention(units=8, attention_units=4)
-    >>> head(np.zeros((2, 5, 8), "float32")).shape, head.count_params()
-    (TensorShape([2, 5, 8]), 196)
+    >>> tuple(head(np.zeros((2, 5, 8), "float32")).shape), head.count_params()
+    ((2, 5, 8), 196)
     """
 
     options = ("attention_units", "seed")
@@ -266,12 +273,12 @@ class AdditiveAttention(_CausalHead):
         self.built = True
 
     def call(self, inputs, training=False):
-        queries = tf.linalg.matmul(inputs, self.W_1)           # [B, T, a]  W_1 h_t
-        keys = tf.linalg.matmul(inputs, self.W_2)              # [B, S, a]  W_2 h_s
-        hidden = tf.tanh(queries[:, :, None, :] + keys[:, None, :, :])  # [B, T, S, a]
-        scores = tf.reduce_sum(hidden * self.v, axis=-1)       # [B, T, S]
-        context = tf.linalg.matmul(causal_softmax(scores), inputs)
-        return tf.tanh(tf.linalg.matmul(tf.concat([context, inputs], axis=-1), self.W_c))
+        queries = ops.matmul(inputs, self.W_1)           # [B, T, a]  W_1 h_t
+        keys = ops.matmul(inputs, self.W_2)              # [B, S, a]  W_2 h_s
+        hidden = ops.tanh(queries[:, :, None, :] + keys[:, None, :, :])  # [B, T, S, a]
+        scores = ops.sum(ops.multiply(hidden, self.v), axis=-1)          # [B, T, S]
+        context = ops.matmul(causal_softmax(scores), inputs)
+        return ops.tanh(ops.matmul(ops.concatenate([context, inputs], axis=-1), self.W_c))
 
     def get_config(self):
         return {**super().get_config(), "attention_units": self.attention_units, "seed": self.seed}
@@ -311,8 +318,8 @@ class MultiHeadSelfAttention(_CausalHead):
     Example:
 
     >>> head = MultiHeadSelfAttention(units=8)
-    >>> head(np.zeros((2, 5, 8), "float32")).shape, head.num_heads, head.count_params()
-    (TensorShape([2, 5, 8]), 4, 288)
+    >>> tuple(head(np.zeros((2, 5, 8), "float32")).shape), head.num_heads, head.count_params()
+    ((2, 5, 8), 4, 288)
     """
 
     options = ("num_heads", "seed")

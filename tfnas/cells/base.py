@@ -1,10 +1,14 @@
-"""`RecurrentCell`: what every tfnas cell shares (dropout masks, the Keras step, config)."""
+"""`RecurrentCell`: what every tfnas cell shares (dropout masks, the Keras step, config).
+
+Its math is `keras.ops` only, so the frozen cells run on any Keras backend (TensorFlow, JAX, PyTorch): on
+TensorFlow the ops lower to the same TensorFlow ops as before. The search cells subclass it and stay TensorFlow.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 import keras
-import tensorflow as tf
+from keras import ops
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 from tfnas.cells.validation import check_rate, check_units
@@ -67,9 +71,9 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         return keras.initializers.RandomUniform(-self.init_range, self.init_range, seed=seed)
 
     @staticmethod
-    def project(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-        """``x @ kernel`` for any leading shape of ``x``."""
-        return tf.linalg.matmul(x, kernel) if x.shape.rank == 2 else tf.tensordot(x, kernel, axes=1)
+    def project(x: Any, kernel: Any) -> Any:
+        """``x @ kernel`` for any leading shape of ``x`` (on TensorFlow a matmul for a matrix, else a tensordot)."""
+        return ops.matmul(x, kernel)
 
     def call(self, inputs, states, training=False):
         states = states if isinstance(states, (list, tuple)) else [states]
@@ -88,7 +92,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]
-        return [tf.zeros((batch_size, n), dtype=self.compute_dtype) for n in sizes]
+        return [ops.zeros((batch_size, n), dtype=self.compute_dtype) for n in sizes]
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "dropout_x": self.dropout,

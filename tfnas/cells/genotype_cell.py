@@ -1,11 +1,13 @@
-"""`GenotypeCell`: a frozen DAG recurrent cell built from a `Genotype`."""
+"""`GenotypeCell`: a frozen DAG recurrent cell built from a `Genotype` (`keras.ops` only: any Keras backend)."""
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import DARTS_INIT_RANGE, RecurrentCell
@@ -82,8 +84,8 @@ class GenotypeCell(RecurrentCell):
 
     >>> cell = GenotypeCell("darts_v2", units=32)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
-    >>> rnn(np.zeros((2, 5, 16), "float32")).shape
-    TensorShape([2, 5, 32])
+    >>> tuple(rnn(np.zeros((2, 5, 16), "float32")).shape)
+    (2, 5, 32)
     """
 
     def __init__(self, genotype: Genotype | Mapping[str, Any] | str | Path, units: int,
@@ -103,43 +105,44 @@ class GenotypeCell(RecurrentCell):
         self.built = True
 
     # ----------------------------------------------------- fused-loop pieces
-    def project_inputs(self, x: tf.Tensor) -> tf.Tensor:
+    def project_inputs(self, x: Any) -> Any:
         """The input part of node 0's matmul, for any leading shape of ``x``.
 
         A sequence layer calls this once on ``[batch, time, input_dim]``.
         """
         return self.project(x, self.W0[: self.input_dim])
 
-    def prepare(self) -> list[tf.Tensor]:
+    def prepare(self) -> list[Any]:
         """Per-sequence weights: W0's recurrent rows, then one matrix per group."""
         groups = [
-            tf.concat([self.Ws[i - 1] for i in ids], axis=1) if len(ids) > 1 else self.Ws[ids[0] - 1]
+            ops.concatenate([self.Ws[i - 1] for i in ids], axis=1) if len(ids) > 1 else self.Ws[ids[0] - 1]
             for _, ids in self._schedule
         ]
         return [self.W0[self.input_dim:]] + groups
 
-    def transition(self, x_proj: tf.Tensor, states: Sequence[tf.Tensor], prepared: Sequence[tf.Tensor],
-                   h_mask: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def transition(self, x_proj: Any, states: Sequence[Any], prepared: Sequence[Any],
+                   h_mask: Any | None = None) -> tuple[Any, list[Any]]:
         """One step from the projected input; returns ``(output, [h_new])``."""
         h_prev = states[0]
         masked = (lambda s: s * h_mask) if h_mask is not None else (lambda s: s)
-        recur = tf.linalg.matmul(masked(h_prev), prepared[0])
+        recur = ops.matmul(masked(h_prev), prepared[0])
         if self.genotype.first_node == "wenet":
-            c0, h0 = tf.sigmoid(x_proj), tf.tanh(recur)
+            c0, h0 = ops.sigmoid(x_proj), ops.tanh(recur)
         else:
-            c0, h0 = tf.split(x_proj + recur, 2, axis=1)
-            c0, h0 = tf.sigmoid(c0), activation_fn(self.genotype.first_activation)(h0)
+            c0, h0 = ops.split(x_proj + recur, 2, axis=1)
+            c0, h0 = ops.sigmoid(c0), activation_fn(self.genotype.first_activation)(h0)
         nodes = {0: h_prev + c0 * (h0 - h_prev)}
         for (pred, ids), weights in zip(self._schedule, prepared[1:]):
             s_prev = nodes[pred]
             # [c_i, h_i] blocks of every node of the group, side by side (split: no strided copies)
-            parts = tf.split(tf.linalg.matmul(masked(s_prev), weights), 2 * len(ids), axis=1)
+            parts = ops.split(ops.matmul(masked(s_prev), weights), 2 * len(ids), axis=1)
             for k, i in enumerate(ids):
-                c = tf.sigmoid(parts[2 * k])
+                c = ops.sigmoid(parts[2 * k])
                 h = activation_fn(self.genotype.nodes[i - 1][0])(parts[2 * k + 1])
                 nodes[i] = s_prev + c * (h - s_prev)
         concat = self.genotype.concat
-        output = tf.add_n([nodes[i] for i in concat]) / float(len(concat))
+        # Summed left to right, as TensorFlow's AddN does: the same numbers as before on TensorFlow.
+        output = functools.reduce(operator.add, [nodes[i] for i in concat]) / float(len(concat))
         return output, [output]
 
     def get_config(self) -> dict[str, Any]:

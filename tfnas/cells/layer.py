@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfnas.cells.attention import make_attention
 from tfnas.cells.genotype_cell import GenotypeCell
-from tfnas.cells.rnn import fused_loop
 from tfnas.cells.tree_cell import TreeCell
 from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.files import as_any_genotype, resolve_genotype
@@ -31,19 +30,19 @@ def make_cell(genotype: Genotype | TreeGenotype | Mapping[str, Any] | str | Path
     return (TreeCell if isinstance(genotype, TreeGenotype) else GenotypeCell)(genotype, units, **kwargs)
 
 
-def last_kept(outputs: tf.Tensor, mask: tf.Tensor, zero: bool) -> tf.Tensor:
+def last_kept(outputs: Any, mask: Any, zero: bool) -> Any:
     """``outputs [batch, time, units]`` with each masked step replaced by the last unmasked one before it (zeros
     if none, or always with ``zero``): `fused_loop`'s masking rule applied to a finished sequence."""
-    mask = tf.cast(mask, tf.bool)
+    mask = ops.cast(mask, "bool")
     if zero:
-        return tf.where(mask[:, :, None], outputs, tf.zeros_like(outputs))
-    positions = tf.range(tf.shape(outputs)[1])
+        return ops.where(mask[:, :, None], outputs, ops.zeros_like(outputs))
+    positions = ops.arange(ops.shape(outputs)[1], dtype="int32")
     # source[b, t] = max {s <= t : mask[b, s]}, or -1
-    candidates = tf.where(mask[:, None, :] & (positions[None, None, :] <= positions[None, :, None]),
-                          positions[None, None, :], -1)
-    source = tf.reduce_max(candidates, axis=-1)
-    gathered = tf.gather(outputs, tf.maximum(source, 0), axis=1, batch_dims=1)
-    return tf.where((source >= 0)[:, :, None], gathered, tf.zeros_like(gathered))
+    candidates = ops.where(mask[:, None, :] & (positions[None, None, :] <= positions[None, :, None]),
+                           positions[None, None, :], -1)
+    source = ops.max(candidates, axis=-1)
+    gathered = ops.take_along_axis(outputs, ops.maximum(source, 0)[:, :, None], axis=1)
+    return ops.where((source >= 0)[:, :, None], gathered, ops.zeros_like(gathered))
 
 
 @keras.saving.register_keras_serializable(package="tfnas")
@@ -58,7 +57,8 @@ class FusedRNN(keras.layers.RNN):
     ``prepare``, ``transition``: every frozen tfnas cell), the input
     projection ``x W`` is computed for all steps at once and the recurrence
     is one ``tf.while_loop`` (`tfnas.cells.rnn.fused_loop`). Elsewhere
-    (another backend, another cell, ``unroll=True``) Keras' own loop runs.
+    (another backend, another cell, ``unroll=True``) Keras' own loop runs;
+    the layer is written in ``keras.ops`` and loads no TensorFlow there.
 
     The cell is a cell instance, or built from a genotype: a `Genotype` or
     `TreeGenotype`, its dict, a JSON path or a known cell's name
@@ -147,6 +147,8 @@ class FusedRNN(keras.layers.RNN):
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.fused:
+            from tfnas.cells.rnn import fused_loop      # TensorFlow: imported on that backend only
+
             outputs, states = fused_loop(self.cell, sequences, list(initial_state), training, mask=mask,
                                          go_backwards=self.go_backwards,
                                          zero_output_for_mask=self.zero_output_for_mask)
@@ -155,7 +157,7 @@ class FusedRNN(keras.layers.RNN):
         if self.head is not None:
             outputs = self.head(outputs, training=training)
             if mask is not None:
-                order = tf.reverse(mask, [1]) if self.go_backwards else mask
+                order = ops.flip(mask, axis=1) if self.go_backwards else mask
                 outputs = last_kept(outputs, order, self.zero_output_for_mask)
         return outputs[:, -1], outputs, states
 

@@ -1,11 +1,11 @@
-"""`TreeCell`: a frozen Zoph & Le tree cell (states ``h`` and ``c``) built from a `TreeGenotype`."""
+"""`TreeCell`: a frozen Zoph & Le tree cell (states ``h`` and ``c``) built from a `TreeGenotype` (`keras.ops` only)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from tfnas.cells.activations import activation_fn
 from tfnas.cells.base import RecurrentCell
@@ -21,7 +21,7 @@ def as_tree_genotype(genotype: TreeGenotype | Mapping[str, Any] | str | Path) ->
     return as_genotype_of(TreeGenotype, genotype)
 
 
-def _combine(name: str, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+def _combine(name: str, a: Any, b: Any) -> Any:
     return a + b if name == "add" else a * b
 
 
@@ -68,8 +68,8 @@ class TreeCell(RecurrentCell):
     >>> from tfnas.genotypes import load_genotype
     >>> cell = TreeCell(load_genotype("exported_cells/nascell.json"), units=32)
     >>> rnn = keras.layers.RNN(cell, return_sequences=True)
-    >>> rnn(np.zeros((2, 5, 16), "float32")).shape
-    TensorShape([2, 5, 32])
+    >>> tuple(rnn(np.zeros((2, 5, 16), "float32")).shape)
+    (2, 5, 32)
     """
 
     def __init__(self, genotype: TreeGenotype | Mapping[str, Any] | str | Path, units: int, dropout_x: float = 0.0,
@@ -94,25 +94,25 @@ class TreeCell(RecurrentCell):
         self.built = True
 
     # ----------------------------------------------------- fused-loop pieces
-    def project_inputs(self, x: tf.Tensor) -> tf.Tensor:
+    def project_inputs(self, x: Any) -> Any:
         """``x W_x`` for all leaves, for any leading shape of ``x``."""
         return self.project(x, self.kernel)
 
-    def prepare(self) -> list[tf.Tensor]:
+    def prepare(self) -> list[Any]:
         """Per-sequence weights: the recurrent kernel (and its bias)."""
         return [self.recurrent_kernel] + ([self.bias] if self.bias is not None else [])
 
-    def transition(self, x_proj: tf.Tensor, states: Sequence[tf.Tensor], prepared: Sequence[tf.Tensor],
-                   h_mask: tf.Tensor | None = None) -> tuple[tf.Tensor, list[tf.Tensor]]:
+    def transition(self, x_proj: Any, states: Sequence[Any], prepared: Sequence[Any],
+                   h_mask: Any | None = None) -> tuple[Any, list[Any]]:
         """One step from the projected input; returns ``(h_new, [h_new, c_new])``."""
         h_prev, c_prev = states[0], states[1]
         g = self.genotype
-        recur = tf.linalg.matmul(h_prev * h_mask if h_mask is not None else h_prev, prepared[0])
+        recur = ops.matmul(h_prev * h_mask if h_mask is not None else h_prev, prepared[0])
         if self.bias is not None:
             recur = recur + prepared[1]
         u = self.units
-        pre: list[tf.Tensor] = []
-        out: list[tf.Tensor] = []
+        pre: list[Any] = []
+        out: list[Any] = []
         for k, ((comb, act), kids) in enumerate(zip(g.nodes, self._children)):
             if kids is None:
                 z = _combine(comb, x_proj[:, k * u:(k + 1) * u], recur[:, k * u:(k + 1) * u])

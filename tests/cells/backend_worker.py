@@ -1,4 +1,4 @@
-"""The frozen cells and heads under one Keras backend, for tests/cells/test_backends.py.
+"""The frozen cells, heads and `FusedRNN` under one Keras backend, for tests/cells/test_backends.py.
 
 ``KERAS_BACKEND=jax|torch python backend_worker.py DIR`` reads ``DIR/inputs.npz`` (the inputs and every
 layer's weights, written under TensorFlow) and ``DIR/tensorflow.keras`` (a model saved under TensorFlow),
@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tfnas  # noqa: E402,F401  (registers tfnas' layers with Keras, for load_model)
-from tfnas.cells import GenotypeCell, TreeCell, make_attention  # noqa: E402
+from tfnas.cells import FusedRNN, GenotypeCell, TreeCell, make_attention  # noqa: E402
 from tfnas.genotypes.base import ATTENTION_HEADS  # noqa: E402
 
 BATCH, STEPS, INPUT_DIM, UNITS = 2, 5, 6, 8
@@ -36,6 +36,10 @@ def layers() -> dict[str, keras.layers.Layer]:
     ``[BATCH, STEPS, UNITS]``."""
     out = {name: keras.layers.RNN(GenotypeCell(name, UNITS), return_sequences=True) for name in ("darts_v2", "enas")}
     out["nascell"] = keras.layers.RNN(TreeCell("nascell", UNITS, use_bias=True), return_sequences=True)
+    # FusedRNN: the fused loop under TensorFlow, Keras' loop under the others
+    out["fused_darts_v2"] = FusedRNN("darts_v2", UNITS, return_sequences=True)
+    out["fused_general_backwards"] = FusedRNN("darts_v2", UNITS, attention="general", return_sequences=True,
+                                              go_backwards=True)
     for head in HEADS:
         out[head] = make_attention(head, UNITS, num_heads=2, attention_units=5)
     return out
@@ -46,9 +50,11 @@ def is_head(name: str) -> bool:
 
 
 def model() -> keras.Model:
-    """A DARTS_V2 layer, a tree cell over it and the additive head, for ``.keras`` files."""
+    """A DARTS_V2 layer, a `FusedRNN` over it, a tree cell over that and the additive head, for ``.keras``
+    files."""
     inputs = keras.Input((None, INPUT_DIM))
     h = keras.layers.RNN(GenotypeCell("darts_v2", UNITS), return_sequences=True)(inputs)
+    h = FusedRNN("enas", UNITS, return_sequences=True)(h)
     h = keras.layers.RNN(TreeCell("nascell", UNITS), return_sequences=True)(h)
     return keras.Model(inputs, make_attention("additive", UNITS, attention_units=5)(h))
 

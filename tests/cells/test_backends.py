@@ -1,4 +1,4 @@
-"""The frozen cells and heads on the JAX and PyTorch backends give the TensorFlow backend's numbers.
+"""The frozen cells, heads and `FusedRNN` on the JAX and PyTorch backends give the TensorFlow backend's numbers.
 
 The reference is the TensorFlow backend (this process), itself checked against NumPy for DARTS_V2
 (`support.numpy_step`, the cell's equations). Each other installed backend runs `backend_worker.py` once

@@ -20,8 +20,11 @@ Cases, each group in a subprocess of its own:
   (`tfnas.cells.FusedRNN` over DARTS_V2), ``rnn_layer_<units>``
   (``keras.layers.RNN(GenotypeCell)``, the slower supported path) and
   ``genotype_layer_<units>`` (the Trainer's own step, `Trainer.train_step`,
-  of a DARTS_V2 language model of the same units and batch); each size is
-  timed in interleaved rounds of its own;
+  of a DARTS_V2 language model of the same units and batch), and
+  ``lstm_layer_<units>_xla`` / ``fused_layer_<units>_xla``, the LSTM and
+  `FusedRNN` models compiled with ``jit_compile=True`` (what Keras' ``"auto"``
+  chooses on a GPU; on a CPU it chooses no XLA), the fused one's ratio to
+  the LSTM's XLA step; each size is timed in interleaved rounds of its own;
 * ``score``, reported as ``score_keras`` / ``score_savedmodel`` / ``score_onnx``:
   scoring throughput of an exported DARTS_V2 model, ``ExportedModel.log_probs``
   of one window computed inside each runtime as ``tfnas score`` does;
@@ -103,10 +106,11 @@ QUICK = {"vocab": 10_000, "bptt": 35, "search_nhid": 128, "search_batch": 64, "t
          "nao_epochs": 100, "nao_fit": False, "layer_units": [128, 256], "layer_batch": 32}
 
 #: Targets of the speed issues, as (case, baseline case, maximum ratio): issue 13 item 5 for the BayesNAS Hessian.
-#: Issue 27 item 2: the fused layer within 1.1x of the Trainer's step and at most 1.7x the LSTM at 850 units.
+#: Issue 27 item 2: the fused layer within 1.1x of the Trainer's step and at most 1.7x the LSTM at 850 units
+#: (without XLA, Keras' choice on a CPU, and with it, Keras' choice on a GPU).
 TARGETS = [("darts1", "lstm_search", 8.0), ("darts2", "darts1", 2.0), ("genotype_train", "lstm_train", 2.2),
            ("bayes_hessian", "bayes_step", 2.0), ("fused_layer_850", "genotype_layer_850", 1.1),
-           ("fused_layer_850", "lstm_layer_850", 1.7)]
+           ("fused_layer_850", "lstm_layer_850", 1.7), ("fused_layer_850_xla", "lstm_layer_850_xla", 1.7)]
 PEAK_TARGET_GB = 4.0
 #: Issue 14 item 6: the EPD trains on 1,000 cells for 100 epochs in "seconds to a few minutes" (read: 3 minutes).
 NAO_TARGET_S = 180.0
@@ -408,15 +412,16 @@ def run_nao(s: dict) -> dict[str, dict]:
     return results
 
 
-#: The recurrent layers of the ``layer`` group's Sequential model, by case prefix.
+#: The recurrent layers of the ``layer`` group's Sequential model, by case prefix, and those also timed with XLA.
 LAYER_KINDS = ("lstm", "fused", "rnn")
+LAYER_XLA_KINDS = ("lstm", "fused")
 
 
-def layer_model(kind: str, units: int, vocab: int):
+def layer_model(kind: str, units: int, vocab: int, jit_compile: bool | str = "auto"):
     """A user's Sequential language model: Embedding(vocab, units), a recurrent layer of ``units`` returning
     sequences (``kind``: ``lstm`` keras.layers.LSTM, ``fused`` `FusedRNN` over DARTS_V2, ``rnn``
     keras.layers.RNN(GenotypeCell) over DARTS_V2), Dense(vocab); compiled with Keras' defaults (SGD, sparse
-    cross-entropy from logits)."""
+    cross-entropy from logits) and ``jit_compile``."""
     import keras
 
     from tfnas.cells import FusedRNN, GenotypeCell
@@ -426,7 +431,8 @@ def layer_model(kind: str, units: int, vocab: int):
                  "rnn": lambda: keras.layers.RNN(GenotypeCell("darts_v2", units), return_sequences=True)}[kind]()
     model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, units), recurrent,
                               keras.layers.Dense(vocab)])
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
     return model
 
 
@@ -441,6 +447,8 @@ def run_layers(s: dict) -> dict[str, dict]:
     for units in s["layer_units"]:
         x, y = (t.numpy() for t in _batch(batch, s["bptt"], s["vocab"], 0))
         models = {f"{kind}_layer_{units}": layer_model(kind, units, s["vocab"]) for kind in LAYER_KINDS}
+        models.update({f"{kind}_layer_{units}_xla": layer_model(kind, units, s["vocab"], jit_compile=True)
+                       for kind in LAYER_XLA_KINDS})
         steps = {name: (lambda m=model: m.train_on_batch(x, y)) for name, model in models.items()}
         steps[f"genotype_layer_{units}"] = _trainer_step(v2, units, batch, s)
         seconds = _interleaved(steps, s["warmup"], s["timed"])
@@ -563,13 +571,13 @@ def report(results: dict[str, dict]) -> list[str]:
                 "lstm_train": "lstm_train", "genotype_train": "lstm_train", "score_keras": "score_keras",
                 "score_savedmodel": "score_keras", "score_onnx": "score_keras", "bayes_step": "bayes_step",
                 "bayes_hessian": "bayes_step", "lstm_nao": "lstm_nao", "nao_epd": "lstm_nao",
-                **{case: f"lstm_layer_{case.rsplit('_', 1)[1]}" for case in results if "_layer_" in case}}
+                **{case: "lstm_layer_" + case.split("_layer_", 1)[1] for case in results if "_layer_" in case}}
     timed = {case: r for case, r in results.items() if "s_per_step" in r}
     width = max([16, *map(len, timed)])
     lines = [f"{'case':{width}s} {'s/step':>9s} {'tokens/s':>10s} {'GFLOP/s':>8s} {'peak GB':>8s} "
              f"{'x baseline':>11s}"]
     for case, r in timed.items():
-        base = timed.get(baseline.get(split_case(case)[0], ""), None)
+        base = timed.get(baseline.get(case, baseline.get(split_case(case)[0], "")), None)
         ratio = f"{r['s_per_step'] / base['s_per_step']:.2f}x" if base else "-"
         peak = f"{r['peak_rss_gb']:.2f}" + ("*" if r.get("peak_rss_own_process") else "")
         lines.append(f"{case:{width}s} {r['s_per_step']:9.3f} {r['tokens_per_s']:10.0f} {r['gflops']:8.2f} "

@@ -158,12 +158,13 @@ def test_report_judges_the_layer_group_against_its_lstm_and_the_trainers_step(be
 
     results = {"lstm_layer_850": case(2.0), "fused_layer_850": case(3.3), "rnn_layer_850": case(12.0),
                "genotype_layer_850": case(3.0), "lstm_layer_128": case(0.1), "fused_layer_128": case(0.2),
-               "genotype_layer_128": case(0.25)}
+               "genotype_layer_128": case(0.25), "lstm_layer_850_xla": case(1.5), "fused_layer_850_xla": case(2.7)}
     lines = bench.report(results)
     row = {line.split()[0]: line.split()[-1] for line in lines[1:] if not line.startswith(("target", "ratio"))}
     assert row == {"lstm_layer_850": "1.00x", "fused_layer_850": "1.65x", "rnn_layer_850": "6.00x",
                    "genotype_layer_850": "1.50x", "lstm_layer_128": "1.00x", "fused_layer_128": "2.00x",
-                   "genotype_layer_128": "2.50x"}
+                   "genotype_layer_128": "2.50x", "lstm_layer_850_xla": "1.00x", "fused_layer_850_xla": "1.80x"}
     assert "target fused_layer_850 <= 1.1x genotype_layer_850: 1.10x -> met" in lines
     assert "target fused_layer_850 <= 1.7x lstm_layer_850: 1.65x -> met" in lines
+    assert "target fused_layer_850_xla <= 1.7x lstm_layer_850_xla: 1.80x -> NOT met" in lines   # XLA's own LSTM
     assert "ratio fused_layer_128 / genotype_layer_128 (the Trainer's step): 0.80x" in lines

@@ -439,7 +439,8 @@ def layer_model(kind: str, units: int, vocab: int, jit_compile: bool | str = "au
 def run_layers(s: dict) -> dict[str, dict]:
     """The ``layer`` group (module docstring): at each of ``layer_units``, the Sequential models of `layer_model`
     and the Trainer's step, timed in interleaved rounds; a figure records whether Keras compiled the model's
-    step with XLA (``jit_compile``: its ``"auto"`` does where every layer supports it)."""
+    step with XLA (``jit_compile``: True for the ``_xla`` models; Keras' ``"auto"`` of the others chooses XLA on
+    a GPU only)."""
     from tfnas.genotypes.files import resolve_genotype
 
     v2 = resolve_genotype("darts_v2")

@@ -72,7 +72,7 @@ class RecurrentCell(keras.layers.Layer, DropoutRNNCell):
 
     @staticmethod
     def project(x: Any, kernel: Any) -> Any:
-        """``x @ kernel`` for any leading shape of ``x`` (on TensorFlow a matmul for a matrix, else a tensordot)."""
+        """``x @ kernel`` for any leading shape of ``x`` (`keras.ops.matmul`, which broadcasts ``kernel``)."""
         return ops.matmul(x, kernel)
 
     def call(self, inputs, states, training=False):

@@ -40,10 +40,11 @@ def test_graph_interface_dynamic_axes_and_broadcast_state(runs, kind):
         ["logits"] + [f"final_hidden_{i}" for i in range(n_states)])
     ids_dims = [d.dim_param for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert ids_dims == ["batch", "time"]
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64  # as TextVectorization gives
     assert any(p.key == "tfnas" for p in proto.metadata_props)
     # A zero state of batch 1 is broadcast to the batch: same as a full zero state.
     session = ort_session(path)
-    ids = np.arange(12, dtype=np.int32).reshape(3, 4)
+    ids = np.arange(12, dtype=np.int64).reshape(3, 4)
     full = session.run(["logits"], {"ids": ids, **{f"hidden_{i}": np.zeros((3, 16), np.float32)
                                                    for i in range(n_states)}})[0]
     row = session.run(["logits"], {"ids": ids, **{f"hidden_{i}": np.zeros((1, 16), np.float32)

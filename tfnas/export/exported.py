@@ -181,7 +181,7 @@ class OnnxExport(ExportedModel):
         return ort_session(log_prob_head())
 
     def _feeds(self, ids, states) -> dict:
-        return {IDS_INPUT: ids, **dict(zip(self.state_names, states))}
+        return {IDS_INPUT: ids.astype(np.int64), **dict(zip(self.state_names, states))}
 
     def _step(self, ids, states):
         got = self.session.run(self._outputs, self._feeds(ids, states))

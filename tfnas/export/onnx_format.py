@@ -1,6 +1,9 @@
 """ONNX export through tf2onnx, with dynamic batch and time axes and the state as input and output.
 
-The graph has the inputs ``ids`` (int32 ``[batch, time]``) and ``hidden_i``
+The graph has the inputs ``ids`` (int64 ``[batch, time]``, cast to int32
+inside: int64 is what ONNX's own index inputs, NumPy's default integer and
+``keras.layers.TextVectorization`` use, and an ONNX input has one element
+type, so int32 ids are cast by the caller) and ``hidden_i``
 (float32 ``[batch, units]``, a row of batch 1 is broadcast; every state of
 every layer, layer after layer, `tfnas.export.metadata.state_input_name`;
 optional: each has a zero row ``[1, units]`` as its initializer, which
@@ -21,7 +24,7 @@ import tensorflow as tf
 
 from tfnas.errors import writing
 from tfnas.export.errors import OnnxConversionError, ParityError
-from tfnas.export.graphs import forward_fn, ids_spec, state_specs
+from tfnas.export.graphs import forward_fn, ids_spec, state_specs, with_int32_ids
 from tfnas.export.layout import ONNX_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
 from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
@@ -74,7 +77,7 @@ def _default_states(proto: onnx.ModelProto, model) -> None:
 
 
 def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Converts ``model.forward`` (inference) to ONNX.
+    """Converts ``model.forward`` (inference) to ONNX, its ``ids`` input int64.
 
     The time loop's captured weights are read from the outer scope
     (`tfnas.export.onnx_graph.hoist_loop_invariants`), so onnxruntime
@@ -92,8 +95,8 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ValueError(f"Argument `opset` must be an integer >= {MIN_OPSET}; received: opset={opset!r}")
-    specs = [ids_spec()] + state_specs(model)
-    function = tf.function(forward_fn(model), input_signature=specs)
+    specs = [ids_spec(dtype=tf.int64)] + state_specs(model)
+    function = tf.function(with_int32_ids(forward_fn(model), 1), input_signature=specs)
     collect = _Collect()
     logger = logging.getLogger("tf2onnx")
     logger.addHandler(collect)

@@ -64,7 +64,7 @@ def onnx_parity(model, onnx_model, cases: Sequence[tuple[int, int]] = DEFAULT_CA
         for call in range(calls):
             ids = rng.integers(0, model.vocab_size, (batch, time)).astype(np.int32)
             ref = model.forward(ids, keras_states, training=False)
-            got = session.run(outputs, {IDS_INPUT: ids, **{state_input_name(i): s for i, s in enumerate(onnx_states)}})
+            got = session.run(outputs, {IDS_INPUT: ids.astype(np.int64), **{state_input_name(i): s for i, s in enumerate(onnx_states)}})
             keras_states = [np.asarray(s) for s in ref.states]
             onnx_states = got[1:]
             logit_diff = float(np.max(np.abs(got[0] - np.asarray(ref.logits))))

@@ -17,7 +17,9 @@ Cases, each group in a subprocess of its own:
   ``compile`` with its defaults, then ``train_on_batch``) at each of
   ``layer_units`` (batch ``layer_batch``), reported as ``lstm_layer_<units>``
   (``keras.layers.LSTM``, the baseline), ``fused_layer_<units>``
-  (`tfnas.cells.FusedRNN` over DARTS_V2), ``rnn_layer_<units>``
+  (`tfnas.cells.FusedRNN` over DARTS_V2, its loop compiled by XLA, the
+  default), ``fused_while_layer_<units>`` (the same with
+  ``jit_compile=False``: its ``tf.while_loop``), ``rnn_layer_<units>``
   (``keras.layers.RNN(GenotypeCell)``, the slower supported path) and
   ``genotype_layer_<units>`` (the Trainer's own step, `Trainer.train_step`,
   of a DARTS_V2 language model of the same units and batch), and
@@ -413,13 +415,14 @@ def run_nao(s: dict) -> dict[str, dict]:
 
 
 #: The recurrent layers of the ``layer`` group's Sequential model, by case prefix, and those also timed with XLA.
-LAYER_KINDS = ("lstm", "fused", "rnn")
+LAYER_KINDS = ("lstm", "fused", "fused_while", "rnn")
 LAYER_XLA_KINDS = ("lstm", "fused")
 
 
 def layer_model(kind: str, units: int, vocab: int, jit_compile: bool | str = "auto"):
     """A user's Sequential language model: Embedding(vocab, units), a recurrent layer of ``units`` returning
-    sequences (``kind``: ``lstm`` keras.layers.LSTM, ``fused`` `FusedRNN` over DARTS_V2, ``rnn``
+    sequences (``kind``: ``lstm`` keras.layers.LSTM, ``fused`` `FusedRNN` over DARTS_V2, ``fused_while`` the
+    same with ``jit_compile=False``, ``rnn``
     keras.layers.RNN(GenotypeCell) over DARTS_V2), Dense(vocab); compiled with Keras' defaults (SGD, sparse
     cross-entropy from logits) and ``jit_compile``."""
     import keras
@@ -428,6 +431,7 @@ def layer_model(kind: str, units: int, vocab: int, jit_compile: bool | str = "au
 
     recurrent = {"lstm": lambda: keras.layers.LSTM(units, return_sequences=True),
                  "fused": lambda: FusedRNN("darts_v2", units, return_sequences=True),
+                 "fused_while": lambda: FusedRNN("darts_v2", units, return_sequences=True, jit_compile=False),
                  "rnn": lambda: keras.layers.RNN(GenotypeCell("darts_v2", units), return_sequences=True)}[kind]()
     model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, units), recurrent,
                               keras.layers.Dense(vocab)])

@@ -1,6 +1,6 @@
 """`FusedRNN` against Keras' own ``keras.layers.RNN(cell)`` with the same cell weights (the independent reference):
 outputs, states and gradients for every argument that changes them, in `Bidirectional`, stacked, under XLA, saved
-and loaded in a fresh process."""
+and loaded in a fresh process; with both of its loops (the XLA-compiled unrolled one and the ``tf.while_loop``)."""
 from __future__ import annotations
 
 import itertools
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfnas.cells import FusedRNN, GenotypeCell, TreeCell
+from tfnas.cells import FusedRNN, GenotypeCell, TreeCell, rnn
 from tfnas.cells.attention import make_attention
 from tfnas.errors import PathNotFoundError
 from tfnas.genotypes.files import resolve_genotype
@@ -57,6 +57,24 @@ def carried(sequence: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+@pytest.fixture(params=["xla", "while"])
+def loop(request, monkeypatch):
+    """Runs a test with each of the fused loop's drivers: ``xla`` (the default, the sequence short enough) and
+    ``while`` (the sequence longer than `rnn.XLA_MAX_STEPS`); checks that the XLA loop ran exactly in the first."""
+    calls = []
+    compiled = rnn.compiled_unrolled_loop
+
+    def spy(*args):
+        calls.append(args[1].shape)
+        return compiled(*args)
+
+    monkeypatch.setattr(rnn, "compiled_unrolled_loop", spy)
+    if request.param == "while":
+        monkeypatch.setattr(rnn, "XLA_MAX_STEPS", TIME - 1)
+    yield request.param
+    assert bool(calls) == (request.param == "xla")
+
+
 class Reference:
     """``keras.layers.RNN(cell)`` with a built layer's cell weights, followed by the layer's head (if any) applied
     to the whole output sequence."""
@@ -88,7 +106,7 @@ def close(a, b, tol=1e-5):
 
 
 @pytest.mark.parametrize("kind", sorted(CELLS))
-def test_outputs_and_states_equal_keras_rnn_for_every_argument(kind, monkeypatch):
+def test_outputs_and_states_equal_keras_rnn_for_every_argument(kind, loop, monkeypatch):
     genotype, attention = CELLS[kind]
     x, mask = inputs(), padded_mask()
     for sequences, state, backwards, masked in itertools.product([False, True], repeat=4):
@@ -145,7 +163,7 @@ def test_a_genotype_with_a_head_gets_it_unless_told_otherwise():
 
 
 @pytest.mark.parametrize("kind", ["dag", "tree"])
-def test_stateful_across_two_calls_then_reset(kind):
+def test_stateful_across_two_calls_then_reset(kind, loop):
     genotype, _ = CELLS[kind]
     layer = FusedRNN(genotype, UNITS, stateful=True, return_sequences=True, seed=1)
     reference = keras.layers.RNN(reference_cell(layer), stateful=True, return_sequences=True)
@@ -162,7 +180,7 @@ def test_stateful_across_two_calls_then_reset(kind):
 
 
 @pytest.mark.parametrize("kind", ["dag", "tree"])
-def test_training_dropout_and_gradients_equal_keras_rnn(kind):
+def test_training_dropout_and_gradients_equal_keras_rnn(kind, loop):
     """Same seeds: the same per-sequence masks in both layers, so the same outputs and gradients; dropout acts."""
     genotype, _ = CELLS[kind]
     layer = FusedRNN(genotype, UNITS, return_sequences=True, return_state=True, dropout_x=0.4, dropout_h=0.3,
@@ -187,7 +205,7 @@ def test_training_dropout_and_gradients_equal_keras_rnn(kind):
     assert np.abs(np.asarray(layer(x, mask=mask, training=True)[0]) - evaluation).max() > 1e-3
 
 
-def test_bidirectional_and_stacked_equal_keras_rnn():
+def test_bidirectional_and_stacked_equal_keras_rnn(loop):
     x, mask = inputs(), padded_mask()
     fused = keras.Sequential([keras.Input((TIME, FEATURES)), keras.layers.Masking(),
                               keras.layers.Bidirectional(FusedRNN("darts_v2", UNITS, return_sequences=True, seed=4)),
@@ -246,6 +264,18 @@ def test_bad_arguments_fail_on_one_line():
         FusedRNN(GenotypeCell("darts_v2", UNITS), seed=1)
     with pytest.raises(ValueError, match="name"):
         FusedRNN("darts_v2", UNITS, attention="luong")
+    with pytest.raises(ValueError, match="jit_compile") as err:
+        FusedRNN("darts_v2", UNITS, jit_compile="auto")
+    assert "\n" not in str(err.value)
+
+
+def test_jit_compile_false_runs_the_while_loop_and_is_kept_in_the_config(monkeypatch):
+    monkeypatch.setattr(rnn, "compiled_unrolled_loop", lambda *a: pytest.fail("the XLA loop ran"))
+    layer = FusedRNN("darts_v2", UNITS, return_sequences=True, jit_compile=False, seed=0)
+    x, mask = inputs(), padded_mask()
+    close(as_list(layer(x, mask=mask)), Reference(layer, return_sequences=True)(x, mask=mask)[:1])
+    again = FusedRNN.from_config(layer.get_config())
+    assert layer.get_config()["jit_compile"] is False and again.jit_compile is False
 
 
 def test_other_cells_and_unroll_run_keras_loop():

@@ -56,7 +56,11 @@ class FusedRNN(keras.layers.RNN):
     backend, for a cell of the fused protocol (``project_inputs``,
     ``prepare``, ``transition``: every frozen tfnas cell), the input
     projection ``x W`` is computed for all steps at once and the recurrence
-    is one ``tf.while_loop`` (`tfnas.cells.rnn.fused_loop`). Elsewhere
+    is one loop (`tfnas.cells.rnn.fused_loop`): by default, for a sequence
+    length known when the model is traced (at most
+    `tfnas.cells.rnn.XLA_MAX_STEPS` steps), the steps unrolled in one
+    XLA-compiled function, whose element-wise ops XLA fuses, else a
+    ``tf.while_loop``. Elsewhere
     (another backend, another cell, ``unroll=True``) Keras' own loop runs;
     the layer is written in ``keras.ops`` and loads no TensorFlow there.
 
@@ -89,6 +93,12 @@ class FusedRNN(keras.layers.RNN):
             None for the genotype's own choice.
         return_sequences, return_state, go_backwards, stateful, unroll,
             zero_output_for_mask: as `keras.layers.RNN`.
+        jit_compile: compile the loop with XLA where the length is known
+            (True, the default), or always run the ``tf.while_loop``
+            (False: no compilation, which takes a few seconds for each new
+            ``[batch, time]`` shape). Only the TensorFlow backend's fused
+            loop reads it; a model compiled with ``jit_compile=True`` is
+            compiled whole either way.
         dropout_x, dropout_h, init_range, seed, use_bias: arguments of a cell
             built from a genotype; ``seed`` also seeds the head (``seed + 1``).
 
@@ -108,7 +118,8 @@ class FusedRNN(keras.layers.RNN):
     def __init__(self, cell: keras.layers.Layer | Genotype | TreeGenotype | Mapping[str, Any] | str | Path,
                  units: int | None = None, attention: str | None = None, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
-                 unroll: bool = False, zero_output_for_mask: bool = False, **kwargs: Any):
+                 unroll: bool = False, zero_output_for_mask: bool = False, jit_compile: bool = True,
+                 **kwargs: Any):
         cell_kwargs = {key: kwargs.pop(key) for key in CELL_ARGUMENTS if key in kwargs}
         if isinstance(cell, keras.layers.Layer):
             given = ["units"] * (units is not None) + sorted(cell_kwargs)
@@ -126,7 +137,10 @@ class FusedRNN(keras.layers.RNN):
         if attention is None:
             genotype = getattr(cell, "genotype", None)
             attention = getattr(genotype, "attention", None) or "none"
+        if not isinstance(jit_compile, bool):
+            raise ValueError(f"Argument `jit_compile` must be True or False; received: jit_compile={jit_compile!r}")
         seed = getattr(cell, "seed", None)
+        self.jit_compile = jit_compile
         self.attention = attention
         self.head = None if attention == "none" else make_attention(
             attention, cell.output_size, seed=None if seed is None else seed + 1, name="attention",
@@ -151,7 +165,8 @@ class FusedRNN(keras.layers.RNN):
 
             outputs, states = fused_loop(self.cell, sequences, list(initial_state), training, mask=mask,
                                          go_backwards=self.go_backwards,
-                                         zero_output_for_mask=self.zero_output_for_mask)
+                                         zero_output_for_mask=self.zero_output_for_mask,
+                                         jit_compile=self.jit_compile)
         else:
             _, outputs, states = self._keras_loop(sequences, initial_state, mask, training)
         if self.head is not None:
@@ -171,4 +186,4 @@ class FusedRNN(keras.layers.RNN):
             self.return_sequences = keep
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "attention": self.attention}
+        return {**super().get_config(), "attention": self.attention, "jit_compile": self.jit_compile}

@@ -79,9 +79,13 @@ class CellRNN(keras.layers.Layer):
         return cls(**config)
 
 
+#: The longest sequence `fused_loop` unrolls under XLA (``jit_compile``); longer ones run the ``tf.while_loop``.
+XLA_MAX_STEPS = 128
+
+
 def fused_loop(cell: keras.layers.Layer, inputs: tf.Tensor, states: list[tf.Tensor], training: Any,
                mask: tf.Tensor | None = None, go_backwards: bool = False, zero_output_for_mask: bool = False,
-               recompute: bool = False) -> tuple[tf.Tensor, list[tf.Tensor]]:
+               recompute: bool = False, jit_compile: bool = False) -> tuple[tf.Tensor, list[tf.Tensor]]:
     """Runs ``cell`` (the fused protocol, see `CellRNN`) over ``inputs [batch, time, features]`` from ``states``.
 
     With ``y_t, s_t = transition(P_t, s_{t-1})`` and ``P = project_inputs(x * m_x)`` computed for all steps at
@@ -94,46 +98,92 @@ def fused_loop(cell: keras.layers.Layer, inputs: tf.Tensor, states: list[tf.Tens
     in that order. The dropout masks ``m_x`` and ``m_h`` are the cell's (`DropoutRNNCell`: drawn once per
     sequence, or the ones ``keras.layers.RNN.call`` drew before its loop), cleared after.
 
+    With ``jit_compile`` and a number of steps known when the graph is traced and at most `XLA_MAX_STEPS`,
+    the steps are unrolled inside one XLA-compiled function (`compiled_unrolled_loop`): XLA fuses each step's
+    element-wise ops, and the forward pass hands its backward pass plain tensors (a ``tf.while_loop``'s
+    gradient needs tensor lists, which cannot leave an XLA function). Each new ``[batch, time]`` shape
+    compiles once. Otherwise, and always without ``jit_compile``, the recurrence is one ``tf.while_loop``.
+
     Returns ``(outputs [batch, time, units] in the order read, final states)``.
     """
+    if recompute and jit_compile:
+        raise ValueError("Arguments `recompute` and `jit_compile` cannot both be set: the XLA loop keeps every "
+                         "step's intermediates")
+    x_mask = h_mask = None
     if training and cell.dropout > 0:
-        inputs = inputs * tf.expand_dims(cell.get_dropout_mask(inputs[:, 0]), 1)
+        x_mask = cell.get_dropout_mask(inputs[:, 0])
         cell.reset_dropout_mask()
-    h_mask = None
     if training and cell.recurrent_dropout > 0:
         h_mask = cell.get_recurrent_dropout_mask(states[0])
         cell.reset_recurrent_dropout_mask()
+    steps = inputs.shape[1]
+    if jit_compile and steps is not None and steps <= XLA_MAX_STEPS:
+        return compiled_unrolled_loop(cell, inputs, list(states), x_mask, h_mask, mask, go_backwards,
+                                      zero_output_for_mask)
+    return _while_loop(cell, inputs, states, x_mask, h_mask, mask, go_backwards, zero_output_for_mask,
+                       recompute and training)
+
+
+def _project(cell, inputs, x_mask, mask, go_backwards):
+    """``(P [time, batch, 2 units] = project_inputs(x * m_x) in reading order, mask [time, batch, 1] or None,
+    the cell's prepared weights)``."""
+    if x_mask is not None:
+        inputs = inputs * tf.expand_dims(x_mask, 1)
     if go_backwards:
         inputs = tf.reverse(inputs, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
-    projected = tf.transpose(cell.project_inputs(inputs), [1, 0, 2])
-    prepared = cell.prepare()
+    keep = None if mask is None else tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None]
+    return tf.transpose(cell.project_inputs(inputs), [1, 0, 2]), keep, cell.prepare()
 
+
+def _masked(output, new_states, prev_output, prev_states, keep, zero_output_for_mask):
+    """A step's output and states under ``keep [batch, 1]`` (`fused_loop`'s masking rule)."""
+    output = tf.where(keep, output, tf.zeros_like(output) if zero_output_for_mask else prev_output)
+    return output, [tf.where(keep, new, old) for new, old in zip(new_states, prev_states)]
+
+
+def _while_loop(cell, inputs, states, x_mask, h_mask, mask, go_backwards, zero_output_for_mask, recompute):
+    """The recurrence as one ``tf.while_loop`` over ``tf.TensorArray`` s (any number of steps)."""
+    projected, keep, prepared = _project(cell, inputs, x_mask, mask, go_backwards)
     steps = tf.shape(projected)[0]
     inputs_ta = tf.TensorArray(projected.dtype, size=steps).unstack(projected)
     outputs_ta = tf.TensorArray(cell.compute_dtype, size=steps)
-    transition = _transition(cell, h_mask, len(states), recompute and training)
+    transition = _transition(cell, h_mask, len(states), recompute)
 
-    if mask is None:
+    if keep is None:
         def body(t, prev_states, outputs_ta):
             output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
             return t + 1, list(new_states), outputs_ta.write(t, output)
 
         loop_vars = (0, states, outputs_ta)
     else:
-        keep_ta = tf.TensorArray(tf.bool, size=steps).unstack(
-            tf.transpose(tf.cast(mask, tf.bool), [1, 0])[:, :, None])
+        keep_ta = tf.TensorArray(tf.bool, size=steps).unstack(keep)
 
         def body(t, prev_states, outputs_ta, prev_output):
             output, new_states = transition(inputs_ta.read(t), prev_states, prepared)
-            keep = keep_ta.read(t)
-            output = tf.where(keep, output, tf.zeros_like(output) if zero_output_for_mask else prev_output)
-            new_states = [tf.where(keep, new, old) for new, old in zip(new_states, prev_states)]
+            output, new_states = _masked(output, new_states, prev_output, prev_states, keep_ta.read(t),
+                                         zero_output_for_mask)
             return t + 1, new_states, outputs_ta.write(t, output), output
 
         loop_vars = (0, states, outputs_ta, tf.zeros((tf.shape(inputs)[0], cell.output_size), cell.compute_dtype))
     finals, outputs_ta = tf.while_loop(lambda t, *_: t < steps, body, loop_vars, maximum_iterations=steps)[1:3]
     return tf.transpose(outputs_ta.stack(), [1, 0, 2]), finals
+
+
+@tf.function(jit_compile=True)
+def compiled_unrolled_loop(cell, inputs, states, x_mask, h_mask, mask, go_backwards, zero_output_for_mask):
+    """The recurrence unrolled over the (static) steps, compiled by XLA with its gradient (see `fused_loop`)."""
+    projected, keep, prepared = _project(cell, inputs, x_mask, mask, go_backwards)
+    output = tf.zeros((tf.shape(inputs)[0], cell.output_size), cell.compute_dtype)
+    outputs = []
+    for t in range(projected.shape[0]):
+        new_output, new_states = cell.transition(projected[t], states, prepared, h_mask)
+        if keep is None:
+            output, states = new_output, list(new_states)
+        else:
+            output, states = _masked(new_output, new_states, output, states, keep[t], zero_output_for_mask)
+        outputs.append(output)
+    return tf.stack(outputs, axis=1), states
 
 
 def _transition(cell: keras.layers.Layer, h_mask: tf.Tensor | None, n_states: int, recompute: Any):

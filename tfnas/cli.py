@@ -443,7 +443,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     search.set_defaults(func=cmd_search, setting_flags=search_flags)
 
     show = sub.add_parser("show", help="summarise (and draw) a genotype")
-    show.add_argument("genotype", help="genotype JSON or a known cell name")
+    show.add_argument("genotype",
+                      help="genotype JSON, a run or search folder (its genotype.json) or a known cell name")
     show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
     show.set_defaults(func=cmd_show)
 

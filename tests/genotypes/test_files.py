@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tfnas.genotypes.base import GenotypeError
-from tfnas.genotypes.files import load_genotype
+from tfnas.genotypes.files import load_genotype, resolve_genotype
 
 
 def test_known_cells(exported_cells):
@@ -77,3 +77,16 @@ def test_a_version_that_is_not_the_integer_1_is_refused(tmp_path, version, got):
     path.write_text(json.dumps(tree))
     with pytest.raises(GenotypeError, match=rf"v.json: genotype field 'version': .* \(got {re.escape(got)}\)$"):
         load_genotype(path)
+
+
+def test_a_folder_is_read_by_its_genotype_json(tmp_path, exported_cells):
+    """A run or search folder stands for the cell it trained or found (``genotype.json``); a folder without one
+    is refused on one line that points to ``tfnas results`` (not Python's ``Is a directory``)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "genotype.json").write_text((exported_cells / "enas.json").read_text(), encoding="utf-8")
+    assert resolve_genotype(run) == load_genotype(exported_cells / "enas.json")
+    with pytest.raises(GenotypeError) as err:
+        resolve_genotype(tmp_path)
+    assert str(err.value) == (f"{tmp_path} is a folder without genotype.json: give a genotype JSON file or a known "
+                              f"cell's name (a run, search or comparison folder's results: tfnas results {tmp_path})")

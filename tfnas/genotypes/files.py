@@ -1,7 +1,8 @@
 """Reading genotypes: files of any space, and the known cells shipped in ``exported_cells/``.
 
-`resolve_genotype` is the one way a genotype is read: a JSON path, or the
-name of a known cell (``darts_v2``, ``nascell``). The object's ``"space"``
+`resolve_genotype` is the one way a genotype is read: a JSON path, a run or
+search folder (its ``genotype.json``), or the name of a known cell
+(``darts_v2``, ``nascell``). The object's ``"space"``
 field picks the class (`Genotype` for ``dag``, `TreeGenotype` for
 ``tree``). Pure Python (no TensorFlow).
 """
@@ -16,6 +17,8 @@ from tfnas.genotypes.dag import Genotype
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.resources import resource_dir
 
+#: The genotype of a run or search folder: the cell a training trained, or a search found.
+FOLDER_GENOTYPE = "genotype.json"
 #: A genotype of either space.
 AnyGenotype = Genotype | TreeGenotype
 G = TypeVar("G", Genotype, TreeGenotype)
@@ -70,8 +73,14 @@ def known_cells() -> list[str]:
 
 
 def find_genotype_file(name_or_path: str | Path) -> Path:
-    """A JSON path as given, or the file of a known cell name (``darts_v2``)."""
+    """A JSON path as given, the ``genotype.json`` of a folder (a run or search folder: the cell it trained or
+    found), or the file of a known cell name (``darts_v2``)."""
     path = Path(name_or_path)
+    if path.is_dir():
+        if (path / FOLDER_GENOTYPE).is_file():
+            return path / FOLDER_GENOTYPE
+        raise GenotypeError(f"{path} is a folder without {FOLDER_GENOTYPE}: give a genotype JSON file or a known "
+                            f"cell's name (a run, search or comparison folder's results: tfnas results {path})")
     if path.exists() or path.suffix == ".json":
         return path
     known = known_cells_dir() / f"{name_or_path}.json"
@@ -82,7 +91,8 @@ def find_genotype_file(name_or_path: str | Path) -> Path:
 
 
 def resolve_genotype(name_or_path: str | Path) -> AnyGenotype:
-    """A genotype of any space from a JSON path or a known cell name (``darts_v2``, ``nascell``)."""
+    """A genotype of any space from a JSON path, a run or search folder (its ``genotype.json``) or a known cell name
+    (``darts_v2``, ``nascell``)."""
     return load_genotype(find_genotype_file(name_or_path))
 
 

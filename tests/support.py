@@ -38,6 +38,27 @@ def fresh_python(code: str, *args: str) -> str:
     return done.stdout
 
 
+def run_without_tensorflow(argv):
+    """``tfnas argv`` in a fresh interpreter: its exit status and standard output; fails if it loaded TensorFlow or
+    Keras."""
+    printed = fresh_python("""
+        import contextlib, io, json, sys
+        from tfnas.cli import main
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            try:
+                code = main(sys.argv[1:])
+            except SystemExit as exit:
+                code = exit.code
+        print(json.dumps({"code": code, "out": out.getvalue(),
+                          "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+    """, *argv)
+    result = json.loads(printed.splitlines()[-1])
+    assert result["loaded"] == [], f"tfnas {' '.join(argv)} loaded {result['loaded']}"
+    return result["code"], result["out"]
+
+
 def sigmoid(v):
     return 1 / (1 + np.exp(-v))
 

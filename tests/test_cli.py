@@ -2,13 +2,12 @@
 commands that run without loading TensorFlow."""
 import dataclasses
 import importlib.metadata
-import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from support import REPOSITORY, fresh_python
+from support import REPOSITORY, run_without_tensorflow
 
 import tfnas
 from tfnas import cli
@@ -133,31 +132,10 @@ def test_show_describes_dag_and_tree_genotypes(capsys):
     assert "tree of base 8 (15 nodes, root 14)" in capsys.readouterr().out
 
 
-def run_without_tensorflow(argv):
-    """``tfnas argv`` in a fresh interpreter: its exit status and standard output; fails if it loaded TensorFlow or
-    Keras."""
-    printed = fresh_python("""
-        import contextlib, io, json, sys
-        from tfnas.cli import main
-
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            try:
-                code = main(sys.argv[1:])
-            except SystemExit as exit:
-                code = exit.code
-        print(json.dumps({"code": code, "out": out.getvalue(),
-                          "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
-    """, *argv)
-    result = json.loads(printed.splitlines()[-1])
-    assert result["loaded"] == [], f"tfnas {' '.join(argv)} loaded {result['loaded']}"
-    return result["code"], result["out"]
-
-
 def test_help_runs_without_tensorflow():
     code, out = run_without_tensorflow(["--help"])
     assert code == 0 and out.startswith("usage: tfnas")
-    assert "{train,search,show,export,score,generate,serve,compare}" in out and "--version" in out
+    assert "{train,search,show,results,export,score,generate,serve,compare}" in out and "--version" in out
     code, out = run_without_tensorflow(["search", "--help"])
     assert code == 0 and "one of bayesnas, darts, enas, nao, nao_ws, nasabn, random, reinforce, rsws, wenet" in " ".join(
         out.split())

@@ -84,6 +84,7 @@ RULES: tuple[Rule, ...] = (
     Rule("tfnas.hparams",          ("tfnas.viz", "tfnas.policies", "tfnas.strategies")),
     Rule("tfnas.progress",         TENSORFLOW + ("tfnas",)),
     Rule("tfnas.metrics",          TENSORFLOW + (LOADS_TENSORFLOW,)),
+    Rule("tfnas.results",          TENSORFLOW + (LOADS_TENSORFLOW, "tfnas.strategies", "tfnas.export")),
     Rule("tfnas.settings",         ("yaml", "tfnas"),                                  allowed=("tfnas.errors",)),
     Rule("tfnas.config",           ("yaml", "tfnas.presets", "tfnas.resources")),
     Rule("tfnas",                  ("keras.src",),                                     ("tfnas.cells.base",)),

@@ -255,14 +255,33 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_results(args: argparse.Namespace) -> int:
+    import json
+
+    from tfnas.results import read_results
+
+    results = read_results(args.run_dir)
+    if args.json:
+        print(json.dumps(results.to_dict(args.top), indent=1))
+    else:
+        print(results.table(args.top), end="")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    from tfnas.results import trained_trial
+
+    trial = None if args.trial is None else trained_trial(args.run_dir, args.trial)  # before TensorFlow loads
     from tfnas.export import export_run
     from tfnas.export.onnx_graph import MIN_OPSET
 
     if args.opset < MIN_OPSET:  # now, not after the other formats took minutes
         raise UsageError(f"argument --opset: must be an integer >= {MIN_OPSET}; received: {args.opset}")
     check_out(Path(args.out))
-    paths = export_run(args.run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
+    run_dir = args.run_dir if trial is None else trial.folder
+    if trial is not None:
+        print(f"trial {trial.name}: {run_dir}")
+    paths = export_run(run_dir, args.out, formats=args.format, weights=args.weights, opset=args.opset,
                        check=not args.no_check, tolerance=args.tolerance, progress=not args.quiet,
                        replace=args.replace, tflite_batch=args.tflite_batch, tflite_window=args.tflite_window,
                        quantize=args.quantize)
@@ -448,8 +467,18 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
     show.set_defaults(func=cmd_show)
 
+    results = sub.add_parser("results", help="the best results of a run, search or comparison folder")
+    results.add_argument("run_dir", help="a folder of tfnas train, search or compare (--out)")
+    results.add_argument("--top", type=flag_type(int, AT_LEAST_ONE), default=10,
+                         help="how many results, best first (default 10)")
+    results.add_argument("--json", action="store_true", help="the same as JSON on stdout")
+    results.set_defaults(func=cmd_results)
+
     export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")
-    export.add_argument("run_dir", help="the run folder (tfnas train --out)")
+    export.add_argument("run_dir", help="the run folder (tfnas train --out), or a black-box search's with --trial")
+    export.add_argument("--trial", metavar="TRIAL",
+                        help="export a child of the black-box search RUN_DIR: best (the search's result) or a trial's "
+                             "number (tfnas results RUN_DIR lists them)")
     export.add_argument("--out", required=True, help="export folder: one subfolder per format, all of one model")
     export.add_argument("--format", default="all", help="keras, savedmodel, onnx, tflite or all (default: all)")
     export.add_argument("--weights", default="best", choices=["best", "latest"],

@@ -22,7 +22,7 @@ from tfnas.errors import PathNotFoundError
 from tfnas.export.errors import ExportError, MissingCheckpointError
 from tfnas.runs.atomic import read_json
 from tfnas.runs.checkpoint import assign_arrays
-from tfnas.runs.folder import MODEL_FILE, WEIGHTS, MissingWeightsError, read_record, read_weights
+from tfnas.runs.folder import MODEL_FILE, TRIALS_FILE, WEIGHTS, MissingWeightsError, read_record, read_weights
 from tfnas.lm.model import LanguageModel
 from tfnas.settings import from_dict
 
@@ -148,8 +148,10 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
         raise ExportError(f"{run_dir} is not a tfnas run folder (it has no config.json or model.json); "
                           "pass the --out folder of tfnas train")
     if record is not None and record.kind != "train":
+        children = (f" (or one of its children: tfnas export {run_dir} --trial best, or a trial's number)"
+                    if (run_dir / TRIALS_FILE).exists() else "")
         raise ExportError(f"{run_dir} holds {record.describe()}, not a `tfnas train` run; "
-                          "pass the --out folder of tfnas train")
+                          f"pass the --out folder of tfnas train{children}")
     vocab_path = run_dir / "vocab.txt"
     if not vocab_path.exists():
         raise MissingCheckpointError(f"{run_dir} has no vocab.txt and no checkpoint: train it first "

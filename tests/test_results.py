@@ -180,6 +180,14 @@ def test_a_folder_without_results_is_refused_on_one_line(tmp_path, capsys, make,
         read_results(tmp_path / "missing")
 
 
+def test_a_damaged_trial_record_is_named_on_one_line(random_search):
+    with open(random_search / "trials.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"trial": 5, "ro\n')
+    with pytest.raises(ResultsError, match=r"trials.jsonl is damaged \(.*\): run the same tfnas search again") as err:
+        read_results(random_search)
+    assert "\n" not in str(err.value)
+
+
 def test_a_trained_trial_is_its_childs_run_folder(random_search):
     assert trained_trial(random_search, "best").folder == random_search / "children" / "key1"
     assert trained_trial(random_search, "2").folder == random_search / "children" / "key2"

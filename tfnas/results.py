@@ -39,6 +39,7 @@ from tfnas.compare.config import compare_config
 from tfnas.compare.report import build_report, short_genotype
 from tfnas.compare.units import SETTINGS_FILE, TRAINING
 from tfnas.errors import PathNotFoundError, TfnasError
+from tfnas.genotypes.files import FOLDER_GENOTYPE
 from tfnas.runs.atomic import read_json
 from tfnas.runs.folder import MODEL_FILE, SEARCH_RESULT_FILE, TRIALS_FILE, RunRecord, read_record
 
@@ -206,17 +207,17 @@ def read_results(folder: str | Path) -> RunResults:
     return _one_shot(folder, record)
 
 
-def _training_row(name: str, source: str, run_dir: Path, genotype: dict[str, Any] | None = None,
-                  status: str = "ok") -> ResultRow | None:
+def _training_row(name: str, source: str, run_dir: Path, genotype: dict[str, Any] | None = None
+                  ) -> ResultRow | None:
     """The row of a finished training in ``run_dir`` (its ``result.json``), None when it has none; ``genotype``
     None: the run's ``genotype.json`` (none: the LSTM)."""
     path = run_dir / TRAINING_RESULT_FILE
     if not path.exists():
         return None
     result = read_json(path)
-    if genotype is None and (run_dir / "genotype.json").exists():
-        genotype = read_json(run_dir / "genotype.json")
-    return ResultRow(name, source, status, genotype, result["best_valid_ppl"], result.get("test_ppl"),
+    if genotype is None and (run_dir / FOLDER_GENOTYPE).exists():
+        genotype = read_json(run_dir / FOLDER_GENOTYPE)
+    return ResultRow(name, source, "ok", genotype, result["best_valid_ppl"], result.get("test_ppl"),
                      result.get("steps"), result.get("seconds"), run_dir)
 
 
@@ -226,16 +227,22 @@ def _finished_search(folder: Path) -> dict[str, Any] | None:
 
 
 def _trials(folder: Path) -> list[dict[str, Any]]:
-    """The trial records of ``trials.jsonl``."""
-    return [json.loads(line) for line in (folder / TRIALS_FILE).read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    """The trial records of ``trials.jsonl``; a line that is not JSON is a one-line `ResultsError` naming it."""
+    path = folder / TRIALS_FILE
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path} is damaged ({err}): run the same tfnas search again, which rewrites it from "
+                           "its newest checkpoint") from None
 
 
 def _black_box(folder: Path, record: RunRecord) -> RunResults:
     rows = [_trial_row(folder, trial) for trial in _trials(folder)]
     rows += _search_training(folder)
     finished = _finished_search(folder)
-    best = None if finished is None else str(finished["metrics"]["best_trial"])
+    chosen = None if finished is None else finished["metrics"].get("best_trial")
+    best = None if chosen is None else str(chosen)
     objective = OBJECTIVES["weight_sharing" if _shares_weights(record) else "black-box"]
     return RunResults(folder, "search", record.strategy, objective, _sorted(rows), best)
 
@@ -315,7 +322,7 @@ def trained_trial(folder: str | Path, trial: str) -> ResultRow:
     if results.kind != "search" or not (folder / TRIALS_FILE).exists():
         advice = ("export it without --trial" if results.kind == "train" else
                   f"a one-shot search trains no child; train its cell: tfnas train --genotype "
-                  f"{folder / 'genotype.json'} --out RUN, then export RUN" if results.kind == "search" else
+                  f"{folder / FOLDER_GENOTYPE} --out RUN, then export RUN" if results.kind == "search" else
                   f"export a retraining's folder (tfnas results {folder} lists them)")
         raise ResultsError(f"--trial picks a child of a black-box search; {folder} is {results.describe()}: {advice}")
     if trial == BEST:
@@ -329,7 +336,7 @@ def trained_trial(folder: str | Path, trial: str) -> ResultRow:
         numbers = sorted(int(r.name) for r in results.rows if r.source == "trial")
         span = f"{numbers[0]} to {numbers[-1]}" if numbers else "it has no trial yet"
         raise ResultsError(f"--trial must be best or a trial's number of {folder} ({span}); received: {trial!r}")
-    genotype = (f"{folder / 'genotype.json'}" if trial == results.best else
+    genotype = (f"{folder / FOLDER_GENOTYPE}" if trial == results.best else
                 f"FILE (trial {trial}'s genotype: tfnas results {folder} --json)")
     train = f"train its genotype: tfnas train --genotype {genotype} --out RUN"
     if row.status == "failed":

@@ -1,5 +1,6 @@
 """Helpers of the serving tests: `tfnas serve` over an export on a free port of 127.0.0.1, in a thread of the test
-process (`running`) or as the command (`ServeProcess`), and HTTP requests to it (`call`, `exchange`).
+process (`running`) or as the command (`ServeProcess`), HTTP requests to it (`call`, `exchange`), and the
+SignatureDefs of a SavedModel export as TensorFlow Serving's JSON (`saved_signature_defs`).
 
 Importable as ``serving_support`` because pytest puts ``tests/`` on ``sys.path``.
 """
@@ -14,6 +15,7 @@ import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -109,3 +111,31 @@ class ServeProcess:
             self.proc.wait()
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+#: The SignatureDef of a SavedModel's initialisation (the tables' and variables'), which no request can call.
+INIT_OP = "__saved_model_init_op"
+
+
+def saved_signature_defs(folder: Path) -> dict:
+    """The SignatureDefs of the ``serve`` graph of the SavedModel in ``folder`` as protobuf's JSON with every
+    field printed, without the init op's and without each signature's ``defaults`` (the zero states)."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((folder / "saved_model.pb").read_bytes())
+    (graph,) = [g for g in saved.meta_graphs if list(g.meta_info_def.tags) == ["serve"]]
+    defs = {}
+    for key, signature in graph.signature_def.items():
+        if key == INIT_OP:
+            continue
+        try:
+            as_json = json_format.MessageToDict(signature, preserving_proto_field_name=True,
+                                                always_print_fields_with_no_presence=True)
+        except TypeError:  # protobuf before 5.26
+            as_json = json_format.MessageToDict(signature, preserving_proto_field_name=True,
+                                                including_default_value_fields=True)
+        as_json.pop("defaults", None)
+        defs[key] = as_json
+    return defs

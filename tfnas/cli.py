@@ -331,7 +331,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tfnas.export import detect_format, load_export
-    from tfnas.serving import Limits, ServerSettings, serve
+    from tfnas.serving import Limits, ServerSettings, serve, served_version
 
     if detect_format(args.model)[0] == "tflite":
         raise UsageError(f"{args.model} is a TFLite export, which tfnas serve does not serve (it is for devices): "
@@ -343,7 +343,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               channel_timeout=args.channel_timeout, shutdown_grace=args.shutdown_grace)
 
     def ready(url: str) -> None:
-        print(f"serving {model.format} {model.path} as {args.name!r} at {url} "
+        print(f"serving {model.format} {model.path} as {args.name!r} version {served_version(model.path)} at {url} "
               f"(POST {url}/v1/models/{args.name}:predict, :generate; GET {url}/healthz); Ctrl-C or SIGTERM stops",
               flush=True)
 

@@ -93,3 +93,7 @@ def test_a_reply_is_the_json_of_its_arrays_written_in_pieces(shape):
         {"outputs": {k: v.tolist() for k, v in outputs.items()}}).encode()
     assert Prediction(outputs, rows=True).to_json() == json.dumps(
         {"predictions": [{k: v[i].tolist() for k, v in outputs.items()} for i in range(shape[0])]}).encode()
+    # One output: its value without its name, as TF Serving answers.
+    logits = {"logits": outputs["logits"]}
+    assert Prediction(logits, rows=False).to_json() == json.dumps({"outputs": outputs["logits"].tolist()}).encode()
+    assert Prediction(logits, rows=True).to_json() == json.dumps({"predictions": outputs["logits"].tolist()}).encode()

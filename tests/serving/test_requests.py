@@ -35,7 +35,7 @@ def test_a_lone_surrogate_is_an_unknown_word_in_every_format(any_model):
     with running(any_model) as base:
         status, reply = call(f"{base}/v1/models/ptb:predict", raw=body)
     vocab = any_model.vocab
-    assert status == 200 and reply["outputs"]["ids"] == [[vocab.word_to_id("w3"), vocab.unk_id, vocab.unk_id]]
+    assert status == 200 and reply["outputs"] == [[vocab.word_to_id("w3"), vocab.unk_id, vocab.unk_id]]
 
 
 def test_a_wrong_method_is_405_and_an_unknown_path_404(onnx_model):
@@ -90,8 +90,8 @@ inputs = st.dictionaries(st.sampled_from(["ids", "targets", "words", "hidden_0",
                          nested_lists, max_size=3)
 predict_requests = st.fixed_dictionaries({}, optional={
     "signature_name": st.sampled_from(SIGNATURES) | json_values,
-    "inputs": inputs | json_values,
-    "instances": st.lists(inputs, max_size=4) | json_values,
+    "inputs": inputs | nested_lists | json_values,
+    "instances": st.lists(inputs | nested_lists, max_size=4) | json_values,
     "colour": json_values})
 generate_requests = st.fixed_dictionaries({}, optional={
     "prompt": st.lists(st.sampled_from(["w3", "w4", "<unk>", "nope", "\ud800", " "]), max_size=8).map(" ".join)
@@ -121,6 +121,8 @@ def assert_answered(app: ServingApp, path: str, body: bytes) -> None:
 @example(request={"signature_name": "score", "inputs": {"ids": [[1, 2]], "targets": [[2, 3]],
                                                          "hidden_0": [[0.5] * 16]}})
 @example(request={"instances": [{"words": ["w3", "\ud800"]}], "signature_name": "lookup"})
+@example(request={"instances": [["w3", "w4"], ["w5", "nope"]], "signature_name": "lookup"})
+@example(request={"instances": [[1, 2], {"ids": [3, 4]}], "signature_name": "words_int64"})
 def test_any_json_predict_request_is_answered_or_refused_with_a_4xx(onnx_model, request):
     app = ServingApp(onnx_model, "ptb", Limits(max_batch=4, max_tokens=64))
     assert_answered(app, "/v1/models/ptb:predict", json.dumps(request).encode())

@@ -29,11 +29,11 @@ from tfnas.export.exporter import export, export_run
 from tfnas.export.generate import Generation, generate_ids, generate_text, sample_token
 from tfnas.export.keras_format import export_keras, load_keras_model
 from tfnas.export.layout import FORMATS, detect_format
-from tfnas.export.metadata import ExportMetadata
+from tfnas.export.metadata import INT64_SIGNATURES, SIGNATURES, ExportMetadata
 from tfnas.export.onnx_format import convert_to_onnx, export_onnx
 from tfnas.export.parity import ParityReport, onnx_parity
 from tfnas.export.run import LoadedRun, load_run
-from tfnas.export.savedmodel import INT64_SIGNATURES, SIGNATURES, ServingModule, export_savedmodel
+from tfnas.export.savedmodel import ServingModule, export_savedmodel
 from tfnas.export.scoring import ScoreResult, score_file, score_ids
 from tfnas.export.tflite_format import convert_to_tflite, export_tflite, tflite_parity
 

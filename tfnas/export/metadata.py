@@ -29,6 +29,11 @@ VOCAB_FILE = "vocab.txt"
 METADATA_VERSION = 1
 #: Name of the token-id input of every exported graph (``[batch, time]``, int32).
 IDS_INPUT = "ids"
+#: The signature keys of a SavedModel export, which `tfnas serve` answers on any export (ids int32).
+SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
+#: The signature keys that take int64 ids and targets, each with the int32 signature it equals.
+INT64_SIGNATURES: dict[str, str] = {"serving_default_int64": "serving_default", "score_int64": "score",
+                                    "words_int64": "words"}
 
 
 def state_input_name(i: int) -> str:

@@ -46,13 +46,7 @@ import tensorflow as tf
 from tfnas.errors import writing
 from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, with_int32_ids, zero_states
 from tfnas.export.layout import metadata_path, staged_folder
-from tfnas.export.metadata import VOCAB_FILE, metadata_for
-
-#: The signature keys of an exported SavedModel (ids int32).
-SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
-#: The signature keys that take int64 ids and targets, each with the int32 signature it equals.
-INT64_SIGNATURES: dict[str, str] = {"serving_default_int64": "serving_default", "score_int64": "score",
-                                    "words_int64": "words"}
+from tfnas.export.metadata import INT64_SIGNATURES, SIGNATURES, VOCAB_FILE, metadata_for
 
 
 def _with_optional(impl: Callable, required: Sequence[str], optional: Sequence[str], defaults: Sequence,

@@ -1,19 +1,25 @@
 """The WSGI application of `tfnas serve`: TensorFlow Serving's REST routes over one export, plus generation.
 
 Built on Werkzeug (the WSGI library TensorBoard runs on); `tfnas.serving.server`
-serves it with waitress. Routes, with ``NAME`` the served model's name:
+serves it with waitress. Routes, with ``NAME`` the served model's name and
+``MODEL`` either ``/v1/models/NAME`` or, as in TensorFlow Serving,
+``/v1/models/NAME/versions/VERSION`` (the one version served, `served_version`)
+or ``/v1/models/NAME/labels/LABEL`` (none: this server has no version labels,
+as TensorFlow Serving without a labels configuration):
 
-``GET  /v1/models/NAME``             model status, as TensorFlow Serving answers it
-``GET  /v1/models/NAME/metadata``    the export's metadata (``tfnas.json``), its signatures and the limits
-``POST /v1/models/NAME:predict``     TensorFlow Serving's predict request (`tfnas.serving.rest`)
-``POST /v1/models/NAME:generate``    ``{"prompt", "max_tokens", "temperature", "top_k", "seed",
-                                      "start_of_text"}`` -> ``{"text", "tokens", "ids"}``
-``GET  /healthz``                    ``{"status": "ok"}``
+``GET  MODEL``                 model status, as TensorFlow Serving answers it (``model_version_status``)
+``GET  MODEL/metadata``        TensorFlow Serving's metadata reply (``model_spec``, and ``metadata.signature_def``
+                               of `tfnas.serving.signature_defs`), with tfnas' own under ``tfnas``: the export's
+                               metadata (``tfnas.json``), its format and states, and the limits
+``POST MODEL:predict``         TensorFlow Serving's predict request (`tfnas.serving.rest`)
+``POST MODEL:generate``        ``{"prompt", "max_tokens", "temperature", "top_k", "seed",
+                               "start_of_text"}`` -> ``{"text", "tokens", "ids"}``
+``GET  /healthz``              ``{"status": "ok"}``
 
 Every answer is JSON. A bad request gets ``{"error": "..."}`` with a 4xx
 status and one line that says what is wrong (405 for a route's wrong
-method, 404 for an unknown route or model); an unexpected failure (a bug)
-gets a 500 with its message, and the server goes on. Requests are parsed,
+method, 404 for an unknown route, model, version or label); an unexpected
+failure (a bug) gets a 500 with its message, and the server goes on. Requests are parsed,
 checked and answered in parallel threads; only the model's calls take a
 lock, one call at a time (one `step` of a generation, not the whole of it),
 and a reply is serialised outside it, in pieces between which other threads
@@ -26,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
@@ -36,8 +43,9 @@ from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, Bound
 from tfnas.data import OutOfVocabularyError
 from tfnas.export.exported import ExportedModel, States
 from tfnas.export.generate import generate_text
-from tfnas.serving.rest import (SIGNATURES, Limits, RequestError, Signatures, body_too_large, listed,
-                                parse_json, request_field, shown, stopped)
+from tfnas.serving.rest import (Limits, RequestError, Signatures, body_too_large, listed, parse_json, request_field,
+                                shown, stopped)
+from tfnas.serving.signature_defs import signature_def_map
 
 logger = logging.getLogger("tfnas.serve")
 
@@ -47,6 +55,18 @@ GENERATE_FIELDS = ("max_tokens", "prompt", "seed", "start_of_text", "temperature
 MAX_ERROR_CHARS = 500
 #: Seeds of a generation: NumPy's generator takes any integer >= 0; JSON clients rarely hold more than 63 bits.
 SEED = Bound(0, 2 ** 63 - 1)
+#: Largest model version: TensorFlow Serving's versions are int64.
+MAX_VERSION = 2 ** 63 - 1
+#: The model URLs of TensorFlow Serving, each followed by nothing, ``/metadata``, ``:predict`` or ``:generate``.
+MODEL_URLS = ("/v1/models/<name:name>", "/v1/models/<name:name>/versions/<version:version>",
+              "/v1/models/<name:name>/labels/<name:label>")
+
+
+def served_version(folder: Path) -> int:
+    """The version an export in ``folder`` is served as: the folder's name where it is one, as in TensorFlow
+    Serving's layout ``MODEL_BASE/VERSION/`` (digits, at most `MAX_VERSION`), else 1."""
+    name = folder.name
+    return int(name) if name.isascii() and name.isdigit() and int(name) <= MAX_VERSION else 1
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -61,10 +81,16 @@ def _error(message: str, status: int) -> Response:
     return _json({"error": line}, status)
 
 
-class _ModelName(BaseConverter):
-    """A model name in a URL: no ``/`` and no ``:`` (``NAME:predict`` is the name and a verb)."""
+class _Name(BaseConverter):
+    """A model name or version label in a URL: no ``/`` and no ``:`` (``NAME:predict`` is the name and a verb)."""
 
     regex = "[^/:]+"
+
+
+class _Version(BaseConverter):
+    """A model version in a URL: digits, kept as written (``007`` is version 7)."""
+
+    regex = "[0-9]+"
 
 
 class OneCallAtATime(ExportedModel):
@@ -106,7 +132,8 @@ class ServingApp:
     """The WSGI application over one loaded export.
 
     Args:
-        model: the export (`tfnas.export.load_export`).
+        model: the export (`tfnas.export.load_export`); it is served as
+            version `served_version` of its folder.
         name: the model name of the URLs (TensorFlow Serving's ``MODEL_NAME``).
         limits: what one request may ask (`Limits`): rows, tokens (a
             generation's prompt and words included), logits in a reply,
@@ -122,15 +149,15 @@ class ServingApp:
         self.cancelled = threading.Event()
         self.model = OneCallAtATime(model, threading.Lock(), self.cancelled)
         self.name = name
+        #: The model version of the URLs and replies.
+        self.version = served_version(model.path)
         self.limits = limits
         self.signatures = Signatures(self.model, limits)
-        self._routes = Map([
-            Rule("/healthz", endpoint="health", methods=["GET"]),
-            Rule("/v1/models/<model:name>", endpoint="status", methods=["GET"]),
-            Rule("/v1/models/<model:name>/metadata", endpoint="metadata", methods=["GET"]),
-            Rule("/v1/models/<model:name>:predict", endpoint="predict", methods=["POST"]),
-            Rule("/v1/models/<model:name>:generate", endpoint="generate", methods=["POST"]),
-        ], converters={"model": _ModelName})
+        self._routes = Map([Rule("/healthz", endpoint="health", methods=["GET"])] + [
+            Rule(url + suffix, endpoint=endpoint, methods=[method]) for url in MODEL_URLS
+            for suffix, endpoint, method in (("", "status", "GET"), ("/metadata", "metadata", "GET"),
+                                             (":predict", "predict", "POST"), (":generate", "generate", "POST"))],
+            converters={"name": _Name, "version": _Version})
         self._handlers: dict[str, Callable[[Request], Response]] = {
             "health": self.health, "status": self.status, "metadata": self.metadata, "predict": self.predict,
             "generate": self.generate}
@@ -148,8 +175,9 @@ class ServingApp:
             return response
         try:
             endpoint, args = self._routes.bind_to_environ(request.environ).match()
-            if "name" in args and args["name"] != self.name:
-                return _error(f"model {shown(args['name'])} not found; this server serves {self.name!r}", 404)
+            not_served = self._not_served(args)
+            if not_served:
+                return _error(not_served, 404)
             return self._handlers[endpoint](request)
         except RequestError as err:
             return _error(str(err), err.status)
@@ -164,6 +192,18 @@ class ServingApp:
             logger.exception("request %s %s failed", request.method, request.path)
             return _error(f"internal error: {type(err).__name__}: {err}", 500)
 
+    def _not_served(self, args: dict[str, str]) -> str | None:
+        """Why the model, version or label of a URL is not served here (None when it is)."""
+        if "name" in args and args["name"] != self.name:
+            return f"model {shown(args['name'])} not found; this server serves {self.name!r}"
+        if "version" in args and (args["version"].lstrip("0") or "0") != str(self.version):
+            return (f"model {self.name!r} has no version {shown(args['version'])}; this server serves version "
+                    f"{self.version}")
+        if "label" in args:
+            return (f"model {self.name!r} has no version label {shown(args['label'])}; this server has no labels "
+                    f"(ask /v1/models/{self.name}/versions/{self.version})")
+        return None
+
     def _body(self, request: Request) -> Any:
         """The JSON value of the request body (413 over `Limits.max_request_bytes`)."""
         try:
@@ -177,16 +217,18 @@ class ServingApp:
 
     def status(self, request: Request) -> Response:
         return _json({"model_version_status": [
-            {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+            {"version": str(self.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
 
     def metadata(self, request: Request) -> Response:
         limits = self.limits
-        return _json({"model_spec": {"name": self.name, "version": "1"}, "signatures": list(SIGNATURES),
-                      "states": self.model.state_names, "format": self.model.format,
-                      "tfnas": json.loads(self.model.metadata.to_json()),
+        return _json({
+            "model_spec": {"name": self.name, "signature_name": "", "version": str(self.version)},
+            "metadata": {"signature_def": signature_def_map(self.signatures.specs)},
+            "tfnas": {"export": json.loads(self.model.metadata.to_json()), "format": self.model.format,
+                      "states": self.model.state_names,
                       "limits": {"max_batch": limits.max_batch, "max_tokens": limits.max_tokens,
                                  "max_reply_values": limits.max_reply_values,
-                                 "max_request_bytes": limits.max_request_bytes}})
+                                 "max_request_bytes": limits.max_request_bytes}}})
 
     def predict(self, request: Request) -> Response:
         prediction = self.signatures.predict(self._body(request))

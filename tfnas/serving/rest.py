@@ -1,11 +1,17 @@
-"""TensorFlow Serving's REST predict API over any export: request checking and the four signatures.
+"""TensorFlow Serving's REST predict API over any export: request checking and the signatures.
 
 A request body is the JSON TensorFlow Serving takes (``POST
 /v1/models/NAME:predict``): ``{"signature_name": S, "inputs": {...}}`` (the
 columnar form; the reply is ``{"outputs": {...}}``) or ``{"signature_name":
-S, "instances": [...]}`` (one object per row; the reply is
-``{"predictions": [...]}``). The signatures are those of the SavedModel
-export (`tfnas.export.savedmodel`), computed here on any export format
+S, "instances": [...]}`` (the row form, one object per row; the reply is
+``{"predictions": [...]}``, one object per row too). Where a signature has one
+required input, ``"inputs"`` may be its value and each instance the value
+of its row (``{"instances": [[1, 2, 3]]}``: ``ids`` ``[[1, 2, 3]]``); where
+it has one output, the reply holds its value without its name
+(``{"outputs": [[...]]}``, ``{"predictions": [[...], ...]}``), as
+TensorFlow Serving answers. The signatures are those of the SavedModel
+export (`tfnas.export.savedmodel`; declared in
+`tfnas.serving.signature_defs`), computed here on any export format
 through `tfnas.export.ExportedModel`:
 
 ``serving_default``
@@ -19,6 +25,9 @@ through `tfnas.export.ExportedModel`:
     word, -1 when the vocabulary has none).
 ``words``
     ``ids`` -> ``words`` (an empty string for an id out of range).
+``serving_default_int64``, ``score_int64``, ``words_int64``
+    the same as the first, ``score`` and ``words`` (JSON has one kind of
+    integer).
 
 Every malformed request raises `RequestError` with one line that says what
 is wrong; nothing here knows about HTTP beyond the status code it suggests.
@@ -36,10 +45,10 @@ import numpy as np
 
 from tfnas import errors
 from tfnas.export.exported import ExportedModel
-from tfnas.export.metadata import IDS_INPUT, state_output_name
+from tfnas.export.metadata import IDS_INPUT, INT64_SIGNATURES, state_output_name
+from tfnas.serving.signature_defs import SignatureSpec, signature_specs
 from tfnas.settings import Bound, check_argument
 
-SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
 DEFAULT_SIGNATURE = "serving_default"
 #: Levels of nesting an input may have (the inputs are [batch, time] or [batch, units]).
 MAX_RANK = 8
@@ -189,23 +198,36 @@ def _array(name: str, value: Any, kind: str) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _columns(request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The named inputs of a request (columnar), and whether it came in the row (``instances``) form."""
+def _columns(request: Mapping[str, Any], name: str, required: list[str]) -> tuple[dict[str, Any], bool]:
+    """The named inputs of a request to signature ``name`` (columnar), and whether it came in the row
+    (``instances``) form. Where the signature has one ``required`` input, ``inputs`` may be its value and each
+    instance the value of its row."""
+    single = required[0] if len(required) == 1 else None
     if "inputs" in request and "instances" in request:
         raise RequestError("give either 'inputs' or 'instances', not both")
     if "inputs" in request:
         inputs = request["inputs"]
-        if not isinstance(inputs, dict):
-            raise RequestError("'inputs' must be an object mapping input names to nested lists")
-        return inputs, False
+        if isinstance(inputs, dict):
+            return inputs, False
+        if single is None:
+            raise RequestError(f"'inputs' must be an object mapping input names to nested lists: signature "
+                               f"{name!r} has several inputs ({', '.join(required)})")
+        return {single: inputs}, False
     if "instances" in request:
         rows = request["instances"]
-        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            raise RequestError("'instances' must be a non-empty list of objects, one per row")
-        names = set(rows[0])
-        if any(set(r) != names for r in rows):
-            raise RequestError("every instance must name the same inputs")
-        return {name: [r[name] for r in rows] for name in names}, True
+        if not isinstance(rows, list) or not rows:
+            raise RequestError("'instances' must be a non-empty list, one item per row")
+        if all(isinstance(r, dict) for r in rows):
+            names = set(rows[0])
+            if any(set(r) != names for r in rows):
+                raise RequestError("every instance must name the same inputs")
+            return {key: [r[key] for r in rows] for key in names}, True
+        if single is None:
+            raise RequestError(f"each instance must be an object naming the inputs: signature {name!r} has "
+                               f"several inputs ({', '.join(required)})")
+        if any(isinstance(r, dict) for r in rows):
+            raise RequestError(f"the instances must be all objects naming the inputs, or all values of {single!r}")
+        return {single: rows}, True
     raise RequestError("the request needs 'inputs' (or 'instances')")
 
 
@@ -218,14 +240,19 @@ class Prediction:
 
     def to_json(self, cancelled: Callable[[], bool] = lambda: False) -> bytes:
         """The reply: ``{"outputs": {name: nested list}}``, or ``{"predictions": [{name: row}, ...]}`` for the row
-        form, byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES` values.
-        `stopped` is raised between two pieces once ``cancelled()`` is true."""
-        if self.rows:
+        form; with one output, its nested list without its name (``{"outputs": [...]}``, ``{"predictions":
+        [row, ...]}``). Byte for byte as `json.dumps` writes it, made in pieces of at most `REPLY_PIECE_VALUES`
+        values; `stopped` is raised between two pieces once ``cancelled()`` is true."""
+        key = '{"predictions": ' if self.rows else '{"outputs": '
+        if len(self.outputs) == 1:
+            value = _pieces_of_array(np.asarray(next(iter(self.outputs.values()))))
+        elif self.rows:
             count = len(next(iter(self.outputs.values())))
-            rows = (_pieces_of_object({k: v[i] for k, v in self.outputs.items()}) for i in range(count))
-            reply = itertools.chain(['{"predictions": '], _pieces_of_list(rows), ["}"])
+            value = _pieces_of_list(_pieces_of_object({k: v[i] for k, v in self.outputs.items()})
+                                    for i in range(count))
         else:
-            reply = itertools.chain(['{"outputs": '], _pieces_of_object(self.outputs), ["}"])
+            value = _pieces_of_object(self.outputs)
+        reply = itertools.chain([key], value, ["}"])
         pieces = []
         for piece in reply:
             if cancelled():
@@ -266,17 +293,18 @@ def _pieces_of_array(value: np.ndarray) -> Iterator[str]:
 
 
 class Signatures:
-    """The four signatures over ``model``, with its states optional and ``limits`` on every request."""
+    """The signatures over ``model`` (`tfnas.export.metadata.SIGNATURES` and the int64 ones), with its states
+    optional and ``limits`` on every request."""
 
     def __init__(self, model: ExportedModel, limits: Limits = Limits()):
         self.model = model
         self.limits = limits
+        #: Each signature's inputs and outputs, by key.
+        self.specs: dict[str, SignatureSpec] = signature_specs(model.metadata)
+        run = {"serving_default": self._serving_default, "score": self._score, "lookup": self._lookup,
+               "words": self._words}
         self._run: dict[str, Callable[[dict[str, Any]], dict[str, np.ndarray]]] = {
-            "serving_default": self._serving_default, "score": self._score,
-            "lookup": self._lookup, "words": self._words}
-        self._inputs = {
-            "serving_default": ([IDS_INPUT], model.state_names), "score": ([IDS_INPUT, "targets"], model.state_names),
-            "lookup": (["words"], []), "words": ([IDS_INPUT], [])}
+            **run, **{key: run[base] for key, base in INT64_SIGNATURES.items()}}
 
     def predict(self, request: Any) -> Prediction:
         """The outputs of a predict request (a parsed JSON value; other keys than ``signature_name``, ``inputs``
@@ -285,9 +313,10 @@ class Signatures:
             raise RequestError("the request must be a JSON object")
         name = request_field(request, "signature_name", DEFAULT_SIGNATURE, str)
         if name not in self._run:
-            raise RequestError(f"unknown signature_name {shown(name)}; this model has {', '.join(SIGNATURES)}")
-        inputs, rows = _columns(request)
-        required, optional = self._inputs[name]
+            raise RequestError(f"unknown signature_name {shown(name)}; this model has {', '.join(self._run)}")
+        spec = self.specs[name]
+        required, optional = spec.required, list(spec.optional)
+        inputs, rows = _columns(request, name, required)
         missing = [k for k in required if k not in inputs]
         unknown = set(inputs) - set(required) - set(optional)
         if missing or unknown:

@@ -47,6 +47,7 @@ from tfnas.errors import writing
 from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, with_int32_ids, zero_states
 from tfnas.export.layout import metadata_path, staged_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
+from tfnas.lm.model import LanguageModel
 
 #: The signature keys of an exported SavedModel (ids int32).
 SIGNATURES: tuple[str, ...] = ("serving_default", "score", "lookup", "words")
@@ -105,7 +106,7 @@ class ServingModule(tf.Module):
         unk_id: the id unknown words map to (-1 when there is no ``<unk>``).
     """
 
-    def __init__(self, model, vocab_path: str | Path, unk_id: int | None):
+    def __init__(self, model: LanguageModel, vocab_path: str | Path, unk_id: int | None):
         super().__init__(name="tfnas_language_model")
         vocab_path = str(vocab_path)
         self.word_to_id = tf.lookup.StaticHashTable(

@@ -38,7 +38,8 @@ from tfnas.export.errors import ParityError, TfliteConversionError
 from tfnas.export.graphs import forward_fn
 from tfnas.export.layout import TFLITE_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for, state_input_name
-from tfnas.export.run import state_shapes
+from tfnas.export.run import LoadedRun, state_shapes
+from tfnas.lm.model import LanguageModel
 from tfnas.export.tflite_runtime import STEP_SIGNATURE, WINDOW_SIGNATURE, TfliteRunner
 from tfnas.progress import Progress
 from tfnas.settings import AT_LEAST_ONE, OneOf, check_argument
@@ -68,7 +69,7 @@ def check_options(batch: int, window: int | None, quantize: str | None) -> None:
     check_argument("quantize", quantize, str | None, OneOf(QUANTIZATIONS))
 
 
-def convert_to_tflite(model, batch: int, window: int, quantize: str | None = None) -> bytes:
+def convert_to_tflite(model: LanguageModel, batch: int, window: int, quantize: str | None = None) -> bytes:
     """The TFLite flatbuffer of ``model.forward`` at ``[batch, window]`` (and ``[batch, 1]``), builtin ops only.
 
     Args:
@@ -149,7 +150,7 @@ def tflite_parity(model, runner: TfliteRunner, ids: np.ndarray) -> TfliteParity:
     return report
 
 
-def export_tflite(run, out_dir: str | Path, batch: int = 1, window: int | None = None, quantize: str | None = None,
+def export_tflite(run: LoadedRun, out_dir: str | Path, batch: int = 1, window: int | None = None, quantize: str | None = None,
                   check: bool = True, tolerance: float | None = None, progress: Progress | None = None) -> Path:
     """Writes ``out_dir/model.tflite``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 

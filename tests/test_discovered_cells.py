@@ -129,11 +129,12 @@ def test_the_wt2_page_correlation_of_the_cells_both_corpora_retrained():
     assert f"Spearman correlation of {rho:.2f} between the corpora" in PAGES["comparison-wt2-cpu.json"]
 
 
-def test_the_wt2_page_table_of_ranks_on_both_corpora():
+def test_the_table_of_ranks_on_both_corpora_on_the_wt2_page_and_in_the_readme():
     lines = ["| cell | rank on PTB | rank on WikiText-2 |", "|---|---|---|"]
     for kind in ("search", "baseline"):
         wt2 = rows_of(WT2, kind)
         for cell, row in rows_of(PTB, kind).items():
             lines.append(f"| {cell} | {row['rank']}/{PTB['random_cells'] + 1} | "
                          f"{wt2[cell]['rank']}/{WT2['random_cells'] + 1} |")
-    assert "\n".join(lines) + "\n" in PAGES["comparison-wt2-cpu.json"]
+    table = "\n".join(lines) + "\n"
+    assert table in PAGES["comparison-wt2-cpu.json"] and table in (REPO / "README.md").read_text(encoding="utf-8")

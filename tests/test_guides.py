@@ -1,8 +1,8 @@
 """Every Python code block of the documentation (every page under ``docs/``, and the README) runs as written: one
-test per block, in a folder of its own; the blocks check their own results (``assert_allclose``), and what they print is compared with the
-comment of each ``print(...)  # what it prints`` line. A block that chooses its Keras backend (``KERAS_BACKEND``)
-runs in a fresh Python process, where that choice takes effect (and cannot change this process' backend); the
-others run in this process."""
+test per block, in a folder of its own; the blocks check their own results (``assert_allclose``), and what they
+print is compared with the comment of each ``print(...)  # what it prints`` line. A block that chooses its Keras
+backend (``KERAS_BACKEND``) runs in a fresh Python process, where that choice takes effect (and cannot change this
+process' backend); the others run in this process."""
 from __future__ import annotations
 
 import contextlib

@@ -44,8 +44,8 @@ def ort_session(model_or_path):
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def onnx_parity(model: LanguageModel, onnx_model: onnx.ModelProto | str | Path, cases: Sequence[tuple[int, int]] = DEFAULT_CASES, calls: int = 2,
-                seed: int = 0) -> ParityReport:
+def onnx_parity(model: LanguageModel, onnx_model: onnx.ModelProto | str | Path,
+                cases: Sequence[tuple[int, int]] = DEFAULT_CASES, calls: int = 2, seed: int = 0) -> ParityReport:
     """Compares ``model.forward`` (Keras, inference) with the ONNX model in onnxruntime.
 
     Args:

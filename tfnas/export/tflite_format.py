@@ -47,8 +47,8 @@ from tfnas.settings import AT_LEAST_ONE, OneOf, check_argument
 #: The weight quantisations of ``--quantize`` (None: float32 weights).
 QUANTIZATIONS: tuple[str, ...] = ("float16", "int8")
 #: Default bound of ``max |logits_tflite - logits_keras|`` per quantisation (None: float32), about ten times what
-#: was measured on a PTB model (200 units, 10k words, briefly trained; README): float32 1.9e-6, float16 2.0e-3,
-#: int8 4.2e-2.
+#: was measured on a PTB model (200 units, 10k words, briefly trained; docs/guides/exporting.md): float32 1.9e-6,
+#: float16 2.0e-3, int8 4.2e-2.
 DEFAULT_TOLERANCES: dict[str | None, float] = {None: 1e-5, "float16": 2e-2, "int8": 0.5}
 #: Windows of the parity check: this many whole windows, then a part window of half a window.
 PARITY_WINDOWS = 3
@@ -150,8 +150,9 @@ def tflite_parity(model, runner: TfliteRunner, ids: np.ndarray) -> TfliteParity:
     return report
 
 
-def export_tflite(run: LoadedRun, out_dir: str | Path, batch: int = 1, window: int | None = None, quantize: str | None = None,
-                  check: bool = True, tolerance: float | None = None, progress: Progress | None = None) -> Path:
+def export_tflite(run: LoadedRun, out_dir: str | Path, batch: int = 1, window: int | None = None,
+                  quantize: str | None = None, check: bool = True, tolerance: float | None = None,
+                  progress: Progress | None = None) -> Path:
     """Writes ``out_dir/model.tflite``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 
     Args:

@@ -53,6 +53,8 @@ setup(
         "torch": ["torch>=2.1"],
         "jax": ["jax>=0.4.23"],
         "backends": ["torch>=2.1", "jax>=0.4.23"],
+        # The documentation site (mkdocs.yml, docs/): `mkdocs build --strict`, as .ci/run runs it.
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26"],
     },
     entry_points={"console_scripts": ["tfnas=tfnas.cli:main"]},
 )

@@ -68,8 +68,8 @@ Every figure is printed with its ratio to the baseline measured in the same
 run (the LSTM of the same hidden size and batch), with achieved GFLOP/s from
 an analytic count of the matmul FLOPs (forward ``2mnk``; a backward pass
 counts twice its forward). Results go to ``benchmarks/results/`` as JSON with
-machine information; ``--table`` prints the README table from the latest
-full run.
+machine information; ``--table`` prints the table of the benchmarks page
+(``docs/guides/benchmarks.md``) from the latest full run.
 
     python scripts/bench.py --quick        # small sizes, a few minutes
     python scripts/bench.py                # the paper settings
@@ -126,8 +126,8 @@ SCORE_REPEAT = 4
 #: Cases timed together in one process, in interleaved rounds (ratios need a common phase of the
 #: machine), with the number of timed rounds as a multiple of a single case's timed steps.
 GROUPS = {"search": (("lstm_search", "darts1", "darts2"), 1), "train": (("lstm_train", "genotype_train"), 2)}
-#: What a run without ``--cases`` runs (the README's main table); ``bayesnas``, ``nao`` and ``layer`` are run on
-#: their own.
+#: What a run without ``--cases`` runs (the benchmarks page's main table); ``bayesnas``, ``nao`` and ``layer``
+#: are run on their own.
 DEFAULT_CASES = "search,darts1_memory,train,score"
 #: Cases whose peak memory is measured in a process of their own (a group's process holds all its models).
 MEMORY_CASES = ("darts1",)
@@ -626,7 +626,7 @@ def latest_run(folder: Path, cases: str) -> Path | None:
 
 
 def markdown_table(path: Path) -> str:
-    """The README table of one results file."""
+    """The benchmarks page's table of one results file."""
     data = json.loads(path.read_text(encoding="utf-8"))
     lines = report(data["results"])
     notes = ("target", "ratio")
@@ -675,8 +675,8 @@ def main(argv=None) -> int:
     parser.add_argument("--settings", type=json.loads, default={},
                         help="JSON object overriding settings of FULL (QUICK with --quick), e.g. '{\"timed\": 20}'")
     parser.add_argument("--export-to", type=Path, help=argparse.SUPPRESS)  # the exports of the score case
-    parser.add_argument("--table", action="store_true", help="print the README table of the latest full run of "
-                                                             "--cases")
+    parser.add_argument("--table", action="store_true",
+                        help="print the benchmarks page's table of the latest full run of --cases")
     args = parser.parse_args(argv)
     try:
         settings = bench_settings(args.quick, args.settings)

@@ -1,8 +1,8 @@
-"""Every Python code block of the guides (``docs/guides/*.md``) runs as written: one test per block, in a folder of
-its own; the blocks check their own results (``assert_allclose``), and what they print is compared with the
-comment of each ``print(...)  # what it prints`` line. A block that chooses its Keras backend (``KERAS_BACKEND``)
-runs in a fresh Python process, where that choice takes effect (and cannot change this process' backend); the
-others run in this process."""
+"""Every Python code block of the documentation (every page under ``docs/``, and the README) runs as written: one
+test per block, in a folder of its own; the blocks check their own results (``assert_allclose``), and what they
+print is compared with the comment of each ``print(...)  # what it prints`` line. A block that chooses its Keras
+backend (``KERAS_BACKEND``) runs in a fresh Python process, where that choice takes effect (and cannot change this
+process' backend); the others run in this process."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-GUIDES = sorted((REPOSITORY / "docs" / "guides").glob("*.md"))
+PAGES = [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 #: ``print(...)  # expected`` in a block: what the line prints.
 PRINTED = re.compile(r"^\s*print\(.*\)\s+#\s*(.+)$")
@@ -26,11 +26,13 @@ def python_blocks(path: Path) -> list[str]:
     return BLOCK.findall(path.read_text(encoding="utf-8"))
 
 
-BLOCKS = [pytest.param(code, id=f"{path.name}:{i}") for path in GUIDES for i, code in enumerate(python_blocks(path))]
+BLOCKS = [pytest.param(code, id=f"{path.relative_to(REPOSITORY).as_posix()}:{i}")
+          for path in PAGES for i, code in enumerate(python_blocks(path))]
 
 
-def test_the_guides_have_python_blocks():
-    assert GUIDES and all(python_blocks(path) for path in GUIDES)
+def test_the_readme_and_the_guides_have_python_blocks():
+    guides = [path for path in PAGES if path.parent.name == "guides"]
+    assert python_blocks(REPOSITORY / "README.md") and sum(bool(python_blocks(path)) for path in guides) >= 4
 
 
 @pytest.mark.parametrize("code", BLOCKS)

@@ -91,16 +91,22 @@ class FusedRNN(keras.layers.RNN):
         attention: name of an attention head on the outputs
             (`tfnas.genotypes.ATTENTION_HEADS`; ``"none"`` for no head), or
             None for the genotype's own choice.
-        return_sequences, return_state, go_backwards, stateful, unroll,
-            zero_output_for_mask: as `keras.layers.RNN`.
+        return_sequences: as `keras.layers.RNN`.
+        return_state: as `keras.layers.RNN`.
+        go_backwards: as `keras.layers.RNN`.
+        stateful: as `keras.layers.RNN`.
+        unroll: as `keras.layers.RNN`.
+        zero_output_for_mask: as `keras.layers.RNN`.
         jit_compile: compile the loop with XLA where the length is known
             (True, the default), or always run the ``tf.while_loop``
             (False: no compilation, which takes a few seconds for each new
             ``[batch, time]`` shape). Only the TensorFlow backend's fused
             loop reads it; a model compiled with ``jit_compile=True`` is
             compiled whole either way.
-        dropout_x, dropout_h, init_range, seed, use_bias: arguments of a cell
-            built from a genotype; ``seed`` also seeds the head (``seed + 1``).
+        **kwargs: ``dropout_x``, ``dropout_h``, ``init_range``, ``seed``
+            and ``use_bias``, the arguments of a cell built from a genotype
+            (``seed`` also seeds the head, ``seed + 1``); the others go to
+            `keras.layers.RNN`.
 
     Call arguments:
         sequences: ``[batch, time, features]``.

@@ -43,7 +43,7 @@ class CellRNN(keras.layers.Layer):
         initial_state: list of state tensors, or None for zeros.
         training: whether dropout applies.
 
-    Returns:
+    Call returns:
         ``(outputs [batch, time, units], final_states list)``.
     """
 

@@ -73,7 +73,7 @@ class ExportedModel(abc.ABC):
         return [out[state_output_name(i)].numpy() for i in range(len(self.state_names))]
 
     # ------------------------------------------------------------ model
-    def step(self, ids, states: States | None = None) -> tuple[np.ndarray, States]:
+    def step(self, ids: np.ndarray, states: States | None = None) -> tuple[np.ndarray, States]:
         """Logits ``[batch, time, vocab]`` for ``ids`` and the final states.
 
         Args:

@@ -69,10 +69,12 @@ def export_run(run: str | Path | LoadedRun, out_dir: str | Path, formats: str = 
         replace: replace the exports of another model in ``out_dir``: every
             format folder there is removed before this export's are written
             (other files are left alone).
-        tflite_batch, tflite_window, quantize: the rows and tokens per call
-            of the TFLite export (window None: the run's ``bptt``) and its
-            weights (None, ``"float16"``, ``"int8"``), see
+        tflite_batch: the rows per call of the TFLite export, see
             `tfnas.export.tflite_format.export_tflite`.
+        tflite_window: the tokens per call of the TFLite export (None: the
+            run's ``bptt``).
+        quantize: the TFLite export's weights (None, ``"float16"``,
+            ``"int8"``).
 
     Raises:
         UnknownFormatError: an unknown format.

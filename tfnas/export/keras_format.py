@@ -13,9 +13,10 @@ import keras
 from tfnas.errors import PathNotFoundError, writing
 from tfnas.export.layout import KERAS_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import VOCAB_FILE, metadata_for
+from tfnas.export.run import LoadedRun
 
 
-def export_keras(run, out_dir: str | Path) -> Path:
+def export_keras(run: LoadedRun, out_dir: str | Path) -> Path:
     """Writes ``out_dir/model.keras``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 
     The folder is written whole under a temporary name, then renamed

@@ -28,7 +28,8 @@ from tfnas.export.graphs import forward_fn, ids_spec, state_specs, with_int32_id
 from tfnas.export.layout import ONNX_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
 from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
-from tfnas.export.run import state_shapes
+from tfnas.export.run import LoadedRun, state_shapes
+from tfnas.lm.model import LanguageModel
 from tfnas.progress import Progress
 
 #: Default and lowest supported ONNX opset.
@@ -76,7 +77,7 @@ def _default_states(proto: onnx.ModelProto, model) -> None:
         proto.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros([1, *shape], np.float32), spec.name))
 
 
-def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def convert_to_onnx(model: LanguageModel, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """Converts ``model.forward`` (inference) to ONNX, its ``ids`` input int64.
 
     The time loop's captured weights are read from the outer scope
@@ -126,7 +127,7 @@ def convert_to_onnx(model, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     return proto
 
 
-def export_onnx(run, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: bool = True,
+def export_onnx(run: LoadedRun, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: bool = True,
                 tolerance: float = DEFAULT_TOLERANCE, progress: Progress | None = None) -> Path:
     """Writes ``out_dir/model.onnx``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 

@@ -8,12 +8,14 @@ the logits and of the states.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import onnx
 
 from tfnas.export.metadata import IDS_INPUT, state_input_name, state_output_name
+from tfnas.lm.model import LanguageModel
 
 #: (batch, time) cases checked by default: two lengths, two batch sizes.
 DEFAULT_CASES: tuple[tuple[int, int], ...] = ((1, 5), (3, 17))
@@ -42,8 +44,8 @@ def ort_session(model_or_path):
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
-def onnx_parity(model, onnx_model, cases: Sequence[tuple[int, int]] = DEFAULT_CASES, calls: int = 2,
-                seed: int = 0) -> ParityReport:
+def onnx_parity(model: LanguageModel, onnx_model: onnx.ModelProto | str | Path,
+                cases: Sequence[tuple[int, int]] = DEFAULT_CASES, calls: int = 2, seed: int = 0) -> ParityReport:
     """Compares ``model.forward`` (Keras, inference) with the ONNX model in onnxruntime.
 
     Args:

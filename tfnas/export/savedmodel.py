@@ -47,6 +47,7 @@ from tfnas.errors import writing
 from tfnas.export.graphs import forward_fn, ids_spec, score_fn, state_specs, with_int32_ids, zero_states
 from tfnas.export.layout import metadata_path, staged_folder
 from tfnas.export.metadata import INT64_SIGNATURES, SIGNATURES, VOCAB_FILE, metadata_for
+from tfnas.lm.model import LanguageModel
 
 
 def _with_optional(impl: Callable, required: Sequence[str], optional: Sequence[str], defaults: Sequence,
@@ -99,7 +100,7 @@ class ServingModule(tf.Module):
         unk_id: the id unknown words map to (-1 when there is no ``<unk>``).
     """
 
-    def __init__(self, model, vocab_path: str | Path, unk_id: int | None):
+    def __init__(self, model: LanguageModel, vocab_path: str | Path, unk_id: int | None):
         super().__init__(name="tfnas_language_model")
         vocab_path = str(vocab_path)
         self.word_to_id = tf.lookup.StaticHashTable(

@@ -102,7 +102,10 @@ def score_file(model: ExportedModel, path: str | Path, batch_size: int | None = 
         model: the loaded export (`tfnas.export.load_export`).
         path: a text file, one sentence per line, tokens separated by spaces (a character-level model's:
             every character a token, `ExportMetadata.tokens`).
-        batch_size, bptt, max_batches, progress: see `score_ids`.
+        batch_size: see `score_ids`.
+        bptt: see `score_ids`.
+        max_batches: see `score_ids`.
+        progress: see `score_ids`.
         vocab: optionally the vocabulary file the text was prepared with; it
             must equal the model's.
 

@@ -38,7 +38,8 @@ from tfnas.export.errors import ParityError, TfliteConversionError
 from tfnas.export.graphs import forward_fn
 from tfnas.export.layout import TFLITE_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for, state_input_name
-from tfnas.export.run import state_shapes
+from tfnas.export.run import LoadedRun, state_shapes
+from tfnas.lm.model import LanguageModel
 from tfnas.export.tflite_runtime import STEP_SIGNATURE, WINDOW_SIGNATURE, TfliteRunner
 from tfnas.progress import Progress
 from tfnas.settings import AT_LEAST_ONE, OneOf, check_argument
@@ -46,8 +47,8 @@ from tfnas.settings import AT_LEAST_ONE, OneOf, check_argument
 #: The weight quantisations of ``--quantize`` (None: float32 weights).
 QUANTIZATIONS: tuple[str, ...] = ("float16", "int8")
 #: Default bound of ``max |logits_tflite - logits_keras|`` per quantisation (None: float32), about ten times what
-#: was measured on a PTB model (200 units, 10k words, briefly trained; README): float32 1.9e-6, float16 2.0e-3,
-#: int8 4.2e-2.
+#: was measured on a PTB model (200 units, 10k words, briefly trained; docs/guides/exporting.md): float32 1.9e-6,
+#: float16 2.0e-3, int8 4.2e-2.
 DEFAULT_TOLERANCES: dict[str | None, float] = {None: 1e-5, "float16": 2e-2, "int8": 0.5}
 #: Windows of the parity check: this many whole windows, then a part window of half a window.
 PARITY_WINDOWS = 3
@@ -68,7 +69,7 @@ def check_options(batch: int, window: int | None, quantize: str | None) -> None:
     check_argument("quantize", quantize, str | None, OneOf(QUANTIZATIONS))
 
 
-def convert_to_tflite(model, batch: int, window: int, quantize: str | None = None) -> bytes:
+def convert_to_tflite(model: LanguageModel, batch: int, window: int, quantize: str | None = None) -> bytes:
     """The TFLite flatbuffer of ``model.forward`` at ``[batch, window]`` (and ``[batch, 1]``), builtin ops only.
 
     Args:
@@ -149,8 +150,9 @@ def tflite_parity(model, runner: TfliteRunner, ids: np.ndarray) -> TfliteParity:
     return report
 
 
-def export_tflite(run, out_dir: str | Path, batch: int = 1, window: int | None = None, quantize: str | None = None,
-                  check: bool = True, tolerance: float | None = None, progress: Progress | None = None) -> Path:
+def export_tflite(run: LoadedRun, out_dir: str | Path, batch: int = 1, window: int | None = None,
+                  quantize: str | None = None, check: bool = True, tolerance: float | None = None,
+                  progress: Progress | None = None) -> Path:
     """Writes ``out_dir/model.tflite``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
 
     Args:

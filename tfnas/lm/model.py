@@ -85,13 +85,20 @@ class LanguageModel(keras.Model):
         vocab_size: number of words.
         genotype: a `Genotype` / `TreeGenotype` (or dict) for a `GenotypeCell` / `TreeCell`, or None for LSTM
             (or for ``cell``).
-        emsize, nhid, dropout, dropouth, dropoutx, dropouti, dropoute,
-        tie_weights, cell_init_range, emb_init_range, attention, recompute, nlayers:
-            see `tfnas.config.ModelConfig` (``recompute`` does not apply to the
-            LSTM baseline). ``attention`` may also be a Keras layer (a searched
-            head). With ``cell``, ``dropoutx``, ``dropouth`` and
-            ``cell_init_range`` are the cell's own (`cell_arguments` builds it
-            from them); the model records them.
+        emsize: see `tfnas.config.ModelConfig`.
+        nhid: see `tfnas.config.ModelConfig`.
+        dropout: see `tfnas.config.ModelConfig`.
+        dropouth: see `tfnas.config.ModelConfig`. With ``cell``, the cell's own (`cell_arguments` builds it
+            from it); the model records it.
+        dropoutx: see `tfnas.config.ModelConfig`. With ``cell``, the cell's own, as ``dropouth``.
+        dropouti: see `tfnas.config.ModelConfig`.
+        dropoute: see `tfnas.config.ModelConfig`.
+        tie_weights: see `tfnas.config.ModelConfig`.
+        cell_init_range: see `tfnas.config.ModelConfig`. With ``cell``, the cell's own, as ``dropouth``.
+        emb_init_range: see `tfnas.config.ModelConfig`.
+        attention: see `tfnas.config.ModelConfig`. It may also be a Keras layer (a searched head).
+        recompute: see `tfnas.config.ModelConfig`. It does not apply to the LSTM baseline.
+        nlayers: see `tfnas.config.ModelConfig`.
         seed: seed of all initialisers and dropout masks.
         cell: a recurrent cell run by the model's one recurrent layer (a
             `CellRNN`) instead of the genotype's; ``cell.units`` must be ``nhid``.

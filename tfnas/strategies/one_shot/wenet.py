@@ -12,13 +12,10 @@ DARTS' (``first_node="darts"``, the default)::
 
 §3.1 (l.55) writes it as ``c = sigmoid(W_x x_t)``, ``h = tanh(W_h
 h_{t-1})``, ``s0 = h_{t-1} + c (h - h_{t-1})``. tfnas reads that as a
-loose description of DARTS' node 0: the paper's code "is implemented on
-top of DARTS" (§4.2, l.150); its model sizes, 23M on PTB and 33M on
-WikiText-2 (Tables 1 and 2, l.186-187, l.201), are those of DARTS' node 0
-with 8 nodes at 850 / 700 units (22.96M / 33.13M), while the literal
-formula gives 21.52M / 32.15M; and the literal node cannot leave a zero
-state (below), a problem the paper does not report. The literal node is
-the option ``first_node="wenet"``. A weighted network of ``M`` networks
+loose description of DARTS' node 0, for the reasons given once in
+``docs/strategies/wenet.md`` ("The first node": the paper's code and its
+model sizes are DARTS'; the literal node cannot leave a zero state, see
+below). The literal node is the option ``first_node="wenet"``. A weighted network of ``M`` networks
 (`tfnas.cells.WeightedCells`, eq. 4)::
 
     h_t = sum_{i=1..M} softmax(w)_i N_i(x_t, h_{t-1})

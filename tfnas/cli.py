@@ -444,7 +444,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="summarise (and draw) a genotype")
     show.add_argument("genotype", help="genotype JSON or a known cell name")
-    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
+    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz, or with matplotlib "
+                      "where graphviz's dot is not installed")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")

@@ -185,17 +185,17 @@ def check_out(out: Path, flag: str = "--out") -> None:
         raise UsageError(f"{flag} {out}: cannot write in {existing} (permission denied)")
 
 
-def _callbacks(out: Path, quiet: bool = False) -> list:
+def _callbacks(out: Path, quiet: bool = False, settings: Any = None, genotype: Any = None) -> list:
     from tfnas.callbacks import run_callbacks
 
-    return run_callbacks(out, verbose=0 if quiet else 1)
+    return run_callbacks(out, verbose=0 if quiet else 1, settings=settings, genotype=genotype)
 
 
 def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None
            ) -> int:
     from tfnas.lm.trainer import Trainer
 
-    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=_callbacks(out, quiet))
+    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=_callbacks(out, quiet, config, genotype))
     result = trainer.fit(evaluate_test=evaluate_test)
     test = f" | test ppl {result.test_ppl:.2f}" if result.test_ppl is not None else ""
     print(f"done: {result.steps} steps | valid ppl {result.valid_ppl:.2f} | "
@@ -226,7 +226,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
     corpus = load_corpus_of(config)
-    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
+    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet, config))
     print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")

@@ -152,6 +152,7 @@ def train(genotype: GenotypeLike, data: Any, out: str | os.PathLike[str], preset
                           callbacks=[keras.callbacks.EarlyStopping(patience=2)])
         run.test_ppl
     """
+    from tfnas.hparams import TrainHParams
     from tfnas.lm.distribute import make_strategy
     from tfnas.lm.trainer import Trainer
     from tfnas.presets import train_config
@@ -161,7 +162,8 @@ def train(genotype: GenotypeLike, data: Any, out: str | os.PathLike[str], preset
     cell = _genotype(genotype)
     corpus = _corpus(data, config)
     out = Path(out)
-    trainer = Trainer(config, cell, out, corpus=corpus, callbacks=_callbacks(out, verbose, callbacks, config, cell))
+    trainer = Trainer(config, cell, out, corpus=corpus,
+                      callbacks=[*_callbacks(out, verbose, callbacks, config, cell), TrainHParams(out, config, cell)])
     r = trainer.fit(evaluate_test=evaluate_test)
     return TrainRun(genotype=cell, valid_ppl=r.valid_ppl, best_valid_ppl=r.best_valid_ppl, test_ppl=r.test_ppl,
                     steps=r.steps, epochs_done=r.epochs_done, params=r.params, stopped=trainer.stopped,

@@ -193,9 +193,11 @@ def _callbacks(out: Path, quiet: bool = False, settings: Any = None, genotype: A
 
 def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None
            ) -> int:
+    from tfnas.hparams import TrainHParams
     from tfnas.lm.trainer import Trainer
 
-    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=_callbacks(out, quiet, config, genotype))
+    callbacks = [*_callbacks(out, quiet, config, genotype), TrainHParams(out, config, genotype)]
+    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=callbacks)
     result = trainer.fit(evaluate_test=evaluate_test)
     test = f" | test ppl {result.test_ppl:.2f}" if result.test_ppl is not None else ""
     print(f"done: {result.steps} steps | valid ppl {result.valid_ppl:.2f} | "

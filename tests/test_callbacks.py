@@ -1,4 +1,5 @@
 """Callbacks: progress lines, TensorBoard runs, scalars (also for diverged values), images and text, history."""
+import importlib
 import io
 import json
 import re
@@ -124,11 +125,8 @@ def test_the_labelled_heatmap_shows_its_labels_and_the_colours_of_the_plain_one(
 
 def test_without_matplotlib_the_heatmap_loses_its_labels_and_the_cell_is_not_drawn_with_a_warning(tmp_path,
                                                                                                    monkeypatch):
-    import tfnas.viz.heatmap
-    import tfnas.viz.figures
-
-    monkeypatch.setattr(tfnas.viz.heatmap, "has_matplotlib", lambda: False)
-    monkeypatch.setattr(tfnas.viz.figures, "has_matplotlib", lambda: False)
+    for module in ("tfnas.viz.heatmap", "tfnas.viz.cell_graph"):   # the names they imported
+        monkeypatch.setattr(importlib.import_module(module), "has_matplotlib", lambda: False)
     logger = TensorBoardLogger(tmp_path)
     with pytest.warns(UserWarning, match=r"matplotlib is not installed: .*labels.*pip install tfnas\[compare\]"):
         logger.on_event("train", {"step": 1, "alpha_cell": LabelledMatrix(PROBS, EDGES, OPS)})

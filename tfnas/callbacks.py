@@ -354,19 +354,15 @@ class TensorBoardLogger(Callback):
                 self._tf.summary.scalar(f"{tag}/{value.rows[i]}/{value.columns[j]}", float32_scalar(entry))
 
     def _cell(self, kind: str, genotype_dict: Mapping[str, Any]) -> None:
-        from tfnas.genotypes.dag import Genotype
+        """The genotype as a Markdown code block of its `describe` lines, and its drawing where there is one."""
         from tfnas.genotypes.files import genotype_from_dict
-        from tfnas.viz import cell_image
-        from tfnas.viz.figures import has_matplotlib, warn_without_matplotlib
+        from tfnas.viz import drawn_cell
 
         genotype = genotype_from_dict(dict(genotype_dict))
         self._tf.summary.text(f"{kind}/genotype", "\n".join(f"    {line}" for line in genotype.describe()))
-        if not isinstance(genotype, Genotype):
-            return
-        if has_matplotlib():
-            self._tf.summary.image(f"{kind}/cell", cell_image(genotype)[None])
-        else:
-            warn_without_matplotlib("TensorBoard shows no cell drawings")
+        image = drawn_cell(genotype)
+        if image is not None:
+            self._tf.summary.image(f"{kind}/cell", image[None])
 
     def close(self) -> None:
         with self._writing():

@@ -12,7 +12,8 @@ import numpy as np
 
 from tfnas.errors import TfnasError, access_error
 from tfnas.genotypes.dag import Genotype
-from tfnas.viz.figures import INSTALL_HINT, figure_rgb, has_matplotlib, new_figure
+from tfnas.genotypes.files import AnyGenotype
+from tfnas.viz.figures import INSTALL_HINT, figure_rgb, has_matplotlib, new_figure, warn_without_matplotlib
 
 INPUT_COLOUR, NODE_COLOUR, OUTPUT_COLOUR, HEAD_COLOUR = "#b4eeb4", "lightblue", "palegoldenrod", "thistle"
 #: The formats of the built-in drawing (matplotlib's Agg and vector backends).
@@ -115,6 +116,17 @@ def cell_image(genotype: Genotype) -> np.ndarray:
         MissingDependencyError: matplotlib is not installed.
     """
     return figure_rgb(cell_figure(genotype))
+
+
+def drawn_cell(genotype: AnyGenotype) -> np.ndarray | None:
+    """`cell_image` of a DAG cell; None for a tree cell, which is not drawn, and, with a warning, where matplotlib
+    is not installed."""
+    if not isinstance(genotype, Genotype):
+        return None
+    if not has_matplotlib():
+        warn_without_matplotlib("TensorBoard shows no cell drawings")
+        return None
+    return cell_image(genotype)
 
 
 def draw_genotype(genotype: Genotype, path: str | Path) -> Path:

@@ -132,6 +132,16 @@ def test_show_describes_dag_and_tree_genotypes(capsys):
     assert "tree of base 8 (15 nodes, root 14)" in capsys.readouterr().out
 
 
+def test_show_draw_falls_back_to_the_built_in_drawing_without_dot(capsys, monkeypatch, tmp_path):
+    """Issue 28 item 4: graphviz's ``dot`` missing, ``--draw`` writes matplotlib's drawing of the cell."""
+    import shutil
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert cli.main(["show", "darts_v2", "--draw", str(tmp_path / "cell.png")]) == 0
+    assert f"drawing: {tmp_path / 'cell.png'}" in capsys.readouterr().out
+    assert (tmp_path / "cell.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"     # the PNG signature
+
+
 def test_help_runs_without_tensorflow():
     code, out = run_without_tensorflow(["--help"])
     assert code == 0 and out.startswith("usage: tfnas")

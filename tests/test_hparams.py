@@ -153,3 +153,27 @@ def test_one_shot_search_logs_its_settings_and_final_metrics_once(tmp_path, tiny
                        "recoveries": 0.0}
     assert sorted(h.name for h in experiment.hparam_infos) == sorted(hparams)
     assert sorted(m.name.tag for m in experiment.metric_infos) == ["recoveries", "steps", "valid_ppl"]
+
+
+def test_tfnas_train_logs_its_settings_genotype_and_final_metrics(tmp_path, tiny_corpus):
+    """Issue 28 item 4: ``tfnas train`` (and `tfnas.train`) writes the HParams session ``final`` too: its settings,
+    its genotype's choices, and the perplexities it returns."""
+    import tfnas
+    from tfnas.config import TrainConfig
+    from tfnas.hparams import config_hparams
+    from tfnas.settings import from_dict
+
+    run = tfnas.train("darts_v2", str(tiny_corpus), tmp_path / "t", verbose=0, batch_size=4, eval_batch_size=4,
+                      test_batch_size=4, bptt=6, max_steps=3, log_interval=1, model={"emsize": 8, "nhid": 8})
+    (experiment,), ((name, start, scalars),) = read_hparams(tmp_path / "t")
+    hparams = {k: plain(v) for k, v in start.hparams.items()}
+    assert name == "final" and "strategy" not in hparams
+    config = from_dict(TrainConfig, json.loads((tmp_path / "t" / "config.json").read_text())["config"])
+    assert {k: hparams[k] for k in config_hparams(config)} == pytest.approx(config_hparams(config))
+    assert hparams["model.nhid"] == 8 and hparams["max_steps"] == 3
+    assert {k: hparams[k] for k in dag_choices(run.genotype.to_dict())} == dag_choices(run.genotype.to_dict())
+    assert len(hparams) == len(config_hparams(config)) + len(dag_choices(run.genotype.to_dict()))
+    assert scalars == {"valid_ppl": pytest.approx(run.valid_ppl, rel=1e-6),
+                       "best_valid_ppl": pytest.approx(run.best_valid_ppl, rel=1e-6),
+                       "test_ppl": pytest.approx(run.test_ppl, rel=1e-6)}
+    assert sorted(m.name.tag for m in experiment.metric_infos) == ["best_valid_ppl", "test_ppl", "valid_ppl"]

@@ -4,21 +4,27 @@ Trainers and strategies never print; they call ``on_event(kind, logs)`` on
 each callback. Kinds used: ``"train"`` (every ``log_interval`` steps),
 ``"eval"``, ``"checkpoint"``, ``"message"`` and ``"end"``; strategies add
 their own (``"epoch"``, ``"round"``, ...). ``logs`` is a flat dict of
-numbers, strings and NumPy arrays; ``logs["step"]`` is the global step.
+numbers, strings, NumPy arrays and `LabelledMatrix`es; ``logs["step"]`` is
+the global step; ``logs[CELL_KEY]``, where there is one, is a derived
+genotype's dict (``to_dict()``).
 
 Strategies emit arrays, callbacks draw them. `TensorBoardLogger` writes an
 array under ``key`` as the image ``<kind>/<key>``:
 
 * rank 3 or 4: the image itself (``[height, width, channels]``, or a batch);
-* rank 2: a matrix of probabilities in [0, 1], e.g. DARTS' architecture
-  weights ``[edges, ops]``, as the heatmap of `tfnas.viz.alpha_heatmap`;
+* a `LabelledMatrix` (e.g. DARTS' architecture weights, rows its edges
+  ``node3<-1``, columns its operations) as the labelled heatmap of
+  `tfnas.viz.labelled_heatmap`, and each entry as the scalar
+  ``<kind>/<key>/<row>/<column>``;
+* rank 2: a matrix of probabilities in [0, 1] as the heatmap of
+  `tfnas.viz.alpha_heatmap`;
 * rank 1: network weights, e.g. WeNet's, as the bars of
   `tfnas.viz.sorted_weights_image` in decreasing order; the companion key
   ``key + KEEP_SUFFIX`` (``"<key>_keep"``, an int, 0 if absent) says how
   many of the largest are kept (drawn in the kept colour). The companion is
   an ordinary number otherwise (printed, and written as a scalar).
 
-`ProgressPrinter` and `History` skip arrays.
+`ProgressPrinter` and `History` skip arrays and matrices.
 
 A Keras callback (``keras.callbacks.EarlyStopping``, ``TerminateOnNaN``,
 any callback that reads epoch logs) is accepted wherever tfnas callbacks are:
@@ -28,8 +34,10 @@ Keras' calls, and a loop stops at its next boundary once one of them sets
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Mapping, Sequence, TextIO
 
@@ -41,6 +49,32 @@ from tfnas.metrics import perplexity
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Suffix of the key that tells how many of a 1-D weights array's largest values are kept (module docstring).
 KEEP_SUFFIX = "_keep"
+#: The key of a derived genotype's dict in an event's logs, which `TensorBoardLogger` writes as text and draws.
+CELL_KEY = "cell"
+
+
+@dataclass(frozen=True)
+class LabelledMatrix:
+    """A 2-D array whose rows and columns are named, e.g. architecture weights ``[edges, ops]``.
+
+    Args:
+        values: the ``[len(rows), len(columns)]`` matrix.
+        rows: the rows' names.
+        columns: the columns' names.
+    """
+
+    values: np.ndarray
+    rows: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if np.shape(self.values) != (len(self.rows), len(self.columns)):
+            raise ValueError(f"Argument `values` must have shape [{len(self.rows)}, {len(self.columns)}] for its "
+                             f"labels; received: {np.shape(self.values)}")
+
+
+#: What `ProgressPrinter` and `History` leave out of an event's logs.
+ARRAYS = (np.ndarray, LabelledMatrix)
 
 
 def float32_scalar(value: float) -> float:
@@ -191,29 +225,64 @@ class ProgressPrinter(Callback):
             print(logs.get("text", ""), file=self.stream, flush=True)
             return
         items = [(k, v) for k, v in logs.items() if self.keys is None or k in self.keys]
-        body = " | ".join(f"{k} {_fmt(v)}" for k, v in items if not isinstance(v, (list, dict, np.ndarray)))
+        body = " | ".join(f"{k} {_fmt(v)}" for k, v in items if not isinstance(v, (list, dict, *ARRAYS)))
         print(f"[{kind}] {body}", file=self.stream, flush=True)
 
 
-def _array_image(key: str, value: np.ndarray, logs: Mapping[str, Any]) -> np.ndarray | None:
+def _array_image(key: str, value: np.ndarray | LabelledMatrix, logs: Mapping[str, Any]) -> np.ndarray | None:
     """The ``[1 or k, height, width, channels]`` image of the array ``logs[key]`` (module docstring), or None."""
+    from tfnas.viz import alpha_heatmap, heatmap_image, sorted_weights_image
+
+    if isinstance(value, LabelledMatrix):
+        return heatmap_image(value.values, value.rows, value.columns)[None]
     if value.ndim in (3, 4):
         return value if value.ndim == 4 else value[None]
-    if value.ndim not in (1, 2):
-        return None
-    from tfnas.viz import alpha_heatmap, sorted_weights_image
-
     if value.ndim == 2:
         return alpha_heatmap(value)[None]
-    return sorted_weights_image(value, keep=int(logs.get(key + KEEP_SUFFIX, 0)))[None]
+    if value.ndim == 1:
+        return sorted_weights_image(value, keep=int(logs.get(key + KEEP_SUFFIX, 0)))[None]
+    return None
+
+
+def settings_rows(settings: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
+    """``[name, value]`` per setting of the dict of a settings dataclass (`tfnas.settings.to_dict`); a nested
+    section's as dotted names (``model.nhid``), each value as JSON."""
+    rows = []
+    for name, value in settings.items():
+        if isinstance(value, dict):
+            rows += settings_rows(value, f"{prefix}{name}.")
+        else:
+            rows.append([prefix + name, json.dumps(value)])
+    return rows
+
+
+#: The run (a subfolder of the logger's folder) of each event kind's summaries, as Keras' TensorBoard callback
+#: writes ``train`` and ``validation``; the other kinds' go to the folder itself.
+KIND_RUNS = {"train": "train", "eval": "validation", "epoch": "validation"}
+#: Per run, the keys written under Keras' tags, the same in both runs, so that TensorBoard overlays the curves.
+CURVE_TAGS = {"train": {"loss": "epoch_loss", "ppl": "epoch_ppl"},
+              "validation": {"valid_loss": "epoch_loss", "valid_ppl": "epoch_ppl"}}
 
 
 class TensorBoardLogger(Callback):
     """Writes every numeric log value as a scalar ``<kind>/<key>`` at ``logs['step']``.
 
+    The events ``"train"``, and ``"eval"`` and ``"epoch"`` (evaluations),
+    go to the runs ``train/`` and ``validation/`` (`KIND_RUNS`), as Keras'
+    TensorBoard callback writes them: the training loss and perplexity
+    (``loss``, ``ppl``) and the validation ones (``valid_loss``,
+    ``valid_ppl``) both as ``epoch_loss`` and ``epoch_ppl`` (`CURVE_TAGS`),
+    so TensorBoard draws them on one chart, at the global step. Other kinds
+    go to the folder itself.
+
     Arrays are drawn and written with ``tf.summary.image``: an image as it
-    is, a probability matrix as a heatmap, a weights vector as sorted bars
-    (see the module docstring).
+    is, a `LabelledMatrix` as a labelled heatmap (and a scalar per entry), a
+    probability matrix as a heatmap, a weights vector as sorted bars (see the
+    module docstring). A derived genotype (`CELL_KEY`) is written as the
+    text ``<kind>/genotype`` and, a DAG cell, drawn as the image
+    ``<kind>/cell`` (`tfnas.viz.cell_image`). The drawings that need
+    matplotlib (the optional extra ``compare``) warn once without it: a
+    heatmap is drawn without its labels, a cell not at all.
 
     A resumed run writes again the steps after its restored checkpoint, into
     a new event file. TensorBoard keeps the last value written at a step of
@@ -225,36 +294,80 @@ class TensorBoardLogger(Callback):
 
     A full disk (or a folder not writable) is a `tfnas.errors.PathAccessError`
     naming ``logdir`` and the space left, not TensorFlow's traceback.
+
+    Args:
+        logdir: the folder (``<run folder>/tensorboard``).
+        settings: the run's settings (a settings dataclass), written at step 0 as the text ``settings``, a
+            table of ``[name, value]``.
+        genotype: the run's cell (a genotype or its dict), written at step 0 as the genotype of `CELL_KEY`.
     """
 
-    def __init__(self, logdir: str | Path):
+    def __init__(self, logdir: str | Path, settings: Any = None, genotype: Any = None):
         import tensorflow as tf
 
         self._tf = tf
         self.logdir = Path(logdir)
+        self.writers: dict[str, Any] = {}
         with self._writing():
-            self.writer = tf.summary.create_file_writer(str(logdir))
+            self._writer("")
+        start: dict[str, Any] = {"step": 0}
+        if genotype is not None:
+            start[CELL_KEY] = genotype if isinstance(genotype, dict) else genotype.to_dict()
+        if settings is not None:
+            from tfnas.settings import to_dict
+
+            with self._writing(), self._writer("").as_default(step=0):
+                tf.summary.text("settings", tf.constant(settings_rows(to_dict(settings))))
+        self.on_event("run", start)
 
     def _writing(self) -> ContextManager[None]:
         return writing(self.logdir, "write TensorBoard events in")
 
+    def _writer(self, run: str) -> Any:
+        """The writer of ``run`` (a subfolder; ``""`` the folder itself), created on first use."""
+        if run not in self.writers:
+            self.writers[run] = self._tf.summary.create_file_writer(str(self.logdir / run))
+        return self.writers[run]
+
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         step = int(logs.get("step", 0))
-        tf = self._tf
-        with self._writing(), self.writer.as_default(step=step):
+        run = KIND_RUNS.get(kind, "")
+        curves = CURVE_TAGS.get(run, {})
+        with self._writing(), self._writer(run).as_default(step=step):
             for key, value in logs.items():
                 if key == "step":
                     continue
-                if isinstance(value, np.ndarray):
-                    image = _array_image(key, value, logs)
-                    if image is not None:
-                        tf.summary.image(f"{kind}/{key}", image)
+                tag = curves.get(key, f"{kind}/{key}")
+                if key == CELL_KEY:
+                    self._cell(kind, value)
+                elif isinstance(value, ARRAYS):
+                    self._array(tag, key, value, logs)
                 elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-                    tf.summary.scalar(f"{kind}/{key}", float32_scalar(value))
+                    self._tf.summary.scalar(tag, float32_scalar(value))
+
+    def _array(self, tag: str, key: str, value: np.ndarray | LabelledMatrix, logs: Mapping[str, Any]) -> None:
+        image = _array_image(key, value, logs)
+        if image is not None:
+            self._tf.summary.image(tag, image)
+        if isinstance(value, LabelledMatrix):
+            for (i, j), entry in np.ndenumerate(np.asarray(value.values)):
+                self._tf.summary.scalar(f"{tag}/{value.rows[i]}/{value.columns[j]}", float32_scalar(entry))
+
+    def _cell(self, kind: str, genotype_dict: Mapping[str, Any]) -> None:
+        """The genotype as a Markdown code block of its `describe` lines, and its drawing where there is one."""
+        from tfnas.genotypes.files import genotype_from_dict
+        from tfnas.viz import drawn_cell
+
+        genotype = genotype_from_dict(dict(genotype_dict))
+        self._tf.summary.text(f"{kind}/genotype", "\n".join(f"    {line}" for line in genotype.describe()))
+        image = drawn_cell(genotype)
+        if image is not None:
+            self._tf.summary.image(f"{kind}/cell", image[None])
 
     def close(self) -> None:
         with self._writing():
-            self.writer.flush()
+            for writer in self.writers.values():
+                writer.flush()
 
 
 class History(Callback):
@@ -265,13 +378,15 @@ class History(Callback):
 
     def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
         self.events.setdefault(kind, []).append(
-            {k: v for k, v in logs.items() if not isinstance(v, np.ndarray)})
+            {k: v for k, v in logs.items() if not isinstance(v, ARRAYS)})
 
 
-def run_callbacks(out: Path, verbose: int = 1) -> list[Callback]:
+def run_callbacks(out: Path, verbose: int = 1, settings: Any = None, genotype: Any = None) -> list[Callback]:
     """The callbacks of a run, as ``tfnas train`` and ``tfnas search`` give them: a line per event on stdout
-    (`ProgressPrinter`) unless ``verbose`` is 0, and TensorBoard summaries in ``out/tensorboard``."""
-    return ([ProgressPrinter()] if verbose else []) + [TensorBoardLogger(Path(out) / "tensorboard")]
+    (`ProgressPrinter`) unless ``verbose`` is 0, and TensorBoard summaries in ``out/tensorboard`` (with the run's
+    ``settings`` and ``genotype`` as text: `TensorBoardLogger`)."""
+    return ([ProgressPrinter()] if verbose else []) + [TensorBoardLogger(Path(out) / "tensorboard", settings,
+                                                                         genotype)]
 
 
 class ThroughputMeter:

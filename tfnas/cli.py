@@ -185,17 +185,19 @@ def check_out(out: Path, flag: str = "--out") -> None:
         raise UsageError(f"{flag} {out}: cannot write in {existing} (permission denied)")
 
 
-def _callbacks(out: Path, quiet: bool = False) -> list:
+def _callbacks(out: Path, quiet: bool = False, settings: Any = None, genotype: Any = None) -> list:
     from tfnas.callbacks import run_callbacks
 
-    return run_callbacks(out, verbose=0 if quiet else 1)
+    return run_callbacks(out, verbose=0 if quiet else 1, settings=settings, genotype=genotype)
 
 
 def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None
            ) -> int:
+    from tfnas.hparams import TrainHParams
     from tfnas.lm.trainer import Trainer
 
-    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=_callbacks(out, quiet))
+    callbacks = [*_callbacks(out, quiet, config, genotype), TrainHParams(out, config, genotype)]
+    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=callbacks)
     result = trainer.fit(evaluate_test=evaluate_test)
     test = f" | test ppl {result.test_ppl:.2f}" if result.test_ppl is not None else ""
     print(f"done: {result.steps} steps | valid ppl {result.valid_ppl:.2f} | "
@@ -226,7 +228,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_out(out)
     corpus = load_corpus_of(config)
-    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
+    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet, config))
     print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
@@ -464,7 +466,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="summarise (and draw) a genotype")
     show.add_argument("genotype",
                       help="genotype JSON, a run or search folder (its genotype.json) or a known cell name")
-    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
+    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz, or with matplotlib "
+                      "where graphviz's dot is not installed")
     show.set_defaults(func=cmd_show)
 
     results = sub.add_parser("results", help="the best results of a run, search or comparison folder")

@@ -10,7 +10,11 @@ one session per subfolder:
   callback `TrialHParams` from the search's ``"round"`` events;
 * a one-shot search: ``final/``, its settings (`config_hparams`), the
   derived genotype's choices and its final numeric metrics, written by the
-  callback `FinalHParams` on the search's ``"end"`` event.
+  callback `FinalHParams` on the search's ``"end"`` event;
+* a training (``tfnas train``, `tfnas.train`): ``final/``, its settings,
+  its genotype's choices (none for the LSTM) and the numbers of its
+  ``"end"`` event (``valid_ppl``, ``best_valid_ppl``, ``test_ppl``),
+  written by the callback `TrainHParams`.
 
 `start_experiment` empties the folder first: a black-box search's sessions
 are rewritten from its trial records at its first round (or end) of each
@@ -137,15 +141,17 @@ def write_session(logdir: Path, name: str, hparams: Mapping[str, Value], metrics
                 tf.summary.scalar(tag, float32_scalar(value), step=step)
 
 
-def write_final(out_dir: str | Path, strategy: str, config: Any, genotype: AnyGenotype,
+def write_final(out_dir: str | Path, strategy: str | None, config: Any, genotype: AnyGenotype | None,
                 metrics: Mapping[str, Any], step: int) -> None:
-    """A finished one-shot search as the experiment of one session, `FINAL_SESSION`.
+    """A finished one-shot search or training as the experiment of one session, `FINAL_SESSION`.
 
-    Its hyperparameters are ``strategy``, the `config_hparams` of ``config``
-    and the `genotype_hparams` of ``genotype``; its metrics the numbers of
-    ``metrics`` (booleans and strings left out).
+    Its hyperparameters are ``strategy`` (a search's), the `config_hparams`
+    of ``config`` and the `genotype_hparams` of ``genotype`` (None: the
+    LSTM); its metrics the numbers of ``metrics`` (booleans and strings left
+    out).
     """
-    values: dict[str, Value] = {"strategy": strategy, **config_hparams(config), **genotype_hparams(genotype)}
+    values: dict[str, Value] = {**({"strategy": strategy} if strategy is not None else {}),
+                                **config_hparams(config), **(genotype_hparams(genotype) if genotype is not None else {})}
     numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     logdir = start_experiment(out_dir, [hp.HParam(k, hp.Discrete([v])) for k, v in values.items()], list(numbers))
     write_session(logdir, FINAL_SESSION, values, numbers, step)
@@ -170,6 +176,24 @@ class FinalHParams(Callback):
         metrics = result["metrics"]
         write_final(self.out_dir, self.strategy, self.config, genotype_from_dict(result["genotype"]), metrics,
                     int(metrics["steps"]))
+
+
+class TrainHParams(Callback):
+    """On a training's ``"end"`` event, `write_final` of its settings, its genotype and the event's numbers.
+
+    Args:
+        out_dir: the run folder.
+        config: the training's settings (`tfnas.config.TrainConfig`).
+        genotype: its cell, or None for the LSTM.
+    """
+
+    def __init__(self, out_dir: str | Path, config: Any, genotype: AnyGenotype | None):
+        self.out_dir, self.config, self.genotype = Path(out_dir), config, genotype
+
+    def on_event(self, kind: str, logs: Mapping[str, Any]) -> None:
+        if kind == "end":
+            write_final(self.out_dir, None, self.config, self.genotype,
+                        {k: v for k, v in logs.items() if k != "step"}, int(logs["step"]))
 
 
 class TrialHParams(Callback):

@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tfnas.config import ModelConfig, TrainConfig
 from tfnas.data import load_corpus
@@ -82,11 +84,17 @@ def test_short_training_evaluator_reports_the_child_best_perplexity(tmp_path, ti
                         model=ModelConfig(emsize=8, nhid=8, dropout=0.0, dropouth=0.0, dropoutx=0.0, dropouti=0.0,
                                           dropoute=0.0))
     g = TreeSpace(2).sample(np.random.default_rng(4))
-    evaluator = ShortTrainingEvaluator(child, corpus=corpus, workdir=tmp_path / "children")
+    evaluator = ShortTrainingEvaluator(child, corpus=corpus, workdir=tmp_path / "children", logdir=tmp_path / "tb")
     (ppl,) = evaluator.evaluate([g])
     run = tmp_path / "children" / genotype_key(g)
     result = json.loads((run / "result.json").read_text())
     assert ppl == result["best_valid_ppl"] and result["steps"] == 3 and 1.0 < ppl < 60.0
+    # Issue 28 item 4: the child's curves are TensorBoard runs of their own, its validation ones its history's.
+    curves = {run: EventAccumulator(str(tmp_path / "tb" / genotype_key(g) / run)).Reload()
+              for run in ("train", "validation")}
+    assert [e.step for e in curves["train"].Tensors("epoch_loss")] == [1, 2, 3]          # every log_interval
+    assert [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in curves["validation"].Tensors("epoch_ppl")] == [
+        (h["step"], pytest.approx(h["valid_ppl"], rel=1e-6)) for h in result["history"]]
     # A repeated genotype reuses its finished run folder: same score, no more steps.
     assert evaluator.evaluate([g]) == [ppl]
     assert json.loads((run / "result.json").read_text())["steps"] == 3

@@ -376,13 +376,15 @@ def test_a_truncated_history_is_rewritten_from_the_checkpoint(finished, data, tm
 
 
 def scalars(logdir: Path) -> list[tuple[str, int, float]]:
-    """Every scalar ``(tag, step, value)`` of the event files in ``logdir``, in the order they were written."""
+    """Every scalar ``(run:tag, step, value)`` of the event files under ``logdir`` (its runs ``train``,
+    ``validation`` and ``.``), in the order they were written."""
     events = []
-    for path in logdir.glob("events.out.tfevents.*"):
-        events += [e for e in tf.compat.v1.train.summary_iterator(str(path))]
-    events.sort(key=lambda e: e.wall_time)
-    return [(v.tag, e.step, float(tf.make_ndarray(v.tensor))) for e in events for v in e.summary.value
-            if v.metadata.plugin_data.plugin_name == "scalars"]
+    for path in logdir.rglob("events.out.tfevents.*"):
+        run = path.parent.relative_to(logdir).as_posix()
+        events += [(run, e) for e in tf.compat.v1.train.summary_iterator(str(path))]
+    events.sort(key=lambda pair: pair[1].wall_time)
+    return [(f"{run}:{v.tag}", e.step, float(tf.make_ndarray(v.tensor))) for run, e in events
+            for v in e.summary.value if v.metadata.plugin_data.plugin_name == "scalars"]
 
 
 def test_replayed_tensorboard_steps_end_with_the_values_of_an_uninterrupted_run(data, tmp_path):

@@ -78,7 +78,10 @@ class ShortTrainingEvaluator:
     `TrainConfig`: few steps, ``max_eval_batches``). With a ``workdir`` the
     run folder is ``workdir/<genotype key>`` and is kept, so an interrupted
     search resumes a half-trained child where it stopped and a repeated
-    genotype is not retrained; without one a temporary folder is used.
+    genotype is not retrained; without one a temporary folder is used. With
+    a ``logdir`` each child's curves (`tfnas.callbacks.TensorBoardLogger`:
+    its ``train`` and ``validation`` runs) are written to
+    ``logdir/<genotype key>``, so TensorBoard shows every child of a search.
 
     `evaluate_at` (ASHA's rungs) trains with ``max_steps = steps``: a child
     continues from the newest checkpoint of its folder, and its score is the
@@ -92,13 +95,15 @@ class ShortTrainingEvaluator:
         corpus: a loaded corpus; if None, ``config.dataset`` / ``config.data_dir``
             is loaded in the process that evaluates (what Ray workers do).
         workdir: folder of the child runs, or None for temporary folders.
+        logdir: TensorBoard folder of the children's curves, or None for none.
 
     Raises:
         ValueError: a split of ``corpus`` is smaller than its batch (every
             child would fail; refused here, before a search writes anything).
     """
 
-    def __init__(self, config: Any, corpus: Any = None, workdir: str | Path | None = None):
+    def __init__(self, config: Any, corpus: Any = None, workdir: str | Path | None = None,
+                 logdir: str | Path | None = None):
         from tfnas.data.batching import batchify_split
 
         if corpus is not None:
@@ -107,6 +112,7 @@ class ShortTrainingEvaluator:
         self.config = config
         self.corpus = corpus
         self.workdir = None if workdir is None else Path(workdir).resolve()
+        self.logdir = None if logdir is None else Path(logdir).resolve()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -133,6 +139,7 @@ class ShortTrainingEvaluator:
     def evaluate_one(self, genotype: AnyGenotype, max_steps: int | None = None) -> float:
         """The child's best validation perplexity, trained by ``config`` (to ``max_steps`` steps in all if given:
         see the class docstring); ``inf`` when its loss diverged."""
+        from tfnas.callbacks import TensorBoardLogger
         from tfnas.lm.trainer import NonFiniteLossError, Trainer
 
         config = self.config if max_steps is None else dataclasses.replace(self.config, max_steps=max_steps)
@@ -142,8 +149,9 @@ class ShortTrainingEvaluator:
         else:
             folder, temporary = Path(tempfile.mkdtemp(prefix="tfnas-child-")), True
         genotype = dataclasses.replace(genotype, provenance={})
+        callbacks = [] if self.logdir is None else [TensorBoardLogger(self.logdir / genotype_key(genotype))]
         try:
-            result = Trainer(config, genotype, folder, corpus=corpus).fit(evaluate_test=False)
+            result = Trainer(config, genotype, folder, corpus=corpus, callbacks=callbacks).fit(evaluate_test=False)
             if max_steps is None:
                 return float(result.best_valid_ppl)
             return float([e for e in result.history if e["step"] <= max_steps][-1]["best_valid_ppl"])

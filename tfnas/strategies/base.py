@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from tfnas.errors import TfnasError
-from tfnas.callbacks import Callback
+from tfnas.callbacks import CELL_KEY, Callback
 from tfnas.data import Corpus
 from tfnas.genotypes.base import MAX_NODES
 from tfnas.genotypes.dag import Genotype
@@ -99,7 +99,8 @@ class Strategy(abc.ABC):
                metrics: dict[str, Any], end_logs: dict[str, Any]) -> SearchResult:
         """The end of every search: a one-line warning if the cell is degenerate (``genotype.degenerate()``), the
         genotype with its provenance (`with_provenance`, then `provenance`), ``genotype.json`` and
-        ``search_result.json`` written (with the seconds spent), then the ``"end"`` event and the callbacks closed."""
+        ``search_result.json`` written (with the seconds spent), then the ``"end"`` event (``end_logs`` and the genotype's
+        dict under `tfnas.callbacks.CELL_KEY`) and the callbacks closed."""
         why = genotype.degenerate()
         if why is not None:
             session.message(f"warning: the derived cell is degenerate ({why}); {self.degenerate_advice}")
@@ -107,5 +108,5 @@ class Strategy(abc.ABC):
         found = dataclasses.replace(found, provenance={**found.provenance, **self.provenance()})
         result = SearchResult(found, history, metrics, seconds=session.spent_s())
         result.save(session.run_dir)
-        session.end(end_logs)
+        session.end({**end_logs, CELL_KEY: genotype.to_dict()})
         return result

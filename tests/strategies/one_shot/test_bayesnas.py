@@ -94,7 +94,8 @@ def test_the_epoch_end_update_follows_algorithm_2(tiny_corpus):
     assert gamma[0, 0] == pytest.approx(1 / (1 / gamma[0, 4] + 1 / search.tables["s"].numpy()[0, 0]))  # pi_01
     assert result.genotype == derive_pruned(gamma, OPS)
     logs = search.epoch_logs()
-    assert logs["gamma"].shape == (6, 5) and logs["gamma"].max() == pytest.approx(1.0)
+    assert logs["gamma"].values.shape == (6, 5) and logs["gamma"].values.max() == pytest.approx(1.0)
+    assert logs["gamma"].rows[1:3] == ("node2<-0", "node2<-1") and logs["gamma"].columns == (*OPS, "dummy")
     assert logs["surviving_nodes"] == result.genotype.steps and logs["hessian_seconds"] > 0
     assert logs["w_norm_node2"] == pytest.approx(np.linalg.norm(cell.bayes_w.numpy()[1:3]), rel=1e-6)
 

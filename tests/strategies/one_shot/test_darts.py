@@ -151,8 +151,10 @@ def test_epoch_logs_emit_the_edge_probabilities_for_callbacks_to_draw():
     search = DartsSearch(tiny_config())
     search.build(30)
     logs = search.epoch_logs()
-    probs = logs["alpha_cell"]
+    probs = logs["alpha_cell"].values
     assert probs.shape == (1 + 2 + 3, 5)                                   # [edges of 3 nodes, DARTS' 5 ops]
+    assert logs["alpha_cell"].rows == ("node1<-0", "node2<-0", "node2<-1", "node3<-0", "node3<-1", "node3<-2")
+    assert logs["alpha_cell"].columns == ("none", "tanh", "relu", "sigmoid", "identity")
     np.testing.assert_array_equal(probs, search.model.cell.probabilities_numpy())
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-6)          # a softmax per edge
     for k, op in enumerate(("none", "tanh", "relu", "sigmoid", "identity")):

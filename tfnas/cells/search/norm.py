@@ -55,3 +55,8 @@ def edge_index(node: int, pred: int) -> int:
 def edges(steps: int) -> tuple[tuple[int, int], ...]:
     """``(node, pred)`` of every row of ``alpha``, in row order."""
     return tuple((i, j) for i in range(1, steps + 1) for j in range(i))
+
+
+def edge_names(steps: int) -> tuple[str, ...]:
+    """The name of every row of ``alpha``, in row order: ``node3<-1`` is edge ``1 -> 3``."""
+    return tuple(f"node{i}<-{j}" for i, j in edges(steps))

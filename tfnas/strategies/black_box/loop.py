@@ -22,6 +22,9 @@ saved state when a search starts or resumes) and sent with its round's
 ``"round"`` event (`tfnas.hparams.ROUND_TRIALS`), from which the callback
 `tfnas.hparams.TrialHParams`, which `search` adds, writes its session of
 TensorBoard's HParams dashboard (its genotype's choices and ``valid_ppl``).
+A child trained by ``evaluator: short_training`` writes its curves to the
+TensorBoard runs ``children/<key>/train`` and ``children/<key>/validation``
+(`CHILDREN_LOGDIR`; ``key``, the trial record's, names its genotype).
 
 Calling `search` again on the same folder resumes after the last saved
 round (the newest readable checkpoint) and proposes exactly what the
@@ -107,6 +110,8 @@ from tfnas.strategies.base import STEPS, SearchDivergedError, SearchResult, Stra
 from tfnas.strategies.black_box.asha import AshaScheduler, rung_steps as asha_rung_steps
 from tfnas.policies.reinforce import REWARDS, perplexity_reward, reward_overflows
 
+#: The TensorBoard folder of the children's curves, under the search folder.
+CHILDREN_LOGDIR = Path("tensorboard", "children")
 #: ``--space`` names.
 SPACES = ("dag", "tree")
 #: ``evaluator`` names.
@@ -370,7 +375,8 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 raise SettingsError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
             return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
         child = dataclasses.replace(c.child, **c.corpus_settings())
-        return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children")
+        return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children",
+                                      logdir=self.out_dir / CHILDREN_LOGDIR)
 
     def make_executor(self) -> Executor:
         c = self.config

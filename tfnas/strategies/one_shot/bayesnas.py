@@ -41,8 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.callbacks import LabelledMatrix
 from tfnas.cells.search.bayes_cell import BayesCell
-from tfnas.cells.search.norm import NORMS, edges
+from tfnas.cells.search.norm import NORMS, edge_names, edges
 from tfnas.data import BPTTIterator
 from tfnas.genotypes.dag import ACTIVATIONS, Genotype
 from tfnas.lm.objective import clipped_sgd_update, regularized_loss
@@ -237,7 +238,8 @@ class BayesNasSearch(OneShotSearch):
         alive = alive_nodes(gamma, c.steps, c.prune_threshold)
         surviving = sum(int((gamma[j * (j - 1) // 2 + i, :-1] > c.prune_threshold).sum())
                         for j in alive[1:] for i in alive if i < j)
-        logs: dict[str, Any] = {"gamma": gamma / max(float(gamma.max()), 1e-300),   # [edges, ops + 1]: a heatmap
+        logs: dict[str, Any] = {"gamma": LabelledMatrix(gamma / max(float(gamma.max()), 1e-300),  # a heatmap
+                                                        edge_names(c.steps), (*c.ops, "dummy")),
                                 "surviving_edges": surviving, "surviving_nodes": len(alive) - 1,
                                 "hessian_seconds": self.hessian_seconds}
         w = cell.bayes_w.numpy()

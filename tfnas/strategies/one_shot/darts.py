@@ -30,9 +30,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfnas.callbacks import LabelledMatrix
 from tfnas.cells.attention import ATTENTION_HEADS
 from tfnas.cells.search.mixed_attention import MixedAttention
 from tfnas.cells.search.mixed_cell import DARTS_OPS, MixedCell
+from tfnas.cells.search.norm import edge_names
 from tfnas.config import ModelConfig
 from tfnas.genotypes.base import ATTENTIONS
 from tfnas.genotypes.dag import Genotype
@@ -291,12 +293,13 @@ class DartsSearch(OneShotSearch):
         return self.model.derive()
 
     def epoch_logs(self) -> dict[str, Any]:
-        """The architecture weights: ``alpha_cell`` (softmax(alpha), [edges, ops], which TensorBoardLogger draws as
-        a heatmap), ``weight_<op>`` (each op's weight averaged over the edges) and ``attention_<head>`` (the
-        head's mixture weights)."""
+        """The architecture weights: ``alpha_cell`` (softmax(alpha), [edges, ops], rows named ``node3<-1`` and
+        columns by op, which TensorBoardLogger draws as a labelled heatmap and writes entry by entry),
+        ``weight_<op>`` (each op's weight averaged over the edges) and ``attention_<head>`` (the head's mixture
+        weights)."""
         cell = self.model.cell
         probs = cell.probabilities_numpy()
-        logs: dict[str, Any] = {"alpha_cell": probs,
+        logs: dict[str, Any] = {"alpha_cell": LabelledMatrix(probs, edge_names(cell.steps), tuple(cell.ops)),
                                 **{f"weight_{op}": float(w) for op, w in zip(cell.ops, probs.mean(axis=0))}}
         if self.model.attention is not None:
             weights = self.model.attention.mixture_weights()

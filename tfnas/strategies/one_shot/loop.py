@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfnas.callbacks import Callback, ThroughputMeter
+from tfnas.callbacks import CELL_KEY, Callback, ThroughputMeter
 from tfnas.config import LMRunConfig, ModelConfig
 from tfnas.data import BPTTIterator, Corpus, epoch_iterator
 from tfnas.data.batching import batchify_split
@@ -315,7 +315,7 @@ class OneShotSearch(Strategy, abc.ABC):
         self.history.append(logs)
         self.callbacks.on_event("epoch", {**{k: v for k, v in logs.items() if k not in ("genotype", "architecture")},
                                           "genotype": json.dumps(genotype.to_dict()["nodes"]),
-                                          **self.epoch_logs()})
+                                          CELL_KEY: genotype.to_dict(), **self.epoch_logs()})
 
     def _recover(self, loss: float, why: str) -> None:
         """After a diverged loss: the newest checkpoint, and the learning rates halved once more."""

@@ -175,3 +175,21 @@ def test_show_runs_without_tensorflow_and_prints_what_it_prints_in_process(tmp_p
         expected = capsys.readouterr().out
         assert expected.startswith(f"genotype: {name}\n") and "  attention: none\n" in expected
         assert run_without_tensorflow(["show", name]) == (0, expected)
+
+
+def tiny_train(tmp_path, corpus, *flags):
+    """``tfnas train`` of one step on ``corpus`` in a fresh interpreter (the way a user runs it)."""
+    argv = ["train", "--genotype", "darts_v2", "--out", str(tmp_path / f"run{len(flags)}"), "--dataset", str(corpus),
+            "--max-steps", "1", "--emsize", "8", "--nhid", "8", "--batch-size", "4", "--eval-batch-size", "4",
+            "--test-batch-size", "4", "--bptt", "8", "--max-eval-batches", "1", "--quiet", *flags]
+    return subprocess.run([sys.executable, "-m", "tfnas.cli", *argv], cwd=REPOSITORY, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_a_training_prints_its_summary_and_tensorflows_start_up_lines_only_with_verbose(tmp_path, tiny_corpus):
+    quiet, verbose = tiny_train(tmp_path, tiny_corpus), tiny_train(tmp_path, tiny_corpus, "--verbose")
+    assert quiet.returncode == verbose.returncode == 0, quiet.stderr + verbose.stderr
+    assert quiet.stdout.startswith("done: 1 steps | ") and quiet.stdout.count("\n") == 1
+    assert quiet.stderr == ""
+    assert "absl::InitializeLog()" in verbose.stderr or "oneDNN" in verbose.stderr, verbose.stderr

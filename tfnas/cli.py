@@ -8,10 +8,13 @@ A field of the nested ``model`` settings is a flag of its own name
 (``--child-max-steps``, ``--child-nhid``). Flags override the ``--config`` preset, which
 overrides the defaults. Errors the user can fix print one line and exit
 with status 2; anything else is a bug and keeps its traceback.
+TensorFlow's start-up lines are hidden unless ``--verbose``
+(`tfnas.startup_log`).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -20,13 +23,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from tfnas.config import CORPUS_SETTINGS  # noqa: E402
-from tfnas.errors import TfnasError  # noqa: E402
-from tfnas.presets import search_config, train_config  # noqa: E402
-from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected,  # noqa: E402
-                            field_help, nested_class, type_hints)
+from tfnas.config import CORPUS_SETTINGS
+from tfnas.errors import TfnasError
+from tfnas.presets import search_config, train_config
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected, field_help,
+                            nested_class, type_hints)
+from tfnas.startup_log import hidden_startup_lines
 
 #: Errors that are the user's to fix: printed on one line, exit status 2. A `ValueError` or `OSError` is not one:
 #: a user-caused one is a `TfnasError` where it is raised (`tfnas.errors`), and any other is a bug.
@@ -36,7 +38,7 @@ UNPREFIXED_SECTIONS = ("model",)
 #: Settings a nested section takes from its parent (a search's children read the search's corpus).
 PARENT_SETTINGS = CORPUS_SETTINGS
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
-COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
+COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help", "verbose"}
 
 
 class UsageError(TfnasError, ValueError):
@@ -402,14 +404,19 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
 
 
+#: The help of ``--verbose``.
+VERBOSE_HELP = "show TensorFlow's start-up log lines (oneDNN, CUDA, CPU features), hidden by default"
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; ``argv`` is read for ``--strategy``, whose config decides the search flags."""
     from tfnas import __version__
     from tfnas.config import TrainConfig
     from tfnas.strategies.registry import STRATEGIES, strategy_names
 
-    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"tfnas {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train a language model around a cell")
@@ -553,6 +560,12 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Read before parsing: a strategy's flags (``search --strategy S --help``) import TensorFlow.
+    with contextlib.nullcontext() if "--verbose" in argv else hidden_startup_lines():
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser(argv).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

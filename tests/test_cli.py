@@ -177,6 +177,29 @@ def test_show_runs_without_tensorflow_and_prints_what_it_prints_in_process(tmp_p
         assert run_without_tensorflow(["show", name]) == (0, expected)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--plot", "p.png"], "--plot needs matplotlib: pip install 'tfnas[compare]'"),
+    (["--executor", "ray"], "--executor ray needs ray: pip install 'tfnas[ray]'"),
+])
+def test_a_missing_optional_package_is_named_before_any_work(monkeypatch, tmp_path, capsys, flags, message):
+    for module in ("matplotlib", "ray"):
+        monkeypatch.setitem(sys.modules, module, None)  # an import of it raises ImportError
+    out = tmp_path / "comparison"
+    assert cli.main(["compare", "--config", "cpu_ptb", "--out", str(out), *flags]) == 2
+    assert capsys.readouterr() == ("", f"tfnas: error: {message}\n")
+    assert not out.exists()
+
+
+def test_a_drawing_that_needs_dot_is_refused_before_anything_is_printed(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot program
+    assert cli.main(["show", "darts_v2", "--draw", str(tmp_path / "cell.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "graphviz 'dot' program, which is not on PATH" in err
+    assert cli.main(["show", "darts_v2", "--draw", str(tmp_path / "cell.gv")]) == 0
+    assert capsys.readouterr().out.endswith(f"drawing: {tmp_path / 'cell.gv'}\n")
+    assert (tmp_path / "cell.gv").read_text().startswith("digraph cell {")
+
+
 def tiny_train(tmp_path, corpus, *flags):
     """``tfnas train`` of one step on ``corpus`` in a fresh interpreter (the way a user runs it)."""
     argv = ["train", "--genotype", "darts_v2", "--out", str(tmp_path / f"run{len(flags)}"), "--dataset", str(corpus),

@@ -9,7 +9,8 @@ A field of the nested ``model`` settings is a flag of its own name
 overrides the defaults. Errors the user can fix print one line and exit
 with status 2; anything else is a bug and keeps its traceback.
 TensorFlow's start-up lines are hidden unless ``--verbose``
-(`tfnas.startup_log`).
+(`tfnas.startup_log`), and an optional package a flag needs is checked
+before any work starts.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from tfnas.config import CORPUS_SETTINGS
-from tfnas.errors import TfnasError
+from tfnas.errors import TfnasError, import_optional
 from tfnas.presets import search_config, train_config
 from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected, field_help,
                             nested_class, type_hints)
@@ -242,8 +243,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from tfnas.genotypes import Genotype, resolve_genotype
 
     g = resolve_genotype(args.genotype)
-    if args.draw and not isinstance(g, Genotype):
-        raise UsageError("--draw draws DAG genotypes; this is a tree genotype")
+    if args.draw:
+        from tfnas.viz import check_drawable
+
+        if not isinstance(g, Genotype):
+            raise UsageError("--draw draws DAG genotypes; this is a tree genotype")
+        check_drawable(args.draw)
     print(f"genotype: {args.genotype}")
     for line in g.describe():
         print(f"  {line}")
@@ -359,6 +364,10 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Exit status 0 when every retraining of the comparison finished, 1 when some failed (the report is written
     and one warning line names them; the same command retries them)."""
+    if args.plot:
+        import_optional("matplotlib", "compare", "--plot")
+    if args.executor == "ray":
+        import_optional("ray", "ray", "--executor ray")
     from tfnas.compare import failure_summary, load_compare_config, markdown_table, run_comparison, ship_cells
     from tfnas.evaluation.executors import make_executor
 
@@ -451,7 +460,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 
     show = sub.add_parser("show", help="summarise (and draw) a genotype")
     show.add_argument("genotype", help="genotype JSON or a known cell name")
-    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz")
+    show.add_argument("--draw", help="write a drawing: .png, .svg or .pdf (graphviz's dot program), or the graph's "
+                                     "DOT source (.gv, .dot; no program needed)")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")
@@ -539,7 +549,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                                                               "seeds or baselines too)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a setting (VALUE is YAML; nested keys dotted: train_overrides.max_steps=100)")
-    compare.add_argument("--executor", default="local", choices=["local", "ray"], help="where retrainings run")
+    compare.add_argument("--executor", default="local", choices=["local", "ray"],
+                         help="where retrainings run (default: local; ray needs the ray package)")
     compare.add_argument("--ray-address", default="local", help="ray: local, auto or HOST:PORT")
     compare.add_argument("--plot", type=Path, help="draw the test perplexities to this PNG (needs matplotlib)")
     compare.add_argument("--ship-cells", type=Path, metavar="DIR",

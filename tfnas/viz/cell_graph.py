@@ -1,6 +1,7 @@
 """Cell drawings with graphviz, in the style of the DARTS figures."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import graphviz
@@ -15,6 +16,10 @@ class DotNotFoundError(TfnasError, RuntimeError):
 
 class DrawingFormatError(TfnasError, ValueError):
     """A drawing's file suffix names no format that graphviz writes."""
+
+
+#: Suffixes of a drawing written as the graph's DOT source, which needs no graphviz program.
+SOURCE_SUFFIXES = (".gv", ".dot")
 
 
 def cell_graph(genotype: Genotype) -> graphviz.Digraph:
@@ -39,8 +44,34 @@ def cell_graph(genotype: Genotype) -> graphviz.Digraph:
     return g
 
 
+def _dot_missing() -> DotNotFoundError:
+    return DotNotFoundError("drawing needs the graphviz 'dot' program, which is not on PATH; install it "
+                            "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz), or write the "
+                            "DOT source (.gv)")
+
+
+def check_drawable(path: str | Path) -> None:
+    """Refuses, before anything is drawn, a drawing that cannot be written: a suffix that names no format of
+    graphviz, or a rendered format (anything but `SOURCE_SUFFIXES`) without the ``dot`` program on PATH.
+
+    Raises:
+        DrawingFormatError: graphviz writes no format of that suffix.
+        DotNotFoundError: the format needs the ``dot`` program, which is not installed.
+    """
+    path = Path(path)
+    if path.suffix in SOURCE_SUFFIXES:
+        return
+    fmt = path.suffix.lstrip(".") or "png"
+    if fmt not in graphviz.FORMATS:
+        raise DrawingFormatError(f"cannot draw {path}: graphviz writes no {fmt!r} format; use .png, .svg, .pdf "
+                                 "or .gv")
+    if shutil.which("dot") is None:
+        raise _dot_missing()
+
+
 def draw_genotype(genotype: Genotype, path: str | Path) -> Path:
-    """Renders the cell to ``path``; the suffix (.png, .svg, .pdf) picks the format.
+    """Renders the cell to ``path``; the suffix (.png, .svg, .pdf) picks the format, and .gv or .dot writes the
+    graph's DOT source (`check_drawable` says which can be written).
 
     Raises:
         DrawingFormatError: graphviz writes no format of that suffix.
@@ -48,15 +79,13 @@ def draw_genotype(genotype: Genotype, path: str | Path) -> Path:
         PathAccessError: ``path`` cannot be written.
     """
     path = Path(path)
-    fmt = path.suffix.lstrip(".") or "png"
-    if fmt not in graphviz.FORMATS:
-        raise DrawingFormatError(f"cannot draw {path}: graphviz writes no {fmt!r} format; use .png, .svg or .pdf")
+    check_drawable(path)
+    graph = cell_graph(genotype)
     try:
-        out = cell_graph(genotype).render(outfile=str(path), format=fmt, cleanup=True)
+        if path.suffix in SOURCE_SUFFIXES:
+            return Path(graph.save(filename=path.name, directory=path.parent))
+        return Path(graph.render(outfile=str(path), format=path.suffix.lstrip(".") or "png", cleanup=True))
     except graphviz.ExecutableNotFound:
-        raise DotNotFoundError(
-            "drawing needs the graphviz 'dot' program, which is not on PATH; install it "
-            "(Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz)") from None
+        raise _dot_missing() from None
     except OSError as err:
         raise access_error("write the drawing", path, err) from err
-    return Path(out)

@@ -1,8 +1,11 @@
 """The ``tfnas`` command: flags generated from the config fields, their parsing, which errors exit 2, and the
 commands that run without loading TensorFlow."""
+import contextlib
 import dataclasses
 import importlib.metadata
+import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -157,7 +160,7 @@ def run_without_tensorflow(argv):
 def test_help_runs_without_tensorflow():
     code, out = run_without_tensorflow(["--help"])
     assert code == 0 and out.startswith("usage: tfnas")
-    assert "{train,search,show,export,score,generate,serve,compare}" in out and "--version" in out
+    assert all(f"\n    {name} " in out for name in COMMANDS) and "--version" in out
     code, out = run_without_tensorflow(["search", "--help"])
     assert code == 0 and "one of bayesnas, darts, enas, nao, nao_ws, nasabn, random, reinforce, rsws, wenet" in " ".join(
         out.split())
@@ -175,6 +178,122 @@ def test_show_runs_without_tensorflow_and_prints_what_it_prints_in_process(tmp_p
         expected = capsys.readouterr().out
         assert expected.startswith(f"genotype: {name}\n") and "  attention: none\n" in expected
         assert run_without_tensorflow(["show", name]) == (0, expected)
+
+
+COMMANDS = ("train", "search", "show", "export", "score", "generate", "serve", "compare")
+
+
+def test_every_help_loads_no_tensorflow_and_describes_its_command_once():
+    """``tfnas --help`` describes the tool, not the module; each command's ``--help`` starts with the line that
+    ``tfnas --help`` lists it with, as a sentence, and none loads TensorFlow."""
+    printed = fresh_python("""
+        import contextlib, io, json, sys
+        from tfnas.cli import main
+
+        outs = {}
+        for argv in [["--help"]] + [[name, "--help"] for name in sys.argv[1:]]:
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+                main(argv)
+            outs[argv[0]] = out.getvalue()
+        print(json.dumps({"outs": outs, "loaded": [m for m in ("tensorflow", "keras") if m in sys.modules]}))
+    """, *COMMANDS)
+    result = json.loads(printed.splitlines()[-1])
+    assert result["loaded"] == []
+    top = result["outs"].pop("--help")
+    assert cli.DESCRIPTION in " ".join(top.split()) and "``" not in top
+    listed, name = {}, None
+    for line in top.split("\noptions:")[0].splitlines():
+        if re.match(r"    \w", line):
+            name, summary = line.split(maxsplit=1)
+            listed[name] = summary
+        elif name and line.startswith("      "):
+            listed[name] += " " + line.strip()
+    assert set(listed) == set(COMMANDS) == set(result["outs"])
+    for name, out in result["outs"].items():
+        paragraphs = [" ".join(p.split()) for p in out.split("\n\n")]
+        assert paragraphs[0].startswith(f"usage: tfnas {name} ")
+        summary = listed[name]
+        assert paragraphs[1] == f"{summary[0].upper()}{summary[1:]}.", name
+
+
+def help_entries(argv):
+    """``{"--flag": "its help, on one line"}`` of ``tfnas argv --help``."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    entries = {}
+    for chunk in out.getvalue().split("\n  -")[1:]:
+        text = "-" + " ".join(chunk.split())
+        entries[text.split(" ")[0]] = text
+    return entries
+
+
+def test_help_lists_presets_and_allowed_values_and_one_default_per_flag():
+    train = help_entries(["train"])
+    presets = sorted(p.stem for p in (REPOSITORY / "configs" / "train").glob("*.yaml"))
+    assert train["--config"] == f"--config CONFIG a preset ({', '.join(presets)}) or a YAML file"
+    heads = ["none", "dot", "general", "additive", "multihead"]
+    assert train["--attention"].startswith(f"--attention {{{','.join(heads)},null}} attention head")
+    assert train["--tokens"].startswith("--tokens {words,chars} ")
+    assert train["--eval-interval"] == "--eval-interval INT steps between evaluations (default: every epoch)"
+    darts = help_entries(["search", "--strategy", "darts"])
+    assert darts["--config"] == "--config CONFIG a preset (darts2_search_ptb, darts_search_ptb) or a YAML file"
+    for argv in (["train"], ["search", "--strategy", "darts"], ["search", "--strategy", "wenet"]):
+        assert [flag for flag, text in help_entries(argv).items() if text.count("(default:") > 1] == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--genotype", "darts_v2", "--out", "o", "--lr", "-1"],
+     "argument --lr: must be a number > 0; received: '-1' (see tfnas train --help)"),
+    (["train", "--genotype", "darts_v2"], "the following arguments are required: --out (see tfnas train --help)"),
+    (["search", "--strategy", "random", "--out", "o", "--order", "2"],
+     "unrecognized arguments: --order 2 (see tfnas search --help)"),
+    (["show", "darts_v2", "--verb"], "unrecognized arguments: --verb (see tfnas show --help)"),
+    ([], "the following arguments are required: COMMAND (see tfnas --help)"),
+])
+def test_a_flag_error_is_one_line_with_where_to_read_more(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr() == ("", f"tfnas: error: {message}\n")
+
+
+def test_verbose_is_a_flag_of_the_command_and_of_each_subcommand(capsys):
+    for argv in (["--verbose", "show", "enas"], ["show", "enas", "--verbose"], ["show", "enas"]):
+        assert cli.main(argv) == 0
+        assert capsys.readouterr().out.startswith("genotype: enas\n")
+    assert cli.build_parser().parse_args(["--verbose", "show", "enas"]).verbose is True
+    assert cli.build_parser().parse_args(["show", "enas", "--verbose"]).verbose is True
+    assert cli.build_parser().parse_args(["show", "enas"]).verbose is False
+
+
+class FakeSearch:
+    """A strategy that finds DARTS V2 at once."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def search(self, corpus, out, callbacks):
+        from tfnas.strategies.base import SearchResult
+
+        return SearchResult(resolve_genotype("darts_v2"), metrics={"steps": 3, "valid_ppl": 123.456})
+
+
+def test_quiet_search_prints_one_summary_line(monkeypatch, tmp_path, tiny_corpus, capsys):
+    spec = STRATEGIES["random"]
+    fake = type("Spec", (), {"name": spec.name, "config_class": spec.config_class, "presets": spec.presets,
+                             "strategy_class": FakeSearch})
+    monkeypatch.setitem(STRATEGIES, "random", fake)
+    argv = ["search", "--strategy", "random", "--dataset", str(tiny_corpus), "--out", str(tmp_path / "s")]
+    summary = f"search done: 3 steps | valid ppl 123.46 | genotype written to {tmp_path / 's' / 'genotype.json'}\n"
+    assert cli.main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().out == summary
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(summary) and out.startswith("genotype: {")
+    assert json.loads(out.removeprefix("genotype: ").removesuffix(summary)) == json.loads(
+        resolve_genotype("darts_v2").to_json())
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -6,9 +6,9 @@ generated from the fields of `tfnas.config.TrainConfig` and of strategy
 A field of the nested ``model`` settings is a flag of its own name
 (``--nhid``); one of another nested section is prefixed with the section
 (``--child-max-steps``, ``--child-nhid``). Flags override the ``--config`` preset, which
-overrides the defaults. Errors the user can fix print one line and exit
-with status 2; anything else is a bug and keeps its traceback.
-TensorFlow's start-up lines are hidden unless ``--verbose``
+overrides the defaults. Errors the user can fix, a flag's included, print
+one line and exit with status 2; anything else is a bug and keeps its
+traceback. TensorFlow's start-up lines are hidden unless ``--verbose``
 (`tfnas.startup_log`), and an optional package a flag needs is checked
 before any work starts.
 """
@@ -22,12 +22,12 @@ import sys
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterator, NoReturn, Sequence, TextIO
 
 from tfnas.config import CORPUS_SETTINGS
 from tfnas.errors import TfnasError, import_optional
-from tfnas.presets import search_config, train_config
-from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected, field_help,
+from tfnas.presets import preset_names, search_config, train_config
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, OneOf, conforms, expected, field_help,
                             nested_class, type_hints)
 from tfnas.startup_log import hidden_startup_lines
 
@@ -40,10 +40,30 @@ UNPREFIXED_SECTIONS = ("model",)
 PARENT_SETTINGS = CORPUS_SETTINGS
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
 COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help", "verbose"}
+#: What ``tfnas --help`` says the command does.
+DESCRIPTION = ("Searches recurrent cells (and attention heads) for word-level language models, trains them, and "
+               "exports, scores, samples and serves the trained models.")
 
 
 class UsageError(TfnasError, ValueError):
     """A flag's value that the command cannot use; the message names the flag."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser with a flag error on one line, as the command's other errors, and where to read more:
+    ``tfnas: error: argument --lr: ... (see tfnas train --help)``, exit status 2 (argparse's)."""
+
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        self.exit(2, f"tfnas: error: {message} (see {prog or self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        """argparse's, with the help of the subcommand named for flags that it does not know."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = getattr(parsed, "command", None)
+            self.error(f"unrecognized arguments: {' '.join(unknown)}",
+                       f"{self.prog} {command}" if command else self.prog)
+        return parsed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +144,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
         optional = type(None) in args
         base = next((a for a in args if a is not type(None)), flag.kind) if optional else flag.kind
         default = flag.default if not isinstance(flag.default, tuple) else " ".join(map(str, flag.default))
-        text = f"{flag.help} (default: {default})"
+        text = flag.help if "(default:" in flag.help else f"{flag.help} (default: {default})"
         if base is bool:
             group.add_argument(option, dest=flag.path, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)
@@ -133,7 +153,16 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
             parse = flag_type(flag.kind, flag.check)
             group.add_argument(option, dest=flag.path, type=parse, nargs="+" if items else None,
                                default=argparse.SUPPRESS, help=text,
-                               metavar="NAME" if parse.__name__ == "str" and items else parse.__name__.upper())
+                               metavar=_metavar(flag, optional, "NAME" if parse.__name__ == "str" and items else
+                                                parse.__name__.upper()))
+
+
+def _metavar(flag: SettingFlag, optional: bool, kind: str) -> str:
+    """What a setting flag takes in ``--help``: the names it allows where it has a check of names
+    (``{none,dot,...,null}``), else ``kind`` (``INT``, ``FLOAT``, ``STR``; ``NAME`` for several names)."""
+    if isinstance(flag.check, OneOf):
+        return "{" + ",".join(flag.check.names + (("null",) if optional else ())) + "}"
+    return kind
 
 
 def _set_dotted(overrides: dict[str, Any], path: str, value: Any) -> None:
@@ -230,7 +259,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_out(out)
     corpus = load_corpus_of(config)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet))
-    print(f"genotype: {result.genotype.to_json()}")
+    if not args.quiet:
+        print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
     if args.train:
@@ -386,10 +416,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             plot_path=args.plot, announce=not args.quiet)
     finally:
         executor.close()
-    if args.ship_cells:
-        for path in ship_cells(report, args.ship_cells, args.ship_suffix):
+    shipped = ship_cells(report, args.ship_cells, args.ship_suffix) if args.ship_cells else []
+    if not args.quiet:
+        for path in shipped:
             print(f"shipped {path}")
-    print(markdown_table(report), end="")
+        print(markdown_table(report), end="")
     print(f"report: {out / 'comparison.json'}, {out / 'comparison.md'}")
     failures = failure_summary(report, out)
     if failures:
@@ -413,8 +444,22 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
 
 
-#: The help of ``--verbose``.
+#: The help of ``--verbose``, a flag of the command and of each subcommand.
 VERBOSE_HELP = "show TensorFlow's start-up log lines (oneDNN, CUDA, CPU features), hidden by default"
+
+
+def _presets(names: Sequence[str]) -> str:
+    return f"a preset ({', '.join(names)}) or a YAML file" if names else "a YAML file"
+
+
+def _command(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``: ``summary`` is its line in ``tfnas --help`` and, as a sentence, the
+    description of ``tfnas NAME --help``; it takes ``--verbose`` as well as the command does. No flag is
+    abbreviated (`main` reads ``--verbose`` before parsing)."""
+    parser = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.",
+                            allow_abbrev=False, **kwargs)
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    return parser
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -423,33 +468,36 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     from tfnas.config import TrainConfig
     from tfnas.strategies.registry import STRATEGIES, strategy_names
 
-    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser = CommandParser(prog="tfnas", description=DESCRIPTION, allow_abbrev=False,  # --verbose is read whole
+                           epilog="Run 'tfnas COMMAND --help' for the flags of a command.")
     parser.add_argument("--version", action="version", version=f"tfnas {__version__}")
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a language model around a cell")
+    train = _command(sub, "train", "train a language model around a cell")
     train.add_argument("--genotype", required=True,
                        help="genotype JSON, a known cell name (darts_v2, darts_v1, enas, nascell) or 'lstm'")
     train.add_argument("--out", required=True, help="run folder; an existing run resumes")
-    train.add_argument("--config", help="a preset of configs/train/ or a YAML file")
+    train.add_argument("--config", help=_presets(preset_names("train")))
     train.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
-    train.add_argument("--quiet", action="store_true", help="no progress lines")
+    train.add_argument("--quiet", action="store_true", help="no progress lines: the summary line")
     train_flags = [f for f in setting_flags(TrainConfig) if f.name not in ("dataset", "data_dir")]
     _data_flags(train)
     _add_setting_flags(train, train_flags, "training settings (override the preset)")
     train.set_defaults(func=cmd_train, setting_flags=train_flags)
 
     name = _strategy_named(argv)
-    search = sub.add_parser("search", help="search a cell (and attention head); --train then trains it",
-                            epilog=None if name in STRATEGIES else
-                            "Give --strategy NAME with --help to list that strategy's settings.")
+    search = _command(sub, "search", "search a cell (and attention head); --train then trains it",
+                      epilog=None if name in STRATEGIES else
+                      "Give --strategy NAME with --help to list that strategy's settings and presets.")
     search.add_argument("--strategy", required=True, metavar="NAME", help=f"one of {', '.join(strategy_names())}")
     search.add_argument("--out", required=True, help="search folder; an existing search resumes")
-    search.add_argument("--config", help="a preset of configs/search/ or a YAML file")
+    search.add_argument("--config", help=_presets(STRATEGIES[name].presets if name in STRATEGIES else
+                                                  preset_names("search")))
     search.add_argument("--train", metavar="TRAIN_CONFIG",
-                        help="after the search, train the found cell with this preset into OUT/train")
-    search.add_argument("--quiet", action="store_true", help="no progress lines")
+                        help=f"after the search, train the found cell with this preset into OUT/train "
+                             f"({_presets(preset_names('train'))})")
+    search.add_argument("--quiet", action="store_true", help="no progress lines and no genotype: the summary line")
     _data_flags(search)
     search_flags: list[SettingFlag] = []
     if name in STRATEGIES:
@@ -458,13 +506,13 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         _add_setting_flags(search, search_flags, f"{name} settings (override the preset)")
     search.set_defaults(func=cmd_search, setting_flags=search_flags)
 
-    show = sub.add_parser("show", help="summarise (and draw) a genotype")
+    show = _command(sub, "show", "summarise (and draw) a genotype")
     show.add_argument("genotype", help="genotype JSON or a known cell name")
     show.add_argument("--draw", help="write a drawing: .png, .svg or .pdf (graphviz's dot program), or the graph's "
                                      "DOT source (.gv, .dot; no program needed)")
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")
+    export = _command(sub, "export", "export a trained run as .keras, SavedModel, ONNX and/or TFLite")
     export.add_argument("run_dir", help="the run folder (tfnas train --out)")
     export.add_argument("--out", required=True, help="export folder: one subfolder per format, all of one model")
     export.add_argument("--format", default="all", help="keras, savedmodel, onnx, tflite or all (default: all)")
@@ -489,7 +537,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 
-    score = sub.add_parser("score", help="perplexity of a text file under an export")
+    score = _command(sub, "score", "perplexity of a text file under an export")
     score.add_argument("--model", required=True, help="export folder (savedmodel, onnx, keras or tflite) or model file")
     score.add_argument("--text", required=True, help="text file, one sentence per line")
     score.add_argument("--batch-size", type=flag_type(int, AT_LEAST_ONE), help="rows (default: the run's test batch "
@@ -500,7 +548,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
-    generate = sub.add_parser("generate", help="sample text from an export")
+    generate = _command(sub, "generate", "sample text from an export")
     generate.add_argument("--model", required=True,
                           help="export folder (savedmodel, onnx, keras or tflite) or model file")
     generate.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
@@ -515,7 +563,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     generate.add_argument("--no-start", action="store_true", help="do not put <eos> before the prompt")
     generate.set_defaults(func=cmd_generate)
 
-    serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
+    serve = _command(sub, "serve", "serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
     serve.add_argument("--model", required=True,
                        help="export folder (savedmodel, onnx or keras; not tflite) or model file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
@@ -542,9 +590,9 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                        help="seconds that requests in flight get to finish on SIGTERM or Ctrl-C (default 5)")
     serve.set_defaults(func=cmd_serve)
 
-    compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "
-                                             "each cell retrained alike (tfnas.compare)")
-    compare.add_argument("--config", required=True, help="a preset of configs/compare/ or a YAML file")
+    compare = _command(sub, "compare", "every search of a preset against random cells and baselines, each cell "
+                                       "retrained alike")
+    compare.add_argument("--config", required=True, help=_presets(preset_names("compare")))
     compare.add_argument("--out", required=True, help="comparison folder; an existing comparison resumes (with other "
                                                               "seeds or baselines too)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -557,7 +605,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                          help="write each found cell with its comparison in its provenance to DIR/<label>_SUFFIX.json "
                               "(exported_cells/discovered: loadable as --genotype discovered/<label>_SUFFIX)")
     compare.add_argument("--ship-suffix", default="compare", help="name suffix of shipped cells (e.g. ptb_cpu)")
-    compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines, table or shipped cells: the report line")
     _data_flags(compare)
     compare.set_defaults(func=cmd_compare)
     return parser

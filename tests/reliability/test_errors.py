@@ -259,7 +259,8 @@ def test_a_model_name_with_a_slash_is_refused_before_the_export_is_loaded(capsys
         cli.main(["serve", "--model", "nowhere", "--name", "a/b"])
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        "tfnas serve: error: argument --name: must be a non-empty name without '/' or ':'; received: 'a/b'"
+        "tfnas: error: argument --name: must be a non-empty name without '/' or ':'; received: 'a/b' " \
+        "(see tfnas serve --help)"
 
 
 # ----------------------------------------------------------------- item 12: RuntimeError is a bug

@@ -180,7 +180,7 @@ def test_a_missing_genotype_file_or_unknown_cell_is_refused_on_one_line(tmp_path
 def test_a_drawing_of_an_unknown_format_is_refused_on_one_line(tmp_path, capsys):
     drawing = tmp_path / "cell.xyz"
     assert one_line_error(["show", "darts_v2", "--draw", str(drawing)], capsys) == \
-        f"cannot draw {drawing}: graphviz writes no 'xyz' format; use .png, .svg or .pdf"
+        f"cannot draw {drawing}: graphviz writes no 'xyz' format; use .png, .svg, .pdf or .gv"
     assert not drawing.exists()
 
 
@@ -307,7 +307,7 @@ def test_an_unknown_attention_head_names_the_flag_or_file_before_the_run_folder_
         cli.main(argv + ["--attention", "bogus"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas train: error: argument --attention: must be {HEADS}; received: 'bogus'"
+        f"tfnas: error: argument --attention: must be {HEADS}; received: 'bogus' (see tfnas train --help)"
     assert not out.exists()
     config = tmp_path / "head.yaml"
     config.write_text("model:\n  attention: bogus\n", encoding="utf-8")

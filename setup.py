@@ -6,6 +6,8 @@ live at the top of the repository and are installed inside the package, as
 Setuptools ships data files by package, so every folder under them,
 sub-folders included, is declared a data-only package.
 """
+import runpy
+
 from setuptools import find_namespace_packages, find_packages, setup
 
 #: Repository folder -> the file pattern shipped from it and from each of its sub-folders.
@@ -15,13 +17,17 @@ DATA_PACKAGES = {f"tfnas.{package}": [pattern] for folder, pattern in DATA_FOLDE
 
 setup(
     name="tfnas",
-    version="0.1.0",
+    version=runpy.run_path("tfnas/_version.py")["__version__"],  # not `import tfnas`: it needs the requirements
     description=(
         "Neural architecture search for recurrent cells and attention heads of "
         "word-level language models, in TensorFlow 2 / Keras 3."
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    author="The tfnas Authors",
+    license_expression="Apache-2.0",
+    license_files=["LICENSE"],
+    project_urls={"Documentation": "docs/"},
     python_requires=">=3.10",
     packages=find_packages(include=["tfnas", "tfnas.*"]) + sorted(DATA_PACKAGES),
     package_dir={f"tfnas.{folder}": folder for folder in DATA_FOLDERS},

@@ -170,8 +170,10 @@ def test_compare_command_reports_and_resumes_a_finished_comparison(comparison, c
 
     config, out, report = comparison
     assert main([*compare_argv(out, config.dataset), "--quiet"]) == 0
+    assert capsys.readouterr().out == f"report: {out / 'comparison.json'}, {out / 'comparison.md'}\n"
+    assert main(compare_argv(out, config.dataset)) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith(markdown_table(report)) and "comparison.json" in printed
+    assert printed.endswith(f"{markdown_table(report)}report: {out / 'comparison.json'}, {out / 'comparison.md'}\n")
     assert main(["compare", "--config", "cpu_ptb", "--out", str(out), "--set", "random_cells=9"]) == 2
     assert "holds a comparison with other settings" in capsys.readouterr().err
 

@@ -83,6 +83,8 @@ RULES: tuple[Rule, ...] = (
     Rule("tfnas.callbacks",        ("tfnas.policies", "tfnas.evaluation", "tfnas.strategies")),
     Rule("tfnas.hparams",          ("tfnas.viz", "tfnas.policies", "tfnas.strategies")),
     Rule("tfnas.progress",         TENSORFLOW + ("tfnas",)),
+    Rule("tfnas.startup_log",      TENSORFLOW + ("tfnas",)),
+    Rule("tfnas._version",         TENSORFLOW + ("tfnas",)),
     Rule("tfnas.metrics",          TENSORFLOW + (LOADS_TENSORFLOW,)),
     Rule("tfnas.results",          TENSORFLOW + (LOADS_TENSORFLOW, "tfnas.strategies", "tfnas.export")),
     Rule("tfnas.settings",         ("yaml", "tfnas"),                                  allowed=("tfnas.errors",)),

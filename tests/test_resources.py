@@ -1,4 +1,6 @@
-"""The shipped data: `resource_dir` in a source checkout, and a wheel that holds every preset and known cell."""
+"""The shipped data: `resource_dir` in a source checkout, and a wheel that holds every preset and known cell, the
+license and the package's metadata."""
+import hashlib
 import re
 import shutil
 import subprocess
@@ -62,9 +64,15 @@ def build_wheel(tmp_path: Path) -> tuple[Path, str]:
     return wheel, result.stdout + result.stderr
 
 
-def test_wheel_ships_every_preset_and_known_cell(tmp_path):
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str, set[str]]:
+    """The wheel of the repository, pip's output, and the top-level names of the repository before the build."""
     before = {p.name for p in REPO.iterdir()}
-    wheel, log = build_wheel(tmp_path)
+    return (*build_wheel(tmp_path_factory.mktemp("wheel")), before)
+
+
+def test_wheel_ships_every_preset_and_known_cell(tmp_path, built):
+    wheel, log, before = built
     expected = shipped_files(REPO)
     assert any(name.startswith("tfnas/configs/") for name in expected)
     assert "tfnas/exported_cells/darts_v2.json" in expected
@@ -93,3 +101,37 @@ def test_wheel_ships_every_preset_and_known_cell(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines() == [str(site / "tfnas" / "__init__.py"), str(site / "tfnas" / "exported_cells"),
                                        str(site / "tfnas" / "configs"), "('sigmoid', 5)"]
+
+
+#: The MD5 of the Apache License 2.0 as the Apache Software Foundation publishes it
+#: (https://www.apache.org/licenses/LICENSE-2.0.txt).
+APACHE_2_MD5 = "3b83ef96387f14655fc854ddc3c6bd57"
+
+
+def test_the_license_is_apache_2_with_the_authors_copyright():
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    notice, body = text.split("\n", 1)
+    assert notice == "Copyright 2026 The tfnas Authors"
+    assert hashlib.md5(body.encode()).hexdigest() == APACHE_2_MD5
+
+
+def test_wheel_metadata_has_one_version_the_authors_and_the_license(built):
+    """The version is `tfnas._version`'s (setup.py reads it), the licence Apache-2.0 as an SPDX expression
+    (core metadata 2.4) with the LICENSE file shipped; the metadata passes `packaging`'s validation."""
+    from packaging.metadata import Metadata
+
+    import tfnas
+    from tfnas import _version
+
+    wheel, _, _ = built
+    with zipfile.ZipFile(wheel) as z:
+        info = next(n.rsplit("/", 1)[0] for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = Metadata.from_email(z.read(f"{info}/METADATA").decode(), validate=True)
+        license_file = z.read(f"{info}/licenses/LICENSE")
+    assert str(metadata.version) == _version.__version__ == tfnas.__version__
+    assert wheel.name == f"tfnas-{_version.__version__}-py3-none-any.whl"
+    assert (metadata.author, str(metadata.license_expression)) == ("The tfnas Authors", "Apache-2.0")
+    assert metadata.license_files == ["LICENSE"] and license_file == (REPO / "LICENSE").read_bytes()
+    assert metadata.project_urls == {"Documentation": "docs/"}
+    written = (REPO / "setup.py").read_text() + (REPO / "tfnas" / "__init__.py").read_text()
+    assert _version.__version__ not in written  # one place: tfnas/_version.py

@@ -9,10 +9,10 @@ any ``.keras`` file holding them, and it gives the Python API of
 import importlib
 from typing import Any
 
+from tfnas._version import __version__
 from tfnas.genotypes import Genotype, GenotypeError, TreeGenotype, load_genotype, resolve_genotype
 from tfnas.serializables import register_with_keras
 
-__version__ = "0.1.0"
 #: The names of `tfnas.api` found here; ``export`` is the `tfnas.export` package, which is callable
 #: (``tfnas.export(run, out)`` is `tfnas.api.export`).
 API = ("search", "train", "load_run", "SearchRun", "TrainRun")

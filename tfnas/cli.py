@@ -6,27 +6,30 @@ generated from the fields of `tfnas.config.TrainConfig` and of strategy
 A field of the nested ``model`` settings is a flag of its own name
 (``--nhid``); one of another nested section is prefixed with the section
 (``--child-max-steps``, ``--child-nhid``). Flags override the ``--config`` preset, which
-overrides the defaults. Errors the user can fix print one line and exit
-with status 2; anything else is a bug and keeps its traceback.
+overrides the defaults. Errors the user can fix, a flag's included, print
+one line and exit with status 2; anything else is a bug and keeps its
+traceback. TensorFlow's start-up lines are hidden unless ``--verbose``
+(`tfnas.startup_log`), and an optional package a flag needs is checked
+before any work starts.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
 import typing
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterator, NoReturn, Sequence, TextIO
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from tfnas.config import CORPUS_SETTINGS  # noqa: E402
-from tfnas.errors import TfnasError  # noqa: E402
-from tfnas.presets import search_config, train_config  # noqa: E402
-from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, conforms, expected,  # noqa: E402
-                            field_help, nested_class, type_hints)
+from tfnas.config import CORPUS_SETTINGS
+from tfnas.errors import TfnasError, import_optional
+from tfnas.presets import preset_names, search_config, train_config
+from tfnas.settings import (AT_LEAST_ONE, NON_NEGATIVE, Bound, Check, OneOf, conforms, expected, field_help,
+                            nested_class, type_hints)
+from tfnas.startup_log import hidden_startup_lines
 
 #: Errors that are the user's to fix: printed on one line, exit status 2. A `ValueError` or `OSError` is not one:
 #: a user-caused one is a `TfnasError` where it is raised (`tfnas.errors`), and any other is a bug.
@@ -36,11 +39,31 @@ UNPREFIXED_SECTIONS = ("model",)
 #: Settings a nested section takes from its parent (a search's children read the search's corpus).
 PARENT_SETTINGS = CORPUS_SETTINGS
 #: Flags of the commands themselves; a config field of the same name is not turned into a flag.
-COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help"}
+COMMAND_FLAGS = {"config", "out", "genotype", "strategy", "train", "quiet", "no_test", "help", "verbose"}
+#: What ``tfnas --help`` says the command does.
+DESCRIPTION = ("Searches recurrent cells (and attention heads) for word-level language models, trains them, and "
+               "exports, scores, samples and serves the trained models.")
 
 
 class UsageError(TfnasError, ValueError):
     """A flag's value that the command cannot use; the message names the flag."""
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser with a flag error on one line, as the command's other errors, and where to read more:
+    ``tfnas: error: argument --lr: ... (see tfnas train --help)``, exit status 2 (argparse's)."""
+
+    def error(self, message: str, prog: str | None = None) -> NoReturn:
+        self.exit(2, f"tfnas: error: {message} (see {prog or self.prog} --help)\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        """argparse's, with the help of the subcommand named for flags that it does not know."""
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = getattr(parsed, "command", None)
+            self.error(f"unrecognized arguments: {' '.join(unknown)}",
+                       f"{self.prog} {command}" if command else self.prog)
+        return parsed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +144,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
         optional = type(None) in args
         base = next((a for a in args if a is not type(None)), flag.kind) if optional else flag.kind
         default = flag.default if not isinstance(flag.default, tuple) else " ".join(map(str, flag.default))
-        text = f"{flag.help} (default: {default})"
+        text = flag.help if "(default:" in flag.help else f"{flag.help} (default: {default})"
         if base is bool:
             group.add_argument(option, dest=flag.path, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                                help=text)
@@ -130,7 +153,16 @@ def _add_setting_flags(parser: argparse.ArgumentParser, flags: Sequence[SettingF
             parse = flag_type(flag.kind, flag.check)
             group.add_argument(option, dest=flag.path, type=parse, nargs="+" if items else None,
                                default=argparse.SUPPRESS, help=text,
-                               metavar="NAME" if parse.__name__ == "str" and items else parse.__name__.upper())
+                               metavar=_metavar(flag, optional, "NAME" if parse.__name__ == "str" and items else
+                                                parse.__name__.upper()))
+
+
+def _metavar(flag: SettingFlag, optional: bool, kind: str) -> str:
+    """What a setting flag takes in ``--help``: the names it allows where it has a check of names
+    (``{none,dot,...,null}``), else ``kind`` (``INT``, ``FLOAT``, ``STR``; ``NAME`` for several names)."""
+    if isinstance(flag.check, OneOf):
+        return "{" + ",".join(flag.check.names + (("null",) if optional else ())) + "}"
+    return kind
 
 
 def _set_dotted(overrides: dict[str, Any], path: str, value: Any) -> None:
@@ -229,7 +261,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_out(out)
     corpus = load_corpus_of(config)
     result = spec.strategy_class(config).search(corpus, out, _callbacks(out, args.quiet, config))
-    print(f"genotype: {result.genotype.to_json()}")
+    if not args.quiet:
+        print(f"genotype: {result.genotype.to_json()}")
     print(f"search done: {result.metrics.get('steps')} steps | valid ppl "
           f"{result.metrics.get('valid_ppl', float('nan')):.2f} | genotype written to {out / 'genotype.json'}")
     if args.train:
@@ -242,8 +275,12 @@ def cmd_show(args: argparse.Namespace) -> int:
     from tfnas.genotypes import Genotype, resolve_genotype
 
     g = resolve_genotype(args.genotype)
-    if args.draw and not isinstance(g, Genotype):
-        raise UsageError("--draw draws DAG genotypes; this is a tree genotype")
+    if args.draw:
+        from tfnas.viz import check_drawable
+
+        if not isinstance(g, Genotype):
+            raise UsageError("--draw draws DAG genotypes; this is a tree genotype")
+        check_drawable(args.draw)
     print(f"genotype: {args.genotype}")
     for line in g.describe():
         print(f"  {line}")
@@ -378,6 +415,10 @@ def _settings_from_sets(items: Sequence[str]) -> dict[str, Any]:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Exit status 0 when every retraining of the comparison finished, 1 when some failed (the report is written
     and one warning line names them; the same command retries them)."""
+    if args.plot:
+        import_optional("matplotlib", "compare", "--plot")
+    if args.executor == "ray":
+        import_optional("ray", "ray", "--executor ray")
     from tfnas.compare import failure_summary, load_compare_config, markdown_table, run_comparison, ship_cells
     from tfnas.evaluation.executors import make_executor
 
@@ -396,10 +437,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             plot_path=args.plot, announce=not args.quiet)
     finally:
         executor.close()
-    if args.ship_cells:
-        for path in ship_cells(report, args.ship_cells, args.ship_suffix):
+    shipped = ship_cells(report, args.ship_cells, args.ship_suffix) if args.ship_cells else []
+    if not args.quiet:
+        for path in shipped:
             print(f"shipped {path}")
-    print(markdown_table(report), end="")
+        print(markdown_table(report), end="")
     print(f"report: {out / 'comparison.json'}, {out / 'comparison.md'}")
     failures = failure_summary(report, out)
     if failures:
@@ -423,38 +465,60 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the corpora are (else $TFNAS_DATA, then tfds)")
 
 
+#: The help of ``--verbose``, a flag of the command and of each subcommand.
+VERBOSE_HELP = "show TensorFlow's start-up log lines (oneDNN, CUDA, CPU features), hidden by default"
+
+
+def _presets(names: Sequence[str]) -> str:
+    return f"a preset ({', '.join(names)}) or a YAML file" if names else "a YAML file"
+
+
+def _command(sub: Any, name: str, summary: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name``: ``summary`` is its line in ``tfnas --help`` and, as a sentence, the
+    description of ``tfnas NAME --help``; it takes ``--verbose`` as well as the command does. No flag is
+    abbreviated (`main` reads ``--verbose`` before parsing)."""
+    parser = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.",
+                            allow_abbrev=False, **kwargs)
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+    return parser
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; ``argv`` is read for ``--strategy``, whose config decides the search flags."""
     from tfnas import __version__
     from tfnas.config import TrainConfig
     from tfnas.strategies.registry import STRATEGIES, strategy_names
 
-    parser = argparse.ArgumentParser(prog="tfnas", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="tfnas", description=DESCRIPTION, allow_abbrev=False,  # --verbose is read whole
+                           epilog="Run 'tfnas COMMAND --help' for the flags of a command.")
     parser.add_argument("--version", action="version", version=f"tfnas {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a language model around a cell")
+    train = _command(sub, "train", "train a language model around a cell")
     train.add_argument("--genotype", required=True,
                        help="genotype JSON, a known cell name (darts_v2, darts_v1, enas, nascell) or 'lstm'")
     train.add_argument("--out", required=True, help="run folder; an existing run resumes")
-    train.add_argument("--config", help="a preset of configs/train/ or a YAML file")
+    train.add_argument("--config", help=_presets(preset_names("train")))
     train.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
-    train.add_argument("--quiet", action="store_true", help="no progress lines")
+    train.add_argument("--quiet", action="store_true", help="no progress lines: the summary line")
     train_flags = [f for f in setting_flags(TrainConfig) if f.name not in ("dataset", "data_dir")]
     _data_flags(train)
     _add_setting_flags(train, train_flags, "training settings (override the preset)")
     train.set_defaults(func=cmd_train, setting_flags=train_flags)
 
     name = _strategy_named(argv)
-    search = sub.add_parser("search", help="search a cell (and attention head); --train then trains it",
-                            epilog=None if name in STRATEGIES else
-                            "Give --strategy NAME with --help to list that strategy's settings.")
+    search = _command(sub, "search", "search a cell (and attention head); --train then trains it",
+                      epilog=None if name in STRATEGIES else
+                      "Give --strategy NAME with --help to list that strategy's settings and presets.")
     search.add_argument("--strategy", required=True, metavar="NAME", help=f"one of {', '.join(strategy_names())}")
     search.add_argument("--out", required=True, help="search folder; an existing search resumes")
-    search.add_argument("--config", help="a preset of configs/search/ or a YAML file")
+    search.add_argument("--config", help=_presets(STRATEGIES[name].presets if name in STRATEGIES else
+                                                  preset_names("search")))
     search.add_argument("--train", metavar="TRAIN_CONFIG",
-                        help="after the search, train the found cell with this preset into OUT/train")
-    search.add_argument("--quiet", action="store_true", help="no progress lines")
+                        help=f"after the search, train the found cell with this preset into OUT/train "
+                             f"({_presets(preset_names('train'))})")
+    search.add_argument("--quiet", action="store_true", help="no progress lines and no genotype: the summary line")
     _data_flags(search)
     search_flags: list[SettingFlag] = []
     if name in STRATEGIES:
@@ -463,21 +527,21 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         _add_setting_flags(search, search_flags, f"{name} settings (override the preset)")
     search.set_defaults(func=cmd_search, setting_flags=search_flags)
 
-    show = sub.add_parser("show", help="summarise (and draw) a genotype")
+    show = _command(sub, "show", "summarise (and draw) a genotype")
     show.add_argument("genotype",
                       help="genotype JSON, a run or search folder (its genotype.json) or a known cell name")
-    show.add_argument("--draw", help="write a drawing (.png, .svg or .pdf) with graphviz, or with matplotlib "
-                      "where graphviz's dot is not installed")
+    show.add_argument("--draw", help="write a drawing: .png, .svg or .pdf (graphviz's dot program, or matplotlib "
+                                     "where dot is not installed), or the graph's DOT source (.gv, .dot)")
     show.set_defaults(func=cmd_show)
 
-    results = sub.add_parser("results", help="the best results of a run, search or comparison folder")
+    results = _command(sub, "results", "the best results of a run, search or comparison folder")
     results.add_argument("run_dir", help="a folder of tfnas train, search or compare (--out)")
     results.add_argument("--top", type=flag_type(int, AT_LEAST_ONE), default=10,
                          help="how many results, best first (default 10)")
     results.add_argument("--json", action="store_true", help="the same as JSON on stdout")
     results.set_defaults(func=cmd_results)
 
-    export = sub.add_parser("export", help="export a trained run as .keras, SavedModel, ONNX and/or TFLite")
+    export = _command(sub, "export", "export a trained run as .keras, SavedModel, ONNX and/or TFLite")
     export.add_argument("run_dir", help="the run folder (tfnas train --out), or a black-box search's with --trial")
     export.add_argument("--trial", metavar="TRIAL",
                         help="export a child of the black-box search RUN_DIR: best (the search's result) or a trial's "
@@ -505,7 +569,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     export.add_argument("--quiet", action="store_true", help="no progress bar")
     export.set_defaults(func=cmd_export)
 
-    score = sub.add_parser("score", help="perplexity of a text file under an export")
+    score = _command(sub, "score", "perplexity of a text file under an export")
     score.add_argument("--model", required=True, help="export folder (savedmodel, onnx, keras or tflite) or model file")
     score.add_argument("--text", required=True, help="text file, one sentence per line")
     score.add_argument("--batch-size", type=flag_type(int, AT_LEAST_ONE), help="rows (default: the run's test batch "
@@ -516,7 +580,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     score.add_argument("--quiet", action="store_true", help="no progress bar")
     score.set_defaults(func=cmd_score)
 
-    generate = sub.add_parser("generate", help="sample text from an export")
+    generate = _command(sub, "generate", "sample text from an export")
     generate.add_argument("--model", required=True,
                           help="export folder (savedmodel, onnx, keras or tflite) or model file")
     generate.add_argument("--prompt", default="", help="words to continue (default: start a new sentence)")
@@ -531,7 +595,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     generate.add_argument("--no-start", action="store_true", help="do not put <eos> before the prompt")
     generate.set_defaults(func=cmd_generate)
 
-    serve = sub.add_parser("serve", help="serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
+    serve = _command(sub, "serve", "serve an export over HTTP (TensorFlow Serving's REST API, plus :generate)")
     serve.add_argument("--model", required=True,
                        help="export folder (savedmodel, onnx or keras; not tflite) or model file")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
@@ -558,21 +622,22 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
                        help="seconds that requests in flight get to finish on SIGTERM or Ctrl-C (default 5)")
     serve.set_defaults(func=cmd_serve)
 
-    compare = sub.add_parser("compare", help="every search of a preset against random cells and baselines, "
-                                             "each cell retrained alike (tfnas.compare)")
-    compare.add_argument("--config", required=True, help="a preset of configs/compare/ or a YAML file")
+    compare = _command(sub, "compare", "every search of a preset against random cells and baselines, each cell "
+                                       "retrained alike")
+    compare.add_argument("--config", required=True, help=_presets(preset_names("compare")))
     compare.add_argument("--out", required=True, help="comparison folder; an existing comparison resumes (with other "
                                                               "seeds or baselines too)")
     compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a setting (VALUE is YAML; nested keys dotted: train_overrides.max_steps=100)")
-    compare.add_argument("--executor", default="local", choices=["local", "ray"], help="where retrainings run")
+    compare.add_argument("--executor", default="local", choices=["local", "ray"],
+                         help="where retrainings run (default: local; ray needs the ray package)")
     compare.add_argument("--ray-address", default="local", help="ray: local, auto or HOST:PORT")
     compare.add_argument("--plot", type=Path, help="draw the test perplexities to this PNG (needs matplotlib)")
     compare.add_argument("--ship-cells", type=Path, metavar="DIR",
                          help="write each found cell with its comparison in its provenance to DIR/<label>_SUFFIX.json "
                               "(exported_cells/discovered: loadable as --genotype discovered/<label>_SUFFIX)")
     compare.add_argument("--ship-suffix", default="compare", help="name suffix of shipped cells (e.g. ptb_cpu)")
-    compare.add_argument("--quiet", action="store_true", help="no progress lines")
+    compare.add_argument("--quiet", action="store_true", help="no progress lines, table or shipped cells: the report line")
     _data_flags(compare)
     compare.set_defaults(func=cmd_compare)
     return parser
@@ -586,6 +651,12 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Read before parsing: a strategy's flags (``search --strategy S --help``) import TensorFlow.
+    with contextlib.nullcontext() if "--verbose" in argv else hidden_startup_lines():
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     args = build_parser(argv).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import importlib
 import os
 import reprlib
 import shutil
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterator
 
 
@@ -27,6 +29,15 @@ class TfnasError(Exception):
 
 class MissingDependencyError(TfnasError, ImportError):
     """An optional package (``ray``, ``matplotlib``) that a requested feature needs is not installed."""
+
+
+def import_optional(module: str, extra: str, feature: str) -> ModuleType:
+    """The optional package ``module``, imported, or a `MissingDependencyError` whose one line names it and the
+    extra of tfnas that installs it: ``--plot needs matplotlib: pip install 'tfnas[compare]'``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(f"{feature} needs {module}: pip install 'tfnas[{extra}]'") from None
 
 
 class PathNotFoundError(TfnasError, FileNotFoundError):

@@ -50,13 +50,18 @@ def loss_and_grads(rnn: CellRNN, x, h0, seeds_at):
     return loss.numpy(), [g.numpy() for g in grads]
 
 
-@pytest.mark.parametrize("kind", ["genotype", "mixed", "tree", "shared"])
-def test_recomputed_steps_give_the_same_loss_and_gradients(kind):
-    cell = make_cell(kind)
+def inputs_of(cell):
+    """An input ``[3, 7, 4]`` and initial states of ``cell``, drawn with a fixed seed."""
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(3, 7, 4)).astype("float32"))
     sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
-    h0 = [tf.constant(rng.normal(size=(3, n)).astype("float32")) for n in sizes]
+    return x, [tf.constant(rng.normal(size=(3, n)).astype("float32")) for n in sizes]
+
+
+@pytest.mark.parametrize("kind", ["genotype", "mixed", "tree", "shared"])
+def test_recomputed_steps_give_the_same_loss_and_gradients(kind):
+    cell = make_cell(kind)
+    x, h0 = inputs_of(cell)
     seeds = [v.numpy() for v in seed_states(cell)]
     assert seeds, "the cell draws dropout masks, so both runs must use the same ones"
     stored = loss_and_grads(CellRNN(cell), x, h0, seeds)
@@ -66,6 +71,26 @@ def test_recomputed_steps_give_the_same_loss_and_gradients(kind):
     for got, want in zip(recomputed[1], stored[1]):
         assert np.max(np.abs(want)) > 0
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_recomputed_step_watches_no_integer_tensor(monkeypatch):
+    """`SharedCell` prepares its architecture as an int32 tensor, which has no gradient: the recomputed step
+    captures it instead of taking it as an argument, which `tf.recompute_grad` would watch (and TensorFlow warn
+    that a watched tensor must be floating)."""
+    cell = make_cell("shared")
+    assert tf.int32 in {tf.as_dtype(p.dtype) for p in cell.prepare()}
+    watched = []
+    watch = tf.GradientTape.watch
+
+    def recording_watch(tape, tensor):
+        watched.extend(tf.nest.flatten(tensor))
+        return watch(tape, tensor)
+
+    monkeypatch.setattr(tf.GradientTape, "watch", recording_watch)
+    x, h0 = inputs_of(cell)
+    loss_and_grads(CellRNN(cell, recompute=True), x, h0, [v.numpy() for v in seed_states(cell)])
+    dtypes = {tf.as_dtype(t.dtype) for t in watched}
+    assert tf.float32 in dtypes and not any(d.is_integer for d in dtypes), dtypes
 
 
 def test_recompute_is_inference_neutral_and_serialized():

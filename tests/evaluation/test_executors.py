@@ -42,9 +42,9 @@ def test_local_executor_isolates_the_failing_genotype():
 
 def test_missing_ray_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install tfnas\[ray\]"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'tfnas\[ray\]'"):
         import_ray()
-    with pytest.raises(ImportError, match=r"pip install tfnas\[ray\]"):
+    with pytest.raises(ImportError, match=r"pip install 'tfnas\[ray\]'"):
         make_executor("ray", "local")
     with pytest.raises(ValueError, match="known executors"):
         make_executor("slurm")

@@ -177,10 +177,12 @@ def test_a_missing_genotype_file_or_unknown_cell_is_refused_on_one_line(tmp_path
         "genotype 'no_such_cell' is neither a file nor a known cell; known cells: ['darts_v1', ")
 
 
-def test_a_drawing_of_an_unknown_format_is_refused_on_one_line(tmp_path, capsys):
+def test_a_drawing_of_an_unknown_format_is_refused_on_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot program: the built-in drawing's formats
     drawing = tmp_path / "cell.xyz"
     assert one_line_error(["show", "darts_v2", "--draw", str(drawing)], capsys) == \
-        f"cannot draw {drawing}: graphviz writes no 'xyz' format; use .png, .svg or .pdf"
+        f"cannot draw {drawing}: the built-in drawing (graphviz's dot is not installed) writes no 'xyz' format; " \
+        "use .png, .svg, .pdf or .gv"
     assert not drawing.exists()
 
 
@@ -259,7 +261,8 @@ def test_a_model_name_with_a_slash_is_refused_before_the_export_is_loaded(capsys
         cli.main(["serve", "--model", "nowhere", "--name", "a/b"])
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        "tfnas serve: error: argument --name: must be a non-empty name without '/' or ':'; received: 'a/b'"
+        "tfnas: error: argument --name: must be a non-empty name without '/' or ':'; received: 'a/b' " \
+        "(see tfnas serve --help)"
 
 
 # ----------------------------------------------------------------- item 12: RuntimeError is a bug
@@ -306,7 +309,7 @@ def test_an_unknown_attention_head_names_the_flag_or_file_before_the_run_folder_
         cli.main(argv + ["--attention", "bogus"])
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas train: error: argument --attention: must be {HEADS}; received: 'bogus'"
+        f"tfnas: error: argument --attention: must be {HEADS}; received: 'bogus' (see tfnas train --help)"
     assert not out.exists()
     config = tmp_path / "head.yaml"
     config.write_text("model:\n  attention: bogus\n", encoding="utf-8")

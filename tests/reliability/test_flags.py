@@ -66,7 +66,7 @@ def test_a_bad_training_flag_exits_2_on_one_line_naming_the_flag_and_value(flag,
         config_of(train_argv(flag, value))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas train: error: argument {flag}: must be {expected}; received: {value!r}"
+        f"tfnas: error: argument {flag}: must be {expected}; received: {value!r} (see tfnas train --help)"
 
 
 @pytest.mark.parametrize("strategy, flag, value", [
@@ -111,7 +111,8 @@ def test_a_bad_command_flag_exits_2_naming_the_flag_and_value(argv, capsys):
         cli.main(argv)
     assert exit_info.value.code == 2
     last = capsys.readouterr().err.splitlines()[-1]
-    assert f"error: argument {argv[-2]}: must be " in last and last.endswith(f"; received: {argv[-1]!r}")
+    assert f"error: argument {argv[-2]}: must be " in last
+    assert last.endswith(f"; received: {argv[-1]!r} (see tfnas {argv[0]} --help)")
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -125,4 +126,4 @@ def test_the_command_flag_error_is_one_line(argv, expected, capsys):
     with pytest.raises(SystemExit):
         cli.main(argv)
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas {argv[0]}: error: argument {argv[-2]}: must be {expected}; received: {argv[-1]!r}"
+        f"tfnas: error: argument {argv[-2]}: must be {expected}; received: {argv[-1]!r} (see tfnas {argv[0]} --help)"

@@ -61,7 +61,7 @@ def test_a_bad_learning_rate_rate_or_retry_count_flag_exits_2_on_one_line_naming
         cli.config_from_args(cli.build_parser(argv).parse_args(argv))
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas search: error: argument {flag}: must be {expected(kind, check)}; received: {value!r}"
+        f"tfnas: error: argument {flag}: must be {expected(kind, check)}; received: {value!r} (see tfnas search --help)"
 
 
 def test_a_wenet_search_of_a_million_nodes_is_refused_at_once(capsys):
@@ -71,7 +71,8 @@ def test_a_wenet_search_of_a_million_nodes_is_refused_at_once(capsys):
         cli.main(["search", "--strategy", "wenet", "--out", "o", "--steps", "1000000"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas search: error: argument --steps: must be an integer in [1, {MAX_NODES}]; received: '1000000'"
+        f"tfnas: error: argument --steps: must be an integer in [1, {MAX_NODES}]; received: '1000000' " \
+        "(see tfnas search --help)"
     with pytest.raises(ValueError, match=rf"^steps must be an integer in \[1, {MAX_NODES}\]; received: steps=1000000$"):
         WenetConfig(steps=1_000_000)
     assert time.perf_counter() - start < 10

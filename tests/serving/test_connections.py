@@ -200,5 +200,5 @@ def test_a_serve_flag_out_of_range_exits_2_naming_it(flag, value, expected, caps
         cli.main(["serve", "--model", "m", flag, value])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == \
-        f"tfnas serve: error: argument {flag}: must be {expected}; received: {value!r}"
+        f"tfnas: error: argument {flag}: must be {expected}; received: {value!r} (see tfnas serve --help)"
 

@@ -1,14 +1,16 @@
-"""Cell drawings: the boxes and arrows of a genotype, graphviz's graph of them and the built-in drawing that
-`tfnas show --draw` falls back to where graphviz's ``dot`` is missing."""
+"""Cell drawings: the boxes and arrows of a genotype, graphviz's graph of them, the built-in drawing that
+`tfnas show --draw` falls back to where graphviz's ``dot`` is missing, the DOT source written without ``dot``, and the
+drawings refused before anything is drawn."""
 import dataclasses
 import importlib
+import re
 
 import numpy as np
 import pytest
 
 from tfnas.genotypes import resolve_genotype
 from tfnas.viz.cell_graph import (DotNotFoundError, DrawingFormatError, cell_figure, cell_graph, cell_image,
-                                  cell_parts, draw_genotype)
+                                  cell_parts, check_drawable, draw_genotype)
 
 cell_graph_module = importlib.import_module("tfnas.viz.cell_graph")   # tfnas.viz.cell_graph is also a function
 DARTS_V2 = resolve_genotype("darts_v2")   # nodes: sigmoid(0) relu(1) relu(1) identity(1) tanh(2) sigmoid(5) tanh(3) relu(5)
@@ -67,3 +69,34 @@ def test_without_dot_and_matplotlib_draw_names_both_on_one_line(without_dot, mon
                                                r"pip install tfnas\[compare\][^\n]*$"):
         draw_genotype(DARTS_V2, tmp_path / "cell.png")
     assert not (tmp_path / "cell.png").exists()
+
+
+#: DARTS V2 as published (DARTS repository, rnn/genotypes.py): node i's activation and predecessor, nodes 1-8 averaged.
+PUBLISHED_DARTS_V2 = [("sigmoid", 0), ("relu", 1), ("relu", 1), ("identity", 1), ("tanh", 2), ("sigmoid", 5),
+                      ("tanh", 3), ("relu", 5)]
+
+
+@pytest.mark.parametrize("suffix", [".gv", ".dot"])
+def test_the_dot_source_is_written_without_the_dot_program(monkeypatch, tmp_path, suffix):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    path = draw_genotype(DARTS_V2, tmp_path / f"cell{suffix}")
+    source = path.read_text()
+    assert path == tmp_path / f"cell{suffix}" and source.startswith("digraph cell {")
+    edges = re.findall(r"^\s*(\w+) -> (\w+) \[label=(\w+)\]", source, re.M)
+    assert edges == [("x", "0", "tanh"), ("h_prev", "0", "tanh")] + [
+        (str(pred), str(node), act) for node, (act, pred) in enumerate(PUBLISHED_DARTS_V2, start=1)]
+    assert re.findall(r"^\s*(\w+) -> h \[style=dashed\]", source, re.M) == [str(i) for i in range(1, 9)]
+
+
+def test_check_drawable_refuses_before_drawing_what_cannot_be_written(without_dot, monkeypatch, tmp_path):
+    check_drawable(tmp_path / "cell.png")                       # the built-in drawing
+    with pytest.raises(DrawingFormatError, match="built-in drawing .* writes no 'docx' format"):
+        check_drawable(tmp_path / "cell.docx")
+    monkeypatch.setattr(cell_graph_module, "has_matplotlib", lambda: False)
+    for name in ("cell.png", "cell.svg", "cell"):
+        with pytest.raises(DotNotFoundError, match="or write the DOT source"):
+            check_drawable(tmp_path / name)
+    check_drawable(tmp_path / "cell.gv")                        # the source needs neither
+    monkeypatch.setattr(cell_graph_module.shutil, "which", lambda name: "/usr/bin/dot")
+    with pytest.raises(DrawingFormatError, match="graphviz writes no 'docx' format"):
+        check_drawable(tmp_path / "cell.docx")

@@ -191,14 +191,20 @@ def _transition(cell: keras.layers.Layer, h_mask: tf.Tensor | None, n_states: in
     if not recompute:
         return lambda x, states, prepared: cell.transition(x, states, prepared, h_mask)
 
-    # Every tensor the step differentiates through is an argument (captured ones would get no gradient).
-    @tf.recompute_grad
-    def step(x, *tensors):
-        output, new_states = cell.transition(x, list(tensors[:n_states]), list(tensors[n_states:]), h_mask)
-        return [output, *new_states]
-
     def run(x, states, prepared):
-        output, *new_states = step(x, *states, *prepared)
+        # Every tensor the step differentiates through is an argument (captured ones would get no gradient); an
+        # integer one (`SharedCell`'s architecture) has none and is captured: `tf.recompute_grad` watches its
+        # arguments, and the tape warns of an integer one.
+        floating = [tf.as_dtype(p.dtype).is_floating for p in prepared]
+
+        @tf.recompute_grad
+        def step(x, *tensors):
+            differentiated = iter(tensors[n_states:])
+            parts = [next(differentiated) if f else p for p, f in zip(prepared, floating)]
+            output, new_states = cell.transition(x, list(tensors[:n_states]), parts, h_mask)
+            return [output, *new_states]
+
+        output, *new_states = step(x, *states, *(p for p, f in zip(prepared, floating) if f))
         return output, new_states
 
     return run

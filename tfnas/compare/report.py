@@ -17,7 +17,7 @@ from tfnas.compare.signals import SIGNALS_FILE, correlations
 from tfnas.compare.statistics import against_random
 from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, cost_file, search_folder,
                                  train_units)
-from tfnas.errors import MissingDependencyError
+from tfnas.errors import import_optional
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
 from tfnas.runs.folder import SEARCH_RESULT_FILE
@@ -207,10 +207,7 @@ def plot(report: dict[str, Any], path: str | Path) -> Path:
     a band, their median as a dotted line), with the baselines as dashed lines. A strategy's column shows each
     retraining (small dots), each search's cell mean (large dots) and, where it has one, the 95% bootstrap
     interval of its mean (the random median plus the interval of `statistics.difference_to_median`)."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise MissingDependencyError("the plot needs matplotlib: pip install tfnas[compare]") from None
+    matplotlib = import_optional("matplotlib", "compare", "the plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

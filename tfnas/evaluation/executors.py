@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, Sequence
 
-from tfnas.errors import MissingDependencyError
+from tfnas.errors import import_optional
 from tfnas.evaluation.evaluators import Evaluator
 from tfnas.genotypes.files import AnyGenotype
 
@@ -95,11 +95,7 @@ def _evaluate_one(evaluator: Evaluator, genotype: AnyGenotype) -> float:
 def import_ray():
     """``ray``, or a `MissingDependencyError` (an ImportError the CLI prints on one line) that says how to
     install it."""
-    try:
-        import ray
-    except ImportError:
-        raise MissingDependencyError("the Ray executor needs the 'ray' package: pip install tfnas[ray]") from None
-    return ray
+    return import_optional("ray", "ray", "the Ray executor")
 
 
 class RayExecutor:

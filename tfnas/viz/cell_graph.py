@@ -59,6 +59,10 @@ def cell_parts(genotype: Genotype) -> CellParts:
     return CellParts(tuple(boxes), tuple(arrows), columns)
 
 
+#: Suffixes of a drawing written as the graph's DOT source, which needs no graphviz program.
+SOURCE_SUFFIXES = (".gv", ".dot")
+
+
 def cell_graph(genotype: Genotype) -> graphviz.Digraph:
     """The graphviz graph of `cell_parts`, left to right."""
     parts = cell_parts(genotype)
@@ -129,9 +133,34 @@ def drawn_cell(genotype: AnyGenotype) -> np.ndarray | None:
     return cell_image(genotype)
 
 
+def check_drawable(path: str | Path) -> None:
+    """Refuses, before anything is drawn, a drawing that cannot be written: a suffix that names no format of the
+    writer at hand (graphviz's ``dot``, or the built-in drawing where ``dot`` is not on PATH), or a rendered
+    format with neither ``dot`` nor matplotlib installed. The DOT source (`SOURCE_SUFFIXES`) needs neither.
+
+    Raises:
+        DrawingFormatError: the drawing writes no format of that suffix.
+        DotNotFoundError: neither ``dot`` nor matplotlib is installed.
+    """
+    path = Path(path)
+    if path.suffix in SOURCE_SUFFIXES:
+        return
+    fmt = path.suffix.lstrip(".") or "png"
+    built_in = shutil.which("dot") is None
+    if fmt not in (BUILT_IN_FORMATS if built_in else graphviz.FORMATS):
+        writer = "the built-in drawing (graphviz's dot is not installed)" if built_in else "graphviz"
+        raise DrawingFormatError(f"cannot draw {path}: {writer} writes no {fmt!r} format; use .png, .svg, .pdf "
+                                 "or .gv")
+    if built_in and not has_matplotlib():
+        raise DotNotFoundError(
+            "drawing needs graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz, macOS: brew install "
+            f"graphviz) or, for the built-in drawing, matplotlib: {INSTALL_HINT}; or write the DOT source (.gv)")
+
+
 def draw_genotype(genotype: Genotype, path: str | Path) -> Path:
     """Renders the cell to ``path`` with graphviz's ``dot``, or where ``dot`` is not on PATH with the built-in
-    drawing (`cell_figure`); the suffix (.png, .svg, .pdf) picks the format.
+    drawing (`cell_figure`); the suffix (.png, .svg, .pdf) picks the format, and .gv or .dot writes the graph's
+    DOT source (`check_drawable` says which can be written).
 
     Raises:
         DrawingFormatError: the drawing writes no format of that suffix.
@@ -139,17 +168,12 @@ def draw_genotype(genotype: Genotype, path: str | Path) -> Path:
         PathAccessError: ``path`` cannot be written.
     """
     path = Path(path)
+    check_drawable(path)
     fmt = path.suffix.lstrip(".") or "png"
-    built_in = shutil.which("dot") is None
-    if fmt not in (BUILT_IN_FORMATS if built_in else graphviz.FORMATS):
-        writer = "the built-in drawing (graphviz's dot is not installed)" if built_in else "graphviz"
-        raise DrawingFormatError(f"cannot draw {path}: {writer} writes no {fmt!r} format; use .png, .svg or .pdf")
-    if built_in and not has_matplotlib():
-        raise DotNotFoundError(
-            "drawing needs graphviz's 'dot' program (Debian/Ubuntu: apt-get install graphviz, macOS: brew install "
-            f"graphviz) or, for the built-in drawing, matplotlib: {INSTALL_HINT}")
     try:
-        if built_in:
+        if path.suffix in SOURCE_SUFFIXES:
+            return Path(cell_graph(genotype).save(filename=path.name, directory=path.parent))
+        if shutil.which("dot") is None:
             cell_figure(genotype).savefig(path, format=fmt, dpi=120)
             return path
         return Path(cell_graph(genotype).render(outfile=str(path), format=fmt, cleanup=True))

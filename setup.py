@@ -50,7 +50,9 @@ setup(
         "tqdm>=4.70.1",  # the progress bar on a terminal (tfnas.progress)
     ],
     extras_require={
-        "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9", "matplotlib>=3.7"],
+        # setuptools: tests/test_resources.py builds the wheel without build isolation, with the environment's own
+        # setuptools, which must write core metadata 2.4 (PEP 639's License-Expression: setuptools 77)
+        "dev": ["pytest>=7.4", "hypothesis>=6.90", "ray>=2.9", "matplotlib>=3.7", "setuptools>=77"],
         "ray": ["ray>=2.9"],
         "compare": ["matplotlib>=3.7"],
         # The frozen cells and heads on the other Keras backends (docs/guides/backends.md). A bare

@@ -232,7 +232,10 @@ def _compiled_step(model: keras.Model, x, y, jit: bool):
     return [loss] + [np.asarray(w) for w in model.get_weights()]
 
 
-def test_a_compiled_training_step_under_xla_equals_keras_rnn():
+def test_a_compiled_training_step_under_xla_equals_keras_rnn(monkeypatch):
+    """Under a model compiled with XLA the layer runs the while loop, which XLA compiles with the model (its own
+    XLA function nested in the model's compiled for minutes at 128 units)."""
+    monkeypatch.setattr(rnn, "compiled_unrolled_loop", lambda *a: pytest.fail("the nested XLA loop ran"))
     x = inputs()
     y = np.random.default_rng(1).normal(size=(BATCH, TIME, UNITS)).astype("float32")
     layer = FusedRNN("darts_v2", UNITS, return_sequences=True, seed=2)
@@ -267,6 +270,19 @@ def test_bad_arguments_fail_on_one_line():
     with pytest.raises(ValueError, match="jit_compile") as err:
         FusedRNN("darts_v2", UNITS, jit_compile="auto")
     assert "\n" not in str(err.value)
+
+
+def test_the_xla_context_is_seen_inside_a_compiled_function_only():
+    assert not rnn.in_xla_context()
+    seen = {}
+
+    def probe(jit):
+        seen[jit] = rnn.in_xla_context()
+        return tf.constant(0.0)
+
+    tf.function(lambda: probe(True), jit_compile=True)()
+    tf.function(lambda: probe(False))()
+    assert seen == {True: True, False: False}
 
 
 def test_jit_compile_false_runs_the_while_loop_and_is_kept_in_the_config(monkeypatch):

@@ -18,5 +18,5 @@ if __name__ == "__main__":
 
     if kill_at:
         make_callbacks = cli._callbacks
-        cli._callbacks = lambda out, quiet=False: make_callbacks(out, quiet) + [Kill("train", step=kill_at)]
+        cli._callbacks = lambda *args, **kwargs: make_callbacks(*args, **kwargs) + [Kill("train", step=kill_at)]
     sys.exit(cli.main(["train", *args]))

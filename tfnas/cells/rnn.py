@@ -98,11 +98,14 @@ def fused_loop(cell: keras.layers.Layer, inputs: tf.Tensor, states: list[tf.Tens
     in that order. The dropout masks ``m_x`` and ``m_h`` are the cell's (`DropoutRNNCell`: drawn once per
     sequence, or the ones ``keras.layers.RNN.call`` drew before its loop), cleared after.
 
-    With ``jit_compile`` and a number of steps known when the graph is traced and at most `XLA_MAX_STEPS`,
-    the steps are unrolled inside one XLA-compiled function (`compiled_unrolled_loop`): XLA fuses each step's
-    element-wise ops, and the forward pass hands its backward pass plain tensors (a ``tf.while_loop``'s
-    gradient needs tensor lists, which cannot leave an XLA function). Each new ``[batch, time]`` shape
-    compiles once. Otherwise, and always without ``jit_compile``, the recurrence is one ``tf.while_loop``.
+    With ``jit_compile``, a number of steps known when the graph is traced and at most `XLA_MAX_STEPS`, and
+    no XLA compilation around the call already, the steps are unrolled inside one XLA-compiled function
+    (`compiled_unrolled_loop`): XLA fuses each step's element-wise ops, and the forward pass hands its backward
+    pass plain tensors (a ``tf.while_loop``'s gradient needs tensor lists, which cannot leave an XLA function).
+    Each new ``[batch, time]`` shape compiles once. Otherwise, and always without ``jit_compile``, the
+    recurrence is one ``tf.while_loop``, which an enclosing XLA compilation (a model compiled with
+    ``jit_compile=True``) compiles with the rest: the unrolled function nested in it made XLA's compilation of
+    a training step run for minutes.
 
     Returns ``(outputs [batch, time, units] in the order read, final states)``.
     """
@@ -117,11 +120,22 @@ def fused_loop(cell: keras.layers.Layer, inputs: tf.Tensor, states: list[tf.Tens
         h_mask = cell.get_recurrent_dropout_mask(states[0])
         cell.reset_recurrent_dropout_mask()
     steps = inputs.shape[1]
-    if jit_compile and steps is not None and steps <= XLA_MAX_STEPS:
+    if jit_compile and steps is not None and steps <= XLA_MAX_STEPS and not in_xla_context():
         return compiled_unrolled_loop(cell, inputs, list(states), x_mask, h_mask, mask, go_backwards,
                                       zero_output_for_mask)
     return _while_loop(cell, inputs, states, x_mask, h_mask, mask, go_backwards, zero_output_for_mask,
                        recompute and training)
+
+
+def in_xla_context() -> bool:
+    """Whether the graph being built is compiled by XLA (inside a ``tf.function(jit_compile=True)``, or a Keras
+    model compiled with ``jit_compile=True``); True when TensorFlow does not say, so that no XLA function is
+    nested in one by mistake."""
+    try:  # TensorFlow's own test of it, not exported publicly
+        from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext
+    except ImportError:
+        return True
+    return bool(GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
 
 
 def _project(cell, inputs, x_mask, mask, go_backwards):

@@ -109,7 +109,12 @@ def close(a, b, tol=1e-5):
 def test_outputs_and_states_equal_keras_rnn_for_every_argument(kind, loop, monkeypatch):
     genotype, attention = CELLS[kind]
     x, mask = inputs(), padded_mask()
-    for sequences, state, backwards, masked in itertools.product([False, True], repeat=4):
+    combinations = list(itertools.product([False, True], repeat=4))
+    if loop == "xla" and kind != "dag":
+        # Each case compiles the XLA loop anew (seconds); the driver's masking and reversal are the same for every
+        # cell, so the other cells run the cases that return everything, forwards and backwards, masked or not.
+        combinations = [c for c in combinations if c[0] and c[1]]
+    for sequences, state, backwards, masked in combinations:
         arguments = {"return_sequences": sequences, "return_state": state, "go_backwards": backwards}
         layer = FusedRNN(genotype, UNITS, attention=attention, seed=3, **arguments)
         fused = as_list(layer(x, mask=mask if masked else None))

@@ -41,12 +41,9 @@ from tfnas.compare.units import SETTINGS_FILE, TRAINING
 from tfnas.errors import PathNotFoundError, TfnasError
 from tfnas.genotypes.files import FOLDER_GENOTYPE
 from tfnas.runs.atomic import read_json
-from tfnas.runs.folder import MODEL_FILE, SEARCH_RESULT_FILE, TRIALS_FILE, RunRecord, read_record
+from tfnas.runs.folder import (CHILDREN, MODEL_FILE, SEARCH_RESULT_FILE, TRAINING_RESULT_FILE, TRIALS_FILE, RunRecord,
+                               read_record)
 
-#: The file of a finished training (`tfnas.lm.trainer.Trainer`).
-TRAINING_RESULT_FILE = "result.json"
-#: Where a black-box search keeps its children's run folders (`tfnas.evaluation.evaluators.ShortTrainingEvaluator`).
-CHILDREN = "children"
 #: The training of ``tfnas search --train``, inside the search folder.
 SEARCH_TRAINING = "train"
 #: The ``--trial`` of the trial a black-box search chose.

@@ -20,7 +20,7 @@ from tfnas.compare.units import (ERRORS_FILE, LSTM, RESOLVED_FILE, TrainUnit, co
 from tfnas.errors import import_optional
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.runs.atomic import read_json, write_json, write_text
-from tfnas.runs.folder import SEARCH_RESULT_FILE
+from tfnas.runs.folder import SEARCH_RESULT_FILE, TRAINING_RESULT_FILE
 
 REPORT_JSON = "comparison.json"
 REPORT_TABLE = "comparison.md"
@@ -37,7 +37,7 @@ def _spread(values: Sequence[float]) -> dict[str, float | int | None]:
 def _unit_record(unit: TrainUnit, errors: dict[str, str]) -> dict[str, Any]:
     record: dict[str, Any] = {"seed": unit.seed, "folder": unit.folder}
     if unit.done:
-        result = read_json(Path(unit.folder) / "result.json")
+        result = read_json(Path(unit.folder) / TRAINING_RESULT_FILE)
         record.update(status="done", valid_ppl=result["best_valid_ppl"], test_ppl=result["test_ppl"],
                       steps=result["steps"], params=result["params"])
     elif unit.folder in errors:

@@ -33,7 +33,8 @@ from tfnas.evaluation.executors import Executor, LocalExecutor
 from tfnas.genotypes.files import as_any_genotype
 from tfnas.presets import train_config
 from tfnas.runs.atomic import read_json, write_json
-from tfnas.runs.folder import SEARCH_RESULT_FILE, corpus_fingerprint, data_differences, setting_differences
+from tfnas.runs.folder import (SEARCH_RESULT_FILE, TRAINING_RESULT_FILE, corpus_fingerprint, data_differences,
+                               setting_differences)
 from tfnas.runs.lock import RunLock
 from tfnas.settings import from_dict, to_dict
 
@@ -112,7 +113,7 @@ class RetrainEvaluator(ShortTrainingEvaluator):
         from tfnas.lm.trainer import Trainer
 
         if unit.done:  # an executor that goes unit by unit after a failure hands back the units it finished
-            return float(read_json(Path(unit.folder) / "result.json")["best_valid_ppl"])
+            return float(read_json(Path(unit.folder) / TRAINING_RESULT_FILE)["best_valid_ppl"])
         genotype = None if unit.genotype is None else as_any_genotype(unit.genotype)
         config = dataclasses.replace(self.config, seed=unit.seed)
         result = Trainer(config, genotype, unit.folder, corpus=self._corpus()).fit()

@@ -27,6 +27,7 @@ from typing import Any
 from tfnas.compare.config import RANDOM_PREFIX, CompareConfig, StrategyRun
 from tfnas.genotypes.files import resolve_genotype
 from tfnas.runs.atomic import read_json, write_json
+from tfnas.runs.folder import TRAINING_RESULT_FILE
 from tfnas.spaces.dag import DagSpace
 
 SETTINGS_FILE = "compare.json"
@@ -50,7 +51,7 @@ class TrainUnit:
 
     @property
     def done(self) -> bool:
-        return (Path(self.folder) / "result.json").exists()
+        return (Path(self.folder) / TRAINING_RESULT_FILE).exists()
 
 
 def search_folder(out: Path, run: StrategyRun) -> Path:

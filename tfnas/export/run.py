@@ -22,7 +22,8 @@ from tfnas.errors import PathNotFoundError
 from tfnas.export.errors import ExportError, MissingCheckpointError
 from tfnas.runs.atomic import read_json
 from tfnas.runs.checkpoint import assign_arrays
-from tfnas.runs.folder import MODEL_FILE, TRIALS_FILE, WEIGHTS, MissingWeightsError, read_record, read_weights
+from tfnas.runs.folder import (MODEL_FILE, TRAINING_RESULT_FILE, TRIALS_FILE, WEIGHTS, MissingWeightsError, read_record,
+                               read_weights)
 from tfnas.lm.model import LanguageModel
 from tfnas.settings import from_dict
 
@@ -160,7 +161,7 @@ def load_run(run_dir: str | Path, weights: str = "best") -> LoadedRun:
     config = from_dict(TrainConfig, record.config) if record is not None else None
     model = _build_model(run_dir, vocab)
     source = _load_weights(run_dir, model, weights)
-    result_path = run_dir / "result.json"
+    result_path = run_dir / TRAINING_RESULT_FILE
     result = _read_json(result_path) if result_path.exists() else None
     return LoadedRun(run_dir, model, vocab, config, model.genotype, result, source)
 

@@ -71,8 +71,8 @@ from tfnas.data.batching import batchify_split
 from tfnas.genotypes.dag import Genotype
 from tfnas.runs.atomic import write_json
 from tfnas.runs.checkpoint import CorruptCheckpointError, assign_arrays, read_arrays, save_variables
-from tfnas.runs.folder import (BEST_SET_ASIDE, BEST_WEIGHTS, MODEL_FILE, RunFolderError, corpus_fingerprint,
-                               read_weights)
+from tfnas.runs.folder import (BEST_SET_ASIDE, BEST_WEIGHTS, MODEL_FILE, TRAINING_RESULT_FILE, RunFolderError,
+                               corpus_fingerprint, read_weights)
 from tfnas.runs.session import RunSession
 from tfnas.lm.distribute import check_batch, make_strategy, replica_rows, run_replicas, worker_index
 from tfnas.lm.model import LanguageModel
@@ -466,7 +466,7 @@ class Trainer:
                              test_ppl=None if test_loss is None else perplexity(test_loss),
                              best_valid_ppl=perplexity(self.best_val_loss), params=self.params,
                              rollbacks=self.rollbacks, history=self.history, seconds=self.session.spent_s())
-        write_json(self.out_dir / "result.json", asdict(result))
+        write_json(self.out_dir / TRAINING_RESULT_FILE, asdict(result))
         self.session.end({"step": self.step, "valid_ppl": result.valid_ppl, "best_valid_ppl": result.best_valid_ppl,
                           **({"test_ppl": result.test_ppl} if test_loss is not None else {})})
         return result

@@ -58,8 +58,13 @@ WEIGHTS = ("best", "latest")
 RECORD_FILE = "config.json"
 MODEL_FILE = "model.json"
 SEARCH_RESULT_FILE = "search_result.json"
+#: A finished training's numbers (`tfnas.lm.trainer.Trainer`): best validation and test perplexity, steps, seconds.
+TRAINING_RESULT_FILE = "result.json"
 #: The trial records of a black-box search, one JSON line per trial.
 TRIALS_FILE = "trials.jsonl"
+#: Where a black-box search keeps its children's run folders, ``children/<genotype key>`` (the ``short_training``
+#: evaluator's work folder).
+CHILDREN = "children"
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best/weights.npz"
 #: Where the trainer sets an unreadable ``best/weights.npz`` aside (and rebuilds it from the newest checkpoint).

@@ -99,7 +99,7 @@ from tfnas.evaluation.evaluators import (ContinuingEvaluator, Evaluator, RungEva
 from tfnas.evaluation.executors import EXECUTORS, Executor, make_executor
 from tfnas.hparams import ROUND_TRIALS, TrialHParams
 from tfnas.runs.atomic import append_jsonl, write_jsonl
-from tfnas.runs.folder import TRIALS_FILE, corpus_fingerprint
+from tfnas.runs.folder import CHILDREN, TRIALS_FILE, corpus_fingerprint
 from tfnas.runs.session import RunSession
 from tfnas.settings import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, Bound, SettingsError, setting, settings
 from tfnas.spaces.dag import DagSpace
@@ -375,7 +375,7 @@ class BlackBoxSearch(Strategy, abc.ABC):
                 raise SettingsError("evaluator 'weight_sharing' scores DAG genotypes; use --space dag")
             return WeightSharingEvaluator.from_search(c.shared_weights, corpus=corpus, max_batches=c.eval_batches)
         child = dataclasses.replace(c.child, **c.corpus_settings())
-        return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / "children",
+        return ShortTrainingEvaluator(child, corpus=corpus, workdir=self.out_dir / CHILDREN,
                                       logdir=self.out_dir / CHILDREN_LOGDIR)
 
     def make_executor(self) -> Executor:

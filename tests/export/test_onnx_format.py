@@ -137,3 +137,39 @@ def test_exported_time_loop_carries_only_what_changes(runs):
     outer = {init.name for init in proto.graph.initializer}
     assert sum(name in outer for n in body.node if n.op_type == "MatMul" for name in n.input) >= 1
     assert hoist_loop_invariants(proto) == 0
+
+
+@pytest.mark.parametrize("kind", ["darts_v2", "lstm"])
+def test_int32_graph_beside_the_int64_one_gives_the_same_logits_from_the_same_stored_weights(runs, kind):
+    """Issue 27 item 7: the ONNX export takes int32 ids too, through ``model_int32.onnx``; both graphs read one
+    weights file."""
+    folder = runs.exports(kind) / "onnx"
+    int64, int32 = ort_session(folder / "model.onnx"), ort_session(folder / "model_int32.onnx")
+    assert [(i.name, i.type) for i in int32.get_inputs()] == [
+        ("ids", "tensor(int32)")] + [(i.name, i.type) for i in int64.get_inputs()[1:]]
+    assert int64.get_inputs()[0].type == "tensor(int64)"
+    ids = np.random.default_rng(3).integers(0, 31, (2, 7))
+    state = {i.name: np.full((2, 16), 0.25, np.float32) for i in int64.get_inputs()[1:]}
+    names = [o.name for o in int64.get_outputs()]
+    for got, want in zip(int32.run(names, {"ids": ids.astype(np.int32), **state}),
+                         int64.run(names, {"ids": ids.astype(np.int64), **state})):
+        np.testing.assert_array_equal(got, want)
+    assert onnx_parity(runs.loaded(kind).model, folder / "model_int32.onnx").max_abs_diff < 1e-5
+    # The weights are stored once: every large initializer of both graphs lives in model.onnx.data.
+    for name in ("model.onnx", "model_int32.onnx"):
+        proto = onnx.load(str(folder / name), load_external_data=False)
+        external = [t for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+        assert external and all(dict((e.key, e.value) for e in t.external_data)["location"] == "model.onnx.data"
+                                for t in external)
+        assert all(len(t.raw_data) < 1024 for t in proto.graph.initializer)  # onnx's default external threshold
+
+
+def test_retyping_an_input_refuses_one_that_a_computing_node_reads():
+    """Only an input that is cast before use can change its type without changing the graph."""
+    from tfnas.export.onnx_graph import retyped_input
+
+    model = loop_model(carried_weight=False)
+    with pytest.raises(ValueError, match=r"^input 'h0' is read by Loop, not only by Cast"):
+        retyped_input(model, "h0", onnx.TensorProto.DOUBLE)
+    with pytest.raises(ValueError, match=r"^the ONNX graph has no input 'ids'$"):
+        retyped_input(model, "ids", onnx.TensorProto.INT32)

@@ -4,7 +4,7 @@
 
     DIR/keras/model.keras        DIR/keras/vocab.txt      DIR/keras/tfnas.json
     DIR/savedmodel/saved_model.pb, variables/, assets/vocab.txt, assets.extra/tfnas.json
-    DIR/onnx/model.onnx          DIR/onnx/vocab.txt       DIR/onnx/tfnas.json
+    DIR/onnx/model.onnx, model_int32.onnx, model.onnx.data, vocab.txt, tfnas.json
     DIR/tflite/model.tflite      DIR/tflite/vocab.txt     DIR/tflite/tfnas.json
 
 Each format's folder is written under a temporary name beside it
@@ -28,6 +28,9 @@ from tfnas.export.metadata import METADATA_FILE
 FORMATS: tuple[str, ...] = ("keras", "savedmodel", "onnx", "tflite")
 KERAS_FILE = "model.keras"
 ONNX_FILE = "model.onnx"
+#: The ONNX graph with int32 ``ids`` (`ONNX_FILE`'s are int64); both read their weights from `ONNX_DATA_FILE`.
+ONNX_INT32_FILE = "model_int32.onnx"
+ONNX_DATA_FILE = "model.onnx.data"
 TFLITE_FILE = "model.tflite"
 SAVED_MODEL_FILE = "saved_model.pb"
 

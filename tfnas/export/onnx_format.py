@@ -2,15 +2,18 @@
 
 The graph has the inputs ``ids`` (int64 ``[batch, time]``, cast to int32
 inside: int64 is what ONNX's own index inputs, NumPy's default integer and
-``keras.layers.TextVectorization`` use, and an ONNX input has one element
-type, so int32 ids are cast by the caller) and ``hidden_i``
+``keras.layers.TextVectorization`` use) and ``hidden_i``
 (float32 ``[batch, units]``, a row of batch 1 is broadcast; every state of
 every layer, layer after layer, `tfnas.export.metadata.state_input_name`;
 optional: each has a zero row ``[1, units]`` as its initializer, which
 onnxruntime uses when a feed omits it),
 and the outputs ``logits`` (``[batch, time, vocab]``) and ``final_hidden_i``.
-``vocab.txt`` and ``tfnas.json`` are written next to ``model.onnx``; the
-metadata is also stored in the model's ``metadata_props`` under ``tfnas``.
+An ONNX input has one element type, so the same graph with int32 ``ids``
+is written beside it as ``model_int32.onnx``
+(`tfnas.export.onnx_graph.retyped_input`); both read their weights from
+one file, ``model.onnx.data`` (ONNX external data), so the weights are
+stored once. ``vocab.txt`` and ``tfnas.json`` are written next to them; the
+metadata is also stored in each model's ``metadata_props`` under ``tfnas``.
 """
 from __future__ import annotations
 
@@ -25,9 +28,9 @@ import tensorflow as tf
 from tfnas.errors import writing
 from tfnas.export.errors import OnnxConversionError, ParityError
 from tfnas.export.graphs import forward_fn, ids_spec, state_specs, with_int32_ids
-from tfnas.export.layout import ONNX_FILE, metadata_path, staged_folder
+from tfnas.export.layout import ONNX_DATA_FILE, ONNX_FILE, ONNX_INT32_FILE, metadata_path, staged_folder
 from tfnas.export.metadata import IDS_INPUT, VOCAB_FILE, metadata_for
-from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes
+from tfnas.export.onnx_graph import MIN_OPSET, hoist_loop_invariants, nonstandard_nodes, retyped_input
 from tfnas.export.run import LoadedRun, state_shapes
 from tfnas.lm.model import LanguageModel
 from tfnas.progress import Progress
@@ -129,15 +132,16 @@ def convert_to_onnx(model: LanguageModel, opset: int = DEFAULT_OPSET) -> onnx.Mo
 
 def export_onnx(run: LoadedRun, out_dir: str | Path, opset: int = DEFAULT_OPSET, check: bool = True,
                 tolerance: float = DEFAULT_TOLERANCE, progress: Progress | None = None) -> Path:
-    """Writes ``out_dir/model.onnx``, ``vocab.txt`` and ``tfnas.json``; returns the model file.
+    """Writes ``out_dir/model.onnx`` (int64 ids), ``model_int32.onnx`` (int32 ids), their weights
+    ``model.onnx.data``, ``vocab.txt`` and ``tfnas.json``; returns the int64 model's file.
 
     Args:
         run: a `tfnas.export.LoadedRun`.
         out_dir: the export folder (replaced if it holds an earlier export).
         opset: ONNX opset (>= 17).
-        check: run the model in onnxruntime against Keras
-            (`tfnas.export.parity.onnx_parity`) and record the difference in
-            the metadata.
+        check: run both graphs in onnxruntime against Keras
+            (`tfnas.export.parity.onnx_parity`) and record the larger
+            difference in the metadata.
         tolerance: largest accepted ``max |logits_onnx - logits_keras|``.
         progress: a `tfnas.progress.Progress` whose note names each stage
             (conversion, parity check, saving); `export_run` passes its own.
@@ -157,7 +161,8 @@ def export_onnx(run: LoadedRun, out_dir: str | Path, opset: int = DEFAULT_OPSET,
     diff = None
     if check:
         bar.describe("onnx: parity check in onnxruntime")
-        diff = onnx_parity(run.model, proto).max_abs_diff
+        int32_proto = retyped_input(proto, IDS_INPUT, onnx.TensorProto.INT32)
+        diff = max(onnx_parity(run.model, graph).max_abs_diff for graph in (proto, int32_proto))
         if not diff <= tolerance:
             raise ParityError(f"onnxruntime and Keras disagree by {diff:.3g} (max |logits| difference), "
                               f"more than the tolerance {tolerance:g}")
@@ -167,7 +172,11 @@ def export_onnx(run: LoadedRun, out_dir: str | Path, opset: int = DEFAULT_OPSET,
     entry.key, entry.value = "tfnas", metadata.to_json()
     with staged_folder(out_dir) as folder:
         with writing(folder / ONNX_FILE):
-            onnx.save_model(proto, str(folder / ONNX_FILE))
+            # Moves the weights out of ``proto`` into the data file; the int32 copy made after refers to them there.
+            onnx.save_model(proto, str(folder / ONNX_FILE), save_as_external_data=True,
+                            all_tensors_to_one_file=True, location=ONNX_DATA_FILE)
+        with writing(folder / ONNX_INT32_FILE):
+            onnx.save_model(retyped_input(proto, IDS_INPUT, onnx.TensorProto.INT32), str(folder / ONNX_INT32_FILE))
         run.vocab.save(folder / VOCAB_FILE)
         metadata.save(metadata_path("onnx", folder))
     return Path(out_dir) / ONNX_FILE

@@ -1,4 +1,5 @@
-"""Graph-level passes over ONNX models: finding non-standard ops, hoisting loop invariants, a scoring head."""
+"""Graph-level passes over ONNX models: finding non-standard ops, hoisting loop invariants, retyping a cast
+input, a scoring head."""
 from __future__ import annotations
 
 from typing import Iterator
@@ -80,6 +81,36 @@ def hoist_loop_invariants(model: onnx.ModelProto) -> int:
             del loop.output[k]
         removed += len(invariant)
     return removed
+
+
+def retyped_input(model: onnx.ModelProto, name: str, elem_type: int) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph input ``name`` has the element type ``elem_type`` (an ``onnx.TensorProto``
+    type, e.g. ``INT32``).
+
+    Only an input whose every consumer is a ``Cast`` can be retyped: the
+    graph then computes the same values from either type (a ``Cast`` to the
+    type it is given is the identity). tf2onnx gives the ``ids`` input of an
+    export such a ``Cast`` (to int32), so the int64 graph and its int32 copy
+    are the same model. The copy shares ``model``'s initializers as they are
+    stored: once ``model`` has been saved with external data, the copy refers
+    to the same data file.
+
+    Raises:
+        ValueError: ``model`` has no input ``name``, or a node other than a
+            ``Cast`` reads it.
+    """
+    inputs = [value for value in model.graph.input if value.name == name]
+    if not inputs:
+        raise ValueError(f"the ONNX graph has no input {name!r}")
+    readers = [node for node in all_nodes(model.graph) if name in node.input]
+    others = sorted({node.op_type for node in readers if node.op_type != "Cast"})
+    if others:
+        raise ValueError(f"input {name!r} is read by {', '.join(others)}, not only by Cast: retyping it would change "
+                         "the graph")
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    next(value for value in copy.graph.input if value.name == name).type.tensor_type.elem_type = elem_type
+    return copy
 
 
 def log_prob_head(opset: int = MIN_OPSET) -> onnx.ModelProto:

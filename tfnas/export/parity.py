@@ -19,6 +19,8 @@ from tfnas.lm.model import LanguageModel
 
 #: (batch, time) cases checked by default: two lengths, two batch sizes.
 DEFAULT_CASES: tuple[tuple[int, int], ...] = ((1, 5), (3, 17))
+#: NumPy type of an onnxruntime input type (`onnxruntime.NodeArg.type`) an ``ids`` input can have.
+_ONNX_INTEGERS = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 @dataclass
@@ -50,12 +52,14 @@ def onnx_parity(model: LanguageModel, onnx_model: onnx.ModelProto | str | Path,
 
     Args:
         model: the `LanguageModel`.
-        onnx_model: its ONNX export (a ``ModelProto`` or a path).
+        onnx_model: its ONNX export (a ``ModelProto`` or a path), its ``ids``
+            input int64 or int32 (the ids are fed as that type).
         cases: ``(batch, time)`` shapes to run.
         calls: consecutive calls per case, the state carried between them.
         seed: seed of the random ids.
     """
     session = ort_session(onnx_model)
+    ids_dtype = _ONNX_INTEGERS[next(i.type for i in session.get_inputs() if i.name == IDS_INPUT)]
     rng = np.random.default_rng(seed)
     n_states = len(model.initial_state(1))
     outputs = ["logits"] + [state_output_name(i) for i in range(n_states)]
@@ -66,7 +70,8 @@ def onnx_parity(model: LanguageModel, onnx_model: onnx.ModelProto | str | Path,
         for call in range(calls):
             ids = rng.integers(0, model.vocab_size, (batch, time)).astype(np.int32)
             ref = model.forward(ids, keras_states, training=False)
-            got = session.run(outputs, {IDS_INPUT: ids.astype(np.int64), **{state_input_name(i): s for i, s in enumerate(onnx_states)}})
+            got = session.run(outputs, {IDS_INPUT: ids.astype(ids_dtype),
+                                           **{state_input_name(i): s for i, s in enumerate(onnx_states)}})
             keras_states = [np.asarray(s) for s in ref.states]
             onnx_states = got[1:]
             logit_diff = float(np.max(np.abs(got[0] - np.asarray(ref.logits))))

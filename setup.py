@@ -27,7 +27,8 @@ setup(
     author="The tfnas Authors",
     license_expression="Apache-2.0",
     license_files=["LICENSE"],
-    project_urls={"Documentation": "docs/"},
+    # No Project-URL yet: tfnas has no public home (repository or hosted docs), and a Project-URL must be an
+    # absolute URL. The docs are the repository's docs/ (`mkdocs build` or `mkdocs serve`).
     python_requires=">=3.10",
     packages=find_packages(include=["tfnas", "tfnas.*"]) + sorted(DATA_PACKAGES),
     package_dir={f"tfnas.{folder}": folder for folder in DATA_FOLDERS},

@@ -66,7 +66,8 @@ class NaoConfig(BlackBoxConfig, EpdConfig):
     trained 600 epochs (`nao_child`). Not given for PTB, taken from CIFAR-10
     (section 4.1): 600 initial cells, K = 200 seeds, step size 10. From the
     authors' code: the space (11 nodes after a DARTS node 0, the output the
-    mean of nodes 1..11: the published cells and their 27M parameters).
+    mean of nodes 1..11), for the reasons given once in
+    ``docs/strategies/nao.md`` ("The space").
     tfnas choices: the score (min-max normalised log-perplexity),
     ``max_step_tries`` and ``fill_random``.
     """

@@ -329,10 +329,9 @@ class NasabnConfig(DartsConfig):
     """NASABN search settings: the reported experiment (section IV-B, l.175-177; Table I, l.194).
 
     DARTS' search settings (l.177: "the same as DARTS") with a cell of 5
-    learned nodes after node 0: "N = 9 nodes (2 input, 6 intermediate, 1
-    output)" where the first intermediate node is the x/h highway node 0 and
-    the other 5 are averaged into the output (l.175), which gives the 18M
-    parameters of Table I (l.194) at 850 units. The head is fixed to global
+    learned nodes after node 0, tfnas' reading of "N = 9 nodes" (l.175) that
+    gives Table I's 18M parameters (the argument, once:
+    ``docs/strategies/darts-nasabn.md``, "The cell size"). The head is fixed to global
     dot attention ("the definite attention layer that use global dot
     attention", l.175) and only the cell is searched; ``search_attention``
     searches the head too (the framework's eq. 3-4, section III-A, l.87-95).

@@ -50,7 +50,7 @@ class NaoWsConfig(SharedWeightsConfig, EpdConfig):
     The EPD is `EpdConfig`'s (the paper's PTB settings, section 4.3). From
     the authors' ``NAO-WS/rnn/train_search.sh`` and ``train_search.py``: the
     space (11 nodes after a DARTS node 0, the output the mean of nodes
-    1..11), a pool of 1000 cells, 100 seeds, 300 new cells per phase from
+    1..11; why: ``docs/strategies/nao.md``, "The space"), a pool of 1000 cells, 100 seeds, 300 new cells per phase from
     step sizes 1..30, 50 random cells, and 5 pool phases in a search (one
     every 30 of ENAS' 150 epochs of 415 steps here; the code: every 200 of
     its 1000 epochs).

@@ -181,9 +181,12 @@ def test_a_folder_without_results_is_refused_on_one_line(tmp_path, capsys, make,
 
 
 def test_a_damaged_trial_record_is_named_on_one_line(random_search):
-    with open(random_search / "trials.jsonl", "a", encoding="utf-8") as f:
+    path = random_search / "trials.jsonl"
+    line = len(path.read_text(encoding="utf-8").splitlines()) + 1
+    with open(path, "a", encoding="utf-8") as f:
         f.write('{"trial": 5, "ro\n')
-    with pytest.raises(ResultsError, match=r"trials.jsonl is damaged \(.*\): run the same tfnas search again") as err:
+    with pytest.raises(ResultsError, match=rf"trials.jsonl is not valid JSON lines \(line {line}: Unterminated string "
+                                          r".*\): run the same tfnas search again") as err:
         read_results(random_search)
     assert "\n" not in str(err.value)
 

@@ -103,12 +103,6 @@ def _corpus(data: Any, config: Any) -> Any:
     return check_corpus(data)
 
 
-def _callbacks(out: Path, verbose: int, callbacks: Sequence[Any], config: Any, genotype: Any = None) -> list[Any]:
-    from tfnas.callbacks import run_callbacks
-
-    return run_callbacks(out, verbose, config, genotype) + list(callbacks)
-
-
 def search(strategy: str, data: Any, out: str | os.PathLike[str], preset: str | None = None, *, verbose: int = 1,
            callbacks: Sequence[Any] = (), **settings: Any) -> SearchRun:
     """Runs (or resumes) the search ``strategy`` (`tfnas.strategies.registry.strategy_names`) on ``data`` in the
@@ -119,13 +113,14 @@ def search(strategy: str, data: Any, out: str | os.PathLike[str], preset: str | 
         found = tfnas.search("darts", "ptb", "runs/darts", preset="quick_darts", verbose=0)
         found.genotype, found.valid_ppl
     """
+    from tfnas.callbacks import run_callbacks
     from tfnas.strategies.registry import get_strategy
 
     spec = get_strategy(strategy)
     config = spec.make_config(_overrides(data, settings), preset)
     corpus = _corpus(data, config)
     out = Path(out)
-    result = spec.strategy_class(config).search(corpus, out, _callbacks(out, verbose, callbacks, config))
+    result = spec.strategy_class(config).search(corpus, out, [*run_callbacks(out, verbose, config), *callbacks])
     return SearchRun(genotype=result.genotype, valid_ppl=result.metrics.get("valid_ppl"), metrics=result.metrics,
                      history=result.history, seconds=result.seconds, out=out, genotype_path=out / "genotype.json")
 
@@ -152,7 +147,7 @@ def train(genotype: GenotypeLike, data: Any, out: str | os.PathLike[str], preset
                           callbacks=[keras.callbacks.EarlyStopping(patience=2)])
         run.test_ppl
     """
-    from tfnas.hparams import TrainHParams
+    from tfnas.hparams import train_callbacks
     from tfnas.lm.distribute import make_strategy
     from tfnas.lm.trainer import Trainer
     from tfnas.presets import train_config
@@ -163,7 +158,7 @@ def train(genotype: GenotypeLike, data: Any, out: str | os.PathLike[str], preset
     corpus = _corpus(data, config)
     out = Path(out)
     trainer = Trainer(config, cell, out, corpus=corpus,
-                      callbacks=[*_callbacks(out, verbose, callbacks, config, cell), TrainHParams(out, config, cell)])
+                      callbacks=[*train_callbacks(out, verbose, config, cell), *callbacks])
     r = trainer.fit(evaluate_test=evaluate_test)
     return TrainRun(genotype=cell, valid_ppl=r.valid_ppl, best_valid_ppl=r.best_valid_ppl, test_ppl=r.test_ppl,
                     steps=r.steps, epochs_done=r.epochs_done, params=r.params, stopped=trainer.stopped,

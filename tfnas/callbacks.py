@@ -244,18 +244,6 @@ def _array_image(key: str, value: np.ndarray | LabelledMatrix, logs: Mapping[str
     return None
 
 
-def settings_rows(settings: Mapping[str, Any], prefix: str = "") -> list[list[str]]:
-    """``[name, value]`` per setting of the dict of a settings dataclass (`tfnas.settings.to_dict`); a nested
-    section's as dotted names (``model.nhid``), each value as JSON."""
-    rows = []
-    for name, value in settings.items():
-        if isinstance(value, dict):
-            rows += settings_rows(value, f"{prefix}{name}.")
-        else:
-            rows.append([prefix + name, json.dumps(value)])
-    return rows
-
-
 #: The run (a subfolder of the logger's folder) of each event kind's summaries, as Keras' TensorBoard callback
 #: writes ``train`` and ``validation``; the other kinds' go to the folder itself.
 KIND_RUNS = {"train": "train", "eval": "validation", "epoch": "validation"}
@@ -314,10 +302,11 @@ class TensorBoardLogger(Callback):
         if genotype is not None:
             start[CELL_KEY] = genotype if isinstance(genotype, dict) else genotype.to_dict()
         if settings is not None:
-            from tfnas.settings import to_dict
+            from tfnas.settings import flat_settings
 
+            rows = [[name, json.dumps(value)] for name, value in flat_settings(settings).items()]
             with self._writing(), self._writer("").as_default(step=0):
-                tf.summary.text("settings", tf.constant(settings_rows(to_dict(settings))))
+                tf.summary.text("settings", tf.constant(rows))
         self.on_event("run", start)
 
     def _writing(self) -> ContextManager[None]:

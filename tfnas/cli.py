@@ -225,11 +225,11 @@ def _callbacks(out: Path, quiet: bool = False, settings: Any = None, genotype: A
 
 def _train(genotype: Any, config: Any, out: Path, quiet: bool, evaluate_test: bool = True, corpus: Any = None
            ) -> int:
-    from tfnas.hparams import TrainHParams
+    from tfnas.hparams import train_callbacks
     from tfnas.lm.trainer import Trainer
 
-    callbacks = [*_callbacks(out, quiet, config, genotype), TrainHParams(out, config, genotype)]
-    trainer = Trainer(config, genotype, out, corpus=corpus, callbacks=callbacks)
+    trainer = Trainer(config, genotype, out, corpus=corpus,
+                      callbacks=train_callbacks(out, 0 if quiet else 1, config, genotype))
     result = trainer.fit(evaluate_test=evaluate_test)
     test = f" | test ppl {result.test_ppl:.2f}" if result.test_ppl is not None else ""
     print(f"done: {result.steps} steps | valid ppl {result.valid_ppl:.2f} | "

@@ -31,7 +31,6 @@ A genotype's choices (`genotype_hparams`): a DAG cell has
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from contextlib import contextmanager
@@ -44,7 +43,7 @@ from tensorboard.plugins.hparams import api as hp
 from tfnas.callbacks import Callback, float32_scalar
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.genotypes.tree import TreeGenotype
-from tfnas.runs.atomic import read_json
+from tfnas.runs.atomic import read_json, read_jsonl
 from tfnas.runs.folder import SEARCH_RESULT_FILE, TRIALS_FILE
 from tfnas.spaces.base import SearchSpace
 
@@ -101,16 +100,12 @@ def space_hparams(space: SearchSpace) -> list[hp.HParam]:
     return [hp.HParam(name, hp.Discrete(values)) for name, values in domains.items()]
 
 
-def config_hparams(config: Any, prefix: str = "") -> dict[str, Value]:
-    """The scalar settings of a settings dataclass; those of a nested one as dotted names (``model.nhid``)."""
-    values: dict[str, Value] = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if dataclasses.is_dataclass(value):
-            values.update(config_hparams(value, f"{prefix}{f.name}."))
-        elif isinstance(value, (bool, int, float, str)):
-            values[prefix + f.name] = value
-    return values
+def config_hparams(config: Any) -> dict[str, Value]:
+    """The scalar settings of a settings dataclass (`tfnas.settings.flat_settings`: a nested section's, or a
+    mapping's, as dotted names such as ``model.nhid``)."""
+    from tfnas.settings import flat_settings
+
+    return {name: value for name, value in flat_settings(config).items() if isinstance(value, (bool, int, float, str))}
 
 
 @contextmanager
@@ -196,6 +191,14 @@ class TrainHParams(Callback):
                         {k: v for k, v in logs.items() if k != "step"}, int(logs["step"]))
 
 
+def train_callbacks(out: str | Path, verbose: int, config: Any, genotype: AnyGenotype | None) -> list[Callback]:
+    """The callbacks of a training, as ``tfnas train`` and `tfnas.train` give them: a search's
+    (`tfnas.callbacks.run_callbacks`: progress lines unless ``verbose`` is 0, TensorBoard) and `TrainHParams`."""
+    from tfnas.callbacks import run_callbacks
+
+    return [*run_callbacks(Path(out), verbose, config, genotype), TrainHParams(out, config, genotype)]
+
+
 class TrialHParams(Callback):
     """A black-box search's experiment: a session per trial, its genotype's choices and its `VALID_PPL`.
 
@@ -218,8 +221,7 @@ class TrialHParams(Callback):
             return
         if self.logdir is None:
             self.logdir = start_experiment(self.out_dir, space_hparams(self.space), [VALID_PPL])
-            lines = (self.out_dir / TRIALS_FILE).read_text(encoding="utf-8").splitlines()
-            trials = [json.loads(line) for line in lines if line.strip()]
+            trials = read_jsonl(self.out_dir / TRIALS_FILE)
         else:
             trials = logs.get(ROUND_TRIALS, [])
         for trial in trials:

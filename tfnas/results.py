@@ -29,7 +29,6 @@ Pure Python: no TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from tfnas.compare.report import build_report, short_genotype
 from tfnas.compare.units import SETTINGS_FILE, TRAINING
 from tfnas.errors import PathNotFoundError, TfnasError
 from tfnas.genotypes.files import FOLDER_GENOTYPE
-from tfnas.runs.atomic import read_json
+from tfnas.runs.atomic import JsonFileError, read_json, read_jsonl
 from tfnas.runs.folder import (CHILDREN, MODEL_FILE, SEARCH_RESULT_FILE, TRAINING_RESULT_FILE, TRIALS_FILE, RunRecord,
                                read_record)
 
@@ -226,12 +225,11 @@ def _finished_search(folder: Path) -> dict[str, Any] | None:
 def _trials(folder: Path) -> list[dict[str, Any]]:
     """The trial records of ``trials.jsonl``; a line that is not JSON is a one-line `ResultsError` naming it."""
     path = folder / TRIALS_FILE
-    lines = path.read_text(encoding="utf-8").splitlines()
     try:
-        return [json.loads(line) for line in lines if line.strip()]
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{path} is damaged ({err}): run the same tfnas search again, which rewrites it from "
-                           "its newest checkpoint") from None
+        return read_jsonl(path)
+    except JsonFileError as err:
+        raise ResultsError(f"{err}: run the same tfnas search again, which rewrites it from its newest "
+                           "checkpoint") from None
 
 
 def _black_box(folder: Path, record: RunRecord) -> RunResults:

@@ -27,7 +27,7 @@ import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from tfnas.errors import TfnasError, shown
 
@@ -235,6 +235,20 @@ def nested_class(cls: type, name: str) -> type | None:
 def to_dict(config: Any) -> dict[str, Any]:
     """The settings as plain JSON-compatible data (tuples become lists)."""
     return _plain(dataclasses.asdict(config))
+
+
+def flat_settings(config: Any) -> dict[str, Any]:
+    """Every setting of a settings dataclass (`to_dict`), those of a nested section or mapping as dotted names
+    (``model.nhid``), in declaration order."""
+
+    def flatten(data: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
+        for name, value in data.items():
+            if isinstance(value, dict):
+                yield from flatten(value, f"{prefix}{name}.")
+            else:
+                yield prefix + name, value
+
+    return dict(flatten(to_dict(config), ""))
 
 
 def _plain(value: Any) -> Any:

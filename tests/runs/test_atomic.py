@@ -8,7 +8,7 @@ import pytest
 
 from tfnas.errors import PathAccessError
 from tfnas.runs import atomic
-from tfnas.runs.atomic import append_jsonl, read_json, write_json, write_jsonl, write_text
+from tfnas.runs.atomic import append_jsonl, read_json, read_jsonl, write_json, write_jsonl, write_text
 
 
 def _fail_on_replace(monkeypatch):
@@ -53,6 +53,16 @@ def test_jsonl_rewrite_and_append(tmp_path):
     assert json.loads(lines[2])["ppl"] == float("inf")
     write_jsonl(path, [{"trial": 0}])
     assert path.read_text(encoding="utf-8") == '{"trial": 0}\n'
+
+
+def test_read_jsonl_skips_blank_lines_and_names_the_line_that_is_not_json(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    path.write_text('{"trial": 0}\n\n{"trial": 1, "ppl": Infinity}\n{"trial": 2, "pp\n', encoding="utf-8")
+    with pytest.raises(ValueError) as info:
+        read_jsonl(path)
+    assert str(info.value).startswith(f"{path} is not valid JSON lines (line 4: Unterminated string")
+    path.write_text('{"trial": 0}\n\n{"trial": 1, "ppl": Infinity}\n', encoding="utf-8")
+    assert read_jsonl(path) == [{"trial": 0}, {"trial": 1, "ppl": float("inf")}]  # what Python's json reads
 
 
 def test_read_json_names_a_file_that_is_not_json(tmp_path):

@@ -90,3 +90,20 @@ def read_json(path: str | Path) -> Any:
         raise JsonFileError(f"{path} is not valid JSON: {err}") from None
     except RecursionError:
         raise JsonFileError(f"{path} is not valid JSON: nested too deeply") from None
+
+
+def read_jsonl(path: str | Path) -> list[Any]:
+    """The records of a JSON-lines file (blank lines skipped); a line that is not JSON raises a one-line
+    `JsonFileError` naming the file and the line."""
+    path = Path(path)
+    records = []
+    try:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                records.append(json.loads(line))
+    except (json.JSONDecodeError, RecursionError) as err:
+        reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+        raise JsonFileError(f"{path} is not valid JSON lines (line {number}: {reason})") from None
+    except UnicodeDecodeError as err:
+        raise JsonFileError(f"{path} is not valid JSON lines: {err}") from None
+    return records

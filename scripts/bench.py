@@ -568,7 +568,8 @@ def machine_info() -> dict:
     import tensorflow as tf
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "machine": platform.machine(),
-            "processor": platform.processor(), "cpus": os.cpu_count(), "node": platform.node()}
+            "processor": platform.processor(), "cpus": os.cpu_count(), "node": platform.node(),
+            "cpus_allowed": len(os.sched_getaffinity(0))}  # what the run could use (taskset)
 
 
 def report(results: dict[str, dict]) -> list[str]:
@@ -633,7 +634,9 @@ def markdown_table(path: Path) -> str:
     header, rows, targets = lines[0], lines[1:], [line for line in lines if line.startswith(notes)]
     rows = [r.split() for r in rows if not r.startswith(notes)]
     m = data["machine"]
-    out = [f"Run `{path.name}` (TensorFlow {m['tensorflow']}, {m['cpus']} CPUs, {m['machine']}; "
+    allowed = m.get("cpus_allowed", m["cpus"])  # runs before 2026-12-08 did not record it
+    cpus = f"{m['cpus']} CPUs" if allowed == m["cpus"] else f"{allowed} of {m['cpus']} CPUs"
+    out = [f"Run `{path.name}` (TensorFlow {m['tensorflow']}, {cpus}, {m['machine']}; "
            f"settings {json.dumps(data['settings'])}):", "",
            "| case | s/step | tokens/s | GFLOP/s | peak RSS GB | x same-run baseline |", "|---|---|---|---|---|---|"]
     out += [f"| {' | '.join(r)} |" for r in rows]

@@ -2,6 +2,7 @@
 ``--table`` prints the latest run of the cases asked for."""
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,14 @@ def test_report_judges_the_layer_group_against_its_lstm_and_the_trainers_step(be
     assert "target fused_layer_850 <= 1.7x lstm_layer_850: 1.65x -> met" in lines
     assert "target fused_layer_850_xla <= 1.7x lstm_layer_850_xla: 1.80x -> NOT met" in lines   # XLA's own LSTM
     assert "ratio fused_layer_128 / genotype_layer_128 (the Trainer's step): 0.80x" in lines
+
+
+@pytest.mark.parametrize("machine, says", [({"cpus": 2, "cpus_allowed": 1}, "1 of 2 CPUs"),
+                                           ({"cpus": 2, "cpus_allowed": 2}, "2 CPUs"),
+                                           ({"cpus": 2}, "2 CPUs")])   # a run from before cpus_allowed
+def test_the_table_says_how_many_cpus_the_run_could_use(bench, tmp_path, machine, says):
+    path = tmp_path / "bench-full-20260101T000000Z.json"
+    path.write_text(json.dumps({"results": {}, "settings": {}, "machine": {"tensorflow": "2.21.0",
+                                                                          "machine": "x86_64", **machine}}))
+    assert bench.markdown_table(path).startswith(f"Run `{path.name}` (TensorFlow 2.21.0, {says}, x86_64; ")
+    assert bench.machine_info()["cpus_allowed"] == len(os.sched_getaffinity(0))

@@ -13,10 +13,10 @@ if __name__ == "__main__":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpus)
 
-    from tfnas import cli
+    from tfnas import cli, hparams
     from support import Kill
 
-    if kill_at:
-        make_callbacks = cli._callbacks
-        cli._callbacks = lambda *args, **kwargs: make_callbacks(*args, **kwargs) + [Kill("train", step=kill_at)]
+    if kill_at:  # tfnas train takes its callbacks from hparams.train_callbacks when it runs
+        make_callbacks = hparams.train_callbacks
+        hparams.train_callbacks = lambda *args, **kwargs: make_callbacks(*args, **kwargs) + [Kill("train", step=kill_at)]
     sys.exit(cli.main(["train", *args]))

@@ -426,3 +426,6 @@ def test_every_strategy_is_tested_against_the_random_cells(comparison):
         assert entry["permutation_test"]["p_value"] == pytest.approx(
             _exact_one_sided_p([means[entry["strategy"]]], reference))
     assert "| darts | 1/1 |" in markdown_table(report)
+    # One search against 2 random cells: 3 splits, so no p below 1/3; 2 strategies: Bonferroni's 0.05 / 2.
+    assert ("Each p is one strategy's, not corrected for the 2 tested (a Bonferroni level: 0.025); the smallest p "
+            "this design allows is 0.333 (1 of 3 splits: 1 search against 2 random cells).") in markdown_table(report)

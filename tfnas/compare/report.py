@@ -24,6 +24,8 @@ from tfnas.runs.folder import SEARCH_RESULT_FILE, TRAINING_RESULT_FILE
 
 REPORT_JSON = "comparison.json"
 REPORT_TABLE = "comparison.md"
+#: The level the report's notes speak of (a strategy "beats" the random cells below it).
+SIGNIFICANCE = 0.05
 
 
 def _spread(values: Sequence[float]) -> dict[str, float | int | None]:
@@ -199,6 +201,14 @@ def strategy_table(report: dict[str, Any]) -> str:
         p = "-" if test["p_value"] is None else f"{test['p_value']:.3f}" + ("" if test["p_exact"] else " (sampled)")
         lines.append(f"| {entry['strategy']} | {entry['n']}/{len(entry['searches'])} | {_number(entry['seconds'], 0)} | "
                      f"{_number(entry['mean'])} | {_number(diff['difference'])}{interval} | {p} |")
+    tested = [entry["permutation_test"] for entry in report["strategies"] if entry["permutation_test"]["p_value"]
+              is not None]
+    if tested:
+        floor = min(tested, key=lambda test: test["min_p_value"])
+        lines += ["", f"Each p is one strategy's, not corrected for the {len(tested)} tested (a Bonferroni level: "
+                      f"{SIGNIFICANCE / len(tested):.4g}); the smallest p this design allows is "
+                      f"{floor['min_p_value']:.3g} (1 of {floor['splits']} splits: {floor['n']} "
+                      f"search{'es' if floor['n'] > 1 else ''} against {floor['n_reference']} random cells)."]
     return "\n".join(lines)
 
 

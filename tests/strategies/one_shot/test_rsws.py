@@ -225,6 +225,38 @@ def test_under_a_budget_the_training_stops_so_that_the_selection_ends_within_it(
     assert result.seconds == probe + steps + cost <= 12.0 + 1.0
 
 
+class Messages(Callback):
+    def __init__(self):
+        self.lines = []
+
+    def on_event(self, kind, logs):
+        if kind == "message":
+            self.lines.append(logs["text"])
+
+
+@pytest.mark.parametrize("share", [0.4, 0.6])
+def test_a_selection_that_takes_more_than_half_the_budget_is_warned_about(corpus, tmp_path, monkeypatch, share):
+    """On the test clock the selection costs exactly ``WINDOW_S`` per window; a budget it takes more than half of
+    gets one warning line naming the cost and the steps trained, a budget it takes less of none."""
+    import tfnas.runs.session as session_module
+    clock = [0.0]
+    monkeypatch.setattr(session_module, "monotonic", lambda: clock[0])
+    probe = ClockedSelection(tiny_config())
+    probe.score_data = batchify(corpus.valid, probe.config.score_batch_size)
+    cost = WINDOW_S * probe.selection_windows()
+    search = ClockedSelection(tiny_config(max_steps=None, epochs=100, budget_s=cost / share))
+    search.clock, messages = clock, Messages()
+    result = search.search(corpus, tmp_path / "run", [TrainTick(clock), messages])
+    warnings = [line for line in messages.lines if line.startswith("warning: the selection")]
+    if share < 0.5:
+        assert warnings == []
+    else:
+        assert warnings == [f"warning: the selection takes about {cost:.0f} s ({probe.selection_windows()} validation "
+                            f"windows), more than half of budget_s={cost / share:g}, so the shared weights trained "
+                            f"{result.metrics['steps']} steps; lower round_size, score_batches or rescore_top to "
+                            "leave them more"]
+
+
 def test_the_selection_keeps_the_best_cell_by_the_shared_weights_on_the_validation_split(full, corpus):
     """Recomputed independently: the folder's model and weights (`WeightSharingEvaluator`), the validation split at
     the score batch with states carried across windows; the 2 best of each round by their score on 2 windows are

@@ -249,6 +249,8 @@ class RswsSearch(SharedWeightsSearch):
             saved = read_json(path)
             if saved.get("step") == self.step and saved.get("settings") == record["settings"]:
                 record = saved
+        if not record["rounds"]:
+            self._warn_if_the_selection_takes_the_budget()
         for r in range(len(record["rounds"]), c.select_rounds):
             cells = self.round_cells(r)
             losses = [self.selection_loss(g, c.score_batches) for g in cells]
@@ -263,6 +265,17 @@ class RswsSearch(SharedWeightsSearch):
             self.session.stop_if_pending(f"at step {self.step} after selection round {r + 1}", self._save)
         self.selection = record
         return record
+
+    def _warn_if_the_selection_takes_the_budget(self) -> None:
+        """One warning line when, under ``budget_s``, the selection's measured cost (`selection_cost_s`) is more
+        than half the budget: the shared weights then had less than half of it (settings sized for a smaller
+        corpus; on WikiText-2, budget_ptb's selection left them 0 and 66 steps of a 300-s budget)."""
+        budget = self.config.budget_s
+        if budget is not None and self.selection_cost_s() > budget / 2:
+            self._message(f"warning: the selection takes about {self.selection_cost_s():.0f} s "
+                          f"({self.selection_windows()} validation windows), more than half of budget_s={budget:g}, "
+                          f"so the shared weights trained {self.step} steps; lower round_size, score_batches or "
+                          "rescore_top to leave them more")
 
     def _final_losses(self, round_record: dict[str, Any]) -> list[tuple[int, float]]:
         """``(index, loss)`` of a round's cells by their last score: the rescored ones, or all."""

@@ -31,7 +31,6 @@ A genotype's choices (`genotype_hparams`): a DAG cell has
 """
 from __future__ import annotations
 
-import json
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,11 +39,12 @@ from typing import Any, Iterator, Mapping, Sequence
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from tfnas.callbacks import Callback, float32_scalar
+from tfnas.callbacks import Callback, float32_scalar, run_callbacks
 from tfnas.genotypes.files import AnyGenotype, genotype_from_dict
 from tfnas.genotypes.tree import TreeGenotype
 from tfnas.runs.atomic import read_json, read_jsonl
 from tfnas.runs.folder import SEARCH_RESULT_FILE, TRIALS_FILE
+from tfnas.settings import flat_settings
 from tfnas.spaces.base import SearchSpace
 
 #: The HParams folder of a search, under its run folder.
@@ -103,8 +103,6 @@ def space_hparams(space: SearchSpace) -> list[hp.HParam]:
 def config_hparams(config: Any) -> dict[str, Value]:
     """The scalar settings of a settings dataclass (`tfnas.settings.flat_settings`: a nested section's, or a
     mapping's, as dotted names such as ``model.nhid``)."""
-    from tfnas.settings import flat_settings
-
     return {name: value for name, value in flat_settings(config).items() if isinstance(value, (bool, int, float, str))}
 
 
@@ -194,8 +192,6 @@ class TrainHParams(Callback):
 def train_callbacks(out: str | Path, verbose: int, config: Any, genotype: AnyGenotype | None) -> list[Callback]:
     """The callbacks of a training, as ``tfnas train`` and `tfnas.train` give them: a search's
     (`tfnas.callbacks.run_callbacks`: progress lines unless ``verbose`` is 0, TensorBoard) and `TrainHParams`."""
-    from tfnas.callbacks import run_callbacks
-
     return [*run_callbacks(Path(out), verbose, config, genotype), TrainHParams(out, config, genotype)]
 
 

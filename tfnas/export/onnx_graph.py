@@ -99,8 +99,7 @@ def retyped_input(model: onnx.ModelProto, name: str, elem_type: int) -> onnx.Mod
         ValueError: ``model`` has no input ``name``, or a node other than a
             ``Cast`` reads it.
     """
-    inputs = [value for value in model.graph.input if value.name == name]
-    if not inputs:
+    if not any(value.name == name for value in model.graph.input):
         raise ValueError(f"the ONNX graph has no input {name!r}")
     readers = [node for node in all_nodes(model.graph) if name in node.input]
     others = sorted({node.op_type for node in readers if node.op_type != "Cast"})

@@ -271,8 +271,9 @@ class RswsSearch(SharedWeightsSearch):
         than half the budget: the shared weights then had less than half of it (settings sized for a smaller
         corpus; on WikiText-2, budget_ptb's selection left them 0 and 66 steps of a 300-s budget)."""
         budget = self.config.budget_s
-        if budget is not None and self.selection_cost_s() > budget / 2:
-            self._message(f"warning: the selection takes about {self.selection_cost_s():.0f} s "
+        cost = None if budget is None else self.selection_cost_s()
+        if cost is not None and cost > budget / 2:
+            self._message(f"warning: the selection takes about {cost:.0f} s "
                           f"({self.selection_windows()} validation windows), more than half of budget_s={budget:g}, "
                           f"so the shared weights trained {self.step} steps; lower round_size, score_batches or "
                           "rescore_top to leave them more")
